@@ -1,0 +1,88 @@
+"""What an agent is given and what it returns.
+
+An agent sees a ``View``: the public scenario, its own organisation's private preferences
+(with a compiled utility function over the shared outcome space), the protocol state and
+the public history.  It never receives the ``Scenario`` itself, so another organisation's
+weights, scores, reservation value and red lines are out of its reach by construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, overload, runtime_checkable
+
+from negotiation.model import Action, ActionKind, Offer, Preferences, PublicScenario
+from negotiation.utility import OutcomeSpace, UtilityFunction
+from protocols.base import ProtocolState
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One public move: who did what, in which round."""
+
+    round: int
+    party: str
+    action: Action
+
+
+class History(Sequence[Move]):
+    """A read-only window on the moves so far (shared, never copied, per turn)."""
+
+    __slots__ = ("_moves",)
+
+    def __init__(self, moves: list[Move]) -> None:
+        self._moves = moves
+
+    @overload
+    def __getitem__(self, index: int) -> Move: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Move]: ...
+    def __getitem__(self, index: int | slice) -> Move | Sequence[Move]:
+        return self._moves[index]
+
+    def __len__(self) -> int:
+        return len(self._moves)
+
+    def __iter__(self) -> Iterator[Move]:
+        return iter(self._moves)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """Everything one party may know when it is its turn."""
+
+    party: str
+    scenario: PublicScenario
+    preferences: Preferences
+    space: OutcomeSpace
+    utility: UtilityFunction
+    state: ProtocolState
+    history: History
+    legal: frozenset[ActionKind]
+    feedback: str | None = None
+
+    @property
+    def time(self) -> float:
+        """Relative time ``t ∈ [0, 1]``: the share of the deadline already used."""
+        return self.state.step / self.state.total_steps
+
+    @property
+    def standing_offer(self) -> Offer | None:
+        return self.state.standing_offer
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A negotiator for one organisation."""
+
+    async def act(self, view: View) -> Action:
+        """Choose this turn's action from ``view.legal``."""
+        ...
+
+
+def derive_seed(seed: int, party: str) -> int:
+    """A per-party seed that does not depend on Python's randomised ``hash``."""
+    digest = hashlib.sha256(f"{seed}:{party}".encode()).digest()
+    return int.from_bytes(digest[:8], "big")

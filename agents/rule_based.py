@@ -1,0 +1,221 @@
+"""Classic rule-based negotiators, deterministic given the seed.
+
+All of them bid from the agent's own view of the outcome space: outcomes sorted by the
+agent's utility, restricted to those that keep its own red lines and beat its reservation
+value.  When several outcomes meet a target utility, the one sharing most issue values
+with the standing offer is chosen (a cheap similarity heuristic that needs no opponent
+model), so that concessions move towards the other side rather than sideways.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from agents.base import View
+from negotiation.model import Accept, Action, Offer, Propose, WalkAway
+from negotiation.terms import describe_change
+from negotiation.utility import FloatArray, IndexArray, red_line_mask
+
+#: How far above the target an outcome may lie and still count as meeting it.
+TARGET_WINDOW = 0.02
+#: At most this many candidate outcomes are compared with the standing offer.
+MAX_CANDIDATES = 64
+
+NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
+
+
+class Bidder:
+    """One agent's ranked outcomes: the search structure behind every rule-based strategy."""
+
+    def __init__(self, view: View) -> None:
+        space = view.space
+        utility = view.utility.vector
+        keeps = red_line_mask(space, view.preferences.red_lines)
+        acceptable = keeps & (utility >= view.preferences.reservation_value)
+        outcomes = np.flatnonzero(acceptable)
+        order = np.argsort(utility[outcomes], kind="stable")
+        self.space = space
+        self.keeps = keeps
+        self.reservation_value = view.preferences.reservation_value
+        self.ascending: IndexArray = outcomes[order]
+        self.ascending_utility: FloatArray = utility[self.ascending]
+        self.utility = utility
+        self._offers: dict[int, Offer] = {}
+
+    @property
+    def viable(self) -> bool:
+        return len(self.ascending) > 0
+
+    @property
+    def best_utility(self) -> float:
+        return float(self.ascending_utility[-1])
+
+    @property
+    def worst_utility(self) -> float:
+        return float(self.ascending_utility[0])
+
+    def offer(self, outcome: int) -> Offer:
+        cached = self._offers.get(outcome)
+        if cached is None:
+            cached = self._offers[outcome] = self.space.offer(outcome)
+        return cached
+
+    def value(self, offer: Offer) -> float:
+        """Own utility of an offer; -1 if it breaks one of our red lines."""
+        outcome = self.space.index_of(offer.terms)
+        return float(self.utility[outcome]) if self.keeps[outcome] else -1.0
+
+    def outcome_for(self, target: float, reference: Offer | None) -> int:
+        """The acceptable outcome closest above ``target``, nearest to ``reference``."""
+        start = int(np.searchsorted(self.ascending_utility, target - 1e-12))
+        if start >= len(self.ascending):
+            return int(self.ascending[-1])
+        stop = int(np.searchsorted(self.ascending_utility,
+                                   self.ascending_utility[start] + TARGET_WINDOW, side="right"))
+        candidates = self.ascending[start:min(stop, start + MAX_CANDIDATES)]
+        if reference is None or len(candidates) == 1:
+            return int(candidates[0])
+        ref = self.space.indices[self.space.index_of(reference.terms)]
+        matches = (self.space.indices[candidates] == ref).sum(axis=1)
+        return int(candidates[int(np.argmax(matches))])
+
+
+class RuleBasedAgent:
+    """Shared turn logic: prepare the bidder once, walk away if no deal can help us."""
+
+    label = "rule-based"
+
+    def __init__(self) -> None:
+        self._bidder: Bidder | None = None
+        self._last_offer: Offer | None = None
+
+    async def act(self, view: View) -> Action:
+        if self._bidder is None:
+            self._bidder = Bidder(view)
+        if not self._bidder.viable:
+            return WalkAway(rationale=NO_DEAL)
+        return self.decide(view, self._bidder)
+
+    def decide(self, view: View, bidder: Bidder) -> Action:
+        raise NotImplementedError
+
+    def propose(self, view: View, outcome: int, bidder: Bidder) -> Propose:
+        offer = bidder.offer(outcome)
+        change = describe_change(view.scenario.issues,
+                                 None if self._last_offer is None else self._last_offer.terms,
+                                 offer.terms)
+        self._last_offer = offer
+        return Propose(offer=offer, rationale=f"{self.label}: {change}.")
+
+
+@dataclass(frozen=True)
+class TimeDependentCurve:
+    """Faratin, Sierra & Jennings (1998), polynomial time-dependent tactic.
+
+    α(t) = κ + (1 − κ) · t^(1/β),   target(t) = u_max − α(t) · (u_max − u_min)
+
+    with t the share of the deadline used, κ = 0, u_min the reservation value (or the least
+    acceptable outcome).  β < 1 is Boulware (concede late), β = 1 linear, β > 1 Conceder.
+    """
+
+    beta: float
+
+    def target(self, t: float, best: float, worst: float) -> float:
+        alpha = min(max(t, 0.0), 1.0) ** (1.0 / self.beta)
+        return best - alpha * (best - worst)
+
+
+class TimeDependent(RuleBasedAgent):
+    """Concede along a fixed time curve; accept what beats our next offer (AC_next)."""
+
+    def __init__(self, beta: float = 1.0) -> None:
+        super().__init__()
+        if beta <= 0:
+            raise ValueError("beta must be positive (β < 1 Boulware, β > 1 Conceder)")
+        self.curve = TimeDependentCurve(beta)
+        kind = "Boulware" if beta < 1 else "Conceder" if beta > 1 else "linear"
+        self.label = f"{kind} concession (β={beta:g})"
+
+    def decide(self, view: View, bidder: Bidder) -> Action:
+        target = self.curve.target(view.time, bidder.best_utility, bidder.worst_utility)
+        outcome = bidder.outcome_for(target, view.standing_offer)
+        standing = view.standing_offer
+        if (standing is not None and "accept" in view.legal
+                and bidder.value(standing) >= max(float(bidder.utility[outcome]),
+                                                  bidder.reservation_value)):
+            return Accept(rationale="The standing offer is at least as good for us as the offer "
+                                    "we would make next (AC_next).")
+        return self.propose(view, outcome, bidder)
+
+
+class TitForTat(RuleBasedAgent):
+    """Relative tit-for-tat in utility space (Faratin, Sierra & Jennings 1998, §4.3).
+
+    Reciprocate the other side's last concession in proportion:
+    target_{n+1} = target_n · u(o_{n−1}) / u(o_n), where o_n is the latest offer we received
+    and u our own utility; clamped to [u_min, u_max].  An offer worth at least our target
+    is accepted.
+    """
+
+    label = "tit-for-tat"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._target: float | None = None
+        self._received: list[float] = []
+
+    def decide(self, view: View, bidder: Bidder) -> Action:
+        if self._target is None:
+            self._target = bidder.best_utility
+        standing = view.standing_offer
+        if standing is not None and view.state.standing_proposer != view.party:
+            value = bidder.value(standing)
+            if value >= self._target and "accept" in view.legal:
+                return Accept(rationale="The standing offer meets what we asked for in return "
+                                        "for the concessions made so far.")
+            self._received.append(max(value, 1e-9))
+            if len(self._received) >= 2:
+                ratio = self._received[-2] / self._received[-1]
+                self._target = min(max(self._target * ratio, bidder.worst_utility),
+                                   bidder.best_utility)
+        return self.propose(view, bidder.outcome_for(self._target, standing), bidder)
+
+
+class Hardliner(RuleBasedAgent):
+    """Always demand our best outcome; accept only an offer worth as much."""
+
+    label = "hardliner"
+
+    def decide(self, view: View, bidder: Bidder) -> Action:
+        standing = view.standing_offer
+        if (standing is not None and "accept" in view.legal
+                and bidder.value(standing) >= bidder.best_utility - 1e-12):
+            return Accept(rationale="The standing offer gives us everything we asked for.")
+        best = int(bidder.ascending[-1])
+        return self.propose(view, best, bidder)
+
+
+class RandomAgent(RuleBasedAgent):
+    """A seeded random baseline: random acceptable offers; accepts acceptable offers
+    with probability ``p_accept``."""
+
+    label = "random"
+
+    def __init__(self, seed: int = 0, p_accept: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p_accept <= 1.0:
+            raise ValueError("p_accept must lie in [0, 1]")
+        self.rng = random.Random(seed)
+        self.p_accept = p_accept
+
+    def decide(self, view: View, bidder: Bidder) -> Action:
+        standing = view.standing_offer
+        if (standing is not None and "accept" in view.legal
+                and bidder.value(standing) >= bidder.reservation_value
+                and self.rng.random() < self.p_accept):
+            return Accept(rationale="The standing offer beats our alternative to a deal.")
+        outcome = int(bidder.ascending[self.rng.randrange(len(bidder.ascending))])
+        return self.propose(view, outcome, bidder)

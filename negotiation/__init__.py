@@ -1,0 +1,1 @@
+"""A multi-agent negotiation sandbox for rehearsing and studying partnership deals."""

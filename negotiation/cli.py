@@ -1,0 +1,208 @@
+"""The ``negotiate`` command: run negotiations, verify transcripts, manage scenarios."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from agents import STRATEGIES, StrategyError
+from negotiation import render
+from negotiation.engine import run_scenario
+from negotiation.model import Scenario
+from negotiation.scenario import (
+    ScenarioError,
+    load_scenario,
+    outcome_space_size,
+    shipped_scenarios,
+)
+from negotiation.transcript import TranscriptError, verify
+from protocols import UnknownProtocolError
+
+app = typer.Typer(
+    name="negotiate",
+    help="Rehearse and study partnership negotiations between organisations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+scenarios_app = typer.Typer(help="List, validate and describe scenario files.",
+                            no_args_is_help=True)
+app.add_typer(scenarios_app, name="scenarios")
+
+console = Console(highlight=False)
+
+USAGE_ERROR = 2
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UsageError(Exception):
+    """Bad input on the command line, reported without a traceback."""
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    render.error_console().print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors a user can fix into a message and exit code 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except ScenarioError as error:
+            fail(str(error))
+        except (StrategyError, TranscriptError, UnknownProtocolError, UsageError) as error:
+            fail(str(error))
+        except KeyError as error:
+            fail(str(error.args[0]) if error.args else str(error))
+
+    return wrapper
+
+
+def parse_agent_overrides(values: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for value in values:
+        org, sep, spec = value.partition("=")
+        if not sep or not org or not spec:
+            raise UsageError(f"--agent '{value}' must look like ORG=STRATEGY, "
+                             "e.g. --agent vendor=tit_for_tat")
+        overrides[org.strip()] = spec.strip()
+    return overrides
+
+
+@app.command()
+@friendly_errors
+def run(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario file, or the name of a shipped scenario.")],
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    rounds: Annotated[int | None, typer.Option(
+        min=1, help="Deadline in rounds (default: the scenario's).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", metavar="ORG=STRATEGY",
+        help="Choose an organisation's negotiator, e.g. vendor=tit_for_tat. Repeatable.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the transcript.")] = Path("transcripts"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Print only the outcome.")] = False,
+) -> None:
+    """Run a negotiation and write its hash-chained transcript."""
+    scenario = load_scenario(scenario_path)
+    overrides = parse_agent_overrides(agent or [])
+    max_rounds = rounds or scenario.protocol.rounds
+    header_shown = False
+
+    def show(event: dict[str, Any]) -> None:
+        nonlocal header_shown
+        if event["type"] == "header" and not quiet:
+            console.print(render.scenario_panel(scenario, event["agents"], seed, max_rounds))
+            header_shown = True
+        elif event["type"] == "move" and not quiet:
+            console.print(render.move_line(scenario, event))
+        elif event["type"] == "error":
+            console.print(f"[bold red]{event['party']}: {event['error']}[/]")
+
+    result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
+                                            agents=overrides, out_dir=out, on_event=show))
+    console.print()
+    console.print(render.outcome_view(scenario, result.transcript.events[-1], result.agents))
+    console.print(f"\nTranscript: [bold]{result.path}[/]  (check it with "
+                  f"[cyan]negotiate verify {result.path}[/])")
+
+
+@app.command(name="verify")
+@friendly_errors
+def verify_command(
+    transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl) to check.")],
+) -> None:
+    """Re-compute a transcript's hash chain; exit 1 and name the first bad line if tampered."""
+    result = verify(transcript)
+    if not result.ok:
+        console.print(f"[bold red]TAMPERED[/] {transcript}: {result.reason}")
+        raise typer.Exit(1)
+    last = result.events[-1]
+    note = "" if last["type"] in {"outcome", "signoff"} else \
+        "  [yellow](no outcome yet: the run is in progress or was interrupted)[/]"
+    console.print(f"[bold green]OK[/] {transcript}: {len(result.events)} events, "
+                  f"head {result.head_hash[:16]}…{note}")
+
+
+@scenarios_app.command(name="list")
+def scenarios_list() -> None:
+    """List the scenarios shipped with the sandbox."""
+    table = Table(title="Shipped scenarios", title_justify="left")
+    for column in ("Name", "Title", "Parties", "Issues", "Outcomes"):
+        table.add_column(column, justify="right" if column in {"Issues", "Outcomes"} else "left")
+    for path in shipped_scenarios():
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            table.add_row(path.stem, f"[red]invalid: {error.problems[0]}[/]", "", "", "")
+            continue
+        table.add_row(path.stem, scenario.title, ", ".join(scenario.party_ids),
+                      str(len(scenario.issues)), f"{outcome_space_size(scenario):,}")
+    console.print(table)
+
+
+@scenarios_app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+) -> None:
+    """Check scenario files; exit 2 if any is invalid, naming the file, field and fix."""
+    failed = 0
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            failed += 1
+            render.error_console().print(f"[bold red]invalid[/] {error}", soft_wrap=True)
+            continue
+        console.print(f"[bold green]valid[/] {path}: {scenario.title} "
+                      f"({outcome_space_size(scenario):,} possible agreements)")
+    if failed:
+        raise typer.Exit(USAGE_ERROR)
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+@scenarios_app.command()
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")
+                   ] = None,
+) -> None:
+    """Print the JSON Schema of scenario files (generated from the models)."""
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+@app.command(name="agents")
+def agents_command() -> None:
+    """List the built-in negotiation strategies."""
+    table = Table(title="Strategies", title_justify="left")
+    table.add_column("Name", style="bold")
+    table.add_column("Description")
+    for strategy in STRATEGIES.values():
+        table.add_row(strategy.name, strategy.description)
+    console.print(table)
+
+
+def main() -> None:
+    app()

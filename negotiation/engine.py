@@ -1,0 +1,196 @@
+"""The plain driver: runs one negotiation from start to outcome, recording every event.
+
+It is the fastest way to run rule-based negotiations (tournaments, CI) and the reference
+for every other driver: protocol and agents are called the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from agents import Agent, History, Move, View, make_agent
+from negotiation.model import Action, Agreement, Propose, Scenario
+from negotiation.scenario import scenario_digest
+from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
+from negotiation.utility import InvalidOfferError, OutcomeSpace, UtilityFunction, utility_functions
+from protocols import IllegalActionError, ProtocolState, get_protocol
+
+EventHook = Callable[[dict[str, Any]], None]
+
+
+def package_version() -> str:
+    try:
+        return version("partnership-negotiation")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with the transcript that records it."""
+
+    status: str
+    reason: str
+    rounds: int
+    agreement: Agreement | None
+    utilities: dict[str, float]
+    transcript: TranscriptWriter
+    path: Path | None = None
+    agents: dict[str, str] = field(default_factory=dict)
+
+
+def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The strategy spec for each organisation: the command line's, else the scenario's."""
+    overrides = dict(overrides or {})
+    unknown = set(overrides) - set(scenario.party_ids)
+    if unknown:
+        raise KeyError(f"--agent names unknown organisation(s) {sorted(unknown)}; "
+                       f"choose from {scenario.party_ids}")
+    return {org.id: overrides.get(org.id, org.agent.strategy) for org in scenario.organizations}
+
+
+def build_agents(specs: Mapping[str, str], seed: int) -> dict[str, Agent]:
+    return {party: make_agent(spec, party=party, seed=seed) for party, spec in specs.items()}
+
+
+def _rounded(values: Mapping[str, float]) -> dict[str, float]:
+    return {party: round(value, 6) for party, value in values.items()}
+
+
+class Negotiation:
+    """One run's fixed context: the scenario, its outcome space and every party's utility."""
+
+    def __init__(self, scenario: Scenario, *, rounds: int | None = None,
+                 space: OutcomeSpace | None = None) -> None:
+        self.scenario = scenario
+        self.public = scenario.public()
+        self.space = space or OutcomeSpace.of(scenario)
+        self.utilities: dict[str, UtilityFunction] = utility_functions(scenario, self.space)
+        self.protocol = get_protocol(scenario.protocol.name)
+        self.max_rounds = rounds or scenario.protocol.rounds
+
+    def header(self, seed: int, specs: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "scenario_id": self.scenario.id,
+            "scenario_digest": scenario_digest(self.scenario),
+            "scenario": self.scenario.model_dump(mode="json"),
+            "seed": seed,
+            "version": package_version(),
+            "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
+            "parties": self.scenario.party_ids,
+            "agents": dict(specs),
+        }
+
+    def utilities_of(self, outcome: int) -> dict[str, float]:
+        return _rounded({p: fn.of_outcome(outcome) for p, fn in self.utilities.items()})
+
+    async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
+                  specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
+        def record(type_: str, body: dict[str, Any]) -> None:
+            event = writer.append(type_, body)
+            if on_event is not None:
+                on_event(event)
+
+        record("header", self.header(seed, specs))
+        state = self.protocol.start(self.scenario.party_ids, self.max_rounds)
+        moves: list[Move] = []
+        history = History(moves)
+        private = {org.id: org.preferences for org in self.scenario.organizations}
+        failure: str | None = None
+
+        while not state.done:
+            party = state.current_party
+            view = View(party=party, scenario=self.public, preferences=private[party],
+                        space=self.space, utility=self.utilities[party], state=state,
+                        history=history, legal=self.protocol.legal_actions(state, party))
+            try:
+                action: Action = await agents[party].act(view)
+                body = self._move_body(state, party, action, view)
+                state = self.protocol.apply(state, party, action)
+            except (IllegalActionError, InvalidOfferError) as error:
+                failure = f"{party} made an invalid move: {error}"
+                record("error", {"round": state.round, "party": party, "error": str(error)})
+                break
+            except Exception as error:  # an agent's own bug must not lose the transcript
+                failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
+                record("error", {"round": state.round, "party": party,
+                                 "error": f"{type(error).__name__}: {error}"})
+                break
+            record("move", body)
+            moves.append(Move(round=body["round"], party=party, action=action))
+
+        return self._finish(state, failure, writer, record, specs)
+
+    def _move_body(self, state: ProtocolState, party: str, action: Action,
+                   view: View) -> dict[str, Any]:
+        if action.kind not in view.legal:
+            raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
+                                     f"{sorted(view.legal)}")
+        body: dict[str, Any] = {"round": state.round, "party": party,
+                                "action": action.model_dump(mode="json", exclude_none=True)}
+        if isinstance(action, Propose):
+            body["utilities"] = self.utilities_of(self.space.index_of(action.offer.terms))
+        return body
+
+    def _finish(self, state: ProtocolState, failure: str | None, writer: TranscriptWriter,
+                record: Callable[[str, dict[str, Any]], None],
+                specs: Mapping[str, str]) -> RunResult:
+        agreement: Agreement | None = None
+        utilities: dict[str, float] = {}
+        if failure is None and state.status == "agreement":
+            assert state.standing_offer is not None and state.standing_proposer is not None
+            agreement = Agreement(terms=state.standing_offer.terms,
+                                  proposer=state.standing_proposer, round=state.round,
+                                  parties=list(state.parties))
+            utilities = self.utilities_of(self.space.index_of(agreement.terms))
+        status = "agreement" if agreement else "no_agreement"
+        reason = failure or state.reason
+        rounds = min(state.round + 1, self.max_rounds)
+        body: dict[str, Any] = {
+            "status": status,
+            "reason": reason,
+            "rounds": rounds,
+            "reservation_values": {org.id: org.preferences.reservation_value
+                                   for org in self.scenario.organizations},
+        }
+        if agreement is not None:
+            body["agreement"] = agreement.model_dump(mode="json")
+            body["utilities"] = utilities
+        record("outcome", body)
+        return RunResult(status=status, reason=reason, rounds=rounds, agreement=agreement,
+                         utilities=utilities, transcript=writer, path=writer.path,
+                         agents=dict(specs))
+
+
+def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
+    """A fresh file name ``<scenario>-seed<N>-<UTC time>.jsonl`` that does not exist yet."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise TranscriptError(f"cannot create the transcript folder {out_dir}: "
+                              f"{error.strerror or error}") from None
+    stem = f"{scenario.id}-seed{seed}-{now():%Y%m%dT%H%M%SZ}"
+    path, n = out_dir / f"{stem}.jsonl", 1
+    while path.exists():
+        n += 1
+        path = out_dir / f"{stem}-{n}.jsonl"
+    return path
+
+
+async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None = None,
+                       agents: Mapping[str, str] | None = None, out_dir: Path | None = None,
+                       on_event: EventHook | None = None, fsync: bool = True) -> RunResult:
+    """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
+    ``out_dir`` (or keep it in memory when ``out_dir`` is None)."""
+    specs = agent_specs(scenario, agents)
+    built = build_agents(specs, seed)
+    negotiation = Negotiation(scenario, rounds=rounds)
+    path = new_transcript_path(out_dir, scenario, seed) if out_dir is not None else None
+    with TranscriptWriter(path, fsync=fsync) as writer:
+        return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
+                                     on_event=on_event)

@@ -1,0 +1,297 @@
+"""The data of a negotiation: scenarios, organisations, issues, preferences, offers, actions.
+
+Everything here is declared once with pydantic and validated at the edge (a scenario file,
+an LLM reply); code inside the package trusts these objects.  Structural rules (types,
+ranges, unknown fields) live on the models; rules that relate one part of a scenario to
+another (weights naming issues, red lines naming options) live in ``negotiation.scenario``,
+which reports each problem with its field path and a fix.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[
+    str,
+    Field(
+        pattern=r"^[a-z][a-z0-9_\-]*$",
+        min_length=1,
+        max_length=64,
+        description="Lower-case identifier: letters, digits, '_' or '-', starting with a letter.",
+    ),
+]
+Score = Annotated[float, Field(ge=0.0, le=1.0)]
+
+#: The value an offer gives one issue: an option name, a number, or shares per party.
+TermValue = str | int | float | dict[str, int]
+
+
+class Strict(BaseModel):
+    """Base for every model read from a file: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- issues -------------------------------------------------------------------------------
+
+
+class IssueBase(Strict):
+    id: Identifier
+    name: str = Field(min_length=1, description="Human-readable name of the issue.")
+    description: str = ""
+
+
+class DiscreteIssue(IssueBase):
+    """An issue settled by choosing one of a few named options."""
+
+    kind: Literal["discrete"] = "discrete"
+    options: list[Identifier] = Field(min_length=2)
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Optional plain-language text for each option."
+    )
+
+
+class NumericIssue(IssueBase):
+    """An issue settled by a number on a grid ``min, min + step, …, max``."""
+
+    kind: Literal["numeric"] = "numeric"
+    min: float
+    max: float
+    step: float = Field(gt=0)
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _range_is_a_grid(self) -> NumericIssue:
+        if self.max <= self.min:
+            raise ValueError(f"max ({self.max}) must be greater than min ({self.min})")
+        steps = (self.max - self.min) / self.step
+        if abs(steps - round(steps)) > 1e-9:
+            raise ValueError(
+                f"(max - min) / step = {steps:g} is not a whole number; choose a step that "
+                f"divides {self.max - self.min:g}"
+            )
+        return self
+
+
+class SplitIssue(IssueBase):
+    """Shares of a common pot among named parties, in whole percent summing to 100."""
+
+    kind: Literal["split"] = "split"
+    parties: list[Identifier] = Field(min_length=2)
+    step: int = Field(default=5, gt=0, le=100)
+    pot: str = Field(default="", description="What is being split, e.g. 'net in-app revenue'.")
+
+    @model_validator(mode="after")
+    def _step_reaches_100(self) -> SplitIssue:
+        if 100 % self.step:
+            raise ValueError(
+                f"step {self.step} cannot make shares that sum to 100; use a divisor of 100 "
+                "such as 1, 2, 5, 10, 20, 25 or 50"
+            )
+        return self
+
+
+Issue = Annotated[DiscreteIssue | NumericIssue | SplitIssue, Field(discriminator="kind")]
+
+
+# --- private preferences -------------------------------------------------------------------
+
+
+class ValueFunction(Strict):
+    """How much one organisation values each possible setting of one issue, in [0, 1].
+
+    Exactly one form is given:
+    ``scores`` (discrete issues: option → score),
+    ``points`` (numeric and split issues: piecewise-linear ``[[x, score], …]``), or
+    ``prefer: high | low`` (a straight line from the worst to the best end of the range).
+    For a split issue, ``x`` is the share (0–100) of ``share_of`` (default: the organisation
+    itself).
+    """
+
+    scores: dict[str, Score] | None = None
+    points: list[tuple[float, Score]] | None = None
+    prefer: Literal["high", "low"] | None = None
+    share_of: Identifier | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one_form(self) -> ValueFunction:
+        given = [name for name in ("scores", "points", "prefer") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "give exactly one of 'scores' (discrete issues), 'points' or 'prefer' "
+                f"(numeric and split issues); found {given or 'none'}"
+            )
+        if self.points is not None:
+            xs = [x for x, _ in self.points]
+            if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+                raise ValueError("'points' needs at least two [x, score] pairs with increasing x")
+        return self
+
+
+Comparison = Literal["==", "!=", "<", "<=", ">", ">=", "in", "not_in"]
+
+
+class RedLine(Strict):
+    """A declarative constraint an organisation will never accept an agreement without.
+
+    ``issue`` names the issue; for a split issue ``party`` names whose share is constrained.
+    ``value`` is an option, a number, or a list of options for ``in`` / ``not_in``.
+    """
+
+    issue: Identifier
+    op: Comparison
+    value: str | float | list[str]
+    party: Identifier | None = None
+    reason: str = ""
+
+
+class Preferences(Strict):
+    """An organisation's confidential brief.  Only its own agent and the referee see it."""
+
+    weights: dict[str, Annotated[float, Field(ge=0.0)]]
+    values: dict[str, ValueFunction]
+    reservation_value: Score = Field(
+        description="Utility of the best alternative to a negotiated agreement (BATNA)."
+    )
+    batna: str = Field(default="", description="What the organisation does without a deal.")
+    red_lines: list[RedLine] = Field(default_factory=list)
+
+
+# --- organisations and scenarios -----------------------------------------------------------
+
+
+class Contribution(Strict):
+    """What an organisation brings, publicly stated; the basis of proportional fairness."""
+
+    value: float = Field(ge=0.0, description="Relative size of the contribution.")
+    description: str = ""
+
+
+class AgentSpec(Strict):
+    """Which negotiator represents an organisation unless the command line says otherwise."""
+
+    strategy: str = Field(default="boulware", min_length=1)
+
+
+class PublicProfile(Strict):
+    """What every party may know about an organisation."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    mission: str = ""
+    capabilities: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    contribution: Contribution = Field(default_factory=lambda: Contribution(value=1.0))
+
+
+class Organization(PublicProfile):
+    """A party to the negotiation: its public profile, its private preferences, its agent."""
+
+    preferences: Preferences
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+
+    def public(self) -> PublicProfile:
+        return PublicProfile(
+            id=self.id,
+            name=self.name,
+            mission=self.mission,
+            capabilities=self.capabilities,
+            needs=self.needs,
+            contribution=self.contribution,
+        )
+
+
+class ProtocolConfig(Strict):
+    name: Identifier = "alternating_offers"
+    rounds: int = Field(default=30, ge=1, le=100_000)
+
+
+class PublicScenario(Strict):
+    """The scenario as every party sees it: no organisation's preferences."""
+
+    id: Identifier
+    title: str
+    description: str = ""
+    issues: list[Issue]
+    organizations: list[PublicProfile]
+    protocol: ProtocolConfig
+
+
+class Scenario(Strict):
+    """A complete negotiation setting, as read from a scenario file."""
+
+    id: Identifier
+    title: str = Field(min_length=1)
+    description: str = ""
+    issues: list[Issue] = Field(min_length=1)
+    organizations: list[Organization] = Field(min_length=2)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+
+    def public(self) -> PublicScenario:
+        return PublicScenario(
+            id=self.id,
+            title=self.title,
+            description=self.description,
+            issues=self.issues,
+            organizations=[org.public() for org in self.organizations],
+            protocol=self.protocol,
+        )
+
+    @property
+    def party_ids(self) -> list[str]:
+        return [org.id for org in self.organizations]
+
+    def organization(self, org_id: str) -> Organization:
+        for org in self.organizations:
+            if org.id == org_id:
+                return org
+        raise KeyError(org_id)
+
+
+# --- offers and actions --------------------------------------------------------------------
+
+
+class Offer(Strict):
+    """A complete set of terms: one value for every issue."""
+
+    terms: dict[str, TermValue]
+
+
+class Propose(Strict):
+    """Put a full set of terms on the table, replacing the standing offer."""
+
+    kind: Literal["propose"] = "propose"
+    offer: Offer
+    rationale: str = Field(min_length=1, description="Why this offer, now, in one sentence.")
+    message: str | None = Field(default=None, description="Optional note to the other parties.")
+
+
+class Accept(Strict):
+    """Accept the standing offer as it is."""
+
+    kind: Literal["accept"] = "accept"
+    rationale: str = Field(min_length=1)
+    message: str | None = None
+
+
+class WalkAway(Strict):
+    """Leave the negotiation; the run ends without agreement."""
+
+    kind: Literal["walk_away"] = "walk_away"
+    rationale: str = Field(min_length=1)
+    message: str | None = None
+
+
+Action = Annotated[Propose | Accept | WalkAway, Field(discriminator="kind")]
+ActionKind = Literal["propose", "accept", "walk_away"]
+
+
+class Agreement(Strict):
+    """Terms every party accepted."""
+
+    terms: dict[str, TermValue]
+    proposer: str
+    round: int
+    parties: list[str]

@@ -1,0 +1,90 @@
+"""Rich rendering of runs, outcomes and scenarios, kept apart from the data it shows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from negotiation.model import Scenario
+from negotiation.terms import format_value
+
+_KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red"}
+
+
+def scenario_panel(scenario: Scenario, agents: Mapping[str, str], seed: int,
+                   rounds: int) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_column(style="dim")
+    for org in scenario.organizations:
+        table.add_row(org.name, f"[magenta]{agents[org.id]}[/]", org.mission)
+    issues = ", ".join(issue.name for issue in scenario.issues)
+    body = Group(Text(scenario.title, style="bold"), Text(f"Issues: {issues}", style="dim"),
+                 Text(""), table)
+    return Panel(body, title=f"{scenario.id} · seed {seed} · {rounds} rounds",
+                 title_align="left", border_style="blue")
+
+
+def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
+    return " · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues)
+
+
+def move_line(scenario: Scenario, event: Mapping[str, Any]) -> Text:
+    """One line for a move event: round, party, action, terms and everyone's utility."""
+    action = event["action"]
+    kind = action["kind"]
+    line = Text()
+    line.append(f"R{event['round'] + 1:>3} ", style="dim")
+    line.append(f"{event['party']:<12} ", style="bold")
+    line.append(f"{kind:<9} ", style=_KIND_STYLE.get(kind, ""))
+    if kind == "propose":
+        line.append(short_terms(scenario, action["offer"]["terms"]))
+        utilities = " ".join(f"{p}={u:.2f}" for p, u in event.get("utilities", {}).items())
+        line.append(f"  [{utilities}]", style="dim")
+    else:
+        line.append(action["rationale"], style="italic")
+    return line
+
+
+def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
+                 agents: Mapping[str, str]) -> Group:
+    parts: list[Any] = []
+    if outcome["status"] == "agreement":
+        terms_table = Table(title="Agreed terms", title_justify="left", show_edge=False)
+        terms_table.add_column("Issue", style="bold")
+        terms_table.add_column("Agreed")
+        terms = outcome["agreement"]["terms"]
+        for issue in scenario.issues:
+            terms_table.add_row(issue.name, format_value(issue, terms[issue.id]))
+        parts += [Text(f"Agreement in round {outcome['agreement']['round'] + 1}",
+                       style="bold green"), terms_table]
+    else:
+        parts.append(Text(f"No agreement: {outcome['reason']}", style="bold red"))
+
+    parties = Table(title="Parties", title_justify="left", show_edge=False)
+    for column in ("Organisation", "Agent", "Utility", "Reservation", "Gain"):
+        parties.add_column(column, justify="right" if column in
+                           {"Utility", "Reservation", "Gain"} else "left")
+    utilities = outcome.get("utilities", {})
+    for org in scenario.organizations:
+        reservation = outcome["reservation_values"][org.id]
+        utility = utilities.get(org.id)
+        if utility is None:
+            parties.add_row(org.name, agents[org.id], "—", f"{reservation:.3f}", "—")
+            continue
+        gain = utility - reservation
+        style = "green" if gain >= 0 else "red"
+        parties.add_row(org.name, agents[org.id], f"{utility:.3f}", f"{reservation:.3f}",
+                        Text(f"{gain:+.3f}", style=style))
+    parts.append(parties)
+    return Group(*parts)
+
+
+def error_console() -> Console:
+    return Console(stderr=True, highlight=False)

@@ -1,0 +1,39 @@
+"""Plain-language rendering of terms: one value, a full offer, and what changed between two."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from negotiation.model import DiscreteIssue, Issue, NumericIssue, TermValue
+
+
+def format_value(issue: Issue, value: TermValue) -> str:
+    if isinstance(value, dict):
+        return " / ".join(f"{party} {share}%" for party, share in value.items())
+    if isinstance(issue, DiscreteIssue):
+        return issue.labels.get(str(value), str(value).replace("_", " "))
+    if isinstance(issue, NumericIssue) and issue.unit:
+        number = f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
+        return f"{number} {issue.unit}"
+    return str(value)
+
+
+def describe_terms(issues: Sequence[Issue], terms: Mapping[str, TermValue]) -> str:
+    return "; ".join(f"{issue.name}: {format_value(issue, terms[issue.id])}"
+                     for issue in issues if issue.id in terms)
+
+
+def describe_change(issues: Sequence[Issue], before: Mapping[str, TermValue] | None,
+                    after: Mapping[str, TermValue]) -> str:
+    """``"moves on A (x → y), B (p → q)"`` or ``"repeats its offer"``."""
+    if before is None:
+        return "opens with " + describe_terms(issues, after)
+    changed = [
+        f"{issue.name} ({format_value(issue, before[issue.id])} → "
+        f"{format_value(issue, after[issue.id])})"
+        for issue in issues
+        if before.get(issue.id) != after.get(issue.id)
+    ]
+    if not changed:
+        return "repeats its offer"
+    return "moves on " + ", ".join(changed)

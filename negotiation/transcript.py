@@ -1,0 +1,188 @@
+"""The tamper-evident event log of a run: JSON Lines, one hash-chained event per line.
+
+Each event carries ``seq`` (0, 1, 2, …), ``prev_hash`` (the previous event's ``hash``; 64
+zeros for the first) and ``hash``: the sha256 of the event's canonical JSON (sorted keys, no
+spaces, UTF-8) without the ``hash`` field.  Editing, deleting, inserting or reordering any
+line breaks the chain at that line.  Everything that depends on when or where a run
+happened lives under the key ``wall``; removing ``wall`` and the two hash fields leaves
+what determinism compares.  With ``SOURCE_DATE_EPOCH`` set, wall-clock times are fixed and
+whole files are byte-identical across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+FORMAT = "negotiation-transcript/1"
+GENESIS = "0" * 64
+WALL = "wall"
+
+
+class TranscriptError(Exception):
+    """A transcript cannot be written or read."""
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+def event_hash(event: dict[str, Any]) -> str:
+    body = {key: value for key, value in event.items() if key != "hash"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def now() -> datetime:
+    """The wall clock, or ``SOURCE_DATE_EPOCH`` when set (reproducible runs)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().isdigit():
+        return datetime.fromtimestamp(int(epoch), tz=UTC)
+    return datetime.now(tz=UTC)
+
+
+def timestamp() -> str:
+    return now().isoformat(timespec="milliseconds")
+
+
+class TranscriptWriter:
+    """Appends hash-chained events to a file (flushed and fsynced each) or to memory.
+
+    With ``path=None`` events are kept in ``lines`` only, for tournaments and benchmarks.
+    """
+
+    def __init__(self, path: Path | None = None, *, fsync: bool = True,
+                 _continue_from: tuple[int, str] | None = None) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.lines: list[str] = []
+        self.events: list[dict[str, Any]] = []
+        self._seq, self._head = _continue_from or (0, GENESIS)
+        self._file: IO[str] | None = None
+        if path is not None:
+            mode = "a" if _continue_from else "x"
+            try:
+                self._file = path.open(mode, encoding="utf-8")
+            except FileExistsError:
+                raise TranscriptError(f"{path} already exists; transcripts are never "
+                                      "overwritten") from None
+            except OSError as error:
+                raise TranscriptError(f"cannot write the transcript {path}: "
+                                      f"{error.strerror or error}") from None
+
+    @classmethod
+    def append_to(cls, path: Path) -> TranscriptWriter:
+        """Continue an existing, verified transcript (e.g. to add a sign-off)."""
+        result = verify(path)
+        if not result.ok:
+            raise TranscriptError(f"{path} does not verify: {result.reason}")
+        return cls(path, _continue_from=(len(result.events), result.head_hash))
+
+    @property
+    def head_hash(self) -> str:
+        return self._head
+
+    def append(self, type_: str, body: dict[str, Any], *, wall: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
+        event: dict[str, Any] = {"seq": self._seq, "type": type_, "prev_hash": self._head}
+        event.update(body)
+        event[WALL] = {"at": timestamp(), **(wall or {})}
+        event["hash"] = event_hash(event)
+        line = canonical_json(event)
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+            if self.fsync:
+                os.fsync(self._file.fileno())
+        self.lines.append(line)
+        self.events.append(event)
+        self._seq += 1
+        self._head = event["hash"]
+        return event
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> TranscriptWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of re-computing a transcript's hash chain."""
+
+    ok: bool
+    events: list[dict[str, Any]]
+    head_hash: str
+    bad_line: int | None = None
+    reason: str = ""
+
+
+def read_events(path: Path) -> Iterator[tuple[int, str]]:
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            yield number, line.rstrip("\n")
+
+
+def verify(path: Path) -> Verification:
+    """Re-compute the chain; report the first bad line (1-based) and why."""
+    events: list[dict[str, Any]] = []
+    head = GENESIS
+    try:
+        lines = list(read_events(path))
+    except FileNotFoundError:
+        raise TranscriptError(f"{path}: no such transcript") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TranscriptError(f"{path}: cannot read: {error}") from None
+
+    def bad(number: int, reason: str) -> Verification:
+        return Verification(False, events, head, number, f"line {number}: {reason}")
+
+    if not lines:
+        return Verification(False, events, head, 1, "line 1: the transcript is empty")
+    for number, line in lines:
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as error:
+            return bad(number, f"not valid JSON ({error.msg})")
+        if not isinstance(event, dict):
+            return bad(number, "not a JSON object")
+        expected_seq = len(events)
+        if event.get("seq") != expected_seq:
+            return bad(number, f"seq is {event.get('seq')!r}, expected {expected_seq} "
+                               "(an event was deleted, inserted or reordered)")
+        if event.get("prev_hash") != head:
+            return bad(number, "prev_hash does not match the previous event's hash "
+                               "(an event was deleted, inserted or reordered)")
+        if event.get("hash") != event_hash(event):
+            return bad(number, "hash does not match the event's content (the event was edited)")
+        if number == 1 and (event.get("type") != "header" or event.get("format") != FORMAT):
+            return bad(number, f"the first event must be a {FORMAT} header")
+        events.append(event)
+        head = event["hash"]
+    return Verification(True, events, head)
+
+
+def load_verified(path: Path) -> list[dict[str, Any]]:
+    """The events of a transcript that verifies; ``TranscriptError`` naming the bad line."""
+    result = verify(path)
+    if not result.ok:
+        raise TranscriptError(f"{path} is tampered or damaged: {result.reason}")
+    return result.events
+
+
+def deterministic_lines(events: list[dict[str, Any]]) -> list[str]:
+    """Events without wall-clock fields or hashes: what two runs with one seed share."""
+    drop = {WALL, "hash", "prev_hash"}
+    return [canonical_json({k: v for k, v in event.items() if k not in drop}) for event in events]

@@ -1,0 +1,251 @@
+"""Outcome spaces and linear-additive utilities, vectorised with numpy.
+
+An outcome is one value per issue.  ``OutcomeSpace`` enumerates every outcome of a scenario
+as a row of per-issue value indices (mixed radix, issue 0 most significant), so a party's
+utility over the whole space is one weighted sum of table look-ups:
+
+    U_p(o) = Σ_i w_{p,i} · v_{p,i}(o_i),   with Σ_i w_{p,i} = 1 and v_{p,i} ∈ [0, 1],
+
+which keeps every utility in [0, 1] (Keeney & Raiffa 1976, additive value functions).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import numpy.typing as npt
+
+from negotiation.model import (
+    DiscreteIssue,
+    Issue,
+    NumericIssue,
+    Offer,
+    Preferences,
+    RedLine,
+    Scenario,
+    SplitIssue,
+    TermValue,
+    ValueFunction,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IndexArray = npt.NDArray[np.intp]
+
+
+class InvalidOfferError(ValueError):
+    """An offer that does not name exactly one allowed value for every issue."""
+
+
+def _hashable(value: TermValue) -> object:
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def issue_values(issue: Issue) -> list[TermValue]:
+    """Every allowed value of one issue, in a fixed order."""
+    if isinstance(issue, DiscreteIssue):
+        return list(issue.options)
+    if isinstance(issue, NumericIssue):
+        count = round((issue.max - issue.min) / issue.step) + 1
+        grid = [round(issue.min + k * issue.step, 10) for k in range(count)]
+        return [int(x) if float(x).is_integer() else x for x in grid]
+    slots = 100 // issue.step
+    parties = issue.parties
+    values: list[TermValue] = []
+    # Compositions of `slots` into len(parties) parts, first party's share descending.
+    for bars in itertools.combinations(range(slots + len(parties) - 1), len(parties) - 1):
+        parts, previous = [], -1
+        for bar in (*bars, slots + len(parties) - 1):
+            parts.append(bar - previous - 1)
+            previous = bar
+        values.append({p: n * issue.step for p, n in zip(parties, parts, strict=True)})
+    return values
+
+
+@dataclass(frozen=True)
+class OutcomeSpace:
+    """All outcomes of a scenario's issues, indexed ``0 … size-1``."""
+
+    issues: tuple[Issue, ...]
+    values: tuple[tuple[TermValue, ...], ...] = field(init=False)
+    _lookup: tuple[dict[object, int], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        values = tuple(tuple(issue_values(issue)) for issue in self.issues)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(
+            self,
+            "_lookup",
+            tuple({_hashable(v): k for k, v in enumerate(vals)} for vals in values),
+        )
+
+    @classmethod
+    def of(cls, scenario: Scenario) -> OutcomeSpace:
+        return cls(tuple(scenario.issues))
+
+    @property
+    def issue_ids(self) -> list[str]:
+        return [issue.id for issue in self.issues]
+
+    @cached_property
+    def radices(self) -> tuple[int, ...]:
+        return tuple(len(vals) for vals in self.values)
+
+    @cached_property
+    def size(self) -> int:
+        return int(np.prod(self.radices, dtype=np.int64))
+
+    @cached_property
+    def _strides(self) -> tuple[int, ...]:
+        strides, acc = [], 1
+        for radix in reversed(self.radices):
+            strides.append(acc)
+            acc *= radix
+        return tuple(reversed(strides))
+
+    @cached_property
+    def indices(self) -> IndexArray:
+        """``size × n_issues`` array: the value index of each issue in each outcome."""
+        outcome = np.arange(self.size, dtype=np.intp)
+        columns = [(outcome // stride) % radix for stride, radix in zip(self._strides,
+                                                                         self.radices, strict=True)]
+        return np.stack(columns, axis=1) if columns else np.zeros((1, 0), dtype=np.intp)
+
+    def terms(self, outcome: int) -> dict[str, TermValue]:
+        """The terms of outcome number ``outcome``."""
+        result: dict[str, TermValue] = {}
+        for issue, vals, stride, radix in zip(
+            self.issues, self.values, self._strides, self.radices, strict=True
+        ):
+            value = vals[(outcome // stride) % radix]
+            result[issue.id] = dict(value) if isinstance(value, dict) else value
+        return result
+
+    def offer(self, outcome: int) -> Offer:
+        return Offer(terms=self.terms(outcome))
+
+    def index_of(self, terms: Mapping[str, TermValue]) -> int:
+        """The outcome number of a complete set of terms; ``InvalidOfferError`` otherwise."""
+        outcome = 0
+        for issue, lookup, stride in zip(self.issues, self._lookup, self._strides, strict=True):
+            if issue.id not in terms:
+                raise InvalidOfferError(f"no value for issue '{issue.id}'")
+            value = terms[issue.id]
+            try:
+                position = lookup[_hashable(value)]
+            except (KeyError, TypeError):
+                raise InvalidOfferError(
+                    f"{value!r} is not an allowed value of issue '{issue.id}'"
+                ) from None
+            outcome += position * stride
+        extra = set(terms) - {issue.id for issue in self.issues}
+        if extra:
+            raise InvalidOfferError(f"unknown issue(s) {sorted(extra)}")
+        return outcome
+
+
+def _value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | None,
+                 org_id: str) -> FloatArray:
+    """Score of each value of ``issue`` for one organisation, in [0, 1]."""
+    if fn is None:
+        return np.zeros(len(values))
+    if isinstance(issue, DiscreteIssue):
+        assert fn.scores is not None
+        return np.array([fn.scores[str(v)] for v in values], dtype=np.float64)
+    if isinstance(issue, SplitIssue):
+        owner = fn.share_of or org_id
+        xs = np.array([float(v[owner]) for v in values if isinstance(v, dict)])
+        low, high = 0.0, 100.0
+    else:
+        xs = np.array([float(v) for v in values if not isinstance(v, dict)])
+        low, high = issue.min, issue.max
+    if fn.points is not None:
+        px, py = zip(*fn.points, strict=True)
+        return np.interp(xs, px, py)
+    scaled = (xs - low) / (high - low)
+    return np.asarray(scaled if fn.prefer == "high" else 1.0 - scaled, dtype=np.float64)
+
+
+class UtilityFunction:
+    """One organisation's linear-additive utility, for single offers and whole spaces."""
+
+    def __init__(self, space: OutcomeSpace, preferences: Preferences, org_id: str) -> None:
+        self.space = space
+        self.org_id = org_id
+        self.reservation_value = preferences.reservation_value
+        self.weights = np.array([preferences.weights.get(i.id, 0.0) for i in space.issues])
+        self.tables: tuple[FloatArray, ...] = tuple(
+            self.weights[k] * _value_table(issue, space.values[k],
+                                           preferences.values.get(issue.id), org_id)
+            for k, issue in enumerate(space.issues)
+        )
+        self._strides = space._strides
+        self._radices = space.radices
+
+    @cached_property
+    def vector(self) -> FloatArray:
+        """Utility of every outcome in the space, shape ``(size,)``."""
+        idx = self.space.indices
+        total = np.zeros(self.space.size)
+        for k, table in enumerate(self.tables):
+            total += table[idx[:, k]]
+        return total
+
+    def of_outcome(self, outcome: int) -> float:
+        total = 0.0
+        for table, stride, radix in zip(self.tables, self._strides, self._radices, strict=True):
+            total += float(table[(outcome // stride) % radix])
+        return total
+
+    def __call__(self, offer: Offer | Mapping[str, TermValue]) -> float:
+        terms = offer.terms if isinstance(offer, Offer) else offer
+        return self.of_outcome(self.space.index_of(terms))
+
+
+def utility_functions(scenario: Scenario, space: OutcomeSpace | None = None
+                      ) -> dict[str, UtilityFunction]:
+    """Every organisation's utility function over one shared outcome space."""
+    space = space or OutcomeSpace.of(scenario)
+    return {org.id: UtilityFunction(space, org.preferences, org.id)
+            for org in scenario.organizations}
+
+
+_COMPARE = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "in": lambda a, b: a in b,
+    "not_in": lambda a, b: a not in b,
+}
+
+
+def violates(red_line: RedLine, terms: Mapping[str, TermValue]) -> bool:
+    """Whether ``terms`` break ``red_line`` (a red line states what must hold)."""
+    value = terms[red_line.issue]
+    if isinstance(value, dict):
+        assert red_line.party is not None
+        value = value[red_line.party]
+    return not bool(_COMPARE[red_line.op](value, red_line.value))
+
+
+def red_line_mask(space: OutcomeSpace, red_lines: Sequence[RedLine]) -> npt.NDArray[np.bool_]:
+    """``True`` for every outcome that keeps all ``red_lines``."""
+    mask = np.ones(space.size, dtype=bool)
+    if not red_lines:
+        return mask
+    position = {issue.id: k for k, issue in enumerate(space.issues)}
+    for red_line in red_lines:
+        k = position[red_line.issue]
+        keeps = np.array([not violates(red_line, {red_line.issue: v}) for v in space.values[k]])
+        mask &= keeps[space.indices[:, k]]
+    return mask

@@ -1,0 +1,95 @@
+"""Stacked alternating offers for 2..N parties (Aydoğan et al. 2017, "SAOP").
+
+Parties speak in a fixed cyclic order.  On its turn a party accepts the standing offer,
+replaces it with a counter-offer, or walks away.  An agreement forms when every party other
+than the proposer has accepted the same standing offer; a counter-offer clears all earlier
+acceptances.  A round is one turn for each party; after ``max_rounds`` rounds without
+agreement the negotiation ends with "no agreement".  Walking away ends it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from negotiation.model import Accept, Action, ActionKind, Propose, WalkAway
+from protocols.base import IllegalActionError, ProtocolState
+
+_OPENING: frozenset[ActionKind] = frozenset({"propose", "walk_away"})
+_RESPONDING: frozenset[ActionKind] = frozenset({"propose", "accept", "walk_away"})
+_NOTHING: frozenset[ActionKind] = frozenset()
+
+
+class AlternatingOffers:
+    """The stacked alternating-offers protocol as a pure state machine."""
+
+    name = "alternating_offers"
+    description = "Stacked alternating offers: parties take turns to accept, counter or leave."
+
+    def start(self, parties: Sequence[str], max_rounds: int) -> ProtocolState:
+        if len(parties) < 2:
+            raise ValueError("a negotiation needs at least two parties")
+        if len(set(parties)) != len(parties):
+            raise ValueError(f"party ids must be unique, got {list(parties)}")
+        if max_rounds < 1:
+            raise ValueError("max_rounds must be at least 1")
+        return ProtocolState(
+            parties=tuple(parties),
+            max_rounds=max_rounds,
+            round=0,
+            turn=0,
+            status="running",
+            standing_offer=None,
+            standing_proposer=None,
+            accepted_by=frozenset(),
+            reason="",
+        )
+
+    def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]:
+        if state.done or party != state.current_party:
+            return _NOTHING
+        if state.standing_offer is None or state.standing_proposer == party:
+            return _OPENING
+        return _RESPONDING
+
+    def apply(self, state: ProtocolState, party: str, action: Action) -> ProtocolState:
+        if state.done:
+            raise IllegalActionError(f"the negotiation has ended ({state.status}); no more moves")
+        if party != state.current_party:
+            raise IllegalActionError(
+                f"it is {state.current_party}'s turn, not {party}'s"
+            )
+        if isinstance(action, WalkAway):
+            return replace(state, status="no_agreement", reason=f"{party} walked away")
+        if isinstance(action, Accept):
+            if state.standing_offer is None:
+                raise IllegalActionError(f"{party} cannot accept: there is no offer on the table")
+            if state.standing_proposer == party:
+                raise IllegalActionError(f"{party} cannot accept its own offer")
+            accepted = state.accepted_by | {party}
+            if len(accepted) == len(state.parties) - 1:
+                return replace(state, accepted_by=accepted, status="agreement",
+                               reason="every party accepted the standing offer")
+            return self._advance(replace(state, accepted_by=accepted))
+        if isinstance(action, Propose):
+            return self._advance(replace(state, standing_offer=action.offer,
+                                         standing_proposer=party, accepted_by=frozenset()))
+        raise IllegalActionError(f"unknown action {action!r}")
+
+    def pass_turn(self, state: ProtocolState) -> ProtocolState:
+        """End the current party's turn without a move (e.g. its proposal was blocked)."""
+        if state.done:
+            raise IllegalActionError("the negotiation has ended; no more moves")
+        return self._advance(state)
+
+    @staticmethod
+    def _advance(state: ProtocolState) -> ProtocolState:
+        turn = state.turn + 1
+        if turn < len(state.parties):
+            return replace(state, turn=turn)
+        if state.round + 1 >= state.max_rounds:
+            return replace(
+                state, round=state.round + 1, turn=0, status="no_agreement",
+                reason=f"deadline: no agreement after {state.max_rounds} rounds",
+            )
+        return replace(state, round=state.round + 1, turn=0)
