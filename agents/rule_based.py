@@ -2,14 +2,16 @@
 
 All of them bid from the agent's own view of the outcome space: outcomes sorted by the
 agent's utility, restricted to those that keep its own red lines and beat its reservation
-value.  When several outcomes meet a target utility, the one sharing most issue values
-with the standing offer is chosen (a cheap similarity heuristic that needs no opponent
-model), so that concessions move towards the other side rather than sideways.
+value.  When several outcomes meet a target utility, the one most similar to the other
+parties' latest offers is chosen (a similarity heuristic in the spirit of the trade-off
+tactic of Faratin, Sierra & Jennings 2002, needing no model of their preferences), so that
+concessions move towards the other side rather than sideways.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +23,8 @@ from negotiation.utility import FloatArray, IndexArray, red_line_mask
 
 #: How far above the target an outcome may lie and still count as meeting it.
 TARGET_WINDOW = 0.02
-#: At most this many candidate outcomes are compared with the standing offer.
-MAX_CANDIDATES = 64
+#: At most this many candidate outcomes are compared with the other parties' offers.
+MAX_CANDIDATES = 256
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
 
@@ -68,19 +70,23 @@ class Bidder:
         outcome = self.space.index_of(offer.terms)
         return float(self.utility[outcome]) if self.keeps[outcome] else -1.0
 
-    def outcome_for(self, target: float, reference: Offer | None) -> int:
-        """The acceptable outcome closest above ``target``, nearest to ``reference``."""
+    def outcome_for(self, target: float, references: Sequence[Offer] = ()) -> int:
+        """The acceptable outcome just above ``target`` most similar to ``references``."""
         start = int(np.searchsorted(self.ascending_utility, target - 1e-12))
         if start >= len(self.ascending):
             return int(self.ascending[-1])
         stop = int(np.searchsorted(self.ascending_utility,
                                    self.ascending_utility[start] + TARGET_WINDOW, side="right"))
         candidates = self.ascending[start:min(stop, start + MAX_CANDIDATES)]
-        if reference is None or len(candidates) == 1:
+        if not references or len(candidates) == 1:
             return int(candidates[0])
-        ref = self.space.indices[self.space.index_of(reference.terms)]
-        matches = (self.space.indices[candidates] == ref).sum(axis=1)
-        return int(candidates[int(np.argmax(matches))])
+        rows = self.space.indices[candidates]
+        score = np.zeros(len(candidates))
+        for reference in references:
+            ref = self.space.indices[self.space.index_of(reference.terms)]
+            for k, table in enumerate(self.space.similarity):
+                score += table[rows[:, k], ref[k]]
+        return int(candidates[int(np.argmax(score))])
 
 
 class RuleBasedAgent:
@@ -101,6 +107,18 @@ class RuleBasedAgent:
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         raise NotImplementedError
+
+    @staticmethod
+    def latest_offers_of_others(view: View) -> list[Offer]:
+        """Each other party's most recent offer, newest first."""
+        seen: dict[str, Offer] = {}
+        for move in reversed(view.history):
+            if move.party != view.party and move.party not in seen and \
+                    isinstance(move.action, Propose):
+                seen[move.party] = move.action.offer
+                if len(seen) == len(view.state.parties) - 1:
+                    break
+        return list(seen.values())
 
     def propose(self, view: View, outcome: int, bidder: Bidder) -> Propose:
         offer = bidder.offer(outcome)
@@ -124,7 +142,7 @@ class TimeDependentCurve:
     beta: float
 
     def target(self, t: float, best: float, worst: float) -> float:
-        alpha = min(max(t, 0.0), 1.0) ** (1.0 / self.beta)
+        alpha = float(min(max(t, 0.0), 1.0) ** (1.0 / self.beta))
         return best - alpha * (best - worst)
 
 
@@ -141,7 +159,7 @@ class TimeDependent(RuleBasedAgent):
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         target = self.curve.target(view.time, bidder.best_utility, bidder.worst_utility)
-        outcome = bidder.outcome_for(target, view.standing_offer)
+        outcome = bidder.outcome_for(target, self.latest_offers_of_others(view))
         standing = view.standing_offer
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= max(float(bidder.utility[outcome]),
@@ -181,7 +199,8 @@ class TitForTat(RuleBasedAgent):
                 ratio = self._received[-2] / self._received[-1]
                 self._target = min(max(self._target * ratio, bidder.worst_utility),
                                    bidder.best_utility)
-        return self.propose(view, bidder.outcome_for(self._target, standing), bidder)
+        return self.propose(view, bidder.outcome_for(self._target,
+                                                     self.latest_offers_of_others(view)), bidder)
 
 
 class Hardliner(RuleBasedAgent):

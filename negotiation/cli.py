@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agents import STRATEGIES, StrategyError
@@ -49,7 +50,7 @@ class UsageError(Exception):
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
-    render.error_console().print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    render.error_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -110,14 +111,14 @@ def run(
         elif event["type"] == "move" and not quiet:
             console.print(render.move_line(scenario, event))
         elif event["type"] == "error":
-            console.print(f"[bold red]{event['party']}: {event['error']}[/]")
+            console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
 
     result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
                                             agents=overrides, out_dir=out, on_event=show))
     console.print()
     console.print(render.outcome_view(scenario, result.transcript.events[-1], result.agents))
-    console.print(f"\nTranscript: [bold]{result.path}[/]  (check it with "
-                  f"[cyan]negotiate verify {result.path}[/])")
+    console.print(f"\nTranscript: [bold]{escape(str(result.path))}[/]  (check it with "
+                  f"[cyan]negotiate verify {escape(str(result.path))}[/])")
 
 
 @app.command(name="verify")
@@ -128,7 +129,7 @@ def verify_command(
     """Re-compute a transcript's hash chain; exit 1 and name the first bad line if tampered."""
     result = verify(transcript)
     if not result.ok:
-        console.print(f"[bold red]TAMPERED[/] {transcript}: {result.reason}")
+        console.print(f"[bold red]TAMPERED[/] {transcript}: {escape(result.reason)}")
         raise typer.Exit(1)
     last = result.events[-1]
     note = "" if last["type"] in {"outcome", "signoff"} else \
@@ -142,7 +143,8 @@ def scenarios_list() -> None:
     """List the scenarios shipped with the sandbox."""
     table = Table(title="Shipped scenarios", title_justify="left")
     for column in ("Name", "Title", "Parties", "Issues", "Outcomes"):
-        table.add_column(column, justify="right" if column in {"Issues", "Outcomes"} else "left")
+        table.add_column(column, no_wrap=column == "Name",
+                         justify="right" if column in {"Issues", "Outcomes"} else "left")
     for path in shipped_scenarios():
         try:
             scenario = load_scenario(path)
@@ -165,9 +167,10 @@ def validate(
             scenario = load_scenario(path)
         except ScenarioError as error:
             failed += 1
-            render.error_console().print(f"[bold red]invalid[/] {error}", soft_wrap=True)
+            render.error_console().print(f"[bold red]invalid[/] {escape(str(error))}",
+                                         soft_wrap=True)
             continue
-        console.print(f"[bold green]valid[/] {path}: {scenario.title} "
+        console.print(f"[bold green]valid[/] {path}: {escape(scenario.title)} "
                       f"({outcome_space_size(scenario):,} possible agreements)")
     if failed:
         raise typer.Exit(USAGE_ERROR)

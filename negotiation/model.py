@@ -9,9 +9,10 @@ which reports each problem with its field path and a fix.
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Identifier = Annotated[
     str,
@@ -62,17 +63,24 @@ class NumericIssue(IssueBase):
     step: float = Field(gt=0)
     unit: str = ""
 
-    @model_validator(mode="after")
-    def _range_is_a_grid(self) -> NumericIssue:
-        if self.max <= self.min:
-            raise ValueError(f"max ({self.max}) must be greater than min ({self.min})")
-        steps = (self.max - self.min) / self.step
-        if abs(steps - round(steps)) > 1e-9:
-            raise ValueError(
-                f"(max - min) / step = {steps:g} is not a whole number; choose a step that "
-                f"divides {self.max - self.min:g}"
-            )
-        return self
+    @field_validator("max")
+    @classmethod
+    def _max_above_min(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("min")
+        if low is not None and value <= low:
+            raise ValueError(f"max ({value:g}) must be greater than min ({low:g})")
+        return value
+
+    @field_validator("step")
+    @classmethod
+    def _step_divides_range(cls, value: float, info: ValidationInfo) -> float:
+        low, high = info.data.get("min"), info.data.get("max")
+        if low is not None and high is not None and value > 0:
+            steps = (high - low) / value
+            if abs(steps - round(steps)) > 1e-9:
+                raise ValueError(f"(max - min) / step = {steps:g} is not a whole number; "
+                                 f"choose a step that divides {high - low:g}")
+        return value
 
 
 class SplitIssue(IssueBase):
@@ -83,14 +91,13 @@ class SplitIssue(IssueBase):
     step: int = Field(default=5, gt=0, le=100)
     pot: str = Field(default="", description="What is being split, e.g. 'net in-app revenue'.")
 
-    @model_validator(mode="after")
-    def _step_reaches_100(self) -> SplitIssue:
-        if 100 % self.step:
-            raise ValueError(
-                f"step {self.step} cannot make shares that sum to 100; use a divisor of 100 "
-                "such as 1, 2, 5, 10, 20, 25 or 50"
-            )
-        return self
+    @field_validator("step")
+    @classmethod
+    def _step_reaches_100(cls, value: int) -> int:
+        if 100 % value:
+            raise ValueError(f"step {value} cannot make shares that sum to 100; use a divisor "
+                             "of 100 such as 1, 2, 5, 10, 20, 25 or 50")
+        return value
 
 
 Issue = Annotated[DiscreteIssue | NumericIssue | SplitIssue, Field(discriminator="kind")]
@@ -125,7 +132,7 @@ class ValueFunction(Strict):
             )
         if self.points is not None:
             xs = [x for x, _ in self.points]
-            if len(xs) < 2 or any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+            if len(xs) < 2 or any(b <= a for a, b in itertools.pairwise(xs)):
                 raise ValueError("'points' needs at least two [x, score] pairs with increasing x")
         return self
 

@@ -83,7 +83,9 @@ def load_scenario(path: str | Path) -> Scenario:
             [Problem("", f"file not found; give a path or a shipped scenario name ({hint})")],
         ) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(source, [Problem("", f"cannot read the file as UTF-8 text: {error}")])
+        raise ScenarioError(
+            source, [Problem("", f"cannot read the file as UTF-8 text: {error}")]
+        ) from None
     return parse_scenario(text, source)
 
 
@@ -151,6 +153,9 @@ _FIXES = {
 def _pydantic_problems(error: ValidationError) -> Iterator[Problem]:
     for detail in error.errors(include_url=False):
         message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "string_pattern_mismatch":
+            message = (f"{detail['input']!r} is not a valid id; use lower-case letters, digits, "
+                       "'_' or '-', starting with a letter")
         fix = _FIXES.get(detail["type"])
         if fix:
             message = f"{message}; {fix}"

@@ -12,9 +12,11 @@ which keeps every utility in [0, 1] (Keeney & Raiffa 1976, additive value functi
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -118,6 +120,24 @@ class OutcomeSpace:
                                                                          self.radices, strict=True)]
         return np.stack(columns, axis=1) if columns else np.zeros((1, 0), dtype=np.intp)
 
+    @cached_property
+    def similarity(self) -> tuple[FloatArray, ...]:
+        """Per issue, how alike two values are, in [0, 1]: equal options 1, otherwise 0;
+        numbers by distance over the range; splits by 1 − (L1 distance of shares) / 200."""
+        tables = []
+        for issue, vals in zip(self.issues, self.values, strict=True):
+            if isinstance(issue, DiscreteIssue):
+                tables.append(np.eye(len(vals)))
+            elif isinstance(issue, SplitIssue):
+                shares = np.array([[v[p] for p in issue.parties] for v in vals
+                                   if isinstance(v, dict)], dtype=np.float64)
+                distance = np.abs(shares[:, None, :] - shares[None, :, :]).sum(axis=2)
+                tables.append(1.0 - distance / 200.0)
+            else:
+                xs = np.array([float(v) for v in vals if not isinstance(v, dict)])
+                tables.append(1.0 - np.abs(xs[:, None] - xs[None, :]) / (issue.max - issue.min))
+        return tuple(tables)
+
     def terms(self, outcome: int) -> dict[str, TermValue]:
         """The terms of outcome number ``outcome``."""
         result: dict[str, TermValue] = {}
@@ -168,7 +188,7 @@ def _value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | 
         low, high = issue.min, issue.max
     if fn.points is not None:
         px, py = zip(*fn.points, strict=True)
-        return np.interp(xs, px, py)
+        return np.asarray(np.interp(xs, px, py), dtype=np.float64)
     scaled = (xs - low) / (high - low)
     return np.asarray(scaled if fn.prefer == "high" else 1.0 - scaled, dtype=np.float64)
 
@@ -217,15 +237,15 @@ def utility_functions(scenario: Scenario, space: OutcomeSpace | None = None
             for org in scenario.organizations}
 
 
-_COMPARE = {
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-    "in": lambda a, b: a in b,
-    "not_in": lambda a, b: a not in b,
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda value, allowed: value in allowed,
+    "not_in": lambda value, allowed: value not in allowed,
 }
 
 
