@@ -61,7 +61,7 @@ def issue_values(issue: Issue) -> list[TermValue]:
     slots = 100 // issue.step
     parties = issue.parties
     values: list[TermValue] = []
-    # Compositions of `slots` into len(parties) parts, first party's share descending.
+    # Compositions of `slots` into len(parties) parts, first party's share ascending.
     for bars in itertools.combinations(range(slots + len(parties) - 1), len(parties) - 1):
         parts, previous = [], -1
         for bar in (*bars, slots + len(parties) - 1):

@@ -1,0 +1,52 @@
+"""Shared fixtures: a tiny scenario whose utilities can be computed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from negotiation.model import Scenario
+from negotiation.scenario import parse_scenario, shipped_scenarios
+
+REPO = Path(__file__).resolve().parent.parent
+
+TINY_YAML = """
+id: tiny
+title: A two-party, three-issue scenario small enough to check by hand
+issues:
+  - {id: colour, kind: discrete, name: Colour, options: [red, blue]}
+  - {id: price, kind: numeric, name: Price, min: 0, max: 10, step: 5}
+  - {id: pot, kind: split, name: Pot, parties: [a, b], step: 50}
+organizations:
+  - id: a
+    name: Alpha
+    preferences:
+      reservation_value: 0.2
+      weights: {colour: 0.5, price: 0.3, pot: 0.2}
+      values:
+        colour: {scores: {red: 1.0, blue: 0.25}}
+        price: {prefer: high}
+        pot: {prefer: high}
+  - id: b
+    name: Beta
+    preferences:
+      reservation_value: 0.3
+      weights: {colour: 0.2, price: 0.4, pot: 0.4}
+      values:
+        colour: {scores: {red: 0.0, blue: 1.0}}
+        price: {points: [[0, 1.0], [5, 0.8], [10, 0.0]]}
+        pot: {prefer: high}
+      red_lines:
+        - {issue: pot, party: b, op: ">=", value: 50, reason: Half at least.}
+"""
+
+
+@pytest.fixture
+def tiny() -> Scenario:
+    return parse_scenario(TINY_YAML, "tiny.yaml")
+
+
+@pytest.fixture(params=[p.stem for p in shipped_scenarios()])
+def shipped_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

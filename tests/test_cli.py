@@ -1,0 +1,116 @@
+"""The ``negotiate`` command end to end, through a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+NEGOTIATE = Path(sys.executable).with_name("negotiate")
+
+
+def negotiate(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
+    return subprocess.run([str(NEGOTIATE), *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=120)
+
+
+def only_transcript(folder: Path) -> Path:
+    files = list(folder.glob("*.jsonl"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def test_run_prints_moves_and_outcome_and_writes_a_transcript(tmp_path: Path) -> None:
+    done = negotiate("run", "platform-app-vendor", "--seed", "2", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "Nimbus Cloud Marketplace" in done.stdout
+    assert "propose" in done.stdout
+    assert "Agreement in round" in done.stdout or "No agreement" in done.stdout
+    assert "Utility" in done.stdout and "Reservation" in done.stdout
+    path = only_transcript(tmp_path)
+    assert str(path.name) in done.stdout.replace("\n", "")
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    assert events[0]["seed"] == 2 and events[-1]["type"] == "outcome"
+
+
+def test_run_honours_agent_overrides_and_rounds(tmp_path: Path) -> None:
+    done = negotiate("run", "rd-joint-venture", "--agent", "kestrel=hardliner",
+                     "--agent", "voltaic=hardliner", "--rounds", "3", "-q",
+                     "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "No agreement: deadline: no agreement after 3 rounds" in done.stdout
+    header = json.loads(only_transcript(tmp_path).read_text().splitlines()[0])
+    assert header["agents"] == {"voltaic": "hardliner", "kestrel": "hardliner"}
+
+
+def test_verify_accepts_a_clean_transcript_and_rejects_a_tampered_one(tmp_path: Path) -> None:
+    assert negotiate("run", "rd-joint-venture", "-q", "--out", str(tmp_path)).returncode == 0
+    path = only_transcript(tmp_path)
+    clean = negotiate("verify", str(path))
+    assert clean.returncode == 0 and "OK" in clean.stdout
+
+    lines = path.read_text().splitlines(keepends=True)
+    lines[4] = lines[4].replace('"round":', '"round":1', 1)  # 1-based line 5
+    path.write_text("".join(lines))
+    tampered = negotiate("verify", str(path))
+    assert tampered.returncode == 1
+    assert "TAMPERED" in tampered.stdout and "line 5" in tampered.stdout
+
+
+def test_validate_good_and_broken_files(tmp_path: Path) -> None:
+    good = negotiate("scenarios", "validate", *map(str, (REPO / "scenarios").glob("*.yaml")))
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.count("valid") >= 4
+
+    bad = tmp_path / "bad.yaml"
+    text = (REPO / "scenarios" / "rd-joint-venture.yaml").read_text()
+    bad.write_text(text.replace("weights: {ip_ownership: 0.35", "weights: {ip_ownership: 0.95"))
+    broken = negotiate("scenarios", "validate", str(bad))
+    assert broken.returncode == 2
+    assert str(bad) in broken.stderr
+    assert "organizations[0].preferences.weights" in broken.stderr
+    assert "rescale" in broken.stderr
+    assert "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "no-such-scenario"], "file not found"),
+    (["run", "rd-joint-venture", "--agent", "kestrel"], "must look like ORG=STRATEGY"),
+    (["run", "rd-joint-venture", "--agent", "kestrel=telepathy"], "unknown strategy"),
+    (["run", "rd-joint-venture", "--agent", "nobody=boulware"], "unknown organisation"),
+    (["verify", "missing.jsonl"], "no such transcript"),
+])
+def test_user_errors_exit_2_with_a_message_and_no_traceback(args: list[str],
+                                                             message: str) -> None:
+    done = negotiate(*args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_run_writes_nothing_when_the_scenario_is_broken(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: x\ntitle: y\n")
+    out = tmp_path / "out"
+    done = negotiate("run", str(bad), "--out", str(out))
+    assert done.returncode == 2
+    assert not out.exists()
+
+
+def test_scenarios_list_and_schema_and_agents() -> None:
+    listed = negotiate("scenarios", "list")
+    assert listed.returncode == 0
+    for name in ("platform-app-vendor", "park-redevelopment", "species-reintroduction",
+                 "rd-joint-venture"):
+        assert name in listed.stdout
+    schema = negotiate("scenarios", "schema")
+    assert json.loads(schema.stdout)["title"] == "Scenario"
+    strategies = negotiate("agents")
+    assert "boulware" in strategies.stdout and "tit_for_tat" in strategies.stdout

@@ -1,0 +1,25 @@
+"""The promises of the README hold: its test command is what CI runs."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO
+
+
+def quick_start_commands() -> list[str]:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_quick_start_has_a_demo_command_then_a_test_command() -> None:
+    demo, test = quick_start_commands()[:2]
+    assert "negotiate run" in demo
+    assert "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command_verbatim() -> None:
+    test = quick_start_commands()[1]
+    ci_lines = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci_lines
