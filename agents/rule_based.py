@@ -46,6 +46,9 @@ class Bidder:
         self.ascending_utility: FloatArray = utility[self.ascending]
         self.utility = utility
         self._offers: dict[int, Offer] = {}
+        # Offers seen before, by identity (the offer is kept so its id cannot be reused).
+        self._outcomes: dict[int, tuple[Offer, int]] = {}
+        self._last_choice: tuple[tuple[int, ...], int] | None = None
 
     @property
     def viable(self) -> bool:
@@ -65,9 +68,17 @@ class Bidder:
             cached = self._offers[outcome] = self.space.offer(outcome)
         return cached
 
+    def outcome_of(self, offer: Offer) -> int:
+        known = self._outcomes.get(id(offer))
+        if known is not None and known[0] is offer:
+            return known[1]
+        outcome = self.space.index_of(offer.terms)
+        self._outcomes[id(offer)] = (offer, outcome)
+        return outcome
+
     def value(self, offer: Offer) -> float:
         """Own utility of an offer; -1 if it breaks one of our red lines."""
-        outcome = self.space.index_of(offer.terms)
+        outcome = self.outcome_of(offer)
         return float(self.utility[outcome]) if self.keeps[outcome] else -1.0
 
     def outcome_for(self, target: float, references: Sequence[Offer] = ()) -> int:
@@ -77,16 +88,22 @@ class Bidder:
             return int(self.ascending[-1])
         stop = int(np.searchsorted(self.ascending_utility,
                                    self.ascending_utility[start] + TARGET_WINDOW, side="right"))
-        candidates = self.ascending[start:min(stop, start + MAX_CANDIDATES)]
-        if not references or len(candidates) == 1:
-            return int(candidates[0])
+        stop = min(stop, start + MAX_CANDIDATES)
+        if not references or stop - start == 1:
+            return int(self.ascending[start])
+        key = (start, stop, *(self.outcome_of(r) for r in references))
+        if self._last_choice is not None and self._last_choice[0] == key:
+            return self._last_choice[1]
+        candidates = self.ascending[start:stop]
         rows = self.space.indices[candidates]
         score = np.zeros(len(candidates))
-        for reference in references:
-            ref = self.space.indices[self.space.index_of(reference.terms)]
+        for reference in key[2:]:
+            ref = self.space.indices[reference]
             for k, table in enumerate(self.space.similarity):
                 score += table[rows[:, k], ref[k]]
-        return int(candidates[int(np.argmax(score))])
+        choice = int(candidates[int(np.argmax(score))])
+        self._last_choice = (key, choice)
+        return choice
 
 
 class RuleBasedAgent:

@@ -2,7 +2,8 @@
 
 Each event carries ``seq`` (0, 1, 2, …), ``prev_hash`` (the previous event's ``hash``; 64
 zeros for the first) and ``hash``: the sha256 of the event's canonical JSON (sorted keys, no
-spaces, UTF-8) without the ``hash`` field.  Editing, deleting, inserting or reordering any
+spaces, UTF-8) without the ``hash`` field.  Lines are written as that canonical JSON with
+``hash`` appended as the last key.  Editing, deleting, inserting or reordering any
 line breaks the chain at that line.  Everything that depends on when or where a run
 happened lives under the key ``wall``; removing ``wall`` and the two hash fields leaves
 what determinism compares.  With ``SOURCE_DATE_EPOCH`` set, wall-clock times are fixed and
@@ -93,8 +94,11 @@ class TranscriptWriter:
         event: dict[str, Any] = {"seq": self._seq, "type": type_, "prev_hash": self._head}
         event.update(body)
         event[WALL] = {"at": timestamp(), **(wall or {})}
-        event["hash"] = event_hash(event)
-        line = canonical_json(event)
+        # One serialisation serves both the hash and the line: the line is the canonical
+        # body with "hash" appended last, and verify() re-canonicalises without it.
+        body_json = canonical_json(event)
+        event["hash"] = hashlib.sha256(body_json.encode()).hexdigest()
+        line = f'{body_json[:-1]},"hash":"{event["hash"]}"}}'
         if self._file is not None:
             self._file.write(line + "\n")
             self._file.flush()

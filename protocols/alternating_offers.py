@@ -72,8 +72,9 @@ class AlternatingOffers:
                                reason="every party accepted the standing offer")
             return self._advance(replace(state, accepted_by=accepted))
         if isinstance(action, Propose):
-            return self._advance(replace(state, standing_offer=action.offer,
-                                         standing_proposer=party, accepted_by=frozenset()))
+            return self._advance(ProtocolState(
+                state.parties, state.max_rounds, state.round, state.turn, state.status,
+                action.offer, party, frozenset(), state.reason))
         raise IllegalActionError(f"unknown action {action!r}")
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:
@@ -84,12 +85,13 @@ class AlternatingOffers:
 
     @staticmethod
     def _advance(state: ProtocolState) -> ProtocolState:
-        turn = state.turn + 1
-        if turn < len(state.parties):
-            return replace(state, turn=turn)
-        if state.round + 1 >= state.max_rounds:
-            return replace(
-                state, round=state.round + 1, turn=0, status="no_agreement",
-                reason=f"deadline: no agreement after {state.max_rounds} rounds",
-            )
-        return replace(state, round=state.round + 1, turn=0)
+        # Called on every turn: the constructor is several times faster than replace().
+        turn, round_, status, reason = state.turn + 1, state.round, state.status, state.reason
+        if turn == len(state.parties):
+            turn, round_ = 0, round_ + 1
+            if round_ >= state.max_rounds:
+                status = "no_agreement"
+                reason = f"deadline: no agreement after {state.max_rounds} rounds"
+        return ProtocolState(state.parties, state.max_rounds, round_, turn, status,
+                             state.standing_offer, state.standing_proposer, state.accepted_by,
+                             reason)

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from negotiation.cli import scenario_json_schema
 from negotiation.model import Scenario
 from negotiation.scenario import ScenarioError, load_scenario, parse_scenario, shipped_scenarios
-
 from tests.conftest import REPO, TINY_YAML
 
 
@@ -96,7 +95,7 @@ def test_broken_scenarios_name_the_file_the_field_and_the_fix(
 
 
 def test_a_missing_file_lists_the_shipped_scenarios(tmp_path: Path) -> None:
-    with pytest.raises(ScenarioError, match="file not found.*platform-app-vendor"):
+    with pytest.raises(ScenarioError, match=r"file not found.*platform-app-vendor"):
         load_scenario(tmp_path / "nope.yaml")
 
 

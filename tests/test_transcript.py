@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -45,7 +46,7 @@ def test_a_fresh_transcript_verifies(tmp_path: Path) -> None:
 
 def test_each_hash_covers_the_event_and_its_predecessor(tmp_path: Path) -> None:
     events = load_verified(write_run(tmp_path))
-    for before, event in zip(events, events[1:]):
+    for before, event in itertools.pairwise(events):
         assert event["prev_hash"] == before["hash"]
         assert event["hash"] == event_hash(event)
 
