@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, overload, runtime_checkable
 
+from negotiation.guardrails import Feedback
 from negotiation.model import Action, ActionKind, Offer, Preferences, PublicScenario
 from negotiation.utility import OutcomeSpace, UtilityFunction
 from protocols.base import ProtocolState
@@ -61,7 +62,7 @@ class View:
     state: ProtocolState
     history: History
     legal: frozenset[ActionKind]
-    feedback: str | None = None
+    feedback: Feedback | None = None
 
     @property
     def time(self) -> float:

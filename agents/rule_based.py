@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agents.base import View
-from negotiation.model import Accept, Action, Offer, Propose, WalkAway
+from negotiation.model import Accept, Action, Offer, Propose, RedLine, WalkAway
 from negotiation.terms import describe_change
 from negotiation.utility import FloatArray, IndexArray, red_line_mask
 
@@ -49,6 +49,17 @@ class Bidder:
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
         self._last_choice: tuple[tuple[int, ...], int] | None = None
+
+    def forbid(self, red_lines: Sequence[RedLine], outcome: int | None) -> None:
+        """Stop offering what the referee blocked: outcomes crossing ``red_lines`` it
+        disclosed, and the blocked outcome itself."""
+        self.keeps = self.keeps & red_line_mask(self.space, red_lines)
+        if outcome is not None:
+            self.keeps[outcome] = False
+        mask = self.keeps[self.ascending]
+        self.ascending = self.ascending[mask]
+        self.ascending_utility = self.ascending_utility[mask]
+        self._last_choice = None
 
     @property
     def viable(self) -> bool:
@@ -118,6 +129,10 @@ class RuleBasedAgent:
     async def act(self, view: View) -> Action:
         if self._bidder is None:
             self._bidder = Bidder(view)
+        if view.feedback is not None:
+            blocked = self._last_offer
+            self._bidder.forbid(view.feedback.red_lines,
+                                None if blocked is None else self._bidder.outcome_of(blocked))
         if not self._bidder.viable:
             return WalkAway(rationale=NO_DEAL)
         return self.decide(view, self._bidder)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import anyio
 
+from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import Negotiation, build_agents
 from negotiation.model import Scenario
 from negotiation.scenario import scenario_from_data
 from negotiation.transcript import TranscriptWriter
-from negotiation.utility import OutcomeSpace
 
 
 def benchmark_scenario(issues: int = 3, values: int = 10, rounds: int = 100,
@@ -49,10 +49,10 @@ def benchmark_scenario(issues: int = 3, values: int = 10, rounds: int = 100,
 
 async def run_many(scenario: Scenario, runs: int, out_dir: Path | None) -> tuple[int, int]:
     specs = {"buyer": "boulware", "seller": "conceder"}
-    space = OutcomeSpace.of(scenario)
+    analysis = SpaceAnalysis(scenario)
     steps = agreements = 0
     for seed in range(runs):
-        negotiation = Negotiation(scenario, space=space)
+        negotiation = Negotiation(scenario, analysis=analysis)
         path = out_dir / f"{seed}.jsonl" if out_dir else None
         with TranscriptWriter(path, fsync=out_dir is not None) as writer:
             result = await negotiation.run(build_agents(specs, seed), seed=seed,

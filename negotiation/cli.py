@@ -108,7 +108,7 @@ def run(
         if event["type"] == "header" and not quiet:
             console.print(render.scenario_panel(scenario, event["agents"], seed, max_rounds))
             header_shown = True
-        elif event["type"] == "move" and not quiet:
+        elif event["type"] in {"move", "blocked"} and not quiet:
             console.print(render.move_line(scenario, event))
         elif event["type"] == "error":
             console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from agents import Agent, History, Move, View, make_agent
-from negotiation.model import Action, Agreement, Propose, Scenario
+from negotiation.analysis import SpaceAnalysis
+from negotiation.guardrails import Feedback, Referee, provenance
+from negotiation.model import Action, Agreement, Propose, Scenario, TermValue
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
-from negotiation.utility import InvalidOfferError, OutcomeSpace, UtilityFunction, utility_functions
+from negotiation.utility import UtilityFunction, utility_functions
 from protocols import IllegalActionError, ProtocolState, get_protocol
 
 EventHook = Callable[[dict[str, Any]], None]
@@ -65,10 +67,12 @@ class Negotiation:
     """One run's fixed context: the scenario, its outcome space and every party's utility."""
 
     def __init__(self, scenario: Scenario, *, rounds: int | None = None,
-                 space: OutcomeSpace | None = None) -> None:
+                 analysis: SpaceAnalysis | None = None) -> None:
         self.scenario = scenario
         self.public = scenario.public()
-        self.space = space or OutcomeSpace.of(scenario)
+        self.analysis = analysis or SpaceAnalysis(scenario)
+        self.space = self.analysis.space
+        self.referee = Referee(scenario, self.analysis)
         self.utilities: dict[str, UtilityFunction] = utility_functions(scenario, self.space)
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
@@ -101,18 +105,38 @@ class Negotiation:
         moves: list[Move] = []
         history = History(moves)
         private = {org.id: org.preferences for org in self.scenario.organizations}
+        feedback: dict[str, Feedback] = {}
+        proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
         failure: str | None = None
 
         while not state.done:
             party = state.current_party
             view = View(party=party, scenario=self.public, preferences=private[party],
                         space=self.space, utility=self.utilities[party], state=state,
-                        history=history, legal=self.protocol.legal_actions(state, party))
+                        history=history, legal=self.protocol.legal_actions(state, party),
+                        feedback=feedback.pop(party, None))
             try:
                 action: Action = await agents[party].act(view)
-                body = self._move_body(state, party, action, view)
+                if action.kind not in view.legal:
+                    raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
+                                             f"{sorted(view.legal)}")
+                body: dict[str, Any] = {"round": state.round, "party": party,
+                                        "action": action.model_dump(mode="json",
+                                                                    exclude_none=True)}
+                if isinstance(action, Propose):
+                    verdict, outcome = self.referee.check_proposal(party, action)
+                    body["verdict"] = verdict.model_dump(mode="json")
+                    if verdict.blocked:
+                        feedback[party] = self.referee.feedback(verdict, action.offer.terms)
+                        body["feedback"] = feedback[party].model_dump(mode="json")
+                        record("blocked", body)
+                        state = self.protocol.pass_turn(state)
+                        continue
+                    assert outcome is not None
+                    body["utilities"] = self.utilities_of(outcome)
+                    proposals.append((state.round, party, action.offer.terms, action.rationale))
                 state = self.protocol.apply(state, party, action)
-            except (IllegalActionError, InvalidOfferError) as error:
+            except IllegalActionError as error:
                 failure = f"{party} made an invalid move: {error}"
                 record("error", {"round": state.round, "party": party, "error": str(error)})
                 break
@@ -124,43 +148,40 @@ class Negotiation:
             record("move", body)
             moves.append(Move(round=body["round"], party=party, action=action))
 
-        return self._finish(state, failure, writer, record, specs)
-
-    def _move_body(self, state: ProtocolState, party: str, action: Action,
-                   view: View) -> dict[str, Any]:
-        if action.kind not in view.legal:
-            raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
-                                     f"{sorted(view.legal)}")
-        body: dict[str, Any] = {"round": state.round, "party": party,
-                                "action": action.model_dump(mode="json", exclude_none=True)}
-        if isinstance(action, Propose):
-            body["utilities"] = self.utilities_of(self.space.index_of(action.offer.terms))
-        return body
+        return self._finish(state, failure, writer, record, specs, proposals)
 
     def _finish(self, state: ProtocolState, failure: str | None, writer: TranscriptWriter,
-                record: Callable[[str, dict[str, Any]], None],
-                specs: Mapping[str, str]) -> RunResult:
-        agreement: Agreement | None = None
-        utilities: dict[str, float] = {}
-        if failure is None and state.status == "agreement":
-            assert state.standing_offer is not None and state.standing_proposer is not None
-            agreement = Agreement(terms=state.standing_offer.terms,
-                                  proposer=state.standing_proposer, round=state.round,
-                                  parties=list(state.parties))
-            utilities = self.utilities_of(self.space.index_of(agreement.terms))
-        status = "agreement" if agreement else "no_agreement"
-        reason = failure or state.reason
-        rounds = min(state.round + 1, self.max_rounds)
+                record: Callable[[str, dict[str, Any]], None], specs: Mapping[str, str],
+                proposals: list[tuple[int, str, dict[str, TermValue], str]]) -> RunResult:
         body: dict[str, Any] = {
-            "status": status,
-            "reason": reason,
-            "rounds": rounds,
             "reservation_values": {org.id: org.preferences.reservation_value
                                    for org in self.scenario.organizations},
         }
-        if agreement is not None:
-            body["agreement"] = agreement.model_dump(mode="json")
-            body["utilities"] = utilities
+        agreement: Agreement | None = None
+        utilities: dict[str, float] = {}
+        reason = failure or state.reason
+        if failure is None and state.status == "agreement":
+            assert state.standing_offer is not None and state.standing_proposer is not None
+            terms = state.standing_offer.terms
+            rationale = proposals[-1][3] if proposals else ""
+            verdict, report = self.referee.check_agreement(terms, state.standing_proposer,
+                                                           rationale)
+            body["verdict"] = verdict.model_dump(mode="json")
+            body["fairness"] = report
+            body["accountability"] = provenance(proposals, terms)
+            candidate = Agreement(terms=terms, proposer=state.standing_proposer,
+                                  round=state.round, parties=list(state.parties))
+            if verdict.blocked:
+                reason = f"the referee blocked the agreement: {verdict.summary()}"
+                body["blocked_agreement"] = candidate.model_dump(mode="json")
+            else:
+                agreement = candidate
+                utilities = self.utilities_of(self.space.index_of(terms))
+                body["agreement"] = agreement.model_dump(mode="json")
+                body["utilities"] = utilities
+        status = "agreement" if agreement else "no_agreement"
+        rounds = min(state.round + 1, self.max_rounds)
+        body = {"status": status, "reason": reason, "rounds": rounds, **body}
         record("outcome", body)
         return RunResult(status=status, reason=reason, rounds=rounds, agreement=agreement,
                          utilities=utilities, transcript=writer, path=writer.path,

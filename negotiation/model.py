@@ -90,6 +90,11 @@ class SplitIssue(IssueBase):
     parties: list[Identifier] = Field(min_length=2)
     step: int = Field(default=5, gt=0, le=100)
     pot: str = Field(default="", description="What is being split, e.g. 'net in-app revenue'.")
+    nature: Literal["benefit", "cost"] = Field(
+        default="benefit",
+        description="Whether a larger share is a gain (revenue) or a burden (costs). Fairness "
+                    "compares benefit shares with contributions.",
+    )
 
     @field_validator("step")
     @classmethod
@@ -215,6 +220,59 @@ class ProtocolConfig(Strict):
     rounds: int = Field(default=30, ge=1, le=100_000)
 
 
+CheckLevel = Literal["off", "warn", "block"]
+
+
+class CheckPolicy(Strict):
+    """How one guardrail check treats proposals and agreements."""
+
+    proposals: CheckLevel
+    agreements: CheckLevel
+
+
+class ParetoPolicy(CheckPolicy):
+    proposals: CheckLevel = "off"
+    agreements: CheckLevel = "warn"
+    max_distance: float = Field(default=0.05, ge=0.0,
+                                description="Largest tolerated distance to the frontier.")
+
+
+class FairnessPolicy(CheckPolicy):
+    proposals: CheckLevel = "warn"
+    agreements: CheckLevel = "warn"
+    min_nash_ratio: float = Field(default=0.6, ge=0.0, le=1.0,
+                                  description="Nash product relative to the best possible.")
+    max_ks_distance: float = Field(default=0.3, ge=0.0,
+                                   description="Largest distance to the Kalai–Smorodinsky point.")
+    min_egalitarian_gain: float = Field(default=0.0, description="Lowest tolerated gain over "
+                                                                 "reservation of any party.")
+    max_share_deviation: float = Field(default=25.0, ge=0.0, le=100.0,
+                                       description="Largest gap, in percentage points, between a "
+                                                   "benefit share and the contribution-based "
+                                                   "share.")
+
+
+class GuardrailPolicy(Strict):
+    """Which checks block, which only warn, and their thresholds (the scenario's
+    ``guardrails:`` block).  Validity always blocks: invalid terms cannot be agreed."""
+
+    red_lines: CheckPolicy = Field(
+        default_factory=lambda: CheckPolicy(proposals="block", agreements="block"))
+    individual_rationality: CheckPolicy = Field(
+        default_factory=lambda: CheckPolicy(proposals="off", agreements="block"))
+    pareto: ParetoPolicy = Field(default_factory=ParetoPolicy)
+    fairness: FairnessPolicy = Field(default_factory=FairnessPolicy)
+    accountability: CheckPolicy = Field(
+        default_factory=lambda: CheckPolicy(proposals="block", agreements="block"))
+
+
+class CoalitionValue(Strict):
+    """What a set of organisations can create together (for Shapley-value fairness)."""
+
+    members: list[Identifier] = Field(min_length=1)
+    value: float
+
+
 class PublicScenario(Strict):
     """The scenario as every party sees it: no organisation's preferences."""
 
@@ -235,6 +293,11 @@ class Scenario(Strict):
     issues: list[Issue] = Field(min_length=1)
     organizations: list[Organization] = Field(min_length=2)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
+    coalition_values: list[CoalitionValue] = Field(
+        default_factory=list,
+        description="Optional cooperative game: the value each coalition creates. When given, "
+                    "fair benefit shares follow the Shapley value instead of contributions.")
 
     def public(self) -> PublicScenario:
         return PublicScenario(

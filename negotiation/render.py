@@ -43,13 +43,35 @@ def move_line(scenario: Scenario, event: Mapping[str, Any]) -> Text:
     line.append(f"R{event['round'] + 1:>3} ", style="dim")
     line.append(f"{event['party']:<12} ", style="bold")
     line.append(f"{kind:<9} ", style=_KIND_STYLE.get(kind, ""))
+    if event["type"] == "blocked":
+        line.append(short_terms(scenario, action["offer"]["terms"]), style="strike dim")
+        line.append(f"\n      BLOCKED: {event['feedback']['message']}", style="bold red")
+        return line
     if kind == "propose":
         line.append(short_terms(scenario, action["offer"]["terms"]))
         utilities = " ".join(f"{p}={u:.2f}" for p, u in event.get("utilities", {}).items())
         line.append(f"  [{utilities}]", style="dim")
     else:
         line.append(action["rationale"], style="italic")
+    verdict = event.get("verdict")
+    if verdict and verdict["level"] == "warn":
+        codes = ", ".join(sorted({f["code"] for f in verdict["findings"]}))
+        line.append(f"  ⚠ {codes}", style="yellow")
     return line
+
+
+def verdict_view(verdict: Mapping[str, Any]) -> Table:
+    """The referee's findings on an agreement, one row per check."""
+    table = Table(title=f"Referee: {verdict['level'].upper()}", title_justify="left",
+                  show_edge=False)
+    table.add_column("Check", style="bold")
+    table.add_column("Result")
+    table.add_column("Finding")
+    styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
+    for finding in verdict["findings"]:
+        table.add_row(finding["check"].replace("_", " "),
+                      Text(finding["level"], style=styles[finding["level"]]), finding["message"])
+    return table
 
 
 def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
@@ -83,6 +105,8 @@ def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
         parties.add_row(org.name, agents[org.id], f"{utility:.3f}", f"{reservation:.3f}",
                         Text(f"{gain:+.3f}", style=style))
     parts.append(parties)
+    if "verdict" in outcome:
+        parts.append(verdict_view(outcome["verdict"]))
     return Group(*parts)
 
 

@@ -198,6 +198,12 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
     for i, org in enumerate(scenario.organizations):
         yield from _preference_problems(f"organizations[{i}].preferences", org, issues, org_ids)
 
+    for i, coalition in enumerate(scenario.coalition_values):
+        for j, member in enumerate(coalition.members):
+            if member not in org_ids:
+                yield Problem(f"coalition_values[{i}].members[{j}]",
+                              f"'{member}' is not an organisation; use one of {org_ids}")
+
     size = outcome_space_size(scenario)
     if size > MAX_OUTCOMES:
         yield Problem(

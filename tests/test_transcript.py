@@ -11,7 +11,7 @@ import pytest
 
 from agents import View, make_agent
 from negotiation.engine import Negotiation, run_scenario
-from negotiation.model import Action, Offer, Propose
+from negotiation.model import Accept, Action, Propose
 from negotiation.scenario import load_scenario
 from negotiation.transcript import (
     GENESIS,
@@ -139,7 +139,7 @@ def test_source_date_epoch_makes_transcripts_byte_identical(
 
 
 class Broken:
-    """An agent that proposes nonsense, or crashes, on its second turn."""
+    """An agent that crashes on its second turn, or accepts when nothing is on the table."""
 
     def __init__(self, crash: bool) -> None:
         self.crash = crash
@@ -147,10 +147,10 @@ class Broken:
 
     async def act(self, view: View) -> Action:
         self.turns += 1
+        if not self.crash:
+            return Accept(rationale="accepting thin air")
         if self.turns == 2:
-            if self.crash:
-                raise RuntimeError("model server unreachable")
-            return Propose(offer=Offer(terms={"ip_ownership": "nobody"}), rationale="?")
+            raise RuntimeError("model server unreachable")
         return Propose(offer=view.space.offer(0), rationale="opening")
 
 

@@ -1,0 +1,369 @@
+"""The referee: deterministic checks on every proposal and every agreement.
+
+Each check returns findings with a machine-readable ``code``, the numbers behind it and
+one human sentence; the scenario's ``guardrails:`` policy decides whether a failed check
+blocks, warns or is off, separately for proposals and agreements.  The referee sees every
+organisation's private preferences; what it tells a blocked proposer is limited to the
+constraint that was crossed (``Feedback``), never another party's utilities or
+reservation value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from negotiation.analysis import SpaceAnalysis, shapley_values
+from negotiation.model import (
+    CheckLevel,
+    Propose,
+    RedLine,
+    Scenario,
+    SplitIssue,
+    TermValue,
+)
+from negotiation.terms import format_value
+from negotiation.utility import InvalidOfferError, violates
+
+Level = Literal["pass", "warn", "block"]
+Subject = Literal["proposal", "agreement"]
+_RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
+
+
+class Finding(BaseModel):
+    """One check's result on one proposal or agreement."""
+
+    model_config = ConfigDict(frozen=True)
+
+    check: str
+    level: Level
+    code: str
+    message: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Verdict(BaseModel):
+    """The referee's decision: the worst level among the findings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: Subject
+    level: Level
+    findings: list[Finding]
+
+    @property
+    def blocked(self) -> bool:
+        return self.level == "block"
+
+    def summary(self) -> str:
+        worst = [f.message for f in self.findings if f.level == self.level]
+        return "; ".join(worst) if worst else "all checks passed"
+
+
+class Feedback(BaseModel):
+    """What a blocked proposer is told: why, without anyone else's private numbers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    message: str
+    codes: list[str]
+    red_lines: list[RedLine] = Field(default_factory=list)
+
+
+def _level(failed: bool, setting: CheckLevel) -> Level:
+    if not failed or setting == "off":
+        return "pass"
+    return setting
+
+
+def _verdict(subject: Subject, findings: list[Finding]) -> Verdict:
+    level: Level = max((f.level for f in findings), key=_RANK.__getitem__, default="pass")
+    return Verdict(subject=subject, level=level, findings=findings)
+
+
+class Referee:
+    """Checks proposals and agreements for one scenario under its guardrail policy."""
+
+    def __init__(self, scenario: Scenario, analysis: SpaceAnalysis | None = None) -> None:
+        self.scenario = scenario
+        self.policy = scenario.guardrails
+        self.analysis = analysis or SpaceAnalysis(scenario)
+        self.space = self.analysis.space
+        self.fair_shares = self._fair_shares()
+
+    # --- proposals -------------------------------------------------------------------
+
+    def check_proposal(self, proposer: str, action: Propose) -> tuple[Verdict, int | None]:
+        """The verdict on a proposal, and its outcome number when the terms are valid."""
+        findings: list[Finding] = []
+        findings += self._accountability(proposer, action.rationale, "proposals")
+        try:
+            outcome = self.space.index_of(action.offer.terms)
+        except InvalidOfferError as error:
+            findings.append(Finding(check="validity", level="block", code="invalid_terms",
+                                    message=f"invalid terms: {error}"))
+            return _verdict("proposal", findings), None
+        terms = action.offer.terms
+        findings += self._red_lines(terms, outcome, self.policy.red_lines.proposals)
+        findings += self._rationality(outcome, self.policy.individual_rationality.proposals)
+        if self.policy.pareto.proposals != "off":
+            findings += self._pareto(outcome, self.policy.pareto.proposals)
+        findings += self._shares(terms, self.policy.fairness.proposals)
+        return _verdict("proposal", [f for f in findings if f.level != "pass"]), outcome
+
+    def feedback(self, verdict: Verdict, terms: dict[str, TermValue]) -> Feedback:
+        """What the proposer of a blocked proposal may learn."""
+        crossed = [red_line for org in self.scenario.organizations
+                   for red_line in org.preferences.red_lines
+                   if red_line.issue in terms and self._safe_violates(red_line, terms)]
+        sentences = []
+        for finding in verdict.findings:
+            if finding.level != "block":
+                continue
+            if finding.code == "red_line_crossed":
+                sentences.append(f"the terms cross a red line: {_describe_red_line(finding)}")
+            elif finding.code == "below_reservation":
+                sentences.append("the terms leave another party worse off than its "
+                                 "alternative to a deal")
+            else:
+                sentences.append(finding.message)
+        return Feedback(message="Proposal blocked by the referee: " + "; ".join(sentences),
+                        codes=sorted({f.code for f in verdict.findings if f.level == "block"}),
+                        red_lines=crossed)
+
+    @staticmethod
+    def _safe_violates(red_line: RedLine, terms: dict[str, TermValue]) -> bool:
+        try:
+            return violates(red_line, terms)
+        except (KeyError, TypeError):
+            return False
+
+    # --- agreements ------------------------------------------------------------------
+
+    def check_agreement(self, terms: dict[str, TermValue], proposer: str,
+                        rationale: str) -> tuple[Verdict, dict[str, Any]]:
+        """The verdict on an agreement and its full fairness report."""
+        outcome = self.space.index_of(terms)
+        policy = self.policy
+        findings: list[Finding] = [Finding(check="validity", level="pass", code="valid_terms",
+                                           message="every issue is set to an allowed value")]
+        findings += self._accountability(proposer, rationale, "agreements")
+        findings += self._red_lines(terms, outcome, policy.red_lines.agreements)
+        findings += self._rationality(outcome, policy.individual_rationality.agreements)
+        findings += self._pareto(outcome, policy.pareto.agreements)
+        findings += self._fairness(outcome, policy.fairness.agreements)
+        findings += self._shares(terms, policy.fairness.agreements)
+        return _verdict("agreement", findings), self.report(outcome)
+
+    def report(self, outcome: int) -> dict[str, Any]:
+        """Every fairness and efficiency measure of one outcome."""
+        analysis = self.analysis
+        utilities = analysis.utilities_of(outcome)
+        gains = utilities - analysis.reservation
+        best_nash = float(analysis.nash_product[analysis.rational].max()) \
+            if analysis.rational.any() else 0.0
+        product = float(np.prod(np.clip(gains, 0.0, None)))
+        ks = analysis.kalai_smorodinsky
+        parties = analysis.parties
+        report: dict[str, Any] = {
+            "method": analysis.method,
+            "utilities": {p: round(float(u), 6) for p, u in zip(parties, utilities, strict=True)},
+            "gains": {p: round(float(g), 6) for p, g in zip(parties, gains, strict=True)},
+            "nash_product": round(product, 9),
+            "nash_ratio": round(product / best_nash, 6) if best_nash > 0 else None,
+            "ks_distance": None if ks is None else round(float(np.linalg.norm(
+                utilities - np.array([ks.utilities[p] for p in parties]))), 6),
+            "lowest_gain": round(float(gains.min()), 6),
+            "welfare": round(float(utilities.sum()), 6),
+            "pareto_distance": round(analysis.frontier_distance(outcome), 6),
+            "pareto_dominated": analysis.dominating(outcome) is not None,
+            "shares": self.share_report(self.space.terms(outcome)),
+            "reference_points": {p.name: p.utilities for p in analysis.special_points()},
+        }
+        return report
+
+    # --- checks ------------------------------------------------------------------------
+
+    def _accountability(self, proposer: str, rationale: str,
+                        which: Literal["proposals", "agreements"]) -> list[Finding]:
+        setting = getattr(self.policy.accountability, which)
+        if proposer not in self.scenario.party_ids:
+            return [Finding(check="accountability", level=_level(True, setting),
+                            code="unknown_proposer",
+                            message=f"the proposer '{proposer}' is not a party")]
+        if not rationale.strip():
+            return [Finding(check="accountability", level=_level(True, setting),
+                            code="missing_rationale",
+                            message=f"{proposer} gave no rationale for its proposal",
+                            data={"proposer": proposer})]
+        return [Finding(check="accountability", level="pass", code="accountable",
+                        message=f"proposed by {proposer} with a rationale",
+                        data={"proposer": proposer})]
+
+    def _red_lines(self, terms: dict[str, TermValue], outcome: int,
+                   setting: CheckLevel) -> list[Finding]:
+        findings = []
+        for org in self.scenario.organizations:
+            if self.analysis.keeps_red_lines[org.id][outcome]:
+                continue
+            for red_line in org.preferences.red_lines:
+                if violates(red_line, terms):
+                    findings.append(Finding(
+                        check="red_lines", level=_level(True, setting), code="red_line_crossed",
+                        message=f"crosses a red line of {org.name}: "
+                                f"{_red_line_text(red_line)}"
+                                + (f" ({red_line.reason})" if red_line.reason else ""),
+                        data={"party": org.id, **red_line.model_dump(exclude_none=True)}))
+        if not findings:
+            findings.append(Finding(check="red_lines", level="pass", code="red_lines_kept",
+                                    message="no organisation's red line is crossed"))
+        return findings
+
+    def _rationality(self, outcome: int, setting: CheckLevel) -> list[Finding]:
+        utilities = self.analysis.utilities_of(outcome)
+        findings = []
+        for org, utility, reservation in zip(self.scenario.organizations, utilities,
+                                             self.analysis.reservation, strict=True):
+            if utility < reservation - 1e-12:
+                findings.append(Finding(
+                    check="individual_rationality", level=_level(True, setting),
+                    code="below_reservation",
+                    message=f"{org.name} would get {utility:.3f}, below its reservation "
+                            f"value {reservation:.3f}",
+                    data={"party": org.id, "utility": round(float(utility), 6),
+                          "reservation_value": float(reservation)}))
+        if not findings:
+            findings.append(Finding(check="individual_rationality", level="pass",
+                                    code="rational", message="every party beats its "
+                                                             "alternative to a deal"))
+        return findings
+
+    def _pareto(self, outcome: int, setting: CheckLevel) -> list[Finding]:
+        distance = self.analysis.frontier_distance(outcome)
+        better = self.analysis.dominating(outcome)
+        limit = self.policy.pareto.max_distance
+        if better is None:
+            return [Finding(check="pareto", level="pass", code="pareto_efficient",
+                            message="no feasible outcome is better for someone and worse for "
+                                    "no one", data={"distance": round(distance, 6)})]
+        data = {"distance": round(distance, 6), "max_distance": limit,
+                "dominating_terms": self.space.terms(better)}
+        if distance <= limit:
+            return [Finding(check="pareto", level="pass", code="pareto_near",
+                            message=f"dominated, but within {limit} of the frontier "
+                                    f"(distance {distance:.3f})", data=data)]
+        return [Finding(check="pareto", level=_level(True, setting), code="pareto_dominated",
+                        message=f"another feasible outcome is better for some parties and "
+                                f"worse for none (distance to the frontier {distance:.3f} > "
+                                f"{limit})", data=data)]
+
+    def _fairness(self, outcome: int, setting: CheckLevel) -> list[Finding]:
+        policy = self.policy.fairness
+        report = self.report(outcome)
+        findings = []
+        ratio = report["nash_ratio"]
+        if ratio is not None:
+            findings.append(Finding(
+                check="fairness", level=_level(ratio < policy.min_nash_ratio, setting),
+                code="nash_ratio", message=f"Nash product is {ratio:.0%} of the best possible "
+                                           f"(minimum {policy.min_nash_ratio:.0%})",
+                data={"nash_ratio": ratio, "min_nash_ratio": policy.min_nash_ratio}))
+        distance = report["ks_distance"]
+        if distance is not None:
+            findings.append(Finding(
+                check="fairness", level=_level(distance > policy.max_ks_distance, setting),
+                code="ks_distance", message=f"distance to the Kalai–Smorodinsky point is "
+                                            f"{distance:.3f} (maximum {policy.max_ks_distance})",
+                data={"ks_distance": distance, "max_ks_distance": policy.max_ks_distance}))
+        lowest = report["lowest_gain"]
+        findings.append(Finding(
+            check="fairness", level=_level(lowest < policy.min_egalitarian_gain, setting),
+            code="egalitarian_gain", message=f"the worst-off party gains {lowest:+.3f} over its "
+                                             f"reservation value (minimum "
+                                             f"{policy.min_egalitarian_gain:+.3f})",
+            data={"lowest_gain": lowest, "min_egalitarian_gain": policy.min_egalitarian_gain}))
+        return findings
+
+    def _fair_shares(self) -> dict[str, dict[str, float]]:
+        """Per benefit split, each party's contribution-based (or Shapley) share in %."""
+        shapley: dict[str, float] | None = None
+        if self.scenario.coalition_values:
+            game = {frozenset(c.members): c.value for c in self.scenario.coalition_values}
+            shapley = shapley_values(self.scenario.party_ids, game)
+        shares = {}
+        for issue in self.scenario.issues:
+            if not isinstance(issue, SplitIssue) or issue.nature != "benefit":
+                continue
+            if shapley is not None:
+                basis = {p: max(shapley[p], 0.0) for p in issue.parties}
+            else:
+                basis = {p: self.scenario.organization(p).contribution.value
+                         for p in issue.parties}
+            total = sum(basis.values())
+            shares[issue.id] = {p: (100.0 * v / total if total else 100.0 / len(basis))
+                                for p, v in basis.items()}
+        return shares
+
+    def share_report(self, terms: dict[str, TermValue]) -> dict[str, Any]:
+        report = {}
+        for issue_id, fair in self.fair_shares.items():
+            actual = terms[issue_id]
+            assert isinstance(actual, dict)
+            report[issue_id] = {
+                "basis": "shapley" if self.scenario.coalition_values else "contribution",
+                "fair": {p: round(v, 2) for p, v in fair.items()},
+                "actual": dict(actual),
+                "deviation": round(max(abs(actual[p] - v) for p, v in fair.items()), 2),
+            }
+        return report
+
+    def _shares(self, terms: dict[str, TermValue], setting: CheckLevel) -> list[Finding]:
+        limit = self.policy.fairness.max_share_deviation
+        findings = []
+        for issue_id, entry in self.share_report(terms).items():
+            issue = next(i for i in self.scenario.issues if i.id == issue_id)
+            failed = entry["deviation"] > limit
+            fair_text = format_value(issue, {p: round(v) for p, v in entry["fair"].items()})
+            findings.append(Finding(
+                check="fairness", level=_level(failed, setting),
+                code="share_deviation" if failed else "share_proportional",
+                message=f"{issue.name}: {format_value(issue, entry['actual'])} is "
+                        f"{entry['deviation']:.0f} points from the {entry['basis']}-based "
+                        f"share {fair_text} (maximum {limit:.0f})",
+                data={"issue": issue_id, **entry, "max_deviation": limit}))
+        return findings
+
+
+def _red_line_text(red_line: RedLine) -> str:
+    subject = red_line.issue + (f" share of {red_line.party}" if red_line.party else "")
+    value = red_line.value
+    shown = ", ".join(value) if isinstance(value, list) else f"{value}"
+    return f"{subject} {red_line.op.replace('_', ' ')} {shown}"
+
+
+def _describe_red_line(finding: Finding) -> str:
+    return _red_line_text(RedLine.model_validate(
+        {k: v for k, v in finding.data.items() if k in RedLine.model_fields}))
+
+
+def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
+               terms: dict[str, TermValue]) -> list[dict[str, Any]]:
+    """For each agreed clause: who first put the agreed value on the table in the run of
+    proposals leading to the agreement, in which round, and with what rationale.
+
+    ``moves`` are the delivered proposals in order, as (round, proposer, terms, rationale).
+    """
+    table = []
+    for issue_id, value in terms.items():
+        origin = None
+        for round_, proposer, offered, rationale in reversed(moves):
+            if offered.get(issue_id) != value:
+                break
+            origin = (round_, proposer, rationale)
+        if origin is not None:
+            table.append({"issue": issue_id, "value": value, "proposer": origin[1],
+                          "round": origin[0], "rationale": origin[2]})
+    return table
