@@ -16,6 +16,7 @@ from rich.table import Table
 
 from agents import STRATEGIES, StrategyError
 from negotiation import render
+from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.model import Scenario
 from negotiation.scenario import (
@@ -24,7 +25,8 @@ from negotiation.scenario import (
     outcome_space_size,
     shipped_scenarios,
 )
-from negotiation.transcript import TranscriptError, verify
+from negotiation.plots import plot_space, plot_trace
+from negotiation.transcript import TranscriptError, load_verified, verify
 from protocols import UnknownProtocolError
 
 app = typer.Typer(
@@ -136,6 +138,50 @@ def verify_command(
         "  [yellow](no outcome yet: the run is in progress or was interrupted)[/]"
     console.print(f"[bold green]OK[/] {transcript}: {len(result.events)} events, "
                   f"head {result.head_hash[:16]}…{note}")
+
+
+@app.command()
+@friendly_errors
+def analyze(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario file, or the name of a shipped scenario.")],
+    plot: Annotated[Path | None, typer.Option(help="Draw the utility space to this PNG.")
+                    ] = None,
+) -> None:
+    """Analyse a scenario: zone of possible agreement, Pareto frontier, bargaining points."""
+    scenario = load_scenario(scenario_path)
+    analysis = SpaceAnalysis(scenario)
+    console.print(render.analysis_view(analysis))
+    if plot is not None:
+        plot_space(analysis, plot)
+        console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+
+
+@app.command()
+@friendly_errors
+def report(
+    transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl).")],
+    plot: Annotated[Path | None, typer.Option(
+        help="Draw each party's offers over time in utility space to this PNG.")] = None,
+) -> None:
+    """Summarise a run from its transcript alone; optionally plot the offers."""
+    events = load_verified(transcript)
+    scenario = Scenario.model_validate(events[0]["scenario"])
+    outcome = events[-1]
+    if outcome["type"] != "outcome":
+        raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
+                         "interrupted)")
+    header = events[0]
+    console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
+                                        header["protocol"]["rounds"]))
+    moves = [e for e in events if e["type"] in {"move", "blocked"}]
+    blocked = sum(e["type"] == "blocked" for e in moves)
+    console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
+    console.print(render.outcome_view(scenario, outcome, header["agents"]))
+    if plot is not None:
+        proposals = [e for e in moves if e["type"] == "move" and "utilities" in e]
+        plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), plot)
+        console.print(f"Plot: [bold]{escape(str(plot))}[/]")
 
 
 @scenarios_app.command(name="list")

@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from negotiation.analysis import SpaceAnalysis
 from negotiation.model import Scenario
 from negotiation.terms import format_value
 
@@ -107,6 +108,43 @@ def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
     parts.append(parties)
     if "verdict" in outcome:
         parts.append(verdict_view(outcome["verdict"]))
+    return Group(*parts)
+
+
+def analysis_view(analysis: SpaceAnalysis) -> Group:
+    """Size of the space, the zone of possible agreement and the bargaining solutions."""
+    scenario = analysis.scenario
+    size = analysis.space.size
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("Outcome space", f"{size:,} possible agreements ({analysis.method})")
+    facts.add_row("Feasible", f"{int(analysis.feasible.sum()):,} keep every red line")
+    zopa = analysis.zopa_size
+    share = zopa / max(len(analysis.outcomes), 1)
+    facts.add_row("Zone of possible agreement",
+                  f"{zopa:,} outcomes ({share:.1%}) beat every party's reservation value")
+    facts.add_row("Pareto frontier", f"{len(analysis.frontier):,} outcomes")
+    parts: list[Any] = [Text(scenario.title, style="bold"), facts]
+    if zopa == 0:
+        lines = "\n".join(f"  - {reason}" for reason in analysis.blockers().values())
+        parts.append(Panel(
+            Text("No zone of possible agreement: a partnership on these terms is not "
+                 f"justified for these parties.\n{lines}", style="bold red"),
+            border_style="red"))
+        return Group(*parts)
+    points = Table(title="Bargaining solutions", title_justify="left", show_edge=False)
+    points.add_column("Solution", style="bold")
+    for org in scenario.organizations:
+        points.add_column(org.id, justify="right")
+    points.add_column("Terms")
+    for point in analysis.special_points():
+        points.add_row(point.name, *(f"{point.utilities[p]:.3f}" for p in analysis.parties),
+                       short_terms(scenario, point.terms))
+    reservation = [f"{r:.3f}" for r in analysis.reservation]
+    points.add_row(Text("reservation", style="dim"), *reservation, Text("walk away",
+                                                                        style="dim"))
+    parts.append(points)
     return Group(*parts)
 
 

@@ -114,3 +114,33 @@ def test_scenarios_list_and_schema_and_agents() -> None:
     assert json.loads(schema.stdout)["title"] == "Scenario"
     strategies = negotiate("agents")
     assert "boulware" in strategies.stdout and "tit_for_tat" in strategies.stdout
+
+
+def test_analyze_prints_zopa_frontier_and_bargaining_points(tmp_path: Path) -> None:
+    plot = tmp_path / "space.png"
+    done = negotiate("analyze", "park-redevelopment", "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    for text in ("Outcome space", "55,440", "Zone of possible agreement", "Pareto frontier",
+                 "Nash", "Kalai–Smorodinsky", "egalitarian", "utilitarian"):
+        assert text in done.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_says_plainly_when_no_partnership_is_justified(tmp_path: Path) -> None:
+    text = (REPO / "scenarios" / "rd-joint-venture.yaml").read_text()
+    hopeless = tmp_path / "hopeless.yaml"
+    hopeless.write_text(text.replace("reservation_value: 0.35", "reservation_value: 0.97"))
+    done = negotiate("analyze", str(hopeless))
+    assert done.returncode == 0, done.stderr
+    assert "No zone of possible agreement" in done.stdout
+    assert "not justified" in done.stdout
+    assert "Kestrel Motors gets at most" in done.stdout
+
+
+def test_report_reads_the_transcript_and_plots_the_offers(tmp_path: Path) -> None:
+    assert negotiate("run", "species-reintroduction", "-q", "--out", str(tmp_path)).returncode == 0
+    plot = tmp_path / "trace.png"
+    done = negotiate("report", str(only_transcript(tmp_path)), "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    assert "moves" in done.stdout and "Referee" in done.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

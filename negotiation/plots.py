@@ -1,0 +1,121 @@
+"""Charts of utility spaces and negotiation traces (matplotlib, written to PNG files)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or assumed
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+
+from negotiation.analysis import SpaceAnalysis  # noqa: E402
+
+#: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
+MAX_DRAWN = 20_000
+_MARKERS = {"Nash": "*", "Kalai–Smorodinsky": "D", "egalitarian": "^", "utilitarian": "s"}
+
+
+def _pairs(parties: Sequence[str]) -> list[tuple[int, int]]:
+    return list(itertools.combinations(range(len(parties)), 2))
+
+
+def _grid(count: int) -> tuple[Any, list[Axes]]:
+    columns = min(count, 3)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.8 * rows),
+                                squeeze=False)
+    flat = list(axes.flat)
+    for extra in flat[count:]:
+        extra.set_visible(False)
+    return figure, flat[:count]
+
+
+def _drawn_outcomes(analysis: SpaceAnalysis) -> np.ndarray:
+    outcomes = analysis.outcomes
+    if len(outcomes) <= MAX_DRAWN:
+        return outcomes
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(outcomes, size=MAX_DRAWN, replace=False))
+
+
+def _space_panel(ax: Axes, analysis: SpaceAnalysis, i: int, j: int) -> None:
+    parties = analysis.parties
+    drawn = _drawn_outcomes(analysis)
+    utilities = analysis.full_utilities[drawn]
+    feasible = analysis.feasible_full[drawn]
+    ax.scatter(utilities[~feasible, i], utilities[~feasible, j], s=4, c="#d0d0d0",
+               label="crosses a red line")
+    ax.scatter(utilities[feasible, i], utilities[feasible, j], s=4, c="#7fa7d8",
+               label="feasible outcome")
+    front = analysis.frontier_utilities
+    if len(parties) == 2:
+        order = np.argsort(front[:, i])
+        ax.plot(front[order, i], front[order, j], "-o", c="#1f4e8c", ms=3,
+                label="Pareto frontier")
+    else:
+        ax.scatter(front[:, i], front[:, j], s=8, c="#1f4e8c", label="Pareto frontier")
+    ax.axvline(analysis.reservation[i], ls="--", c="#b04040", lw=1)
+    ax.axhline(analysis.reservation[j], ls="--", c="#b04040", lw=1, label="reservation value")
+    for point in analysis.special_points():
+        ax.scatter(point.utilities[parties[i]], point.utilities[parties[j]], s=90,
+                   marker=_MARKERS[point.name], edgecolors="black", zorder=5, label=point.name)
+    ax.set_xlabel(f"utility of {parties[i]}")
+    ax.set_ylabel(f"utility of {parties[j]}")
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+
+
+def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
+    """The utility space: a scatter for two parties, a pairwise grid for more."""
+    pairs = _pairs(analysis.parties)
+    figure, axes = _grid(len(pairs))
+    for ax, (i, j) in zip(axes, pairs, strict=True):
+        _space_panel(ax, analysis, i, j)
+    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
+    figure.suptitle(f"{analysis.scenario.title}\n({analysis.method})", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
+               agreement: Mapping[str, float] | None, path: Path) -> Path:
+    """Each party's offers over time, drawn in utility space on top of the frontier."""
+    parties = analysis.parties
+    pairs = _pairs(parties)
+    figure, axes = _grid(len(pairs))
+    colours = plt.get_cmap("tab10")
+    for ax, (i, j) in zip(axes, pairs, strict=True):
+        front = analysis.frontier_utilities
+        ax.scatter(front[:, i], front[:, j], s=6, c="#c8d6ea", label="Pareto frontier")
+        for k, party in enumerate(parties):
+            own = [p["utilities"] for p in proposals if p["party"] == party]
+            if not own:
+                continue
+            xs = [u[parties[i]] for u in own]
+            ys = [u[parties[j]] for u in own]
+            ax.plot(xs, ys, "-o", ms=3, lw=1, c=colours(k), alpha=0.8,
+                    label=f"offers by {party}")
+        if agreement is not None:
+            ax.scatter(agreement[parties[i]], agreement[parties[j]], s=160, marker="*",
+                       c="gold", edgecolors="black", zorder=6, label="agreement")
+        ax.axvline(analysis.reservation[i], ls="--", c="#b04040", lw=1)
+        ax.axhline(analysis.reservation[j], ls="--", c="#b04040", lw=1)
+        ax.set_xlabel(f"utility of {parties[i]}")
+        ax.set_ylabel(f"utility of {parties[j]}")
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
+    figure.suptitle(f"Offers over time\n{analysis.scenario.title}", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
