@@ -19,13 +19,13 @@ from negotiation import render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.model import Scenario
+from negotiation.plots import plot_space, plot_trace
 from negotiation.scenario import (
     ScenarioError,
     load_scenario,
     outcome_space_size,
     shipped_scenarios,
 )
-from negotiation.plots import plot_space, plot_trace
 from negotiation.transcript import TranscriptError, load_verified, verify
 from protocols import UnknownProtocolError
 

@@ -1,4 +1,8 @@
-"""Charts of utility spaces and negotiation traces (matplotlib, written to PNG files)."""
+"""Charts of utility spaces and negotiation traces (matplotlib, written to PNG files).
+
+Figures are built with matplotlib's object API (``Figure``), not pyplot: no global state,
+no display backend, safe in servers and worker processes.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display is needed or assumed
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from negotiation.analysis import SpaceAnalysis  # noqa: E402
+from negotiation.analysis import SpaceAnalysis
 
 #: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
 MAX_DRAWN = 20_000
@@ -26,11 +27,11 @@ def _pairs(parties: Sequence[str]) -> list[tuple[int, int]]:
     return list(itertools.combinations(range(len(parties)), 2))
 
 
-def _grid(count: int) -> tuple[Any, list[Axes]]:
+def _grid(count: int) -> tuple[Figure, list[Axes]]:
     columns = min(count, 3)
     rows = (count + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 4.8 * rows),
-                                squeeze=False)
+    figure = Figure(figsize=(5.2 * columns, 4.8 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     flat = list(axes.flat)
     for extra in flat[count:]:
         extra.set_visible(False)
@@ -82,7 +83,6 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
     figure.suptitle(f"{analysis.scenario.title}\n({analysis.method})", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
 
 
@@ -92,7 +92,7 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
     parties = analysis.parties
     pairs = _pairs(parties)
     figure, axes = _grid(len(pairs))
-    colours = plt.get_cmap("tab10")
+    colours = colormaps["tab10"]
     for ax, (i, j) in zip(axes, pairs, strict=True):
         front = analysis.frontier_utilities
         ax.scatter(front[:, i], front[:, j], s=6, c="#c8d6ea", label="Pareto frontier")
@@ -117,5 +117,4 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
     figure.suptitle(f"Offers over time\n{analysis.scenario.title}", fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
