@@ -56,17 +56,19 @@ def pareto_mask(points: FloatArray) -> BoolArray:
     if n == 0:
         return mask
     if points.shape[1] == 2:
-        order = np.lexsort((-points[:, 1], -points[:, 0]))
+        # Sort by the first utility, best first; group equal first utilities.  A point is on
+        # the frontier iff it has its group's best second utility and that beats every
+        # group before it.
+        order = np.argsort(-points[:, 0])
         first, second = points[order, 0], points[order, 1]
-        best_before = np.concatenate(([-np.inf], np.maximum.accumulate(second)[:-1]))
-        on_front = second > best_before
-        # A copy of the previous point shares its status.
-        same = np.concatenate(([False], (first[1:] == first[:-1]) & (second[1:] == second[:-1])))
-        group = np.maximum.accumulate(np.where(~same, np.arange(n), 0))
-        mask[order] = on_front[group]
+        is_start = np.concatenate(([True], first[1:] != first[:-1]))
+        starts = np.flatnonzero(is_start)
+        group = np.cumsum(is_start) - 1
+        group_best = np.maximum.reduceat(second, starts)
+        before = np.concatenate(([-np.inf], np.maximum.accumulate(group_best)[:-1]))
+        mask[order] = (second == group_best[group]) & (group_best > before)[group]
         return mask
-    order = np.argsort(-points.sum(axis=1), kind="stable")
-    remaining = order
+    remaining = np.argsort(-points.sum(axis=1), kind="stable")
     while remaining.size:
         best = points[remaining[0]]
         rest = points[remaining]
@@ -126,11 +128,15 @@ class SpaceAnalysis:
     def full_utilities(self) -> FloatArray:
         """Utility of every outcome for every party, shape ``(size, parties)``."""
         functions = utility_functions(self.scenario, self.space)
-        return np.stack([functions[p].vector for p in self.parties], axis=1)
+        table = np.empty((self.space.size, len(self.parties)))
+        for k, party in enumerate(self.parties):
+            table[:, k] = functions[party].vector
+        return table
 
     @cached_property
     def utilities(self) -> FloatArray:
-        return self.full_utilities[self.outcomes]
+        """Utilities of the analysed outcomes (all of them when exact)."""
+        return self.full_utilities if self.exact else self.full_utilities[self.outcomes]
 
     @cached_property
     def reservation(self) -> FloatArray:
@@ -152,7 +158,7 @@ class SpaceAnalysis:
 
     @cached_property
     def feasible(self) -> BoolArray:
-        return self.feasible_full[self.outcomes]
+        return self.feasible_full if self.exact else self.feasible_full[self.outcomes]
 
     @cached_property
     def rational(self) -> BoolArray:
@@ -194,38 +200,49 @@ class SpaceAnalysis:
             reasons["red_lines"] = "the organisations' red lines exclude every outcome"
         return reasons
 
-    def _point(self, name: str, position: int | None) -> Point | None:
-        if position is None:
+    # Every solution below maximises a measure that is monotone in each party's utility,
+    # so a maximiser over the ZOPA lies on the frontier: searching the rational frontier
+    # points is exact and far cheaper than searching the whole space.
+
+    @cached_property
+    def rational_frontier(self) -> IndexArray:
+        """Frontier outcomes inside the ZOPA, as outcome numbers."""
+        utilities = self.frontier_utilities
+        inside = np.all(utilities >= self.reservation - 1e-12, axis=1)
+        return self.frontier[inside]
+
+    def _point(self, name: str, score: FloatArray) -> Point | None:
+        candidates = self.rational_frontier
+        if not candidates.size:
             return None
-        outcome = int(self.outcomes[position])
+        outcome = int(candidates[int(np.argmax(score))])
         values = self.full_utilities[outcome]
         return Point(name, outcome, dict(self.space.terms(outcome)),
                      {p: round(float(u), 6) for p, u in zip(self.parties, values, strict=True)})
 
-    def _best(self, score: FloatArray) -> int | None:
-        candidates = np.flatnonzero(self.rational)
-        if not candidates.size:
-            return None
-        return int(candidates[int(np.argmax(score[candidates]))])
+    @cached_property
+    def _candidate_utilities(self) -> FloatArray:
+        return np.asarray(self.full_utilities[self.rational_frontier], dtype=np.float64)
+
+    def nash_product_of(self, utilities: FloatArray) -> FloatArray:
+        gains = np.clip(utilities - self.reservation, 0.0, None)
+        return np.asarray(np.prod(gains, axis=-1), dtype=np.float64)
 
     @cached_property
-    def gains(self) -> FloatArray:
-        return self.utilities - self.reservation
-
-    @cached_property
-    def nash_product(self) -> FloatArray:
-        return np.asarray(np.prod(np.clip(self.gains, 0.0, None), axis=1), dtype=np.float64)
+    def best_nash_product(self) -> float:
+        products = self.nash_product_of(self._candidate_utilities)
+        return float(products.max()) if products.size else 0.0
 
     @cached_property
     def nash(self) -> Point | None:
-        return self._point("Nash", self._best(self.nash_product))
+        return self._point("Nash", self.nash_product_of(self._candidate_utilities))
 
     @cached_property
     def ideal(self) -> FloatArray:
         """Best utility each party can get inside the ZOPA."""
-        if not self.rational.any():
+        if not self._candidate_utilities.size:
             return self.reservation.copy()
-        return np.asarray(self.utilities[self.rational].max(axis=0), dtype=np.float64)
+        return np.asarray(self._candidate_utilities.max(axis=0), dtype=np.float64)
 
     def ks_score(self, utilities: FloatArray) -> FloatArray:
         span = np.maximum(self.ideal - self.reservation, 1e-12)
@@ -234,17 +251,19 @@ class SpaceAnalysis:
     @cached_property
     def kalai_smorodinsky(self) -> Point | None:
         # Among equal min-ratios, prefer the larger sum: the frontier point on the KS line.
-        score = self.ks_score(self.utilities) + 1e-9 * self.utilities.sum(axis=1)
-        return self._point("Kalai–Smorodinsky", self._best(score))
+        utilities = self._candidate_utilities
+        return self._point("Kalai–Smorodinsky",
+                           self.ks_score(utilities) + 1e-9 * utilities.sum(axis=1))
 
     @cached_property
     def egalitarian(self) -> Point | None:
-        score = self.gains.min(axis=1) + 1e-9 * self.utilities.sum(axis=1)
-        return self._point("egalitarian", self._best(score))
+        utilities = self._candidate_utilities
+        score = (utilities - self.reservation).min(axis=1) + 1e-9 * utilities.sum(axis=1)
+        return self._point("egalitarian", score)
 
     @cached_property
     def utilitarian(self) -> Point | None:
-        return self._point("utilitarian", self._best(self.utilities.sum(axis=1)))
+        return self._point("utilitarian", self._candidate_utilities.sum(axis=1))
 
     def special_points(self) -> list[Point]:
         points = [self.nash, self.kalai_smorodinsky, self.egalitarian, self.utilitarian]

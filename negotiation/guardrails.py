@@ -163,9 +163,8 @@ class Referee:
         analysis = self.analysis
         utilities = analysis.utilities_of(outcome)
         gains = utilities - analysis.reservation
-        best_nash = float(analysis.nash_product[analysis.rational].max()) \
-            if analysis.rational.any() else 0.0
-        product = float(np.prod(np.clip(gains, 0.0, None)))
+        best_nash = analysis.best_nash_product
+        product = float(analysis.nash_product_of(utilities))
         ks = analysis.kalai_smorodinsky
         parties = analysis.parties
         report: dict[str, Any] = {

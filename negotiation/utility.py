@@ -11,6 +11,7 @@ which keeps every utility in [0, 1] (Keeney & Raiffa 1976, additive value functi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 from collections.abc import Callable, Mapping, Sequence
@@ -211,12 +212,12 @@ class UtilityFunction:
 
     @cached_property
     def vector(self) -> FloatArray:
-        """Utility of every outcome in the space, shape ``(size,)``."""
-        idx = self.space.indices
-        total = np.zeros(self.space.size)
-        for k, table in enumerate(self.tables):
-            total += table[idx[:, k]]
-        return total
+        """Utility of every outcome in the space, shape ``(size,)``.
+
+        The outer sum of the per-issue tables is the utility tensor in outcome order
+        (issue 0 most significant), so no index table is needed."""
+        return np.asarray(functools.reduce(np.add.outer, self.tables).ravel(),
+                          dtype=np.float64)
 
     def of_outcome(self, outcome: int) -> float:
         total = 0.0
@@ -260,12 +261,12 @@ def violates(red_line: RedLine, terms: Mapping[str, TermValue]) -> bool:
 
 def red_line_mask(space: OutcomeSpace, red_lines: Sequence[RedLine]) -> npt.NDArray[np.bool_]:
     """``True`` for every outcome that keeps all ``red_lines``."""
-    mask = np.ones(space.size, dtype=bool)
     if not red_lines:
-        return mask
+        return np.ones(space.size, dtype=bool)
+    tables = [np.ones(len(values), dtype=bool) for values in space.values]
     position = {issue.id: k for k, issue in enumerate(space.issues)}
     for red_line in red_lines:
         k = position[red_line.issue]
-        keeps = np.array([not violates(red_line, {red_line.issue: v}) for v in space.values[k]])
-        mask &= keeps[space.indices[:, k]]
-    return mask
+        tables[k] &= np.array([not violates(red_line, {red_line.issue: v})
+                               for v in space.values[k]])
+    return np.asarray(functools.reduce(np.logical_and.outer, tables).ravel(), dtype=bool)
