@@ -10,6 +10,7 @@ concessions move towards the other side rather than sideways.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from negotiation.utility import FloatArray, IndexArray, red_line_mask
 TARGET_WINDOW = 0.02
 #: At most this many candidate outcomes are compared with the other parties' offers.
 MAX_CANDIDATES = 256
+#: Up to this many outcomes, similarity to an offer is computed once for the whole space.
+FULL_SIMILARITY_LIMIT = 200_000
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
 
@@ -49,6 +52,7 @@ class Bidder:
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
         self._last_choice: tuple[tuple[int, ...], int] | None = None
+        self._similarity: dict[int, FloatArray] = {}
 
     def forbid(self, red_lines: Sequence[RedLine], outcome: int | None) -> None:
         """Stop offering what the referee blocked: outcomes crossing ``red_lines`` it
@@ -87,6 +91,19 @@ class Bidder:
         self._outcomes[id(offer)] = (offer, outcome)
         return outcome
 
+    def _similarity_to(self, reference: int) -> FloatArray:
+        """Similarity of every outcome to ``reference`` (an outer sum, like utilities)."""
+        cached = self._similarity.get(reference)
+        if cached is None:
+            if len(self._similarity) >= 64:
+                self._similarity.clear()
+            ref = self.space.indices[reference]
+            columns = [table[:, ref[k]] for k, table in enumerate(self.space.similarity)]
+            cached = np.asarray(functools.reduce(np.add.outer, columns).ravel(),
+                                dtype=np.float64)
+            self._similarity[reference] = cached
+        return cached
+
     def value(self, offer: Offer) -> float:
         """Own utility of an offer; -1 if it breaks one of our red lines."""
         outcome = self.outcome_of(offer)
@@ -106,12 +123,15 @@ class Bidder:
         if self._last_choice is not None and self._last_choice[0] == key:
             return self._last_choice[1]
         candidates = self.ascending[start:stop]
-        rows = self.space.indices[candidates]
-        score = np.zeros(len(candidates))
-        for reference in key[2:]:
-            ref = self.space.indices[reference]
-            for k, table in enumerate(self.space.similarity):
-                score += table[rows[:, k], ref[k]]
+        if self.space.size <= FULL_SIMILARITY_LIMIT:
+            score = sum(self._similarity_to(reference)[candidates] for reference in key[2:])
+        else:
+            rows = self.space.indices[candidates]
+            score = np.zeros(len(candidates))
+            for reference in key[2:]:
+                ref = self.space.indices[reference]
+                for k, table in enumerate(self.space.similarity):
+                    score += table[rows[:, k], ref[k]]
         choice = int(candidates[int(np.argmax(score))])
         self._last_choice = (key, choice)
         return choice

@@ -11,7 +11,8 @@ import argparse
 import math
 import random
 import time
-from typing import Any
+
+from peer import negmas_available, negmas_domain
 
 from negotiation.analysis import SpaceAnalysis
 from negotiation.model import Scenario
@@ -55,23 +56,13 @@ def ours(scenario: Scenario) -> tuple[float, int]:
 
 
 def negmas_time(scenario: Scenario) -> tuple[float, int] | None:
-    try:
-        from negmas import make_issue
-        from negmas.preferences import LinearAdditiveUtilityFunction, kalai_points, nash_points
-        from negmas.preferences import pareto_frontier as negmas_frontier
-        from negmas.preferences.value_fun import TableFun
-    except ImportError:
+    if not negmas_available():
         return None
+    from negmas.preferences import kalai_points, nash_points
+    from negmas.preferences import pareto_frontier as negmas_frontier
+
     start = time.perf_counter()
-    issues = [make_issue([str(v) for v in i.options], name=i.id)  # type: ignore[union-attr]
-              for i in scenario.issues]
-    ufuns: list[Any] = []
-    for org in scenario.organizations:
-        prefs = org.preferences
-        ufuns.append(LinearAdditiveUtilityFunction(
-            values=[TableFun(dict(prefs.values[i.id].scores or {})) for i in scenario.issues],
-            weights=[prefs.weights[i.id] for i in scenario.issues], issues=issues,
-            reserved_value=prefs.reservation_value))
+    issues, ufuns = negmas_domain(scenario)
     frontier, _ = negmas_frontier(ufuns, issues=issues)
     nash_points(ufuns, frontier, issues=issues)
     kalai_points(ufuns, frontier, issues=issues)

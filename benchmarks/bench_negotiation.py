@@ -1,5 +1,6 @@
 """Throughput of the plain driver: bilateral, 3 issues × 10 values, 100 rounds,
-Boulware vs Conceder.  Prints negotiations per second and the cost per round.
+Boulware vs Conceder.  Prints negotiations per second and the cost per round; with NegMAS
+installed in the same environment, runs the same domain there too and prints the ratio.
 
     .venv/bin/python benchmarks/bench_negotiation.py [--runs N]
 """
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import anyio
+from peer import negmas_available, negmas_domain
 
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import Negotiation, build_agents
@@ -73,15 +75,42 @@ def measure(label: str, scenario: Scenario, runs: int, out_dir: Path | None) -> 
     return rate
 
 
+def measure_negmas(scenario: Scenario, runs: int) -> float | None:
+    if not negmas_available():
+        return None
+    from negmas import SAOMechanism
+    from negmas.sao import BoulwareTBNegotiator, ConcederTBNegotiator
+
+    issues, ufuns = negmas_domain(scenario)
+    rounds = agreements = 0
+    start = time.perf_counter()
+    for _ in range(runs):
+        mechanism = SAOMechanism(issues=issues, n_steps=scenario.protocol.rounds)
+        mechanism.add(BoulwareTBNegotiator(), preferences=ufuns[0])
+        mechanism.add(ConcederTBNegotiator(), preferences=ufuns[1])
+        state = mechanism.run()
+        rounds += mechanism.current_step
+        agreements += state.agreement is not None
+    elapsed = time.perf_counter() - start
+    rate = runs / elapsed
+    print(f"{'NegMAS SAOMechanism (same domain)':<34} {rate:9.1f} negotiations/s   "
+          f"{elapsed / max(rounds, 1) * 1e6:7.1f} µs/round   ({agreements}/{runs} agreements, "
+          f"{rounds / runs:.1f} rounds on average)")
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
     scenario = benchmark_scenario()
-    measure("in-memory transcript", scenario, args.runs, None)
+    ours = measure("in-memory transcript", scenario, args.runs, None)
     with tempfile.TemporaryDirectory() as folder:
         measure("file transcript, fsync per event", scenario, max(args.runs // 10, 10),
                 Path(folder))
+    peer = measure_negmas(scenario, max(args.runs // 5, 10))
+    if peer is not None:
+        print(f"ratio (ours in memory / NegMAS): {ours / peer:.1f}×")
 
 
 if __name__ == "__main__":

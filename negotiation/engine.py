@@ -14,7 +14,7 @@ from typing import Any
 
 from agents import Agent, History, Move, View, make_agent
 from negotiation.analysis import SpaceAnalysis
-from negotiation.guardrails import Feedback, Referee, provenance
+from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance
 from negotiation.model import Action, Agreement, Propose, Scenario, TermValue
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
@@ -59,8 +59,7 @@ def build_agents(specs: Mapping[str, str], seed: int) -> dict[str, Agent]:
     return {party: make_agent(spec, party=party, seed=seed) for party, spec in specs.items()}
 
 
-def _rounded(values: Mapping[str, float]) -> dict[str, float]:
-    return {party: round(value, 6) for party, value in values.items()}
+_PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
 
 
 class Negotiation:
@@ -73,6 +72,7 @@ class Negotiation:
         self.analysis = analysis or SpaceAnalysis(scenario)
         self.space = self.analysis.space
         self.referee = Referee(scenario, self.analysis)
+        self.parties = scenario.party_ids
         self.utilities: dict[str, UtilityFunction] = utility_functions(scenario, self.space)
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
@@ -91,7 +91,8 @@ class Negotiation:
         }
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
-        return _rounded({p: fn.of_outcome(outcome) for p, fn in self.utilities.items()})
+        row = self.analysis.full_utilities[outcome].tolist()
+        return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
 
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                   specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
@@ -125,7 +126,8 @@ class Negotiation:
                                                                     exclude_none=True)}
                 if isinstance(action, Propose):
                     verdict, outcome = self.referee.check_proposal(party, action)
-                    body["verdict"] = verdict.model_dump(mode="json")
+                    body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
+                                       else verdict.model_dump(mode="json"))
                     if verdict.blocked:
                         feedback[party] = self.referee.feedback(verdict, action.offer.terms)
                         body["feedback"] = feedback[party].model_dump(mode="json")

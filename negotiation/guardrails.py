@@ -11,12 +11,13 @@ reservation value.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from negotiation.analysis import SpaceAnalysis, shapley_values
+from negotiation.analysis import BoolArray, SpaceAnalysis, shapley_values
 from negotiation.model import (
     CheckLevel,
     Propose,
@@ -73,6 +74,9 @@ class Feedback(BaseModel):
     red_lines: list[RedLine] = Field(default_factory=list)
 
 
+PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
+
+
 def _level(failed: bool, setting: CheckLevel) -> Level:
     if not failed or setting == "off":
         return "pass"
@@ -93,11 +97,18 @@ class Referee:
         self.analysis = analysis or SpaceAnalysis(scenario)
         self.space = self.analysis.space
         self.fair_shares = self._fair_shares()
+        self._parties = frozenset(scenario.party_ids)
 
     # --- proposals -------------------------------------------------------------------
 
     def check_proposal(self, proposer: str, action: Propose) -> tuple[Verdict, int | None]:
         """The verdict on a proposal, and its outcome number when the terms are valid."""
+        try:
+            outcome = self.space.index_of(action.offer.terms)
+        except InvalidOfferError:
+            outcome = None
+        if outcome is not None and self._clean(proposer, action, outcome):
+            return PASSED_PROPOSAL, outcome
         findings: list[Finding] = []
         findings += self._accountability(proposer, action.rationale, "proposals")
         try:
@@ -113,6 +124,33 @@ class Referee:
             findings += self._pareto(outcome, self.policy.pareto.proposals)
         findings += self._shares(terms, self.policy.fairness.proposals)
         return _verdict("proposal", [f for f in findings if f.level != "pass"]), outcome
+
+    def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
+        """Fast path for the common case: a proposal no proposal check objects to."""
+        if proposer not in self._parties or not action.rationale.strip():
+            return False
+        if self.policy.red_lines.proposals != "off" and not self.analysis.feasible_full[outcome]:
+            return False
+        if (self.policy.individual_rationality.proposals != "off"
+                and not self._rational_full[outcome]):
+            return False
+        if self.policy.pareto.proposals != "off":
+            return False
+        if self.policy.fairness.proposals != "off" and self.fair_shares:
+            limit = self.policy.fairness.max_share_deviation
+            terms = action.offer.terms
+            for issue_id, fair in self.fair_shares.items():
+                shares = terms[issue_id]
+                assert isinstance(shares, dict)
+                if max(abs(shares[p] - v) for p, v in fair.items()) > limit:
+                    return False
+        return True
+
+    @cached_property
+    def _rational_full(self) -> BoolArray:
+        utilities = self.analysis.full_utilities
+        return np.asarray(np.all(utilities >= self.analysis.reservation - 1e-12, axis=1),
+                          dtype=bool)
 
     def feedback(self, verdict: Verdict, terms: dict[str, TermValue]) -> Feedback:
         """What the proposer of a blocked proposal may learn."""
