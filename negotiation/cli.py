@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,12 +13,16 @@ import anyio
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.prompt import Prompt
 from rich.table import Table
+from rich.text import Text
 
 from agents import STRATEGIES, StrategyError
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
+from negotiation.charter import CharterError, write_charter
 from negotiation.engine import run_scenario
+from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
 from negotiation.plots import plot_space, plot_trace
 from negotiation.scenario import (
@@ -65,7 +70,8 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except ScenarioError as error:
             fail(str(error))
-        except (StrategyError, TranscriptError, UnknownProtocolError, UsageError) as error:
+        except (StrategyError, TranscriptError, UnknownProtocolError, UsageError,
+                SignOffError, CharterError) as error:
             fail(str(error))
         except KeyError as error:
             fail(str(error.args[0]) if error.args else str(error))
@@ -182,6 +188,99 @@ def report(
         proposals = [e for e in moves if e["type"] == "move" and "utilities" in e]
         plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), plot)
         console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+
+
+@app.command()
+@friendly_errors
+def review(
+    transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl) to review.")],
+    approve: Annotated[bool | None, typer.Option(
+        "--approve/--reject", help="Decide without prompting (for scripts).")] = None,
+    reviewer: Annotated[str | None, typer.Option(help="Your name, recorded in the "
+                                                     "sign-off.")] = None,
+    comment: Annotated[str, typer.Option(help="Why you approve or reject.")] = "",
+) -> None:
+    """Review a run and sign it off: approve or reject its agreement."""
+    status, events = transcript_status(transcript)
+    if status is Status.TAMPERED:
+        raise SignOffError(f"{transcript} is TAMPERED ({verify(transcript).reason}); it cannot "
+                           "be reviewed or signed")
+    header = events[0]
+    scenario = Scenario.model_validate(header["scenario"])
+    console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
+                                        header["protocol"]["rounds"]))
+    console.print(render.profiles_view(scenario))
+    console.print(render.timeline_view(scenario, events))
+    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    if outcome is not None:
+        console.print(render.outcome_view(scenario, outcome, header["agents"]))
+        if "fairness" in outcome:
+            console.print(render.fairness_view(outcome["fairness"]))
+    console.print(f"\nStatus: [bold]{status.value}[/]")
+    if status is not Status.PENDING:
+        if approve is not None:
+            sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
+        return
+    if approve is None:
+        if not sys.stdin.isatty():
+            console.print("Not signed: pass --approve or --reject with --reviewer NAME "
+                          "(and --comment TEXT) to decide.")
+            return
+        approve = Prompt.ask("Decision", choices=["approve", "reject"]) == "approve"
+        reviewer = reviewer or Prompt.ask("Your name")
+        comment = comment or Prompt.ask("Comment", default="")
+    event = sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
+    console.print(f"[bold]{event['status'].upper()}[/] by {escape(event['reviewer'])}; "
+                  f"sign-off recorded as event {event['seq']}.")
+
+
+@app.command(name="transcripts")
+@friendly_errors
+def transcripts_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of transcripts.")] = Path("transcripts"),
+) -> None:
+    """List runs with their scenario, date, parties, outcome and sign-off status."""
+    files = sorted(folder.glob("*.jsonl"))
+    if not files:
+        console.print(f"No transcripts in {escape(str(folder))}.")
+        return
+    table = Table(title=f"Transcripts in {folder}", title_justify="left")
+    for column in ("File", "Scenario", "Date", "Parties", "Outcome", "Status"):
+        table.add_column(column, overflow="fold")
+    styles = {Status.RATIFIED: "bold green", Status.REJECTED: "red",
+              Status.PENDING: "yellow", Status.TAMPERED: "bold white on red"}
+    for path in files:
+        try:
+            status, events = transcript_status(path)
+        except TranscriptError as error:
+            table.add_row(path.name, "", "", "", escape(str(error)), Text("TAMPERED",
+                                                                          style="bold red"))
+            continue
+        header = events[0] if events else {}
+        outcome = next((e for e in events if e["type"] == "outcome"), None)
+        result = "—" if outcome is None else (
+            f"agreement in round {outcome['agreement']['round'] + 1}"
+            if outcome["status"] == "agreement" else outcome["reason"])
+        table.add_row(path.name, header.get("scenario_id", "?"),
+                      header.get("wall", {}).get("at", "?")[:16].replace("T", " "),
+                      ", ".join(header.get("parties", [])), result,
+                      Text(status.value, style=styles.get(status, "")))
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def charter(
+    transcript: Annotated[Path, typer.Argument(help="A transcript with an agreement.")],
+    format_: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    out: Annotated[Path | None, typer.Option(help="File to write (default: next to the "
+                                                  "transcript).")] = None,
+) -> None:
+    """Write the partnership charter of an agreement (Markdown or one self-contained HTML)."""
+    if format_ not in {"md", "html"}:
+        raise UsageError(f"--format must be md or html, not '{format_}'")
+    written = write_charter(transcript, "html" if format_ == "html" else "md", out)
+    console.print(f"Charter: [bold]{escape(str(written))}[/]")
 
 
 @scenarios_app.command(name="list")

@@ -148,5 +148,63 @@ def analysis_view(analysis: SpaceAnalysis) -> Group:
     return Group(*parts)
 
 
+def profiles_view(scenario: Scenario) -> Table:
+    table = Table(title="Parties", title_justify="left", show_lines=True)
+    for column in ("Organisation", "Mission", "Capabilities", "Needs", "Contribution"):
+        table.add_column(column)
+    for org in scenario.organizations:
+        table.add_row(Text(org.name, style="bold"), org.mission,
+                      "\n".join(org.capabilities), "\n".join(org.needs),
+                      f"{org.contribution.value:g}: {org.contribution.description}")
+    return table
+
+
+def timeline_view(scenario: Scenario, events: list[dict[str, Any]]) -> Table:
+    """Every move: round, proposer, terms, rationale and the referee's verdict."""
+    table = Table(title="Timeline", title_justify="left", show_lines=False)
+    table.add_column("Round", justify="right")
+    table.add_column("Party", style="bold")
+    table.add_column("Move")
+    table.add_column("Terms / rationale")
+    table.add_column("Referee")
+    styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
+    for event in events:
+        if event["type"] not in {"move", "blocked"}:
+            continue
+        action = event["action"]
+        detail = Text()
+        if action["kind"] == "propose":
+            detail.append(short_terms(scenario, action["offer"]["terms"]) + "\n")
+        detail.append(action["rationale"], style="italic dim")
+        verdict = event.get("verdict")
+        level = "blocked" if event["type"] == "blocked" else verdict["level"] if verdict else ""
+        table.add_row(str(event["round"] + 1), event["party"],
+                      Text(action["kind"], style=_KIND_STYLE.get(action["kind"], "")), detail,
+                      Text(level, style=styles.get(verdict["level"] if verdict else "", "")))
+    return table
+
+
+def fairness_view(report: Mapping[str, Any]) -> Table:
+    table = Table(title=f"Fairness report ({report['method']})", title_justify="left",
+                  show_edge=False)
+    table.add_column("Measure", style="bold")
+    table.add_column("Value", justify="right")
+
+    def shown(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) \
+            else str(value)
+
+    table.add_row("Nash product / best possible", shown(report["nash_ratio"]))
+    table.add_row("Distance to Kalai–Smorodinsky point", shown(report["ks_distance"]))
+    table.add_row("Lowest gain over reservation", shown(report["lowest_gain"]))
+    table.add_row("Welfare (sum of utilities)", shown(report["welfare"]))
+    table.add_row("Distance to Pareto frontier", shown(report["pareto_distance"]))
+    table.add_row("Pareto-dominated", "yes" if report["pareto_dominated"] else "no")
+    for issue_id, entry in report["shares"].items():
+        table.add_row(f"{issue_id}: gap to {entry['basis']} share",
+                      f"{entry['deviation']:.0f} points")
+    return table
+
+
 def error_console() -> Console:
     return Console(stderr=True, highlight=False)

@@ -27,7 +27,7 @@ def describe_change(issues: Sequence[Issue], before: Mapping[str, TermValue] | N
                     after: Mapping[str, TermValue]) -> str:
     """``"moves on A (x → y), B (p → q)"`` or ``"repeats its offer"``."""
     if before is None:
-        return "opens with " + describe_terms(issues, after)
+        return "opens with the terms it prefers"
     changed = [
         f"{issue.name} ({format_value(issue, before[issue.id])} → "
         f"{format_value(issue, after[issue.id])})"

@@ -144,3 +144,62 @@ def test_report_reads_the_transcript_and_plots_the_offers(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "moves" in done.stdout and "Referee" in done.stdout
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_review_renders_and_signs_with_flags(tmp_path: Path) -> None:
+    assert negotiate("run", "rd-joint-venture", "-q", "--out", str(tmp_path)).returncode == 0
+    path = only_transcript(tmp_path)
+    before = path.read_bytes()
+    looked = negotiate("review", str(path))
+    assert looked.returncode == 0
+    for text in ("Parties", "Timeline", "Fairness report", "pending sign-off",
+                 "Voltaic Materials"):
+        assert text in looked.stdout
+    assert path.read_bytes() == before  # looking without deciding writes nothing
+
+    signed = negotiate("review", str(path), "--approve", "--reviewer", "Ada Lovelace",
+                       "--comment", "balanced")
+    assert signed.returncode == 0, signed.stderr
+    assert "RATIFIED by Ada Lovelace" in signed.stdout
+    assert negotiate("verify", str(path)).returncode == 0
+
+    again = negotiate("review", str(path), "--reject", "--reviewer", "Eve")
+    assert again.returncode == 2
+    assert "already ratified" in again.stderr
+
+
+def test_transcripts_lists_each_status(tmp_path: Path) -> None:
+    runs = {"signed": ["platform-app-vendor"], "rejected": ["rd-joint-venture", "--seed", "1"],
+            "tampered": ["rd-joint-venture", "--seed", "2"],
+            "failed": ["rd-joint-venture", "--seed", "3", "--rounds", "2",
+                       "--agent", "kestrel=hardliner", "--agent", "voltaic=hardliner"]}
+    paths = {}
+    for name, args in runs.items():
+        folder = tmp_path / name
+        assert negotiate("run", *args, "-q", "--out", str(folder)).returncode == 0
+        paths[name] = only_transcript(folder).rename(tmp_path / f"{name}.jsonl")
+    assert negotiate("review", str(paths["signed"]), "--approve", "--reviewer", "A"
+                     ).returncode == 0
+    assert negotiate("review", str(paths["rejected"]), "--reject", "--reviewer", "B"
+                     ).returncode == 0
+    text = paths["tampered"].read_text()
+    paths["tampered"].write_text(text.replace('"seed":2', '"seed":5', 1))
+    listed = negotiate("transcripts", str(tmp_path))
+    assert listed.returncode == 0
+    rows = {line.split()[1]: line for line in listed.stdout.splitlines()
+            if line.startswith("│") and ".jsonl" in line}
+    assert "ratified" in rows["signed.jsonl"]
+    assert "rejected" in rows["rejected.jsonl"]
+    assert "TAMPERED" in rows["tampered.jsonl"]
+    assert "no agreement" in rows["failed.jsonl"]
+
+
+def test_charter_command_writes_md_and_html(tmp_path: Path) -> None:
+    assert negotiate("run", "platform-app-vendor", "-q", "--out", str(tmp_path)).returncode == 0
+    path = only_transcript(tmp_path)
+    for fmt in ("md", "html"):
+        done = negotiate("charter", str(path), "--format", fmt)
+        assert done.returncode == 0, done.stderr
+        assert path.with_suffix(f".charter.{fmt}").exists()
+    bad = negotiate("charter", str(path), "--format", "pdf")
+    assert bad.returncode == 2 and "md or html" in bad.stderr

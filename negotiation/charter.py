@@ -1,0 +1,145 @@
+"""The partnership charter: a signed-off (or visibly pending) agreement in plain language.
+
+Built from the transcript alone.  Markdown comes from a Jinja2 template; HTML is that
+Markdown rendered by markdown-it-py, wrapped in one self-contained page with its style
+sheet inline and the utility-space plot embedded as a data URI.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markdown_it import MarkdownIt
+
+from negotiation.analysis import SpaceAnalysis
+from negotiation.lifecycle import Status, status_of
+from negotiation.model import DiscreteIssue, Scenario, SplitIssue
+from negotiation.plots import plot_trace
+from negotiation.terms import format_value
+from negotiation.transcript import load_verified
+
+Format = Literal["md", "html"]
+
+
+class CharterError(Exception):
+    """A transcript that has no agreement to write a charter for."""
+
+
+def _cell(value: object) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+_ENVIRONMENT = Environment(loader=PackageLoader("negotiation", "templates"),
+                           undefined=StrictUndefined, keep_trailing_newline=True,
+                           autoescape=False)  # Markdown output; HTML escaping is markdown-it's
+_ENVIRONMENT.filters["cell"] = _cell
+
+
+def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
+    events = load_verified(path)
+    header, status = events[0], status_of(events)
+    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    if outcome is None or outcome["status"] != "agreement":
+        raise CharterError(f"{path} records no agreement (status: {status.value}); there is "
+                           "no charter to write")
+    if "fairness" not in outcome:
+        raise CharterError(f"{path} was written before the referee's fairness report existed; "
+                           "re-run the negotiation to get a charter")
+    scenario = Scenario.model_validate(header["scenario"])
+    issues = {issue.id: issue for issue in scenario.issues}
+    agreed = outcome["agreement"]["terms"]
+    terms = [{"name": issue.name, "value": format_value(issue, agreed[issue.id]),
+              "description": issue.description} for issue in scenario.issues]
+    governance = [t for t, issue in zip(terms, scenario.issues, strict=True)
+                  if isinstance(issue, DiscreteIssue)]
+    shares = []
+    for issue_id, entry in outcome["fairness"]["shares"].items():
+        issue = issues[issue_id]
+        assert isinstance(issue, SplitIssue)
+        for party, actual in entry["actual"].items():
+            shares.append({"pot": issue.pot or issue.name, "party": party, "actual": actual,
+                           "fair": f"{entry['fair'][party]:.0f}%"})
+    reservations = outcome["reservation_values"]
+    utilities = [{"name": org.name, "utility": outcome["utilities"][org.id],
+                  "reservation": reservations[org.id],
+                  "gain": outcome["utilities"][org.id] - reservations[org.id]}
+                 for org in scenario.organizations]
+    accountability = [{**row, "name": issues[row["issue"]].name,
+                       "value": format_value(issues[row["issue"]], row["value"])}
+                      for row in outcome["accountability"]]
+    signoff = next((e for e in events if e["type"] == "signoff"), None)
+    return {
+        "scenario": scenario, "header": header, "status": status.value,
+        "agreement": outcome["agreement"], "terms": terms, "governance": governance,
+        "shares": shares, "utilities": utilities, "fairness": outcome["fairness"],
+        "verdict": outcome["verdict"], "accountability": accountability,
+        "signoff": signoff, "transcript_name": path.name, "head_hash": events[-1]["hash"],
+        "plot": plot,
+    }
+
+
+def _plot_png(path: Path) -> bytes:
+    events = load_verified(path)
+    scenario = Scenario.model_validate(events[0]["scenario"])
+    proposals = [e for e in events if e["type"] == "move" and "utilities" in e]
+    outcome = next(e for e in events if e["type"] == "outcome")
+    with tempfile.TemporaryDirectory() as folder:
+        target = Path(folder) / "plot.png"
+        plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), target)
+        return target.read_bytes()
+
+
+def render_markdown(path: Path, plot: str | None = None) -> str:
+    return _ENVIRONMENT.get_template("charter.md.j2").render(charter_context(path, plot))
+
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 60rem;
+       margin: 2rem auto; padding: 0 1.5rem; color: #1d2733; line-height: 1.5; }
+h1 { border-bottom: 3px solid #1f4e8c; padding-bottom: .3rem; }
+h2 { color: #1f4e8c; margin-top: 2rem; }
+table { border-collapse: collapse; margin: 1rem 0; width: 100%; font-size: .92rem; }
+th, td { border: 1px solid #cfd8e3; padding: .35rem .6rem; text-align: left;
+         vertical-align: top; }
+th { background: #eef3f9; }
+blockquote { margin: 1rem 0; padding: .8rem 1.2rem; font-size: 1.1rem;
+             border: 3px solid #1f4e8c; border-radius: 6px; background: #f3f7fc; }
+body.pending blockquote, body.rejected blockquote { border-color: #b3261e;
+             background: #fdecea; color: #8c1d18; }
+body.pending::before { content: "PENDING SIGN-OFF"; position: fixed; top: 40%; left: 8%;
+             transform: rotate(-24deg); font-size: 5rem; font-weight: 800;
+             color: rgba(179, 38, 30, .12); pointer-events: none; z-index: 10; }
+img { max-width: 100%; }
+code { background: #eef3f9; padding: 0 .25rem; border-radius: 3px; }
+"""
+
+
+def render_html(path: Path) -> str:
+    image = base64.b64encode(_plot_png(path)).decode()
+    markdown = render_markdown(path, plot=f"data:image/png;base64,{image}")
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    status = status_of(load_verified(path))
+    css_class = {Status.RATIFIED: "ratified", Status.REJECTED: "rejected"}.get(status,
+                                                                              "pending")
+    title = html.escape(charter_context(path, None)["scenario"].title)
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>Partnership charter: {title}</title>\n<style>{_STYLE}</style>\n"
+            f'</head>\n<body class="{css_class}">\n{body}</body>\n</html>\n')
+
+
+def write_charter(path: Path, fmt: Format, out: Path | None = None) -> Path:
+    """Write the charter of ``path`` next to it (or to ``out``); return the file written."""
+    target = out or path.with_suffix(f".charter.{fmt}")
+    if fmt == "html":
+        target.write_text(render_html(path), encoding="utf-8")
+        return target
+    plot_file = target.with_suffix(".png")
+    plot_file.write_bytes(_plot_png(path))
+    target.write_text(render_markdown(path, plot=plot_file.name), encoding="utf-8")
+    return target
