@@ -21,7 +21,7 @@ from agents import STRATEGIES, StrategyError
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.charter import CharterError, write_charter
-from negotiation.engine import run_scenario
+from negotiation.engine import HUMAN, new_transcript_path, run_scenario
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
 from negotiation.plots import plot_space, plot_trace
@@ -104,10 +104,17 @@ def run(
     out: Annotated[Path, typer.Option(help="Folder for the transcript.")] = Path("transcripts"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q",
                                         help="Print only the outcome.")] = False,
+    human: Annotated[str | None, typer.Option(
+        metavar="ORG", help="Take this organisation's seat yourself, at the terminal.")] = None,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript."""
     scenario = load_scenario(scenario_path)
     overrides = parse_agent_overrides(agent or [])
+    if human is not None:
+        if human not in scenario.party_ids:
+            raise UsageError(f"--human '{human}' is not an organisation of {scenario.id}; "
+                             f"choose one of {scenario.party_ids}")
+        overrides[human] = HUMAN
     max_rounds = rounds or scenario.protocol.rounds
     header_shown = False
 
@@ -121,8 +128,15 @@ def run(
         elif event["type"] == "error":
             console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
 
-    result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
-                                            agents=overrides, out_dir=out, on_event=show))
+    path = new_transcript_path(out, scenario, seed)
+    try:
+        result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
+                                                agents=overrides, transcript=path,
+                                                on_event=show))
+    except KeyboardInterrupt:
+        render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
+                                     "with an 'aborted' event and still verifies.")
+        raise typer.Exit(130) from None
     console.print()
     console.print(render.outcome_view(scenario, result.transcript.events[-1], result.agents))
     console.print(f"\nTranscript: [bold]{escape(str(result.path))}[/]  (check it with "

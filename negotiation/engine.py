@@ -12,7 +12,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from agents import Agent, History, Move, View, make_agent
+from agents.human import HumanAgent
 from negotiation.analysis import SpaceAnalysis
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance
 from negotiation.model import Action, Agreement, Propose, Scenario, TermValue
@@ -55,8 +58,16 @@ def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) 
     return {org.id: overrides.get(org.id, org.agent.strategy) for org in scenario.organizations}
 
 
+HUMAN = "human"
+
+
 def build_agents(specs: Mapping[str, str], seed: int) -> dict[str, Agent]:
-    return {party: make_agent(spec, party=party, seed=seed) for party, spec in specs.items()}
+    """An agent per party; the spec ``human`` seats a person at this terminal."""
+    agents: dict[str, Agent] = {}
+    for party, spec in specs.items():
+        agents[party] = HumanAgent() if spec == HUMAN else make_agent(spec, party=party,
+                                                                      seed=seed)
+    return agents
 
 
 _PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
@@ -138,6 +149,12 @@ class Negotiation:
                     body["utilities"] = self.utilities_of(outcome)
                     proposals.append((state.round, party, action.offer.terms, action.rationale))
                 state = self.protocol.apply(state, party, action)
+            except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+                # Leave a valid transcript that says the run was stopped, then stop.
+                record("aborted", {"round": state.round, "party": party,
+                                   "reason": "interrupted during "
+                                             f"{party}'s turn in round {state.round + 1}"})
+                raise
             except IllegalActionError as error:
                 failure = f"{party} made an invalid move: {error}"
                 record("error", {"round": state.round, "party": party, "error": str(error)})
@@ -207,13 +224,16 @@ def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
 
 async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None = None,
                        agents: Mapping[str, str] | None = None, out_dir: Path | None = None,
-                       on_event: EventHook | None = None, fsync: bool = True) -> RunResult:
+                       transcript: Path | None = None, on_event: EventHook | None = None,
+                       fsync: bool = True) -> RunResult:
     """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
-    ``out_dir`` (or keep it in memory when ``out_dir`` is None)."""
+    ``transcript``, or a new file in ``out_dir``, or keep it in memory when neither is given."""
     specs = agent_specs(scenario, agents)
     built = build_agents(specs, seed)
     negotiation = Negotiation(scenario, rounds=rounds)
-    path = new_transcript_path(out_dir, scenario, seed) if out_dir is not None else None
+    path = transcript
+    if path is None and out_dir is not None:
+        path = new_transcript_path(out_dir, scenario, seed)
     with TranscriptWriter(path, fsync=fsync) as writer:
         return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
                                      on_event=on_event)
