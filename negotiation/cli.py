@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import anyio
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.prompt import Prompt
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agents import STRATEGIES, StrategyError
+from agents.llm import Budget, LLMRun
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.charter import CharterError, write_charter
@@ -79,6 +81,19 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
+    """Read ``MODEL: {input: USD/1M tokens, output: USD/1M tokens}`` from a YAML file."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return {str(model): (float(row["input"]), float(row["output"]))
+                for model, row in (data or {}).items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise UsageError(f"{path}: a price table maps each model to {{input: N, output: N}} "
+                         f"in US dollars per million tokens ({error})") from None
+
+
 def parse_agent_overrides(values: list[str]) -> dict[str, str]:
     overrides: dict[str, str] = {}
     for value in values:
@@ -106,6 +121,20 @@ def run(
                                         help="Print only the outcome.")] = False,
     human: Annotated[str | None, typer.Option(
         metavar="ORG", help="Take this organisation's seat yourself, at the terminal.")] = None,
+    record: Annotated[Path | None, typer.Option(
+        help="LLM agents: store every request/reply pair in this file.")] = None,
+    replay: Annotated[Path | None, typer.Option(
+        help="LLM agents: answer from this recording, offline.")] = None,
+    budget_calls: Annotated[int | None, typer.Option(
+        min=1, help="LLM agents: stop the run after this many model calls.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(
+        min=1, help="LLM agents: stop the run after this many tokens.")] = None,
+    budget_cost: Annotated[float | None, typer.Option(
+        min=0, help="LLM agents: stop the run after this many US dollars (needs --prices).")
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(
+        help="YAML price table: MODEL: {input: USD per 1M tokens, output: USD per 1M}.")
+    ] = None,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript."""
     scenario = load_scenario(scenario_path)
@@ -128,11 +157,21 @@ def run(
         elif event["type"] == "error":
             console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
 
+    if record is not None and replay is not None:
+        raise UsageError("--record and --replay exclude each other: record a live run, then "
+                         "replay it")
+    if replay is not None and not replay.is_file():
+        raise UsageError(f"--replay {replay}: no such recording")
+    if budget_cost is not None and prices is None:
+        raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
+    llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
+                                   max_cost=budget_cost, prices=load_prices(prices)),
+                     record=record, replay=replay)
     path = new_transcript_path(out, scenario, seed)
     try:
         result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
                                                 agents=overrides, transcript=path,
-                                                on_event=show))
+                                                on_event=show, llm_run=llm_run))
     except KeyboardInterrupt:
         render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
                                      "with an 'aborted' event and still verifies.")
@@ -363,6 +402,9 @@ def agents_command() -> None:
     table.add_column("Description")
     for strategy in STRATEGIES.values():
         table.add_row(strategy.name, strategy.description)
+    table.add_row("llm:MODEL", "A language model through any OpenAI-compatible endpoint "
+                               "($OPENAI_BASE_URL, $OPENAI_API_KEY).")
+    table.add_row("human", "You, at this terminal (same as --human ORG).")
     console.print(table)
 
 

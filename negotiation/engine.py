@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from agents import Agent, History, Move, View, make_agent
+from agents import Agent, History, Move, StrategyError, View, make_agent
 from agents.human import HumanAgent
+from agents.llm import BudgetExceeded, LLMAgent, LLMRun
 from negotiation.analysis import SpaceAnalysis
-from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance
-from negotiation.model import Action, Agreement, Propose, Scenario, TermValue
+from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
+from negotiation.model import Action, Agreement, LLMSettings, Propose, Scenario, TermValue
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction, utility_functions
@@ -59,15 +61,35 @@ def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) 
 
 
 HUMAN = "human"
+LLM = "llm"
 
 
-def build_agents(specs: Mapping[str, str], seed: int) -> dict[str, Agent]:
-    """An agent per party; the spec ``human`` seats a person at this terminal."""
+def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None = None,
+                 llm_run: LLMRun | None = None) -> dict[str, Agent]:
+    """An agent per party.  ``human`` seats a person at this terminal; ``llm`` uses the
+    organisation's ``agent.llm`` settings and ``llm:MODEL`` names the model."""
     agents: dict[str, Agent] = {}
+    run = llm_run or LLMRun()
     for party, spec in specs.items():
-        agents[party] = HumanAgent() if spec == HUMAN else make_agent(spec, party=party,
-                                                                      seed=seed)
+        if spec == HUMAN:
+            agents[party] = HumanAgent()
+        elif spec == LLM or spec.startswith(LLM + ":"):
+            agents[party] = LLMAgent(llm_settings(spec, party, scenario), run)
+        else:
+            agents[party] = make_agent(spec, party=party, seed=seed)
     return agents
+
+
+def llm_settings(spec: str, party: str, scenario: Scenario | None) -> LLMSettings:
+    configured = scenario.organization(party).agent.llm if scenario is not None else None
+    model = spec.partition(":")[2].strip()
+    if configured is None and not model:
+        raise StrategyError(f"'{party}' uses an LLM agent but names no model: write "
+                            f"--agent {party}=llm:MODEL or give agent.llm.model in the "
+                            "scenario")
+    if configured is None:
+        return LLMSettings(model=model)
+    return configured.model_copy(update={"model": model}) if model else configured
 
 
 _PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
@@ -99,7 +121,19 @@ class Negotiation:
             "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
             "parties": self.scenario.party_ids,
             "agents": dict(specs),
+            **({"llm": llm} if (llm := self._llm_header(specs)) else {}),
         }
+
+    def _llm_header(self, specs: Mapping[str, str]) -> dict[str, Any]:
+        """The model settings of LLM agents, for the audit trail (no keys, no credentials)."""
+        settings = {}
+        for party, spec in specs.items():
+            if spec == LLM or spec.startswith(LLM + ":"):
+                dumped = llm_settings(spec, party, self.scenario).model_dump(mode="json")
+                if dumped.get("base_url"):
+                    dumped["base_url"] = _without_credentials(dumped["base_url"])
+                settings[party] = dumped
+        return settings
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
         row = self.analysis.full_utilities[outcome].tolist()
@@ -107,8 +141,9 @@ class Negotiation:
 
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                   specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
-        def record(type_: str, body: dict[str, Any]) -> None:
-            event = writer.append(type_, body)
+        def record(type_: str, body: dict[str, Any],
+                   wall: dict[str, Any] | None = None) -> None:
+            event = writer.append(type_, body, wall=wall)
             if on_event is not None:
                 on_event(event)
 
@@ -123,20 +158,30 @@ class Negotiation:
 
         while not state.done:
             party = state.current_party
+            agent = agents[party]
             view = View(party=party, scenario=self.public, preferences=private[party],
                         space=self.space, utility=self.utilities[party], state=state,
                         history=history, legal=self.protocol.legal_actions(state, party),
                         feedback=feedback.pop(party, None))
             try:
-                action: Action = await agents[party].act(view)
+                try:
+                    action: Action = await agent.act(view)
+                finally:
+                    for call in _drain_calls(agent):
+                        latency = call.pop("latency_ms", None)
+                        record("llm_call", {"round": state.round, "party": party, **call},
+                               wall={"latency_ms": latency})
                 if action.kind not in view.legal:
                     raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
                                              f"{sorted(view.legal)}")
                 body: dict[str, Any] = {"round": state.round, "party": party,
                                         "action": action.model_dump(mode="json",
                                                                     exclude_none=True)}
+                flagged = self.referee.check_text(party, action)
                 if isinstance(action, Propose):
                     verdict, outcome = self.referee.check_proposal(party, action)
+                    if flagged:
+                        verdict = verdict.with_findings(flagged)
                     body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
                                        else verdict.model_dump(mode="json"))
                     if verdict.blocked:
@@ -148,6 +193,8 @@ class Negotiation:
                     assert outcome is not None
                     body["utilities"] = self.utilities_of(outcome)
                     proposals.append((state.round, party, action.offer.terms, action.rationale))
+                elif flagged:
+                    body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
                 state = self.protocol.apply(state, party, action)
             except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
                 # Leave a valid transcript that says the run was stopped, then stop.
@@ -155,11 +202,15 @@ class Negotiation:
                                    "reason": "interrupted during "
                                              f"{party}'s turn in round {state.round + 1}"})
                 raise
+            except BudgetExceeded as error:
+                failure = f"budget exhausted: {error}"
+                record("error", {"round": state.round, "party": party, "error": failure})
+                break
             except IllegalActionError as error:
                 failure = f"{party} made an invalid move: {error}"
                 record("error", {"round": state.round, "party": party, "error": str(error)})
                 break
-            except Exception as error:  # an agent's own bug must not lose the transcript
+            except Exception as error:  # an agent's own failure must not lose the transcript
                 failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
                 record("error", {"round": state.round, "party": party,
                                  "error": f"{type(error).__name__}: {error}"})
@@ -207,6 +258,19 @@ class Negotiation:
                          agents=dict(specs))
 
 
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _drain_calls(agent: Agent) -> list[dict[str, Any]]:
+    """Model calls an agent made this turn (LLM agents keep them; others have none)."""
+    drain = getattr(agent, "drain_calls", None)
+    return list(drain()) if callable(drain) else []
+
+
 def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
     """A fresh file name ``<scenario>-seed<N>-<UTC time>.jsonl`` that does not exist yet."""
     try:
@@ -225,11 +289,11 @@ def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
 async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None = None,
                        agents: Mapping[str, str] | None = None, out_dir: Path | None = None,
                        transcript: Path | None = None, on_event: EventHook | None = None,
-                       fsync: bool = True) -> RunResult:
+                       fsync: bool = True, llm_run: LLMRun | None = None) -> RunResult:
     """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
     ``transcript``, or a new file in ``out_dir``, or keep it in memory when neither is given."""
     specs = agent_specs(scenario, agents)
-    built = build_agents(specs, seed)
+    built = build_agents(specs, seed, scenario, llm_run)
     negotiation = Negotiation(scenario, rounds=rounds)
     path = transcript
     if path is None and out_dir is not None:

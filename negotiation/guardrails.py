@@ -10,6 +10,7 @@ reservation value.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from negotiation.analysis import BoolArray, SpaceAnalysis, shapley_values
 from negotiation.model import (
+    Action,
     CheckLevel,
     Propose,
     RedLine,
@@ -59,6 +61,9 @@ class Verdict(BaseModel):
     def blocked(self) -> bool:
         return self.level == "block"
 
+    def with_findings(self, extra: list[Finding]) -> Verdict:
+        return verdict_of(self.subject, [*self.findings, *extra])
+
     def summary(self) -> str:
         worst = [f.message for f in self.findings if f.level == self.level]
         return "; ".join(worst) if worst else "all checks passed"
@@ -76,6 +81,18 @@ class Feedback(BaseModel):
 
 PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
 
+#: Phrases that address a negotiator as if they were its instructions, not its counterpart.
+INSTRUCTION_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
+    r"\bignore\b.{0,40}\b(instructions?|brief|rules|prompt|guidelines)\b",
+    r"\bdisregard\b",
+    r"\b(system|developer)\s+(prompt|message|instructions?)\b",
+    r"\bnew instructions?\b",
+    r"\byou (must|should|have to|are required to|will) (now )?(accept|agree|sign|concede)\b",
+    r"\breveal\b.{0,30}\b(brief|reservation|instructions?|prompt|red lines?)\b",
+    r"\bas an ai\b",
+    r"</?\s*untrusted",
+)]
+
 
 def _level(failed: bool, setting: CheckLevel) -> Level:
     if not failed or setting == "off":
@@ -83,7 +100,7 @@ def _level(failed: bool, setting: CheckLevel) -> Level:
     return setting
 
 
-def _verdict(subject: Subject, findings: list[Finding]) -> Verdict:
+def verdict_of(subject: Subject, findings: list[Finding]) -> Verdict:
     level: Level = max((f.level for f in findings), key=_RANK.__getitem__, default="pass")
     return Verdict(subject=subject, level=level, findings=findings)
 
@@ -116,14 +133,14 @@ class Referee:
         except InvalidOfferError as error:
             findings.append(Finding(check="validity", level="block", code="invalid_terms",
                                     message=f"invalid terms: {error}"))
-            return _verdict("proposal", findings), None
+            return verdict_of("proposal", findings), None
         terms = action.offer.terms
         findings += self._red_lines(terms, outcome, self.policy.red_lines.proposals)
         findings += self._rationality(outcome, self.policy.individual_rationality.proposals)
         if self.policy.pareto.proposals != "off":
             findings += self._pareto(outcome, self.policy.pareto.proposals)
         findings += self._shares(terms, self.policy.fairness.proposals)
-        return _verdict("proposal", [f for f in findings if f.level != "pass"]), outcome
+        return verdict_of("proposal", [f for f in findings if f.level != "pass"]), outcome
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""
@@ -179,6 +196,25 @@ class Referee:
         except (KeyError, TypeError):
             return False
 
+    def check_text(self, party: str, action: Action) -> list[Finding]:
+        """Flag a move whose rationale or message reads like instructions to other agents
+        (prompt injection); other parties' text is data, never commands."""
+        setting = self.policy.injection
+        if setting == "off":
+            return []
+        findings = []
+        for field_name in ("rationale", "message"):
+            text = getattr(action, field_name) or ""
+            hit = next((m for p in INSTRUCTION_PATTERNS if (m := p.search(text))), None)
+            if hit is not None:
+                findings.append(Finding(
+                    check="injection", level=setting, code="instruction_like_text",
+                    message=f"{party}'s {field_name} addresses the other negotiators with "
+                            f"instructions (\"{hit.group(0)}\"); it is passed on only as "
+                            "quoted data",
+                    data={"party": party, "field": field_name, "excerpt": text[:200]}))
+        return findings
+
     # --- agreements ------------------------------------------------------------------
 
     def check_agreement(self, terms: dict[str, TermValue], proposer: str,
@@ -194,7 +230,7 @@ class Referee:
         findings += self._pareto(outcome, policy.pareto.agreements)
         findings += self._fairness(outcome, policy.fairness.agreements)
         findings += self._shares(terms, policy.fairness.agreements)
-        return _verdict("agreement", findings), self.report(outcome)
+        return verdict_of("agreement", findings), self.report(outcome)
 
     def report(self, outcome: int) -> dict[str, Any]:
         """Every fairness and efficiency measure of one outcome."""

@@ -181,10 +181,32 @@ class Contribution(Strict):
     description: str = ""
 
 
+class LLMSettings(Strict):
+    """How an LLM agent reaches its model.  No secrets here: the API key comes from the
+    environment variable named by ``api_key_env``."""
+
+    model: str = Field(min_length=1)
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=800, gt=0)
+    persona: str = Field(default="", description="How this negotiator should come across.")
+    base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; "
+                                                          "default $OPENAI_BASE_URL.")
+    api_key_env: str = "OPENAI_API_KEY"
+    timeout: float = Field(default=60.0, gt=0, description="Seconds per HTTP request.")
+    max_retries: int = Field(default=3, ge=0, description="Retries of timeouts, 429 and 5xx, "
+                                                         "with backoff.")
+    max_invalid_replies: int = Field(default=2, ge=0, description="Re-asks after a reply "
+                                                                 "that is not a valid move.")
+    response_format: Literal["json_schema", "json_object"] = "json_schema"
+    use_tools: bool = Field(default=True, description="Offer the evaluate_terms tool.")
+
+
 class AgentSpec(Strict):
     """Which negotiator represents an organisation unless the command line says otherwise."""
 
     strategy: str = Field(default="boulware", min_length=1)
+    llm: LLMSettings | None = Field(default=None, description="Settings when strategy is "
+                                                              "'llm'.")
 
 
 class PublicProfile(Strict):
@@ -264,6 +286,9 @@ class GuardrailPolicy(Strict):
     fairness: FairnessPolicy = Field(default_factory=FairnessPolicy)
     accountability: CheckPolicy = Field(
         default_factory=lambda: CheckPolicy(proposals="block", agreements="block"))
+    injection: CheckLevel = Field(
+        default="warn", description="What to do with a move whose message or rationale reads "
+                                    "like instructions to the other agents.")
 
 
 class CoalitionValue(Strict):

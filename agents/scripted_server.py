@@ -1,0 +1,127 @@
+"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1.
+
+It answers ``POST /v1/chat/completions`` from a script instead of a model, over real HTTP,
+so the real ``openai`` client can be tested, demonstrated and benchmarked offline: good
+moves, malformed JSON, schema violations, slow replies, 429 and 500.  Every request body
+it receives is kept in ``requests`` (that is how isolation tests see what a model would).
+
+    with ScriptedServer(lambda request, n: reply_json({"kind": "accept", ...})) as server:
+        client = openai.AsyncOpenAI(base_url=server.base_url, api_key="test")
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer: an HTTP status, a body, an optional delay and headers."""
+
+    status: int = 200
+    body: str = ""
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _completion(message: dict[str, Any], model: str = "scripted",
+                finish_reason: str = "stop") -> str:
+    return json.dumps({
+        "id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+    })
+
+
+def reply_text(content: str, delay: float = 0.0) -> Reply:
+    """A completion whose message content is ``content`` verbatim (e.g. malformed JSON)."""
+    return Reply(body=_completion({"role": "assistant", "content": content}), delay=delay)
+
+
+def reply_json(move: dict[str, Any], delay: float = 0.0) -> Reply:
+    """A completion whose content is ``move`` as JSON."""
+    return reply_text(json.dumps(move), delay=delay)
+
+
+def reply_tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> Reply:
+    message = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": call_id, "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)}}]}
+    return Reply(body=_completion(message, finish_reason="tool_calls"))
+
+
+def reply_status(status: int, retry_after_ms: int = 1) -> Reply:
+    """An error status (429, 500, …) with an OpenAI-style error body."""
+    body = json.dumps({"error": {"message": f"scripted {status}", "type": "scripted",
+                                 "code": str(status)}})
+    return Reply(status=status, body=body, headers={"retry-after-ms": str(retry_after_ms)})
+
+
+Script = Callable[[dict[str, Any], int], Reply]
+
+
+class ScriptedServer:
+    """Serve ``script(request_body, call_number)`` on a free port until closed."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length", "0"))
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except json.JSONDecodeError:
+                    body = {"_raw": raw.decode("utf-8", "replace")}
+                with server._lock:
+                    number = len(server.requests)
+                    server.requests.append(body)
+                reply = server.script(body, number)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                payload = reply.body.encode()
+                self.send_response(reply.status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # quiet: tests read the requests, not a log
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def start(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> ScriptedServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
