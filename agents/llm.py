@@ -14,9 +14,11 @@ What other parties said is untrusted: it only ever appears JSON-encoded inside a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ from typing import Any, Literal
 import anyio
 import httpx2
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.base import View
@@ -170,29 +173,49 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
                                request=request)
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One trust store for every client: building it costs ~20 ms each time."""
+    return httpx2.create_ssl_context()
+
+
 @dataclass
 class LLMRun:
-    """What the LLM agents of one run share: the budget and how HTTP is done."""
+    """What the LLM agents of a run share: the budget, the HTTP clients (one connection
+    pool per endpoint), and recording or replay.  Close it when the run is over."""
 
     budget: Budget = field(default_factory=Budget)
     record: Path | None = None
     replay: Path | None = None
+    _clients: dict[tuple[str | None, str, float, int], openai.AsyncOpenAI] = field(
+        default_factory=dict, repr=False)
 
     def client(self, settings: LLMSettings) -> openai.AsyncOpenAI:
-        transport: httpx2.AsyncBaseTransport | None = None
-        if self.replay is not None:
-            transport = ReplayTransport(self.replay)
-        elif self.record is not None:
-            transport = RecordingTransport(self.record)
-        http_client = httpx2.AsyncClient(transport=transport, timeout=settings.timeout) \
-            if transport is not None else None
         base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or \
             ("http://replay.invalid/v1" if self.replay else None)
+        key = (base_url, settings.api_key_env, settings.timeout, settings.max_retries)
+        if key in self._clients:
+            return self._clients[key]
+        transport: httpx2.AsyncBaseTransport
+        if self.replay is not None:
+            transport = ReplayTransport(self.replay)
+        else:
+            transport = httpx2.AsyncHTTPTransport(verify=_ssl_context())
+            if self.record is not None:
+                transport = RecordingTransport(self.record, transport)
         api_key = os.environ.get(settings.api_key_env) or \
             ("replay" if self.replay else "not-needed-for-local-servers")
-        return openai.AsyncOpenAI(api_key=api_key, base_url=base_url,
-                                  timeout=settings.timeout, max_retries=settings.max_retries,
-                                  http_client=http_client)
+        client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, timeout=settings.timeout,
+            max_retries=settings.max_retries,
+            http_client=httpx2.AsyncClient(transport=transport, timeout=settings.timeout))
+        self._clients[key] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.close()
 
 
 # --- prompts -----------------------------------------------------------------------------
@@ -227,7 +250,7 @@ def move_schema(issues: list[Issue]) -> dict[str, Any]:
 
 def _data_block(value: Any) -> str:
     """JSON that cannot close or spoof the surrounding block, whatever the text says."""
-    return json.dumps(value, ensure_ascii=False, indent=1).replace("<", "\\u003c") \
+    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c") \
         .replace(">", "\\u003e")
 
 
@@ -245,7 +268,16 @@ Answer with one JSON object: {{"kind": "propose" | "accept" | "walk_away", "term
 other parties}}."""
 
 
-def build_messages(view: View, settings: LLMSettings) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class _Fixed:
+    """The parts of the prompt that do not change during a run."""
+
+    system: str
+    scenario: str
+    brief: str
+
+
+def _fixed_parts(view: View, settings: LLMSettings) -> _Fixed:
     org = next(o for o in view.scenario.organizations if o.id == view.party)
     system = SYSTEM_PROMPT.format(name=org.name, party=view.party,
                                   persona=settings.persona).strip()
@@ -258,6 +290,13 @@ def build_messages(view: View, settings: LLMSettings) -> list[dict[str, Any]]:
                                      for k, v in prefs.values.items()},
         "red_lines": [r.model_dump(exclude_none=True) for r in prefs.red_lines],
     }
+    return _Fixed(system, _data_block(view.scenario.model_dump(mode="json")),
+                  _data_block(brief))
+
+
+def build_messages(view: View, settings: LLMSettings, fixed: _Fixed | None = None
+                   ) -> list[dict[str, Any]]:
+    fixed = fixed or _fixed_parts(view, settings)
     state = view.state
     standing = view.standing_offer
     situation: dict[str, Any] = {
@@ -278,15 +317,15 @@ def build_messages(view: View, settings: LLMSettings) -> list[dict[str, Any]]:
             **({"terms": m.action.offer.terms} if isinstance(m.action, Propose) else {})}
            for m in view.history if m.party == view.party]
     user = "\n\n".join([
-        "## The negotiation (public)\n" + _data_block(view.scenario.model_dump(mode="json")),
+        "## The negotiation (public)\n" + fixed.scenario,
         "## Your confidential brief (utilities are in [0, 1]; higher is better for you)\n"
-        + _data_block(brief),
+        + fixed.brief,
         "## Your earlier moves\n" + _data_block(own),
         "## What the other parties did and said\n<untrusted_party_messages>\n"
         + _data_block(history) + "\n</untrusted_party_messages>",
         "## Now\n" + _data_block(situation) + "\nReply with your move as one JSON object.",
     ])
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": fixed.system}, {"role": "user", "content": user}]
 
 
 def _tool(view: View) -> dict[str, Any]:
@@ -321,6 +360,9 @@ class LLMAgent:
         self.run = run or LLMRun()
         self._client: openai.AsyncOpenAI | None = None
         self._format = settings.response_format
+        self._fixed: _Fixed | None = None
+        self._schema: dict[str, Any] = {}
+        self._tools: list[dict[str, Any]] = []
         self.calls: list[dict[str, Any]] = []
 
     def drain_calls(self) -> list[dict[str, Any]]:
@@ -331,7 +373,10 @@ class LLMAgent:
     async def act(self, view: View) -> Action:
         if self._client is None:
             self._client = self.run.client(self.settings)
-        messages = build_messages(view, self.settings)
+            self._fixed = _fixed_parts(view, self.settings)
+            self._schema = move_schema(list(view.scenario.issues))
+            self._tools = [_tool(view)] if self.settings.use_tools else []
+        messages = build_messages(view, self.settings, self._fixed)
         invalid = tool_rounds = 0
         while True:
             message = await self._complete(view, messages)
@@ -372,21 +417,27 @@ class LLMAgent:
         assert self._client is not None
         self.run.budget.check()
         settings = self.settings
-        kwargs: dict[str, Any] = {"model": settings.model, "messages": messages,
-                                  "temperature": settings.temperature,
-                                  "max_tokens": settings.max_tokens}
-        if settings.use_tools:
-            kwargs["tools"] = [_tool(view)]
+        extra: dict[str, Any] = {}
+        if self._tools:
+            extra["tools"] = self._tools
         if self._format == "json_schema":
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "negotiation_move", "schema": move_schema(list(view.scenario.issues))}}
+            extra["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "negotiation_move", "schema": self._schema}}
         else:
-            kwargs["response_format"] = {"type": "json_object"}
+            extra["response_format"] = {"type": "json_object"}
+        body: dict[str, Any] = {"model": settings.model, "messages": messages,
+                                "temperature": settings.temperature,
+                                "max_tokens": settings.max_tokens, **extra}
         started = time.perf_counter()
         record: dict[str, Any] = {"model": settings.model, "status": "ok"}
         self.calls.append(record)
         try:
-            completion = await self._client.chat.completions.create(**kwargs)
+            # The request body is plain JSON already; client.post (the SDK's documented way
+            # to send a raw body) skips re-walking it against the typed parameters, which
+            # was most of the SDK's CPU time per call.  Retries, timeouts and parsing into
+            # ChatCompletion are the same as with chat.completions.create.
+            completion = await self._client.post("/chat/completions", body=body,
+                                                 cast_to=ChatCompletion)
         except openai.BadRequestError as error:
             if self._format == "json_schema" and "response_format" in str(error):
                 # The server has no structured output: fall back to JSON mode + validation.

@@ -23,7 +23,7 @@ from agents.llm import Budget, LLMRun
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.charter import CharterError, write_charter
-from negotiation.engine import HUMAN, new_transcript_path, run_scenario
+from negotiation.engine import HUMAN, RunResult, new_transcript_path, run_scenario
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
 from negotiation.plots import plot_space, plot_trace
@@ -168,10 +168,16 @@ def run(
                                    max_cost=budget_cost, prices=load_prices(prices)),
                      record=record, replay=replay)
     path = new_transcript_path(out, scenario, seed)
+
+    async def negotiate() -> RunResult:
+        try:
+            return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
+                                      transcript=path, on_event=show, llm_run=llm_run)
+        finally:
+            await llm_run.aclose()
+
     try:
-        result = anyio.run(lambda: run_scenario(scenario, seed=seed, rounds=rounds,
-                                                agents=overrides, transcript=path,
-                                                on_event=show, llm_run=llm_run))
+        result = anyio.run(negotiate)
     except KeyboardInterrupt:
         render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
                                      "with an 'aborted' event and still verifies.")

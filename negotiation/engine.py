@@ -6,6 +6,7 @@ for every other driver: protocol and agents are called the same way everywhere.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
@@ -102,7 +103,7 @@ class Negotiation:
                  analysis: SpaceAnalysis | None = None) -> None:
         self.scenario = scenario
         self.public = scenario.public()
-        self.analysis = analysis or SpaceAnalysis(scenario)
+        self.analysis = analysis or analysis_of(scenario)
         self.space = self.analysis.space
         self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
@@ -258,6 +259,22 @@ class Negotiation:
                          agents=dict(specs))
 
 
+_ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
+
+
+def analysis_of(scenario: Scenario) -> SpaceAnalysis:
+    """The (read-only) space analysis of a scenario object, shared by runs that reuse it."""
+    cached = _ANALYSES.get(id(scenario))
+    if cached is not None and cached[0] is scenario:
+        _ANALYSES.move_to_end(id(scenario))
+        return cached[1]
+    analysis = SpaceAnalysis(scenario)
+    _ANALYSES[id(scenario)] = (scenario, analysis)  # holding the scenario pins its id
+    if len(_ANALYSES) > 16:
+        _ANALYSES.popitem(last=False)
+    return analysis
+
+
 def _without_credentials(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
@@ -293,11 +310,16 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
     """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
     ``transcript``, or a new file in ``out_dir``, or keep it in memory when neither is given."""
     specs = agent_specs(scenario, agents)
-    built = build_agents(specs, seed, scenario, llm_run)
+    run = llm_run or LLMRun()
+    built = build_agents(specs, seed, scenario, run)
     negotiation = Negotiation(scenario, rounds=rounds)
     path = transcript
     if path is None and out_dir is not None:
         path = new_transcript_path(out_dir, scenario, seed)
-    with TranscriptWriter(path, fsync=fsync) as writer:
-        return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
-                                     on_event=on_event)
+    try:
+        with TranscriptWriter(path, fsync=fsync) as writer:
+            return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
+                                         on_event=on_event)
+    finally:
+        if llm_run is None:  # ours to close; a caller's LLMRun may serve more runs
+            await run.aclose()
