@@ -32,6 +32,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.base import View
+from agents.budget import Budget
 from negotiation.model import (
     Accept,
     Action,
@@ -54,10 +55,6 @@ class LLMReplyError(RuntimeError):
     """The model did not produce a valid move within the allowed re-asks."""
 
 
-class BudgetExceeded(RuntimeError):
-    """A run's call, token or cost budget is spent; the run stops cleanly."""
-
-
 class LLMMove(BaseModel):
     """What the model must answer with."""
 
@@ -69,40 +66,6 @@ class LLMMove(BaseModel):
     rationale: str = Field(min_length=1, description="Why this move, in one sentence.")
     message: str | None = Field(default=None, description="Optional note to the other "
                                                           "parties.")
-
-
-@dataclass
-class Budget:
-    """Limits shared by every LLM agent in a run; ``None`` means unlimited."""
-
-    max_calls: int | None = None
-    max_tokens: int | None = None
-    max_cost: float | None = None
-    prices: Mapping[str, tuple[float, float]] = field(default_factory=dict)
-    calls: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-
-    def check(self) -> None:
-        """Raise ``BudgetExceeded`` before a call that the budget no longer allows."""
-        if self.max_calls is not None and self.calls >= self.max_calls:
-            raise BudgetExceeded(f"call budget spent ({self.calls} of {self.max_calls} calls)")
-        if self.max_tokens is not None and self.tokens >= self.max_tokens:
-            raise BudgetExceeded(f"token budget spent ({self.tokens} of {self.max_tokens} "
-                                 "tokens)")
-        if self.max_cost is not None and self.cost >= self.max_cost:
-            raise BudgetExceeded(f"cost budget spent (${self.cost:.4f} of "
-                                 f"${self.max_cost:.4f})")
-
-    def charge(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        self.calls += 1
-        self.tokens += prompt_tokens + completion_tokens
-        price = self.prices.get(model)
-        if price is None:
-            return None
-        cost = (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
-        self.cost += cost
-        return cost
 
 
 # --- record and replay -------------------------------------------------------------------

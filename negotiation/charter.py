@@ -19,7 +19,6 @@ from markdown_it import MarkdownIt
 from negotiation.analysis import SpaceAnalysis
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import DiscreteIssue, Scenario, SplitIssue
-from negotiation.plots import plot_trace
 from negotiation.terms import format_value
 from negotiation.transcript import load_verified
 
@@ -85,6 +84,8 @@ def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
 
 
 def _plot_png(path: Path) -> bytes:
+    from negotiation.plots import plot_trace  # matplotlib loads only when a plot is drawn
+
     events = load_verified(path)
     scenario = Scenario.model_validate(events[0]["scenario"])
     proposals = [e for e in events if e["type"] == "move" and "utilities" in e]

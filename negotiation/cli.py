@@ -19,14 +19,12 @@ from rich.table import Table
 from rich.text import Text
 
 from agents import STRATEGIES, StrategyError
-from agents.llm import Budget, LLMRun
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
-from negotiation.charter import CharterError, write_charter
+from negotiation.charter import CharterError
 from negotiation.engine import HUMAN, RunResult, new_transcript_path, run_scenario
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
-from negotiation.plots import plot_space, plot_trace
 from negotiation.scenario import (
     ScenarioError,
     load_scenario,
@@ -164,6 +162,9 @@ def run(
         raise UsageError(f"--replay {replay}: no such recording")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
+    from agents.budget import Budget
+    from agents.llm import LLMRun
+
     llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
                                    max_cost=budget_cost, prices=load_prices(prices)),
                      record=record, replay=replay)
@@ -218,6 +219,8 @@ def analyze(
     analysis = SpaceAnalysis(scenario)
     console.print(render.analysis_view(analysis))
     if plot is not None:
+        from negotiation.plots import plot_space
+
         plot_space(analysis, plot)
         console.print(f"Plot: [bold]{escape(str(plot))}[/]")
 
@@ -244,6 +247,8 @@ def report(
     console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
     console.print(render.outcome_view(scenario, outcome, header["agents"]))
     if plot is not None:
+        from negotiation.plots import plot_trace
+
         proposals = [e for e in moves if e["type"] == "move" and "utilities" in e]
         plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), plot)
         console.print(f"Plot: [bold]{escape(str(plot))}[/]")
@@ -338,6 +343,8 @@ def charter(
     """Write the partnership charter of an agreement (Markdown or one self-contained HTML)."""
     if format_ not in {"md", "html"}:
         raise UsageError(f"--format must be md or html, not '{format_}'")
+    from negotiation.charter import write_charter
+
     written = write_charter(transcript, "html" if format_ == "html" else "md", out)
     console.print(f"Charter: [bold]{escape(str(written))}[/]")
 

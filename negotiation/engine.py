@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
 from agents import Agent, History, Move, StrategyError, View, make_agent
+from agents.budget import BudgetExceeded
 from agents.human import HumanAgent
-from agents.llm import BudgetExceeded, LLMAgent, LLMRun
 from negotiation.analysis import SpaceAnalysis
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
 from negotiation.model import Action, Agreement, LLMSettings, Propose, Scenario, TermValue
@@ -26,6 +26,9 @@ from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction, utility_functions
 from protocols import IllegalActionError, ProtocolState, get_protocol
+
+if TYPE_CHECKING:
+    from agents.llm import LLMRun
 
 EventHook = Callable[[dict[str, Any]], None]
 
@@ -70,15 +73,21 @@ def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None 
     """An agent per party.  ``human`` seats a person at this terminal; ``llm`` uses the
     organisation's ``agent.llm`` settings and ``llm:MODEL`` names the model."""
     agents: dict[str, Agent] = {}
-    run = llm_run or LLMRun()
     for party, spec in specs.items():
         if spec == HUMAN:
             agents[party] = HumanAgent()
-        elif spec == LLM or spec.startswith(LLM + ":"):
-            agents[party] = LLMAgent(llm_settings(spec, party, scenario), run)
+        elif is_llm(spec):
+            from agents.llm import LLMAgent, LLMRun  # the openai SDK loads only when needed
+
+            llm_run = llm_run or LLMRun()
+            agents[party] = LLMAgent(llm_settings(spec, party, scenario), llm_run)
         else:
             agents[party] = make_agent(spec, party=party, seed=seed)
     return agents
+
+
+def is_llm(spec: str) -> bool:
+    return spec == LLM or spec.startswith(LLM + ":")
 
 
 def llm_settings(spec: str, party: str, scenario: Scenario | None) -> LLMSettings:
@@ -129,7 +138,7 @@ class Negotiation:
         """The model settings of LLM agents, for the audit trail (no keys, no credentials)."""
         settings = {}
         for party, spec in specs.items():
-            if spec == LLM or spec.startswith(LLM + ":"):
+            if is_llm(spec):
                 dumped = llm_settings(spec, party, self.scenario).model_dump(mode="json")
                 if dumped.get("base_url"):
                     dumped["base_url"] = _without_credentials(dumped["base_url"])
@@ -310,7 +319,11 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
     """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
     ``transcript``, or a new file in ``out_dir``, or keep it in memory when neither is given."""
     specs = agent_specs(scenario, agents)
-    run = llm_run or LLMRun()
+    run = llm_run
+    if run is None and any(is_llm(spec) for spec in specs.values()):
+        from agents.llm import LLMRun
+
+        run = LLMRun()
     built = build_agents(specs, seed, scenario, run)
     negotiation = Negotiation(scenario, rounds=rounds)
     path = transcript
@@ -321,5 +334,5 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
             return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
                                          on_event=on_event)
     finally:
-        if llm_run is None:  # ours to close; a caller's LLMRun may serve more runs
+        if llm_run is None and run is not None:  # ours to close; a caller's may serve more
             await run.aclose()
