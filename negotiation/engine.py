@@ -25,7 +25,7 @@ from negotiation.model import Action, Agreement, LLMSettings, Propose, Scenario,
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction, utility_functions
-from protocols import IllegalActionError, ProtocolState, get_protocol
+from protocols import IllegalActionError, get_protocol
 
 if TYPE_CHECKING:
     from agents.llm import LLMRun
@@ -149,106 +149,148 @@ class Negotiation:
         row = self.analysis.full_utilities[outcome].tolist()
         return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
 
+    def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
+                specs: Mapping[str, str], on_event: EventHook | None = None) -> Session:
+        return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event)
+
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                   specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
-        def record(type_: str, body: dict[str, Any],
-                   wall: dict[str, Any] | None = None) -> None:
-            event = writer.append(type_, body, wall=wall)
-            if on_event is not None:
-                on_event(event)
+        """The plain driver: one loop over turns, no persistence beyond the transcript."""
+        session = self.session(agents, seed=seed, writer=writer, specs=specs,
+                               on_event=on_event)
+        session.open()
+        while not session.done:
+            await session.turn()
+        return session.finish()
 
-        record("header", self.header(seed, specs))
-        state = self.protocol.start(self.scenario.party_ids, self.max_rounds)
-        moves: list[Move] = []
-        history = History(moves)
-        private = {org.id: org.preferences for org in self.scenario.organizations}
-        feedback: dict[str, Feedback] = {}
-        proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
-        failure: str | None = None
 
-        while not state.done:
-            party = state.current_party
-            agent = agents[party]
-            view = View(party=party, scenario=self.public, preferences=private[party],
-                        space=self.space, utility=self.utilities[party], state=state,
-                        history=history, legal=self.protocol.legal_actions(state, party),
-                        feedback=feedback.pop(party, None))
+class Session:
+    """One negotiation in progress: the turn logic every driver calls.
+
+    ``open`` writes the header, ``turn`` plays one party's turn (act → referee → record →
+    protocol), ``finish`` checks any agreement and writes the outcome.
+    """
+
+    def __init__(self, negotiation: Negotiation, agents: Mapping[str, Agent], *, seed: int,
+                 writer: TranscriptWriter, specs: Mapping[str, str],
+                 on_event: EventHook | None = None) -> None:
+        self.negotiation = negotiation
+        self.agents = agents
+        self.seed = seed
+        self.writer = writer
+        self.specs = specs
+        self.on_event = on_event
+        self.state = negotiation.protocol.start(negotiation.scenario.party_ids,
+                                                negotiation.max_rounds)
+        self.moves: list[Move] = []
+        self.history = History(self.moves)
+        self.private = {org.id: org.preferences for org in negotiation.scenario.organizations}
+        self.feedback: dict[str, Feedback] = {}
+        self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
+        self.failure: str | None = None
+        self.result: RunResult | None = None
+
+    def record(self, type_: str, body: dict[str, Any],
+               wall: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = self.writer.append(type_, body, wall=wall)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def open(self) -> None:
+        self.record("header", self.negotiation.header(self.seed, self.specs))
+
+    @property
+    def done(self) -> bool:
+        return self.state.done or self.failure is not None
+
+    async def turn(self) -> None:
+        """Play the current party's turn; errors end the run with a recorded reason."""
+        negotiation, state = self.negotiation, self.state
+        party = state.current_party
+        agent = self.agents[party]
+        view = View(party=party, scenario=negotiation.public, preferences=self.private[party],
+                    space=negotiation.space, utility=negotiation.utilities[party], state=state,
+                    history=self.history,
+                    legal=negotiation.protocol.legal_actions(state, party),
+                    feedback=self.feedback.pop(party, None))
+        try:
             try:
-                try:
-                    action: Action = await agent.act(view)
-                finally:
-                    for call in _drain_calls(agent):
-                        latency = call.pop("latency_ms", None)
-                        record("llm_call", {"round": state.round, "party": party, **call},
-                               wall={"latency_ms": latency})
-                if action.kind not in view.legal:
-                    raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
-                                             f"{sorted(view.legal)}")
-                body: dict[str, Any] = {"round": state.round, "party": party,
-                                        "action": action.model_dump(mode="json",
-                                                                    exclude_none=True)}
-                flagged = self.referee.check_text(party, action)
-                if isinstance(action, Propose):
-                    verdict, outcome = self.referee.check_proposal(party, action)
-                    if flagged:
-                        verdict = verdict.with_findings(flagged)
-                    body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
-                                       else verdict.model_dump(mode="json"))
-                    if verdict.blocked:
-                        feedback[party] = self.referee.feedback(verdict, action.offer.terms)
-                        body["feedback"] = feedback[party].model_dump(mode="json")
-                        record("blocked", body)
-                        state = self.protocol.pass_turn(state)
-                        continue
-                    assert outcome is not None
-                    body["utilities"] = self.utilities_of(outcome)
-                    proposals.append((state.round, party, action.offer.terms, action.rationale))
-                elif flagged:
-                    body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
-                state = self.protocol.apply(state, party, action)
-            except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
-                # Leave a valid transcript that says the run was stopped, then stop.
-                record("aborted", {"round": state.round, "party": party,
-                                   "reason": "interrupted during "
-                                             f"{party}'s turn in round {state.round + 1}"})
-                raise
-            except BudgetExceeded as error:
-                failure = f"budget exhausted: {error}"
-                record("error", {"round": state.round, "party": party, "error": failure})
-                break
-            except IllegalActionError as error:
-                failure = f"{party} made an invalid move: {error}"
-                record("error", {"round": state.round, "party": party, "error": str(error)})
-                break
-            except Exception as error:  # an agent's own failure must not lose the transcript
-                failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
-                record("error", {"round": state.round, "party": party,
-                                 "error": f"{type(error).__name__}: {error}"})
-                break
-            record("move", body)
-            moves.append(Move(round=body["round"], party=party, action=action))
+                action: Action = await agent.act(view)
+            finally:
+                for call in _drain_calls(agent):
+                    latency = call.pop("latency_ms", None)
+                    self.record("llm_call", {"round": state.round, "party": party, **call},
+                                wall={"latency_ms": latency})
+            if action.kind not in view.legal:
+                raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
+                                         f"{sorted(view.legal)}")
+            body: dict[str, Any] = {"round": state.round, "party": party,
+                                    "action": action.model_dump(mode="json",
+                                                                exclude_none=True)}
+            referee = negotiation.referee
+            flagged = referee.check_text(party, action)
+            if isinstance(action, Propose):
+                verdict, outcome = referee.check_proposal(party, action)
+                if flagged:
+                    verdict = verdict.with_findings(flagged)
+                body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
+                                   else verdict.model_dump(mode="json"))
+                if verdict.blocked:
+                    self.feedback[party] = referee.feedback(verdict, action.offer.terms)
+                    body["feedback"] = self.feedback[party].model_dump(mode="json")
+                    self.record("blocked", body)
+                    self.state = negotiation.protocol.pass_turn(state)
+                    return
+                assert outcome is not None
+                body["utilities"] = negotiation.utilities_of(outcome)
+                self.proposals.append((state.round, party, action.offer.terms,
+                                       action.rationale))
+            elif flagged:
+                body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
+            self.state = negotiation.protocol.apply(state, party, action)
+        except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+            # Leave a valid transcript that says the run was stopped, then stop.
+            self.record("aborted", {"round": state.round, "party": party,
+                                    "reason": "interrupted during "
+                                              f"{party}'s turn in round {state.round + 1}"})
+            raise
+        except BudgetExceeded as error:
+            self.failure = f"budget exhausted: {error}"
+            self.record("error", {"round": state.round, "party": party, "error": self.failure})
+            return
+        except IllegalActionError as error:
+            self.failure = f"{party} made an invalid move: {error}"
+            self.record("error", {"round": state.round, "party": party, "error": str(error)})
+            return
+        except Exception as error:  # an agent's own failure must not lose the transcript
+            self.failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
+            self.record("error", {"round": state.round, "party": party,
+                                  "error": f"{type(error).__name__}: {error}"})
+            return
+        self.record("move", body)
+        self.moves.append(Move(round=body["round"], party=party, action=action))
 
-        return self._finish(state, failure, writer, record, specs, proposals)
-
-    def _finish(self, state: ProtocolState, failure: str | None, writer: TranscriptWriter,
-                record: Callable[[str, dict[str, Any]], None], specs: Mapping[str, str],
-                proposals: list[tuple[int, str, dict[str, TermValue], str]]) -> RunResult:
+    def finish(self) -> RunResult:
+        """Referee any agreement and write the outcome event."""
+        negotiation, state = self.negotiation, self.state
+        scenario = negotiation.scenario
         body: dict[str, Any] = {
             "reservation_values": {org.id: org.preferences.reservation_value
-                                   for org in self.scenario.organizations},
+                                   for org in scenario.organizations},
         }
         agreement: Agreement | None = None
         utilities: dict[str, float] = {}
-        reason = failure or state.reason
-        if failure is None and state.status == "agreement":
+        reason = self.failure or state.reason
+        if self.failure is None and state.status == "agreement":
             assert state.standing_offer is not None and state.standing_proposer is not None
             terms = state.standing_offer.terms
-            rationale = proposals[-1][3] if proposals else ""
-            verdict, report = self.referee.check_agreement(terms, state.standing_proposer,
-                                                           rationale)
+            rationale = self.proposals[-1][3] if self.proposals else ""
+            verdict, report = negotiation.referee.check_agreement(
+                terms, state.standing_proposer, rationale)
             body["verdict"] = verdict.model_dump(mode="json")
             body["fairness"] = report
-            body["accountability"] = provenance(proposals, terms)
+            body["accountability"] = provenance(self.proposals, terms)
             candidate = Agreement(terms=terms, proposer=state.standing_proposer,
                                   round=state.round, parties=list(state.parties))
             if verdict.blocked:
@@ -256,16 +298,17 @@ class Negotiation:
                 body["blocked_agreement"] = candidate.model_dump(mode="json")
             else:
                 agreement = candidate
-                utilities = self.utilities_of(self.space.index_of(terms))
+                utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
                 body["agreement"] = agreement.model_dump(mode="json")
                 body["utilities"] = utilities
         status = "agreement" if agreement else "no_agreement"
-        rounds = min(state.round + 1, self.max_rounds)
-        body = {"status": status, "reason": reason, "rounds": rounds, **body}
-        record("outcome", body)
-        return RunResult(status=status, reason=reason, rounds=rounds, agreement=agreement,
-                         utilities=utilities, transcript=writer, path=writer.path,
-                         agents=dict(specs))
+        rounds = min(state.round + 1, negotiation.max_rounds)
+        self.record("outcome", {"status": status, "reason": reason, "rounds": rounds, **body})
+        self.result = RunResult(status=status, reason=reason, rounds=rounds,
+                                agreement=agreement, utilities=utilities,
+                                transcript=self.writer, path=self.writer.path,
+                                agents=dict(self.specs))
+        return self.result
 
 
 _ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
