@@ -41,6 +41,9 @@ HISTORY_SHOWN = 6
 class HumanAgent:
     """Prompts a person for each move of one organisation."""
 
+    #: A resumed run takes this agent's earlier moves from the transcript.
+    replay_from_transcript = True
+
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(highlight=False)
         self._briefed = False

@@ -82,14 +82,22 @@ def request_key(body: bytes) -> str:
 
 class RecordingTransport(httpx2.AsyncBaseTransport):
     """Forwards to the real network and appends each successful request/reply pair to a
-    JSON Lines recording (flushed and fsynced)."""
+    JSON Lines recording (flushed and fsynced).
 
-    def __init__(self, path: Path, inner: httpx2.AsyncBaseTransport | None = None) -> None:
+    With ``replay_first``, requests already in the recording are answered from it and not
+    sent again: a resumed run does not pay twice for calls it made before a crash."""
+
+    def __init__(self, path: Path, inner: httpx2.AsyncBaseTransport | None = None,
+                 replay_first: bool = False) -> None:
         self.path = path
         self.inner = inner or httpx2.AsyncHTTPTransport()
+        self.recorded = ReplayTransport(path, consume=True) \
+            if replay_first and path.exists() else None
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
+        if self.recorded is not None and self.recorded.replies.get(request_key(body)):
+            return await self.recorded.handle_async_request(request)
         response = await self.inner.handle_async_request(request)
         content = await response.aread()
         if response.status_code < 400:
@@ -110,7 +118,8 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
 class ReplayTransport(httpx2.AsyncBaseTransport):
     """Serves recorded replies offline; identical requests get their replies in order."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, consume: bool = False) -> None:
+        self.consume = consume
         self.replies: dict[str, list[dict[str, Any]]] = {}
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
@@ -126,6 +135,8 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         queue = self.replies.get(request_key(await request.aread()))
+        if queue and self.consume:
+            return httpx2.Response(200, json=queue.pop(0), request=request)
         if not queue:
             message = (f"this request is not in the recording {self.path.name}: the scenario, "
                        "agents, seed or prompts changed since it was recorded")
@@ -150,6 +161,8 @@ class LLMRun:
     budget: Budget = field(default_factory=Budget)
     record: Path | None = None
     replay: Path | None = None
+    #: Record to ``record`` but answer requests already recorded there (resumed runs).
+    replay_first: bool = False
     _clients: dict[tuple[str | None, str, float, int], openai.AsyncOpenAI] = field(
         default_factory=dict, repr=False)
 
@@ -165,7 +178,7 @@ class LLMRun:
         else:
             transport = httpx2.AsyncHTTPTransport(verify=_ssl_context())
             if self.record is not None:
-                transport = RecordingTransport(self.record, transport)
+                transport = RecordingTransport(self.record, transport, self.replay_first)
         api_key = os.environ.get(settings.api_key_env) or \
             ("replay" if self.replay else "not-needed-for-local-servers")
         client = openai.AsyncOpenAI(

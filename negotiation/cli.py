@@ -22,7 +22,14 @@ from agents import STRATEGIES, StrategyError
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.charter import CharterError
-from negotiation.engine import HUMAN, RunResult, new_transcript_path, run_scenario
+from negotiation.engine import (
+    HUMAN,
+    RunResult,
+    agent_specs,
+    is_llm,
+    new_transcript_path,
+    run_scenario,
+)
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
 from negotiation.scenario import (
@@ -133,6 +140,14 @@ def run(
     prices: Annotated[Path | None, typer.Option(
         help="YAML price table: MODEL: {input: USD per 1M tokens, output: USD per 1M}.")
     ] = None,
+    driver: Annotated[str, typer.Option(
+        help="graph: durable LangGraph run with SQLite checkpoints (resumable); plain: the "
+             "fastest loop, nothing but the transcript.")] = "graph",
+    signoff: Annotated[str, typer.Option(
+        help="later: sign off with 'negotiate review' at any time; inline: the run pauses "
+             "for sign-off (graph driver) and 'negotiate review' resumes it.")] = "later",
+    pace: Annotated[float, typer.Option(
+        min=0, help="Seconds to pause between turns, to watch a run unfold.")] = 0.0,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript."""
     scenario = load_scenario(scenario_path)
@@ -142,19 +157,12 @@ def run(
             raise UsageError(f"--human '{human}' is not an organisation of {scenario.id}; "
                              f"choose one of {scenario.party_ids}")
         overrides[human] = HUMAN
-    max_rounds = rounds or scenario.protocol.rounds
-    header_shown = False
-
-    def show(event: dict[str, Any]) -> None:
-        nonlocal header_shown
-        if event["type"] == "header" and not quiet:
-            console.print(render.scenario_panel(scenario, event["agents"], seed, max_rounds))
-            header_shown = True
-        elif event["type"] in {"move", "blocked"} and not quiet:
-            console.print(render.move_line(scenario, event))
-        elif event["type"] == "error":
-            console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
-
+    if driver not in {"graph", "plain"}:
+        raise UsageError(f"--driver must be graph or plain, not '{driver}'")
+    if signoff not in {"later", "inline"}:
+        raise UsageError(f"--signoff must be later or inline, not '{signoff}'")
+    if signoff == "inline" and driver != "graph":
+        raise UsageError("--signoff inline pauses a durable run: use it with --driver graph")
     if record is not None and replay is not None:
         raise UsageError("--record and --replay exclude each other: record a live run, then "
                          "replay it")
@@ -162,31 +170,120 @@ def run(
         raise UsageError(f"--replay {replay}: no such recording")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
-    from agents.budget import Budget
-    from agents.llm import LLMRun
-
-    llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
-                                   max_cost=budget_cost, prices=load_prices(prices)),
-                     record=record, replay=replay)
+    specs = agent_specs(scenario, overrides)
     path = new_transcript_path(out, scenario, seed)
+    llm_run = None
+    if any(is_llm(spec) for spec in specs.values()):
+        from agents.budget import Budget
+        from agents.llm import LLMRun
+
+        if record is None and replay is None and driver == "graph":
+            record = path.with_suffix(".calls.jsonl")  # so a resumed run does not pay twice
+        llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
+                                       max_cost=budget_cost, prices=load_prices(prices)),
+                         record=record, replay=replay)
+    show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet,
+                     visible={human} if human else None)
 
     async def negotiate() -> RunResult:
         try:
-            return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
-                                      transcript=path, on_event=show, llm_run=llm_run)
+            if driver == "plain":
+                return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
+                                          transcript=path, on_event=show, llm_run=llm_run)
+            from negotiation.graph import start_run
+
+            return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
+                                   agents=overrides, signoff_inline=signoff == "inline",
+                                   pace=pace, llm_run=llm_run,
+                                   on_step=each_event(show))
         finally:
-            await llm_run.aclose()
+            if llm_run is not None:
+                await llm_run.aclose()
 
     try:
         result = anyio.run(negotiate)
     except KeyboardInterrupt:
+        resume_hint = f" Continue it with: negotiate resume {path}" if driver == "graph" else ""
         render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
-                                     "with an 'aborted' event and still verifies.")
+                                     "with an 'aborted' event and still verifies."
+                                     f"{escape(resume_hint)}")
         raise typer.Exit(130) from None
+    finish_view(scenario, result, signoff == "inline")
+
+
+def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
+              visible: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
+    """Print events as they happen; ``visible`` limits whose utilities are shown."""
+
+    def show(event: dict[str, Any]) -> None:
+        if event["type"] == "header" and not quiet:
+            console.print(render.scenario_panel(scenario, event["agents"], seed, rounds))
+        elif event["type"] in {"move", "blocked"} and not quiet:
+            console.print(render.move_line(scenario, event, visible))
+        elif event["type"] == "error":
+            console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
+
+    return show
+
+
+def each_event(show: Callable[[dict[str, Any]], None]) -> Callable[[Any], None]:
+    """A graph-step callback that shows each event the step streamed."""
+
+    def on_step(step: Any) -> None:
+        for event in step.get("new_events", []):
+            show(event)
+
+    return on_step
+
+
+def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> None:
     console.print()
-    console.print(render.outcome_view(scenario, result.transcript.events[-1], result.agents))
+    outcome = next(e for e in reversed(result.transcript.events) if e["type"] == "outcome")
+    console.print(render.outcome_view(scenario, outcome, result.agents))
     console.print(f"\nTranscript: [bold]{escape(str(result.path))}[/]  (check it with "
                   f"[cyan]negotiate verify {escape(str(result.path))}[/])")
+    if inline_signoff and result.status == "agreement":
+        console.print(f"[bold yellow]Paused for sign-off.[/] Decide with [cyan]negotiate "
+                      f"review {escape(str(result.path))}[/]")
+
+
+@app.command()
+@friendly_errors
+def resume(
+    transcript: Annotated[str, typer.Argument(
+        metavar="RUN", help="The interrupted run: its transcript file or its run id.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")
+                     ] = False,
+    pace: Annotated[float, typer.Option(min=0, help="Seconds to pause between turns.")] = 0.0,
+) -> None:
+    """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped."""
+    path = Path(transcript)
+    if not path.exists() and (Path("transcripts") / f"{transcript}.jsonl").exists():
+        path = Path("transcripts") / f"{transcript}.jsonl"
+    if not path.exists():
+        raise UsageError(f"{transcript}: no such run; give a transcript path or a run id from "
+                         "'negotiate transcripts'")
+    header = load_header(path)
+    scenario = Scenario.model_validate(header["scenario"])
+    show = live_view(scenario, header["seed"], header["protocol"]["rounds"], quiet)
+    from negotiation.graph import resume_run
+
+    result = anyio.run(lambda: resume_run(
+        path, pace=pace,
+        on_step=each_event(show),
+        on_resumed=lambda n: console.print(f"[bold]Resumed[/] after {n} recorded events.")))
+    finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline")
+
+
+def load_header(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: not a transcript ({error})") from None
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise UsageError(f"{path}: not a transcript (no header)")
+    return header
 
 
 @app.command(name="verify")
@@ -293,6 +390,17 @@ def review(
         approve = Prompt.ask("Decision", choices=["approve", "reject"]) == "approve"
         reviewer = reviewer or Prompt.ask("Your name")
         comment = comment or Prompt.ask("Comment", default="")
+    if (events[0].get("options", {}).get("signoff") == "inline"
+            and (reviewer or "").strip()):
+        from negotiation.graph import resume_signoff
+
+        if anyio.run(lambda: resume_signoff(transcript, approve=bool(approve),
+                                            reviewer=reviewer or "", comment=comment)):
+            event = load_verified(transcript)[-1]
+            console.print(f"[bold]{event['status'].upper()}[/] by "
+                          f"{escape(event['reviewer'])}; the paused run is resumed and its "
+                          f"sign-off recorded as event {event['seq']}.")
+            return
     event = sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
     console.print(f"[bold]{event['status'].upper()}[/] by {escape(event['reviewer'])}; "
                   f"sign-off recorded as event {event['seq']}.")
@@ -304,7 +412,7 @@ def transcripts_command(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts.")] = Path("transcripts"),
 ) -> None:
     """List runs with their scenario, date, parties, outcome and sign-off status."""
-    files = sorted(folder.glob("*.jsonl"))
+    files = sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".calls.jsonl"))
     if not files:
         console.print(f"No transcripts in {escape(str(folder))}.")
         return

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
+from pydantic import TypeAdapter
 
 from agents import Agent, History, Move, StrategyError, View, make_agent
 from agents.budget import BudgetExceeded
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from agents.llm import LLMRun
 
 EventHook = Callable[[dict[str, Any]], None]
+ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 def package_version() -> str:
@@ -150,8 +152,10 @@ class Negotiation:
         return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
-                specs: Mapping[str, str], on_event: EventHook | None = None) -> Session:
-        return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event)
+                specs: Mapping[str, str], on_event: EventHook | None = None,
+                options: Mapping[str, Any] | None = None) -> Session:
+        return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event,
+                       options=options)
 
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                   specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
@@ -173,8 +177,10 @@ class Session:
 
     def __init__(self, negotiation: Negotiation, agents: Mapping[str, Agent], *, seed: int,
                  writer: TranscriptWriter, specs: Mapping[str, str],
-                 on_event: EventHook | None = None) -> None:
+                 on_event: EventHook | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
         self.negotiation = negotiation
+        self.options = dict(options or {})
         self.agents = agents
         self.seed = seed
         self.writer = writer
@@ -198,7 +204,10 @@ class Session:
         return event
 
     def open(self) -> None:
-        self.record("header", self.negotiation.header(self.seed, self.specs))
+        header = self.negotiation.header(self.seed, self.specs)
+        if self.options:
+            header["options"] = self.options
+        self.record("header", header)
 
     @property
     def done(self) -> bool:
@@ -216,7 +225,8 @@ class Session:
                     feedback=self.feedback.pop(party, None))
         try:
             try:
-                action: Action = await agent.act(view)
+                recorded = self._recorded_action(party, agent)
+                action: Action = recorded if recorded is not None else await agent.act(view)
             finally:
                 for call in _drain_calls(agent):
                     latency = call.pop("latency_ms", None)
@@ -270,6 +280,16 @@ class Session:
             return
         self.record("move", body)
         self.moves.append(Move(round=body["round"], party=party, action=action))
+
+    def _recorded_action(self, party: str, agent: Agent) -> Action | None:
+        """While a resumed run catches up, a person's earlier moves come from the
+        transcript: nobody is asked twice."""
+        if not self.writer.replaying or not getattr(agent, "replay_from_transcript", False):
+            return None
+        for event in self.writer.peek_pending():
+            if event["type"] in {"move", "blocked"} and event["party"] == party:
+                return ACTION.validate_python(event["action"])
+        return None
 
     def finish(self) -> RunResult:
         """Referee any agreement and write the outcome event."""

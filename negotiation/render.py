@@ -36,8 +36,10 @@ def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
     return " · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues)
 
 
-def move_line(scenario: Scenario, event: Mapping[str, Any]) -> Text:
-    """One line for a move event: round, party, action, terms and everyone's utility."""
+def move_line(scenario: Scenario, event: Mapping[str, Any],
+              visible: set[str] | None = None) -> Text:
+    """One line for a move event: round, party, action, terms and the utilities the viewer
+    may see (everyone's, or only those of the ``visible`` parties, e.g. a human's own)."""
     action = event["action"]
     kind = action["kind"]
     line = Text()
@@ -50,7 +52,8 @@ def move_line(scenario: Scenario, event: Mapping[str, Any]) -> Text:
         return line
     if kind == "propose":
         line.append(short_terms(scenario, action["offer"]["terms"]))
-        utilities = " ".join(f"{p}={u:.2f}" for p, u in event.get("utilities", {}).items())
+        utilities = " ".join(f"{p}={u:.2f}" for p, u in event.get("utilities", {}).items()
+                             if visible is None or p in visible)
         line.append(f"  [{utilities}]", style="dim")
     else:
         line.append(action["rationale"], style="italic")

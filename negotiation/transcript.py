@@ -66,6 +66,8 @@ class TranscriptWriter:
         self.events: list[dict[str, Any]] = []
         self._seq, self._head = _continue_from or (0, GENESIS)
         self._file: IO[str] | None = None
+        self._pending: list[dict[str, Any]] = []
+        self._file_end: tuple[int, str] | None = None
         if path is not None:
             mode = "a" if _continue_from else "x"
             try:
@@ -76,6 +78,36 @@ class TranscriptWriter:
             except OSError as error:
                 raise TranscriptError(f"cannot write the transcript {path}: "
                                       f"{error.strerror or error}") from None
+
+    @classmethod
+    def resume(cls, path: Path) -> TranscriptWriter:
+        """Re-attach to an interrupted run's transcript for a deterministic re-run.
+
+        Events the re-run produces are first checked against the ones already on disk
+        (everything but wall-clock fields must match) and adopted, not written again; once
+        the re-run passes the end of the file, new events are appended.  A last line cut
+        short by a crash (no newline: never completely written) is dropped first.
+        """
+        drop_torn_tail(path)
+        result = verify(path)
+        if not result.ok:
+            raise TranscriptError(f"{path} does not verify: {result.reason}; it cannot be "
+                                  "resumed")
+        if result.events[-1]["type"] in {"outcome", "signoff"}:
+            raise TranscriptError(f"{path} has already finished; nothing to resume")
+        events = list(result.events)
+        writer = cls(path, _continue_from=(0, GENESIS))
+        # A Ctrl-C leaves a final "aborted" event: the re-run continues after it.
+        while events and events[-1]["type"] == "aborted":
+            events.pop()
+        writer._pending = events
+        writer._file_end = (len(result.events), result.head_hash)
+        return writer
+
+    @property
+    def replaying(self) -> bool:
+        """Whether the re-run is still catching up with events already on disk."""
+        return bool(self._pending)
 
     @classmethod
     def append_to(cls, path: Path) -> TranscriptWriter:
@@ -93,6 +125,8 @@ class TranscriptWriter:
                ) -> dict[str, Any]:
         event: dict[str, Any] = {"seq": self._seq, "type": type_, "prev_hash": self._head}
         event.update(body)
+        if self._pending:
+            return self._adopt(event)
         event[WALL] = {"at": timestamp(), **(wall or {})}
         # One serialisation serves both the hash and the line: the line is the canonical
         # body with "hash" appended last, and verify() re-canonicalises without it.
@@ -109,6 +143,25 @@ class TranscriptWriter:
         self._seq += 1
         self._head = event["hash"]
         return event
+
+    def _adopt(self, event: dict[str, Any]) -> dict[str, Any]:
+        existing = self._pending.pop(0)
+        ours, theirs = deterministic_lines([event])[0], deterministic_lines([existing])[0]
+        if ours != theirs:
+            raise TranscriptError(
+                f"the resumed run diverged from {self.path} at line {existing['seq'] + 1}: "
+                f"it now produces {ours[:200]} where the file has {theirs[:200]}")
+        self.lines.append(canonical_json(existing))
+        self.events.append(existing)
+        self._seq += 1
+        self._head = existing["hash"]
+        if not self._pending and self._file_end is not None:
+            self._seq, self._head = self._file_end  # continue after any "aborted" events
+        return existing
+
+    def peek_pending(self) -> list[dict[str, Any]]:
+        """Events on disk that the re-run has not reached yet."""
+        return list(self._pending)
 
     def close(self) -> None:
         if self._file is not None:
@@ -176,6 +229,18 @@ def verify(path: Path) -> Verification:
         events.append(event)
         head = event["hash"]
     return Verification(True, events, head)
+
+
+def drop_torn_tail(path: Path) -> bool:
+    """Remove a last line that a crash cut short (no final newline); report if it did."""
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return False
+        handle.truncate(data.rfind(b"\n") + 1)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return True
 
 
 def load_verified(path: Path) -> list[dict[str, Any]]:
