@@ -225,8 +225,12 @@ def move_schema(issues: list[Issue]) -> dict[str, Any]:
 
 
 def _data_block(value: Any) -> str:
-    """JSON that cannot close or spoof the surrounding block, whatever the text says."""
-    return json.dumps(value, ensure_ascii=False).replace("<", "\\u003c") \
+    """JSON that cannot close or spoof the surrounding block, whatever the text says.
+
+    Keys are sorted so that a prompt does not depend on mapping order: a scenario read
+    back from a transcript (canonical JSON) must give the same requests as the original
+    file, or a resumed or replayed run would miss its recorded replies."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c") \
         .replace(">", "\\u003e")
 
 

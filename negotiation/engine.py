@@ -260,10 +260,7 @@ class Session:
                 body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
             self.state = negotiation.protocol.apply(state, party, action)
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
-            # Leave a valid transcript that says the run was stopped, then stop.
-            self.record("aborted", {"round": state.round, "party": party,
-                                    "reason": "interrupted during "
-                                              f"{party}'s turn in round {state.round + 1}"})
+            self.abort()
             raise
         except BudgetExceeded as error:
             self.failure = f"budget exhausted: {error}"
@@ -280,6 +277,16 @@ class Session:
             return
         self.record("move", body)
         self.moves.append(Move(round=body["round"], party=party, action=action))
+
+    def abort(self) -> None:
+        """Leave a valid transcript that says the run was stopped (once)."""
+        if self.writer.events and self.writer.events[-1]["type"] == "aborted":
+            return
+        state = self.state
+        party = state.current_party
+        self.record("aborted", {"round": state.round, "party": party,
+                                "reason": f"interrupted during {party}'s turn in round "
+                                          f"{state.round + 1}"})
 
     def _recorded_action(self, party: str, agent: Agent) -> Action | None:
         """While a resumed run catches up, a person's earlier moves come from the

@@ -155,15 +155,20 @@ class GraphDriver:
             else:
                 start = {"events": len(self.session.writer.events), "status": "running"}
             last: RunState = {}
-            # durability="sync": each checkpoint is on disk before the next step starts.
-            async for update in graph.astream(start, self.config, stream_mode="updates",
-                                              durability="sync"):
-                for node, values in update.items():
-                    if node == "__interrupt__" or not isinstance(values, dict):
-                        continue
-                    last = values  # type: ignore[assignment]
-                    if on_step is not None:
-                        on_step(last)
+            try:
+                # durability="sync": each checkpoint is on disk before the next step starts.
+                async for update in graph.astream(start, self.config, stream_mode="updates",
+                                                  durability="sync"):
+                    for node, values in update.items():
+                        if node == "__interrupt__" or not isinstance(values, dict):
+                            continue
+                        last = values  # type: ignore[assignment]
+                        if on_step is not None:
+                            on_step(last)
+            except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+                if self.session.result is None:
+                    self.session.abort()
+                raise
             return last
 
     async def pending_signoff(self) -> bool:

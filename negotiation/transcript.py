@@ -24,6 +24,8 @@ from typing import IO, Any
 FORMAT = "negotiation-transcript/1"
 GENESIS = "0" * 64
 WALL = "wall"
+#: Events that mark an interruption rather than a negotiation step.
+INTERRUPTIONS = frozenset({"aborted", "resumed"})
 
 
 class TranscriptError(Exception):
@@ -67,7 +69,6 @@ class TranscriptWriter:
         self._seq, self._head = _continue_from or (0, GENESIS)
         self._file: IO[str] | None = None
         self._pending: list[dict[str, Any]] = []
-        self._file_end: tuple[int, str] | None = None
         if path is not None:
             mode = "a" if _continue_from else "x"
             try:
@@ -95,13 +96,8 @@ class TranscriptWriter:
                                   "resumed")
         if result.events[-1]["type"] in {"outcome", "signoff"}:
             raise TranscriptError(f"{path} has already finished; nothing to resume")
-        events = list(result.events)
         writer = cls(path, _continue_from=(0, GENESIS))
-        # A Ctrl-C leaves a final "aborted" event: the re-run continues after it.
-        while events and events[-1]["type"] == "aborted":
-            events.pop()
-        writer._pending = events
-        writer._file_end = (len(result.events), result.head_hash)
+        writer._pending = list(result.events)
         return writer
 
     @property
@@ -125,6 +121,7 @@ class TranscriptWriter:
                ) -> dict[str, Any]:
         event: dict[str, Any] = {"seq": self._seq, "type": type_, "prev_hash": self._head}
         event.update(body)
+        self._skip_interruptions()
         if self._pending:
             return self._adopt(event)
         event[WALL] = {"at": timestamp(), **(wall or {})}
@@ -144,6 +141,18 @@ class TranscriptWriter:
         self._head = event["hash"]
         return event
 
+    def _take(self, existing: dict[str, Any]) -> dict[str, Any]:
+        self.lines.append(canonical_json(existing))
+        self.events.append(existing)
+        self._seq = existing["seq"] + 1
+        self._head = existing["hash"]
+        return existing
+
+    def _skip_interruptions(self) -> None:
+        """Interruption markers on disk belong to no turn: adopt them as they come."""
+        while self._pending and self._pending[0]["type"] in INTERRUPTIONS:
+            self._take(self._pending.pop(0))
+
     def _adopt(self, event: dict[str, Any]) -> dict[str, Any]:
         existing = self._pending.pop(0)
         ours, theirs = deterministic_lines([event])[0], deterministic_lines([existing])[0]
@@ -151,12 +160,8 @@ class TranscriptWriter:
             raise TranscriptError(
                 f"the resumed run diverged from {self.path} at line {existing['seq'] + 1}: "
                 f"it now produces {ours[:200]} where the file has {theirs[:200]}")
-        self.lines.append(canonical_json(existing))
-        self.events.append(existing)
-        self._seq += 1
-        self._head = existing["hash"]
-        if not self._pending and self._file_end is not None:
-            self._seq, self._head = self._file_end  # continue after any "aborted" events
+        self._take(existing)
+        self._skip_interruptions()
         return existing
 
     def peek_pending(self) -> list[dict[str, Any]]:
