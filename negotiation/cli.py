@@ -457,6 +457,91 @@ def charter(
     console.print(f"Charter: [bold]{escape(str(written))}[/]")
 
 
+@app.command()
+@friendly_errors
+def tournament(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG",
+                                                help="Tournament file (YAML).")],
+    out: Annotated[Path | None, typer.Option(
+        help="Result CSV (a .parquet beside it); default: results/<config>.csv")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: CPUs).")
+                       ] = None,
+    expect: Annotated[Path | None, typer.Option(
+        help="Golden CSV: exit 1 with a readable diff if deterministic results changed.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Leaderboard chart (PNG).")] = None,
+    parquet: Annotated[bool, typer.Option(help="Also write Parquet.")] = True,
+) -> None:
+    """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from negotiation import tournament as t
+
+    try:
+        config = t.load_config(config_path)
+        t.ensure_scenarios(config)
+        csv_path = out or Path("results") / f"{config_path.stem}.csv"
+        total = len(t.jobs(config))
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("negotiating", total=total,
+                                completed=total - len(
+                                    [j for j in t.jobs(config)
+                                     if j.key not in t.done_jobs(csv_path)]))
+            skipped = int(bar.tasks[0].completed)
+            ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
+                                   progress=lambda n, _: bar.update(task,
+                                                                    completed=skipped + n))
+        console.print(f"{ran} negotiations run, {skipped} already done; results in "
+                      f"[bold]{escape(str(csv_path))}[/]")
+        standings = t.leaderboard(t.read_rows(csv_path))
+        table = Table(title="Leaderboard: mean gain over reservation value per seat",
+                      title_justify="left")
+        for column in ("Strategy", "Seats", "Agreements", "Mean gain", "95% CI"):
+            table.add_column(column, justify="left" if column == "Strategy" else "right")
+        for s in standings:
+            table.add_row(s.strategy, str(s.negotiations), f"{s.agreement_rate:.0%}",
+                          f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]")
+        console.print(table)
+        if plot is not None:
+            t.plot_leaderboard(standings, plot)
+            console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+        if expect is not None:
+            differences = t.compare_with_golden(csv_path, expect)
+            if differences:
+                console.print(f"[bold red]{len(differences)} difference(s) from "
+                              f"{escape(str(expect))}:[/]")
+                for line in differences[:50]:
+                    console.print(f"  {escape(line)}")
+                raise typer.Exit(1)
+            console.print(f"[bold green]Matches {escape(str(expect))}[/]")
+    except t.TournamentError as error:
+        fail(str(error))
+
+
+@scenarios_app.command()
+def generate(
+    parties: Annotated[int, typer.Option(min=2, help="Number of organisations.")] = 2,
+    issues: Annotated[int, typer.Option(min=1, help="Number of issues.")] = 3,
+    values: Annotated[int, typer.Option(min=2, help="Options per issue.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate a random valid scenario (YAML) for stress tests and research."""
+    from negotiation.generate import random_scenario
+    from negotiation.scenario import scenario_from_data
+
+    data = random_scenario(parties, issues, values, seed)
+    scenario_from_data(data, "generated")  # valid by construction; checked all the same
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {escape(str(out))}")
+
+
 @scenarios_app.command(name="list")
 def scenarios_list() -> None:
     """List the scenarios shipped with the sandbox."""

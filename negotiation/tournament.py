@@ -1,0 +1,357 @@
+"""Tournaments: scenarios × line-ups × seat assignments × seeds, run in parallel processes.
+
+Each negotiation becomes one result row, streamed to CSV (and Parquet, in row groups) as
+soon as it finishes, so memory stays flat however large the tournament.  Rows are keyed by
+``job``; rerunning a tournament skips the jobs already in its CSV, so an interrupted one
+resumes where it stopped.  The leaderboard ranks strategies by their mean gain over
+reservation value with percentile-bootstrap confidence intervals (Efron & Tibshirani 1993).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from negotiation.engine import Negotiation, analysis_of, build_agents
+from negotiation.model import Scenario
+from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
+from negotiation.transcript import TranscriptWriter
+
+#: Columns compared by ``--expect``: everything deterministic (wall time is not).
+DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds",
+                 "utilities", "gains", "welfare", "nash_ratio", "ks_distance", "blocked",
+                 "warnings", "tokens", "cost_usd"]
+COLUMNS = [*DETERMINISTIC, "wall_seconds"]
+
+
+class TournamentError(Exception):
+    """A tournament file or a regression check that fails; the message says what to do."""
+
+
+class TournamentConfig(BaseModel):
+    """A tournament file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenarios: list[str] = Field(min_length=1, description="Shipped names or file paths.")
+    strategies: list[str] = Field(
+        default_factory=list,
+        description="Round robin: every assignment of these strategies to the seats.")
+    lineups: list[list[str]] = Field(
+        default_factory=list,
+        description="Explicit line-ups, one strategy per seat; with role_swaps each plays "
+                    "every seat.")
+    role_swaps: bool = True
+    seeds: int | list[int] = 3
+    rounds: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _some_players(self) -> TournamentConfig:
+        if not self.strategies and not self.lineups:
+            raise ValueError("give 'strategies' (round robin) or 'lineups'")
+        return self
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+
+@dataclass(frozen=True)
+class Job:
+    scenario: str
+    seats: tuple[tuple[str, str], ...]  # (organisation, strategy) in seat order
+    seed: int
+    rounds: int | None
+
+    @property
+    def key(self) -> str:
+        seats = ",".join(f"{org}={strategy}" for org, strategy in self.seats)
+        return f"{Path(self.scenario).stem}|{seats}|{self.seed}"
+
+
+def load_config(path: Path) -> TournamentConfig:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return TournamentConfig.model_validate(data)
+    except OSError as error:
+        raise TournamentError(f"{path}: cannot read ({error.strerror or error})") from None
+    except yaml.YAMLError as error:
+        raise TournamentError(f"{path}: not valid YAML ({error})") from None
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+                             for e in error.errors(include_url=False))
+        raise TournamentError(f"{path}: {problems}") from None
+
+
+def jobs(config: TournamentConfig) -> list[Job]:
+    """Every negotiation of the tournament, in a fixed order."""
+    result: list[Job] = []
+    for name in config.scenarios:
+        path = str(resolve_scenario_path(name))
+        parties = load_scenario(path).party_ids
+        assignments: list[tuple[str, ...]] = []
+        if config.strategies:
+            assignments += list(itertools.product(config.strategies, repeat=len(parties)))
+        for lineup in config.lineups:
+            if len(lineup) != len(parties):
+                raise TournamentError(f"line-up {lineup} has {len(lineup)} strategies but "
+                                      f"{name} has {len(parties)} seats ({parties})")
+            orders = itertools.permutations(lineup) if config.role_swaps else [tuple(lineup)]
+            assignments += list(dict.fromkeys(orders))
+        for assignment in dict.fromkeys(assignments):
+            for seed in config.seed_list:
+                result.append(Job(path, tuple(zip(parties, assignment, strict=True)), seed,
+                                  config.rounds))
+    return result
+
+
+_SCENARIOS: dict[str, Scenario] = {}
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """One negotiation, in memory, as a result row (runs in a worker process)."""
+    scenario = _SCENARIOS.get(job.scenario)
+    if scenario is None:
+        scenario = _SCENARIOS[job.scenario] = load_scenario(job.scenario)
+    specs = dict(job.seats)
+    start = time.perf_counter()
+    negotiation = Negotiation(scenario, rounds=job.rounds, analysis=analysis_of(scenario))
+    writer = TranscriptWriter()
+    agents = build_agents(specs, job.seed, scenario)
+    result = anyio.run(lambda: negotiation.run(agents, seed=job.seed, writer=writer,
+                                               specs=specs))
+    elapsed = time.perf_counter() - start
+    events = writer.events
+    outcome = events[-1]
+    reservations = outcome["reservation_values"]
+    utilities = result.utilities or {p: reservations[p] for p in specs}
+    fairness = outcome.get("fairness", {})
+    calls = [e for e in events if e["type"] == "llm_call"]
+    return {
+        "job": job.key, "scenario": scenario.id, "seed": job.seed,
+        "seats": json.dumps(specs), "status": result.status, "reason": result.reason,
+        "rounds": result.rounds,
+        "utilities": json.dumps({p: round(u, 6) for p, u in utilities.items()}),
+        "gains": json.dumps({p: round(utilities[p] - reservations[p], 6) for p in specs}),
+        "welfare": round(sum(utilities.values()), 6),
+        "nash_ratio": fairness.get("nash_ratio"), "ks_distance": fairness.get("ks_distance"),
+        "blocked": sum(e["type"] == "blocked" for e in events),
+        "warnings": sum(1 for e in events if e.get("verdict", {}).get("level") == "warn"),
+        "tokens": sum(c.get("prompt_tokens", 0) + c.get("completion_tokens", 0)
+                      for c in calls),
+        "cost_usd": round(sum(c.get("cost_usd") or 0.0 for c in calls), 8),
+        "wall_seconds": round(elapsed, 6),
+    }
+
+
+def done_jobs(csv_path: Path) -> set[str]:
+    if not csv_path.exists():
+        return set()
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        return {row["job"] for row in csv.DictReader(handle)}
+
+
+class ResultSink:
+    """Appends rows to CSV (flushed per row) and Parquet (row groups of ``batch``)."""
+
+    def __init__(self, csv_path: Path, parquet: bool = True, batch: int = 1000) -> None:
+        self.csv_path = csv_path
+        new = not csv_path.exists()
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self._csv = csv_path.open("a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS)
+        if new:
+            self._writer.writeheader()
+        self.parquet_path = csv_path.with_suffix(".parquet") if parquet else None
+        self._batch: list[dict[str, Any]] = []
+        self._batch_size = batch
+        self._parquet: Any = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._writer.writerow(row)
+        self._csv.flush()
+        if self.parquet_path is not None:
+            self._batch.append(row)
+            if len(self._batch) >= self._batch_size:
+                self._flush_parquet()
+
+    def _flush_parquet(self) -> None:
+        if not self._batch or self.parquet_path is None:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(self._batch, schema=_parquet_schema(pa))
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self._part_path(), table.schema)
+        self._parquet.write_table(table)
+        self._batch = []
+
+    def _part_path(self) -> Path:
+        """A new Parquet file per session: Parquet files cannot be appended to."""
+        assert self.parquet_path is not None
+        n = 0
+        while True:
+            candidate = self.parquet_path.with_name(
+                f"{self.parquet_path.stem}.part{n}.parquet")
+            if not candidate.exists():
+                return candidate
+            n += 1
+
+    def close(self) -> None:
+        self._flush_parquet()
+        if self._parquet is not None:
+            self._parquet.close()
+        self._csv.close()
+
+
+def _parquet_schema(pa: Any) -> Any:
+    text, number, integer = pa.string(), pa.float64(), pa.int64()
+    types = {"job": text, "scenario": text, "seed": integer, "seats": text, "status": text,
+             "reason": text, "rounds": integer, "utilities": text, "gains": text,
+             "welfare": number, "nash_ratio": number, "ks_distance": number,
+             "blocked": integer, "warnings": integer, "tokens": integer, "cost_usd": number,
+             "wall_seconds": number}
+    return pa.schema([(column, types[column]) for column in COLUMNS])
+
+
+def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | None = None,
+                   parquet: bool = True,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+    """Run every job not yet in ``csv_path``; return how many ran.  Results stream to disk
+    as they finish; at most a few jobs per worker are in flight at any time."""
+    pending = [job for job in jobs(config) if job.key not in done_jobs(csv_path)]
+    sink = ResultSink(csv_path, parquet=parquet)
+    workers = workers or os.cpu_count() or 1
+    finished = 0
+    try:
+        if workers == 1:
+            for job in pending:
+                sink.add(run_job(job))
+                finished += 1
+                if progress:
+                    progress(finished, len(pending))
+            return finished
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            queue: Iterator[Job] = iter(pending)
+            flight: set[Future[dict[str, Any]]] = set()
+            for job in itertools.islice(queue, workers * 4):
+                flight.add(pool.submit(run_job, job))
+            while flight:
+                done, flight = wait(flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    sink.add(future.result())
+                    finished += 1
+                    if progress:
+                        progress(finished, len(pending))
+                for job in itertools.islice(queue, len(done)):
+                    flight.add(pool.submit(run_job, job))
+    finally:
+        sink.close()
+    return finished
+
+
+# --- analysis ------------------------------------------------------------------------------
+
+
+def read_rows(csv_path: Path) -> list[dict[str, str]]:
+    with csv_path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass(frozen=True)
+class Standing:
+    strategy: str
+    negotiations: int
+    agreement_rate: float
+    mean_gain: float
+    low: float
+    high: float
+
+
+def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean (seeded: reproducible)."""
+    data = np.asarray(values, dtype=np.float64)
+    if data.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
+
+
+def leaderboard(rows: Sequence[Mapping[str, str]]) -> list[Standing]:
+    """Each strategy's mean gain over reservation per seat played (0 without agreement)."""
+    gains: dict[str, list[float]] = {}
+    agreements: dict[str, list[bool]] = {}
+    for row in rows:
+        seats: dict[str, str] = json.loads(row["seats"])
+        row_gains: dict[str, float] = json.loads(row["gains"])
+        agreed = row["status"] == "agreement"
+        for party, strategy in seats.items():
+            gains.setdefault(strategy, []).append(row_gains[party] if agreed else 0.0)
+            agreements.setdefault(strategy, []).append(agreed)
+    standings = []
+    for strategy, values in gains.items():
+        low, high = bootstrap_ci(values)
+        standings.append(Standing(strategy, len(values), float(np.mean(agreements[strategy])),
+                                  float(np.mean(values)), low, high))
+    return sorted(standings, key=lambda s: -s.mean_gain)
+
+
+def compare_with_golden(csv_path: Path, golden: Path) -> list[str]:
+    """Differences between a run's deterministic columns and a golden CSV, readable."""
+    got = {row["job"]: row for row in read_rows(csv_path)}
+    try:
+        expected = {row["job"]: row for row in read_rows(golden)}
+    except OSError as error:
+        raise TournamentError(f"{golden}: cannot read the golden file ({error})") from None
+    differences = [f"missing: {job} (in {golden.name}, not produced)"
+                   for job in sorted(expected.keys() - got.keys())]
+    differences += [f"unexpected: {job} (produced, not in {golden.name})"
+                    for job in sorted(got.keys() - expected.keys())]
+    for job in sorted(expected.keys() & got.keys()):
+        for column in DETERMINISTIC:
+            if expected[job].get(column) != got[job].get(column):
+                differences.append(f"{job}: {column} expected {expected[job].get(column)!r}, "
+                                   f"got {got[job].get(column)!r}")
+    return differences
+
+
+def plot_leaderboard(standings: Sequence[Standing], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 0.6 * len(standings) + 1.5))
+    ax = figure.subplots()
+    names = [s.strategy for s in standings][::-1]
+    means = [s.mean_gain for s in standings][::-1]
+    errors = [[s.mean_gain - s.low for s in standings][::-1],
+              [s.high - s.mean_gain for s in standings][::-1]]
+    ax.barh(names, means, xerr=errors, color="#7fa7d8", capsize=4)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("mean gain over reservation value per seat (95% bootstrap CI)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def ensure_scenarios(config: TournamentConfig) -> None:
+    for name in config.scenarios:
+        try:
+            load_scenario(name)
+        except ScenarioError as error:
+            raise TournamentError(str(error)) from None
