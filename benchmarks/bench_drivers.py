@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -31,13 +32,13 @@ def main() -> None:
         steps = checkpoint_bytes = 0
         for seed in range(args.runs):
             start = time.perf_counter()
-            anyio.run(lambda: run_scenario(scenario, seed=seed, out_dir=out / "plain"))
+            anyio.run(partial(run_scenario, scenario, seed=seed, out_dir=out / "plain"))
             plain_time += time.perf_counter() - start
 
             path = out / "graph" / f"{seed}.jsonl"
             path.parent.mkdir(exist_ok=True)
             start = time.perf_counter()
-            anyio.run(lambda: start_run(scenario, transcript=path, seed=seed))
+            anyio.run(partial(start_run, scenario, transcript=path, seed=seed))
             graph_time += time.perf_counter() - start
             steps += sum(e["type"] in {"move", "blocked"} for e in load_verified(path))
             checkpoint_bytes += checkpoint_path(path).stat().st_size
