@@ -87,7 +87,7 @@ class Bidder:
         known = self._outcomes.get(id(offer))
         if known is not None and known[0] is offer:
             return known[1]
-        outcome = self.space.index_of(offer.terms)
+        outcome = self.space.index_of_offer(offer)
         self._outcomes[id(offer)] = (offer, outcome)
         return outcome
 

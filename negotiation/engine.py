@@ -6,6 +6,7 @@ for every other driver: protocol and agents are called the same way everywhere.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ EventHook = Callable[[dict[str, Any]], None]
 ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
+@functools.cache
 def package_version() -> str:
     try:
         return version("partnership-negotiation")

@@ -82,7 +82,7 @@ class Feedback(BaseModel):
 PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
 
 #: Phrases that address a negotiator as if they were its instructions, not its counterpart.
-INSTRUCTION_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
+INSTRUCTION_PATTERNS = [
     r"\bignore\b.{0,40}\b(instructions?|brief|rules|prompt|guidelines)\b",
     r"\bdisregard\b",
     r"\b(system|developer)\s+(prompt|message|instructions?)\b",
@@ -91,7 +91,10 @@ INSTRUCTION_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"\breveal\b.{0,30}\b(brief|reservation|instructions?|prompt|red lines?)\b",
     r"\bas an ai\b",
     r"</?\s*untrusted",
-)]
+]
+#: All of them in one pattern: one scan per text instead of one per phrase.
+INSTRUCTION_LIKE = re.compile("|".join(f"(?:{p})" for p in INSTRUCTION_PATTERNS),
+                              re.IGNORECASE)
 
 
 def _level(failed: bool, setting: CheckLevel) -> Level:
@@ -121,7 +124,7 @@ class Referee:
     def check_proposal(self, proposer: str, action: Propose) -> tuple[Verdict, int | None]:
         """The verdict on a proposal, and its outcome number when the terms are valid."""
         try:
-            outcome = self.space.index_of(action.offer.terms)
+            outcome = self.space.index_of_offer(action.offer)
         except InvalidOfferError:
             outcome = None
         if outcome is not None and self._clean(proposer, action, outcome):
@@ -205,7 +208,7 @@ class Referee:
         findings = []
         for field_name in ("rationale", "message"):
             text = getattr(action, field_name) or ""
-            hit = next((m for p in INSTRUCTION_PATTERNS if (m := p.search(text))), None)
+            hit = INSTRUCTION_LIKE.search(text) if text else None
             if hit is not None:
                 findings.append(Finding(
                     check="injection", level=setting, code="instruction_like_text",

@@ -12,7 +12,15 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Identifier = Annotated[
     str,
@@ -352,6 +360,9 @@ class Offer(Strict):
     """A complete set of terms: one value for every issue."""
 
     terms: dict[str, TermValue]
+    #: (id of the outcome space, outcome number) when built from a space: a cache that
+    #: spares re-deriving the outcome number from the terms on every check.
+    _outcome: tuple[int, int] | None = PrivateAttr(default=None)
 
 
 class Propose(Strict):

@@ -150,7 +150,16 @@ class OutcomeSpace:
         return result
 
     def offer(self, outcome: int) -> Offer:
-        return Offer(terms=self.terms(outcome))
+        offer = Offer(terms=self.terms(outcome))
+        offer._outcome = (id(self), outcome)
+        return offer
+
+    def index_of_offer(self, offer: Offer) -> int:
+        """``index_of(offer.terms)``, free when the offer was built by this space."""
+        known = offer._outcome
+        if known is not None and known[0] == id(self):
+            return known[1]
+        return self.index_of(offer.terms)
 
     def index_of(self, terms: Mapping[str, TermValue]) -> int:
         """The outcome number of a complete set of terms; ``InvalidOfferError`` otherwise."""
