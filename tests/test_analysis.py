@@ -151,3 +151,24 @@ def test_shapley_values_are_efficient_and_symmetric() -> None:
     values = shapley_values(["a", "b", "c"], {k: float(v) for k, v in game.items()})
     assert sum(values.values()) == pytest.approx(90)
     assert values["a"] == pytest.approx(values["b"])
+
+
+def test_beyond_the_exact_limit_the_analysis_samples_and_says_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import negotiation.analysis as analysis_module
+
+    scenario = load_scenario("rd-joint-venture")
+    exact = SpaceAnalysis(scenario)
+    assert exact.exact and exact.nash is not None
+    best_exact = exact.best_nash_product
+    monkeypatch.setattr(analysis_module, "EXACT_LIMIT", 1000)
+    monkeypatch.setattr(analysis_module, "SAMPLE_SIZE", 600)
+    sampled = SpaceAnalysis(scenario)
+    assert not sampled.exact
+    assert "sample of 600 of 1,344 outcomes" in sampled.method
+    assert len(set(sampled.outcomes.tolist())) == 600
+    assert sampled.nash is not None
+    # A sampled optimum is a real outcome and can only be as good as the exact one.
+    assert sampled.nash.outcome in set(sampled.outcomes.tolist())
+    assert sampled.best_nash_product <= best_exact + 1e-12
+    assert set(sampled.frontier.tolist()) <= set(sampled.outcomes.tolist())

@@ -84,3 +84,27 @@ def test_a_person_accepts_and_the_referee_still_decides(tmp_path: Path) -> None:
     # Voltaic's opening gives Kestrel less than its reservation value: the referee refuses it.
     assert outcome["status"] == "no_agreement"
     assert outcome["reason"].startswith("the referee blocked the agreement")
+
+
+def test_review_asks_a_person_for_the_decision(tmp_path: Path) -> None:
+    from tests.test_cli import negotiate
+
+    assert negotiate("run", "rd-joint-venture", "-q", "--out", str(tmp_path)).returncode == 0
+    path = transcript(tmp_path)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    child = pexpect.spawn(str(NEGOTIATE), ["review", str(path)], encoding="utf-8", timeout=30,
+                          env=env, dimensions=(60, 160))
+    child.expect("Timeline")
+    child.expect("Decision")
+    child.sendline("reject")
+    child.expect("Your name")
+    child.sendline("Grace Hopper")
+    child.expect("Comment")
+    child.sendline("The cost split ignores who funds the pilot line.")
+    child.expect("by Grace Hopper; sign-off recorded")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    signoff = load_verified(path)[-1]
+    assert signoff["type"] == "signoff" and signoff["decision"] == "reject"
+    assert signoff["comment"] == "The cost split ignores who funds the pilot line."
