@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from agents.base import View
 from negotiation.model import Accept, Action, Offer, Propose, RedLine, WalkAway
@@ -38,14 +39,11 @@ class Bidder:
     def __init__(self, view: View) -> None:
         space = view.space
         utility = view.utility.vector
-        keeps = red_line_mask(space, view.preferences.red_lines)
-        acceptable = keeps & (utility >= view.preferences.reservation_value)
-        outcomes = np.flatnonzero(acceptable)
-        order = np.argsort(utility[outcomes], kind="stable")
+        keeps, ascending = _ranking(view)
         self.space = space
         self.keeps = keeps
         self.reservation_value = view.preferences.reservation_value
-        self.ascending: IndexArray = outcomes[order]
+        self.ascending: IndexArray = ascending
         self.ascending_utility: FloatArray = utility[self.ascending]
         self.utility = utility
         self._offers: dict[int, Offer] = {}
@@ -57,7 +55,7 @@ class Bidder:
     def forbid(self, red_lines: Sequence[RedLine], outcome: int | None) -> None:
         """Stop offering what the referee blocked: outcomes crossing ``red_lines`` it
         disclosed, and the blocked outcome itself."""
-        self.keeps = self.keeps & red_line_mask(self.space, red_lines)
+        self.keeps = self.keeps & red_line_mask(self.space, red_lines)  # a private copy
         if outcome is not None:
             self.keeps[outcome] = False
         mask = self.keeps[self.ascending]
@@ -135,6 +133,30 @@ class Bidder:
         choice = int(candidates[int(np.argmax(score))])
         self._last_choice = (key, choice)
         return choice
+
+
+_RANKINGS: dict[tuple[int, int], tuple[View, npt.NDArray[np.bool_], IndexArray]] = {}
+
+
+def _ranking(view: View) -> tuple[npt.NDArray[np.bool_], IndexArray]:
+    """Outcomes that keep the party's red lines and beat its reservation value, worst
+    first.  Shared by every negotiation over the same utility function (read-only: a
+    Bidder that learns more makes new arrays)."""
+    key = (id(view.utility), id(view.preferences))
+    cached = _RANKINGS.get(key)
+    if cached is not None and cached[0].utility is view.utility \
+            and cached[0].preferences is view.preferences:
+        return cached[1], cached[2]
+    utility = view.utility.vector
+    keeps = red_line_mask(view.space, view.preferences.red_lines)
+    outcomes = np.flatnonzero(keeps & (utility >= view.preferences.reservation_value))
+    ascending = outcomes[np.argsort(utility[outcomes], kind="stable")]
+    keeps.flags.writeable = False
+    ascending.flags.writeable = False
+    if len(_RANKINGS) >= 64:
+        _RANKINGS.clear()
+    _RANKINGS[key] = (view, keeps, ascending)  # the view pins the ids it was keyed by
+    return keeps, ascending
 
 
 class RuleBasedAgent:

@@ -34,6 +34,7 @@ from negotiation.utility import (
     FloatArray,
     IndexArray,
     OutcomeSpace,
+    UtilityFunction,
     red_line_mask,
     utility_functions,
 )
@@ -125,9 +126,14 @@ class SpaceAnalysis:
         return np.sort(rng.choice(self.space.size, size=SAMPLE_SIZE, replace=False))
 
     @cached_property
+    def functions(self) -> dict[str, UtilityFunction]:
+        """Each organisation's utility function over the shared space."""
+        return utility_functions(self.scenario, self.space)
+
+    @cached_property
     def full_utilities(self) -> FloatArray:
         """Utility of every outcome for every party, shape ``(size, parties)``."""
-        functions = utility_functions(self.scenario, self.space)
+        functions = self.functions
         table = np.empty((self.space.size, len(self.parties)))
         for k, party in enumerate(self.parties):
             table[:, k] = functions[party].vector

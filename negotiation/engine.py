@@ -26,7 +26,7 @@ from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenanc
 from negotiation.model import Action, Agreement, LLMSettings, Propose, Scenario, TermValue
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
-from negotiation.utility import UtilityFunction, utility_functions
+from negotiation.utility import UtilityFunction
 from protocols import IllegalActionError, get_protocol
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class Negotiation:
         self.space = self.analysis.space
         self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
-        self.utilities: dict[str, UtilityFunction] = utility_functions(scenario, self.space)
+        self.utilities: dict[str, UtilityFunction] = self.analysis.functions
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
 
