@@ -20,6 +20,7 @@ from rich.text import Text
 
 from agents.base import View
 from negotiation.model import (
+    ACTION,
     Accept,
     Action,
     DiscreteIssue,
@@ -49,6 +50,10 @@ class HumanAgent:
         self._briefed = False
 
     async def act(self, view: View) -> Action:
+        return self.prompt(view)
+
+    def prompt(self, view: View) -> Action:
+        """Ask the person for this turn's move."""
         # The event loop's own SIGINT handler only cancels tasks, which cannot interrupt a
         # blocking read from the terminal; while we wait for the person, Ctrl-C must raise.
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -201,3 +206,18 @@ class HumanAgent:
             out.print(f"[red]Shares must be whole multiples of {issue.step} between 0 and 100 "
                       f"that sum to 100 (the last party, {issue.parties[-1]}, gets the "
                       "rest).[/]")
+
+
+class InterruptingHuman:
+    """A person's seat in a durable (LangGraph) run: each turn pauses the graph with an
+    interrupt; whoever resumes it (this terminal, or a later ``negotiate resume``) supplies
+    the move, which is validated like any other."""
+
+    replay_from_transcript = True
+
+    async def act(self, view: View) -> Action:
+        from langgraph.types import interrupt
+
+        answer = interrupt({"kind": "human_turn", "party": view.party,
+                            "round": view.state.round})
+        return ACTION.validate_python(answer)

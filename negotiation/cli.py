@@ -195,7 +195,7 @@ def run(
             return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
                                    agents=overrides, signoff_inline=signoff == "inline",
                                    pace=pace, llm_run=llm_run,
-                                   on_step=each_event(show))
+                                   on_step=each_event(show), answer=answer_at_terminal)
         finally:
             if llm_run is not None:
                 await llm_run.aclose()
@@ -224,6 +224,17 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
             console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
 
     return show
+
+
+def answer_at_terminal(payload: Any, session: Any) -> Any:
+    """Answer a paused durable run: a human seat's turn is asked here; a sign-off pause is
+    left for 'negotiate review'."""
+    if isinstance(payload, dict) and payload.get("kind") == "human_turn":
+        from agents.human import HumanAgent
+
+        action = HumanAgent(console).prompt(session.current_view())
+        return action.model_dump(mode="json", exclude_none=True)
+    return None
 
 
 def each_event(show: Callable[[dict[str, Any]], None]) -> Callable[[Any], None]:
@@ -269,7 +280,7 @@ def resume(
     from negotiation.graph import resume_run
 
     result = anyio.run(lambda: resume_run(
-        path, pace=pace,
+        path, pace=pace, answer=answer_at_terminal,
         on_step=each_event(show),
         on_resumed=lambda n: console.print(f"[bold]Resumed[/] after {n} recorded events.")))
     finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline")

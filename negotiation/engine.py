@@ -16,14 +16,21 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
-from pydantic import TypeAdapter
 
 from agents import Agent, History, Move, StrategyError, View, make_agent
 from agents.budget import BudgetExceeded
 from agents.human import HumanAgent
 from negotiation.analysis import SpaceAnalysis
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
-from negotiation.model import Action, Agreement, LLMSettings, Propose, Scenario, TermValue
+from negotiation.model import (
+    ACTION,
+    Action,
+    Agreement,
+    LLMSettings,
+    Propose,
+    Scenario,
+    TermValue,
+)
 from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction
@@ -33,7 +40,6 @@ if TYPE_CHECKING:
     from agents.llm import LLMRun
 
 EventHook = Callable[[dict[str, Any]], None]
-ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 @functools.cache
@@ -73,13 +79,14 @@ LLM = "llm"
 
 
 def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None = None,
-                 llm_run: LLMRun | None = None) -> dict[str, Agent]:
+                 llm_run: LLMRun | None = None,
+                 human: Callable[[], Agent] = HumanAgent) -> dict[str, Agent]:
     """An agent per party.  ``human`` seats a person at this terminal; ``llm`` uses the
     organisation's ``agent.llm`` settings and ``llm:MODEL`` names the model."""
     agents: dict[str, Agent] = {}
     for party, spec in specs.items():
         if spec == HUMAN:
-            agents[party] = HumanAgent()
+            agents[party] = human()
         elif is_llm(spec):
             from agents.llm import LLMAgent, LLMRun  # the openai SDK loads only when needed
 
@@ -197,6 +204,9 @@ class Session:
         self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
         self.failure: str | None = None
         self.result: RunResult | None = None
+        #: Exceptions a driver uses for control flow (e.g. LangGraph's interrupt): they are
+        #: not an agent's failure and pass through a turn untouched.
+        self.passthrough: tuple[type[BaseException], ...] = ()
 
     def record(self, type_: str, body: dict[str, Any],
                wall: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -261,6 +271,8 @@ class Session:
             elif flagged:
                 body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
             self.state = negotiation.protocol.apply(state, party, action)
+        except self.passthrough:
+            raise
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             self.abort()
             raise
@@ -279,6 +291,16 @@ class Session:
             return
         self.record("move", body)
         self.moves.append(Move(round=body["round"], party=party, action=action))
+
+    def current_view(self) -> View:
+        """The view of the party whose turn it is (without consuming its feedback)."""
+        negotiation, state = self.negotiation, self.state
+        party = state.current_party
+        return View(party=party, scenario=negotiation.public, preferences=self.private[party],
+                    space=negotiation.space, utility=negotiation.utilities[party],
+                    state=state, history=self.history,
+                    legal=negotiation.protocol.legal_actions(state, party),
+                    feedback=self.feedback.get(party))
 
     def abort(self) -> None:
         """Leave a valid transcript that says the run was stopped (once)."""

@@ -24,10 +24,12 @@ from typing import Any, TypedDict
 import anyio
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
+from agents.human import InterruptingHuman
 from negotiation.engine import Negotiation as _Negotiation
 from negotiation.engine import (
     RunResult,
@@ -40,6 +42,9 @@ from negotiation.engine import (
 from negotiation.lifecycle import sign_off
 from negotiation.model import Scenario
 from negotiation.transcript import TranscriptError, TranscriptWriter, load_verified
+
+#: Answers a pause of the graph: (interrupt payload, session) → resume value, or None.
+Answer = Callable[[Any, Session], Any]
 
 #: Free space required before a run starts, so that it cannot fail half-way for lack of it.
 MIN_FREE_BYTES = 20 * 1024 * 1024
@@ -141,9 +146,13 @@ class GraphDriver:
     def config(self) -> RunnableConfig:
         return {"configurable": {"thread_id": self.transcript.stem}, "recursion_limit": 10**7}
 
+    def __post_init__(self) -> None:
+        self.session.passthrough = (GraphBubbleUp,)
+
     async def stream(self, resume: Any = None,
-                     on_step: Callable[[RunState], None] | None = None) -> RunState:
-        """Run (or continue) the graph; ``on_step`` sees each step's new events."""
+                     on_step: Callable[[RunState], None] | None = None) -> list[Any]:
+        """Run (or continue) the graph until it ends or pauses; ``on_step`` sees each
+        step's new events.  Returns the payloads of the interrupts it paused on."""
         async with _saver(checkpoint_path(self.transcript)) as saver:
             graph = self.build(saver)
             snapshot = await graph.aget_state(self.config)
@@ -154,22 +163,38 @@ class GraphDriver:
                 start = None  # continue from the last checkpoint
             else:
                 start = {"events": len(self.session.writer.events), "status": "running"}
-            last: RunState = {}
+            paused: list[Any] = []
             try:
                 # durability="sync": each checkpoint is on disk before the next step starts.
                 async for update in graph.astream(start, self.config, stream_mode="updates",
                                                   durability="sync"):
                     for node, values in update.items():
-                        if node == "__interrupt__" or not isinstance(values, dict):
-                            continue
-                        last = values  # type: ignore[assignment]
-                        if on_step is not None:
-                            on_step(last)
+                        if node == "__interrupt__":
+                            paused += [item.value for item in values]
+                        elif isinstance(values, dict) and on_step is not None:
+                            on_step(values)  # type: ignore[arg-type]
             except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
                 if self.session.result is None:
                     self.session.abort()
                 raise
-            return last
+            return paused
+
+    async def drive(self, on_step: Callable[[RunState], None] | None = None,
+                    answer: Answer | None = None) -> None:
+        """Run to the end, answering each pause with ``answer(payload, session)``; a pause
+        it does not answer (``None``) leaves the run paused, resumable later."""
+        resume: Any = None
+        while True:
+            paused = await self.stream(resume=resume, on_step=on_step)
+            if not paused or answer is None:
+                return
+            try:
+                resume = answer(paused[0], self.session)
+            except KeyboardInterrupt:
+                self.session.abort()
+                raise
+            if resume is None:
+                return
 
     async def pending_signoff(self) -> bool:
         async with _saver(checkpoint_path(self.transcript)) as saver:
@@ -196,8 +221,10 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
                     signoff_inline: bool = False, pace: float = 0.0,
                     llm_run: Any = None,
                     on_step: Callable[[RunState], None] | None = None,
-                    on_event: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
-    """A new durable run; its checkpoints and LLM recording sit next to ``transcript``."""
+                    on_event: Callable[[dict[str, Any]], None] | None = None,
+                    answer: Answer | None = None) -> RunResult:
+    """A new durable run; its checkpoints and LLM recording sit next to ``transcript``.
+    A human seat's turns are graph interrupts, answered by ``answer``."""
     check_writable(transcript.parent)
     specs = agent_specs(scenario, agents)
     run = _llm_run(specs, transcript, llm_run, replay_first=False)
@@ -206,12 +233,12 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
         writer = TranscriptWriter(transcript)
         try:
             options = {"signoff": "inline"} if signoff_inline else None
-            session = negotiation.session(build_agents(specs, seed, scenario, run), seed=seed,
-                                          writer=writer, specs=specs, on_event=on_event,
-                                          options=options)
+            built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
+            session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
+                                          on_event=on_event, options=options)
             session.open()
             driver = GraphDriver(session, transcript, signoff_inline, pace)
-            await driver.stream(on_step=on_step)
+            await driver.drive(on_step=on_step, answer=answer)
         finally:
             writer.close()
     finally:
@@ -224,7 +251,8 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
 async def resume_run(transcript: Path, *, pace: float = 0.0,
                      on_step: Callable[[RunState], None] | None = None,
                      on_event: Callable[[dict[str, Any]], None] | None = None,
-                     on_resumed: Callable[[int], None] | None = None) -> RunResult:
+                     on_resumed: Callable[[int], None] | None = None,
+                     answer: Answer | None = None) -> RunResult:
     """Continue an interrupted run from its transcript and checkpoints."""
     writer = TranscriptWriter.resume(transcript)
     try:
@@ -236,8 +264,8 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
         try:
             negotiation = _Negotiation(scenario, rounds=header["protocol"]["rounds"],
                                        analysis=analysis_of(scenario))
-            session = negotiation.session(build_agents(specs, seed, scenario, run), seed=seed,
-                                          writer=writer, specs=specs,
+            built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
+            session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
                                           options=header.get("options"))
             session.open()
             while writer.replaying and not session.done:
@@ -254,7 +282,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
             driver = GraphDriver(session, transcript, pace=pace,
                                  signoff_inline=header.get("options", {}).get("signoff")
                                  == "inline")
-            await driver.stream(on_step=on_step)
+            await driver.drive(on_step=on_step, answer=answer)
         finally:
             if run is not None:
                 await run.aclose()

@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -392,6 +393,8 @@ class WalkAway(Strict):
 
 Action = Annotated[Propose | Accept | WalkAway, Field(discriminator="kind")]
 ActionKind = Literal["propose", "accept", "walk_away"]
+#: Validates a move given as plain data (a transcript line, an interrupt's answer).
+ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 class Agreement(Strict):

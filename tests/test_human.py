@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pexpect
@@ -108,3 +109,44 @@ def test_review_asks_a_person_for_the_decision(tmp_path: Path) -> None:
     signoff = load_verified(path)[-1]
     assert signoff["type"] == "signoff" and signoff["decision"] == "reject"
     assert signoff["comment"] == "The cost split ignores who funds the pilot line."
+
+
+def test_a_human_seat_survives_a_killed_process_and_is_asked_again_on_resume(
+        tmp_path: Path) -> None:
+    child = start(tmp_path)
+    child.expect("Your move")
+    child.sendline("counter")
+    for prompt, answer in (("Ownership of jointly developed IP", "3"),
+                           ("Licensing of the results", "1"), ("share of voltaic", "40"),
+                           ("Exit clause", "4")):
+        child.expect(prompt)
+        child.sendline(answer)
+    child.expect("Send this offer")
+    child.sendline("y")
+    child.expect("Why this offer")
+    child.sendline("Joint IP, and we carry most of the cost.")
+    child.expect("Your move")                  # the graph is paused on the next human turn
+    child.kill(signal.SIGKILL)
+    child.close()
+    path = transcript(tmp_path)
+    before = load_verified(path)
+    assert [e["party"] for e in before if e["type"] == "move"][-2:] == ["kestrel", "voltaic"]
+
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    resumed = pexpect.spawn(str(NEGOTIATE), ["resume", str(path)], encoding="utf-8",
+                            timeout=30, env=env, dimensions=(60, 160))
+    resumed.expect("recorded events")
+    resumed.expect("Your move")
+    resumed.sendline("walk")
+    resumed.expect("Walk away")
+    resumed.sendline("y")
+    resumed.expect("Why do you walk away")
+    resumed.sendline("No progress on IP.")
+    resumed.expect(pexpect.EOF)
+    resumed.close()
+    assert resumed.exitstatus == 0
+    events = load_verified(path)
+    ours = [e for e in events if e["type"] == "move" and e["party"] == "kestrel"]
+    assert [m["action"]["kind"] for m in ours] == ["propose", "walk_away"]
+    assert events[-1]["reason"] == "kestrel walked away"
+    assert sum(e["type"] == "resumed" for e in events) == 1
