@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from agents.base import Agent, History, Move, View, derive_seed
 from agents.rule_based import Hardliner, RandomAgent, TimeDependent, TitForTat
+from negotiation.plugins import AGENT_GROUP, installed, is_import_path, load_agent
 
 
 class StrategyError(ValueError):
@@ -61,12 +63,22 @@ def parse_spec(spec: str) -> tuple[str, dict[str, float]]:
 
 
 def make_agent(spec: str, *, party: str, seed: int) -> Agent:
-    """Build the agent named by ``spec`` for ``party``; per-party seeds keep runs repeatable."""
+    """Build the agent named by ``spec`` for ``party``; per-party seeds keep runs repeatable.
+
+    ``spec`` is a built-in strategy (``boulware``, ``time_dependent:beta=0.5``), the name of
+    an installed extension (entry point group ``negotiation.agents``) or an import path
+    (``mypkg.strategies:Tough``)."""
+    builtin = spec.strip().partition(":")[0] in STRATEGIES
+    if not builtin and (spec.strip() in installed(AGENT_GROUP) or is_import_path(spec.strip())):
+        return cast(Agent, load_agent(spec.strip(), seed=derive_seed(seed, party),
+                                      party=party))
     name, params = parse_spec(spec)
     strategy = STRATEGIES.get(name)
     if strategy is None:
+        extensions = sorted(installed(AGENT_GROUP))
         raise StrategyError(f"unknown strategy '{name}'; choose one of "
-                            f"{', '.join(sorted(STRATEGIES))}")
+                            f"{', '.join(sorted(STRATEGIES) + extensions)}, or give an "
+                            "import path such as mypkg.strategies:Tough")
     if strategy.seeded:
         params = {"seed": derive_seed(seed, party), **params}
     try:

@@ -32,6 +32,7 @@ from negotiation.engine import (
 )
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
+from negotiation.plugins import PluginError
 from negotiation.scenario import (
     ScenarioError,
     load_scenario,
@@ -78,7 +79,7 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
         except ScenarioError as error:
             fail(str(error))
         except (StrategyError, TranscriptError, UnknownProtocolError, UsageError,
-                SignOffError, CharterError) as error:
+                SignOffError, CharterError, PluginError) as error:
             fail(str(error))
         except KeyError as error:
             fail(str(error.args[0]) if error.args else str(error))
@@ -611,18 +612,68 @@ def schema(
         console.print(f"wrote {out}")
 
 
-@app.command(name="agents")
-def agents_command() -> None:
-    """List the built-in negotiation strategies."""
-    table = Table(title="Strategies", title_justify="left")
-    table.add_column("Name", style="bold")
+agents_app = typer.Typer(help="Negotiation strategies: built in and installed.",
+                         no_args_is_help=True)
+protocols_app = typer.Typer(help="Negotiation protocols: built in and installed.",
+                            no_args_is_help=True)
+guardrails_app = typer.Typer(help="Guardrail checks: built in and installed.",
+                             no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+app.add_typer(protocols_app, name="protocols")
+app.add_typer(guardrails_app, name="guardrails")
+
+
+def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("Name", style="bold", no_wrap=True)
+    table.add_column("Source")
     table.add_column("Description")
-    for strategy in STRATEGIES.values():
-        table.add_row(strategy.name, strategy.description)
-    table.add_row("llm:MODEL", "A language model through any OpenAI-compatible endpoint "
-                               "($OPENAI_BASE_URL, $OPENAI_API_KEY).")
-    table.add_row("human", "You, at this terminal (same as --human ORG).")
+    for name, source, description in rows:
+        table.add_row(name, source, description)
     console.print(table)
+
+
+@agents_app.command(name="list")
+def agents_list() -> None:
+    """List the strategies: built in, installed (entry points) and special seats."""
+    from negotiation.plugins import AGENT_GROUP, installed
+
+    rows = [(s.name, "built in", s.description) for s in STRATEGIES.values()]
+    rows.append(("llm:MODEL", "built in", "A language model through any OpenAI-compatible "
+                                          "endpoint ($OPENAI_BASE_URL, $OPENAI_API_KEY)."))
+    rows.append(("human", "built in", "You, at this terminal (same as --human ORG)."))
+    rows += [(e.name, e.value, e.description()) for e in installed(AGENT_GROUP).values()]
+    _listing("Strategies (or any import path: --agent ORG=mypkg.module:Class)", rows)
+
+
+@protocols_app.command(name="list")
+def protocols_list() -> None:
+    """List the protocols: built in and installed (entry points)."""
+    from negotiation.plugins import PROTOCOL_GROUP, installed
+    from protocols import PROTOCOLS
+
+    rows = [(name, "built in", p.description) for name, p in PROTOCOLS.items()]
+    rows += [(e.name, e.value, e.description()) for e in installed(PROTOCOL_GROUP).values()]
+    _listing("Protocols (or any import path in the scenario's protocol.name)", rows)
+
+
+@guardrails_app.command(name="list")
+def guardrails_list() -> None:
+    """List the guardrail checks: built in and installed (entry points)."""
+    from negotiation.plugins import GUARDRAIL_GROUP, installed
+
+    rows = [
+        ("validity", "built in", "Every issue set, values in domain, splits summing to 100."),
+        ("red_lines", "built in", "Each organisation's declarative constraints."),
+        ("individual_rationality", "built in", "Each party's utility ≥ its reservation."),
+        ("pareto", "built in", "Whether a feasible outcome dominates; distance to frontier."),
+        ("fairness", "built in", "Nash ratio, Kalai–Smorodinsky distance, egalitarian gain, "
+                                 "contribution or Shapley share gap."),
+        ("accountability", "built in", "A known proposer and a rationale on every proposal."),
+        ("injection", "built in", "Instruction-like text in messages from other parties."),
+    ]
+    rows += [(e.name, e.value, e.description()) for e in installed(GUARDRAIL_GROUP).values()]
+    _listing("Guardrail checks (custom ones: guardrails.custom in the scenario)", rows)
 
 
 def main() -> None:

@@ -230,10 +230,11 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
     run = _llm_run(specs, transcript, llm_run, replay_first=False)
     try:
         negotiation = _Negotiation(scenario, rounds=rounds, analysis=analysis_of(scenario))
+        # Agents first: an extension that fails to load must not leave an empty transcript.
+        built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
         writer = TranscriptWriter(transcript)
         try:
             options = {"signoff": "inline"} if signoff_inline else None
-            built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
             session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
                                           on_event=on_event, options=options)
             session.open()

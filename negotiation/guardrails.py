@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,7 @@ from negotiation.model import (
     SplitIssue,
     TermValue,
 )
+from negotiation.plugins import load_check
 from negotiation.terms import format_value
 from negotiation.utility import InvalidOfferError, violates
 
@@ -67,6 +69,24 @@ class Verdict(BaseModel):
     def summary(self) -> str:
         worst = [f.message for f in self.findings if f.level == self.level]
         return "; ".join(worst) if worst else "all checks passed"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a custom check reports when terms fail it; the policy decides the level."""
+
+    code: str
+    message: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class GuardrailCheck(Protocol):
+    """The interface of a custom check: a name and one method."""
+
+    name: str
+
+    def check(self, scenario: Scenario, terms: dict[str, TermValue],
+              subject: Subject) -> list[Failure]: ...
 
 
 class Feedback(BaseModel):
@@ -118,6 +138,8 @@ class Referee:
         self.space = self.analysis.space
         self.fair_shares = self._fair_shares()
         self._parties = frozenset(scenario.party_ids)
+        self.custom = [(spec, load_check(spec.use, spec.options))
+                       for spec in self.policy.custom]
 
     # --- proposals -------------------------------------------------------------------
 
@@ -127,7 +149,8 @@ class Referee:
             outcome = self.space.index_of_offer(action.offer)
         except InvalidOfferError:
             outcome = None
-        if outcome is not None and self._clean(proposer, action, outcome):
+        if outcome is not None and self._clean(proposer, action, outcome) \
+                and not self._custom(action.offer.terms, "proposal"):
             return PASSED_PROPOSAL, outcome
         findings: list[Finding] = []
         findings += self._accountability(proposer, action.rationale, "proposals")
@@ -143,7 +166,21 @@ class Referee:
         if self.policy.pareto.proposals != "off":
             findings += self._pareto(outcome, self.policy.pareto.proposals)
         findings += self._shares(terms, self.policy.fairness.proposals)
+        findings += self._custom(terms, "proposal")
         return verdict_of("proposal", [f for f in findings if f.level != "pass"]), outcome
+
+    def _custom(self, terms: dict[str, TermValue], subject: Subject) -> list[Finding]:
+        """Findings of the scenario's custom checks that the terms fail."""
+        findings = []
+        for spec, check in self.custom:
+            setting = spec.proposals if subject == "proposal" else spec.agreements
+            if setting == "off":
+                continue
+            for failure in check.check(self.scenario, terms, subject):
+                findings.append(Finding(check=getattr(check, "name", spec.use),
+                                        level=setting, code=failure.code,
+                                        message=failure.message, data=dict(failure.data)))
+        return findings
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""
@@ -233,6 +270,7 @@ class Referee:
         findings += self._pareto(outcome, policy.pareto.agreements)
         findings += self._fairness(outcome, policy.fairness.agreements)
         findings += self._shares(terms, policy.fairness.agreements)
+        findings += self._custom(terms, "agreement")
         return verdict_of("agreement", findings), self.report(outcome)
 
     def report(self, outcome: int) -> dict[str, Any]:

@@ -10,7 +10,7 @@ which reports each problem with its field path and a fix.
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -247,7 +247,10 @@ class Organization(PublicProfile):
 
 
 class ProtocolConfig(Strict):
-    name: Identifier = "alternating_offers"
+    name: str = Field(default="alternating_offers",
+                      pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$",
+                      description="A built-in or installed protocol, or an import path "
+                                  "(mypkg.rules:MyProtocol).")
     rounds: int = Field(default=30, ge=1, le=100_000)
 
 
@@ -283,6 +286,17 @@ class FairnessPolicy(CheckPolicy):
                                                    "share.")
 
 
+class CustomCheck(Strict):
+    """A guardrail check written outside this package (see ``negotiation.api``)."""
+
+    use: str = Field(min_length=1, description="Import path (mypkg.checks:Name) or the name "
+                                               "of an installed check.")
+    proposals: CheckLevel = "warn"
+    agreements: CheckLevel = "block"
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="Keyword arguments for the check's class.")
+
+
 class GuardrailPolicy(Strict):
     """Which checks block, which only warn, and their thresholds (the scenario's
     ``guardrails:`` block).  Validity always blocks: invalid terms cannot be agreed."""
@@ -298,6 +312,8 @@ class GuardrailPolicy(Strict):
     injection: CheckLevel = Field(
         default="warn", description="What to do with a move whose message or rationale reads "
                                     "like instructions to the other agents.")
+    custom: list[CustomCheck] = Field(
+        default_factory=list, description="Your own checks, by import path or installed name.")
 
 
 class CoalitionValue(Strict):

@@ -1,5 +1,8 @@
 """Negotiation protocols: pure state machines that decide who may do what, and when it ends."""
 
+from typing import cast
+
+from negotiation.plugins import PROTOCOL_GROUP, installed, is_import_path, load_protocol
 from protocols.alternating_offers import AlternatingOffers
 from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState, Status
 
@@ -11,12 +14,15 @@ class UnknownProtocolError(LookupError):
 
 
 def get_protocol(name: str) -> NegotiationProtocol:
-    try:
+    """A built-in protocol, an installed one (entry point group ``negotiation.protocols``)
+    or one given by import path (``mypkg.rules:Mediated``)."""
+    if name in PROTOCOLS:
         return PROTOCOLS[name]
-    except KeyError:
-        raise UnknownProtocolError(
-            f"unknown protocol '{name}'; choose one of {sorted(PROTOCOLS)}"
-        ) from None
+    if name in installed(PROTOCOL_GROUP) or is_import_path(name):
+        return cast(NegotiationProtocol, load_protocol(name))
+    choices = sorted(PROTOCOLS) + sorted(installed(PROTOCOL_GROUP))
+    raise UnknownProtocolError(f"unknown protocol '{name}'; choose one of {choices}, or give "
+                               "an import path such as mypkg.rules:MyProtocol")
 
 
 __all__ = [

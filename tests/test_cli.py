@@ -112,7 +112,7 @@ def test_scenarios_list_and_schema_and_agents() -> None:
         assert name in listed.stdout
     schema = negotiate("scenarios", "schema")
     assert json.loads(schema.stdout)["title"] == "Scenario"
-    strategies = negotiate("agents")
+    strategies = negotiate("agents", "list")
     assert "boulware" in strategies.stdout and "tit_for_tat" in strategies.stdout
 
 

@@ -1,0 +1,1 @@
+"""Worked examples of extensions, exercised by the test suite."""
