@@ -483,6 +483,11 @@ def tournament(
     ] = None,
     plot: Annotated[Path | None, typer.Option(help="Leaderboard chart (PNG).")] = None,
     parquet: Annotated[bool, typer.Option(help="Also write Parquet.")] = True,
+    backend: Annotated[str, typer.Option(
+        help="process: local worker processes; ray: Ray tasks (pip install '.[ray]').")
+    ] = "process",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: start a local Ray instance).")] = None,
 ) -> None:
     """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -504,7 +509,8 @@ def tournament(
             skipped = int(bar.tasks[0].completed)
             ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
                                    progress=lambda n, _: bar.update(task,
-                                                                    completed=skipped + n))
+                                                                    completed=skipped + n),
+                                   backend=backend, address=address)
         console.print(f"{ran} negotiations run, {skipped} already done; results in "
                       f"[bold]{escape(str(csv_path))}[/]")
         standings = t.leaderboard(t.read_rows(csv_path))

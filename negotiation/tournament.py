@@ -230,14 +230,27 @@ def _parquet_schema(pa: Any) -> Any:
 
 def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | None = None,
                    parquet: bool = True,
-                   progress: Callable[[int, int], None] | None = None) -> int:
+                   progress: Callable[[int, int], None] | None = None,
+                   backend: str = "process", address: str | None = None) -> int:
     """Run every job not yet in ``csv_path``; return how many ran.  Results stream to disk
-    as they finish; at most a few jobs per worker are in flight at any time."""
+    as they finish; at most a few jobs per worker are in flight at any time.
+
+    ``backend="ray"`` runs the jobs as Ray tasks (``address`` of a cluster, or a local Ray
+    instance by default) and writes the same rows."""
     pending = [job for job in jobs(config) if job.key not in done_jobs(csv_path)]
     sink = ResultSink(csv_path, parquet=parquet)
     workers = workers or os.cpu_count() or 1
     finished = 0
     try:
+        if backend == "ray":
+            for row in _run_on_ray(pending, address, in_flight=workers * 4):
+                sink.add(row)
+                finished += 1
+                if progress:
+                    progress(finished, len(pending))
+            return finished
+        if backend != "process":
+            raise TournamentError(f"unknown backend '{backend}'; use process or ray")
         if workers == 1:
             for job in pending:
                 sink.add(run_job(job))
@@ -262,6 +275,32 @@ def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | N
     finally:
         sink.close()
     return finished
+
+
+def _run_on_ray(pending: Sequence[Job], address: str | None,
+                in_flight: int) -> Iterator[dict[str, Any]]:
+    """Yield rows as Ray tasks finish, with a bounded number of tasks in flight."""
+    try:
+        import ray
+    except ImportError:
+        raise TournamentError("the ray backend needs Ray: pip install '.[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        # Workers import this package from the same environment; nothing is uploaded.
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    remote = ray.remote(run_job)
+    try:
+        queue = iter(pending)
+        flight = [remote.remote(job) for job in itertools.islice(queue, in_flight)]
+        while flight:
+            done, flight = ray.wait(flight, num_returns=1)
+            for ref in done:
+                yield ray.get(ref)
+            flight += [remote.remote(job) for job in itertools.islice(queue, len(done))]
+    finally:
+        if started_here:
+            ray.shutdown()
 
 
 # --- analysis ------------------------------------------------------------------------------

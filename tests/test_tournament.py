@@ -162,3 +162,13 @@ def test_scenarios_generate_cli_writes_valid_yaml(tmp_path: Path) -> None:
     assert negotiate("scenarios", "validate", str(path)).returncode == 0
     assert negotiate("run", str(path), "-q", "--driver", "plain", "--out",
                      str(tmp_path)).returncode == 0
+
+
+def test_a_local_ray_cluster_gives_the_same_result_table(tmp_path: Path) -> None:
+    config = TournamentConfig(scenarios=["rd-joint-venture"],
+                              strategies=["boulware", "tit_for_tat", "random"], seeds=2)
+    run_tournament(config, tmp_path / "process.csv", workers=2, parquet=False)
+    ran = run_tournament(config, tmp_path / "ray.csv", workers=2, parquet=False,
+                         backend="ray")
+    assert ran == 18
+    assert rows_by_job(tmp_path / "ray.csv") == rows_by_job(tmp_path / "process.csv")
