@@ -9,6 +9,7 @@ import path and what is wrong, before any negotiation starts.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -77,7 +78,9 @@ class Installed:
         return doc.splitlines()[0] if doc else self.value
 
 
+@functools.cache
 def installed(group: str) -> dict[str, Installed]:
+    """Extensions installed under an entry point group (read once per process)."""
     return {ep.name: Installed(ep.name, ep.value, group) for ep in entry_points(group=group)}
 
 
