@@ -257,6 +257,9 @@ def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> 
     if inline_signoff and result.status == "agreement":
         console.print(f"[bold yellow]Paused for sign-off.[/] Decide with [cyan]negotiate "
                       f"review {escape(str(result.path))}[/]")
+    elif result.status == "agreement":
+        console.print(f"The agreement is [bold]pending sign-off[/]: review it with "
+                      f"[cyan]negotiate review {escape(str(result.path))}[/]")
 
 
 @app.command()
