@@ -20,16 +20,19 @@ Definitions, with u_i a party's utility and d_i its reservation value (disagreem
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from negotiation.model import Scenario
+from negotiation.model import PublicScenario, Scenario
 from negotiation.utility import (
     FloatArray,
     IndexArray,
@@ -104,6 +107,21 @@ class SpaceAnalysis:
     @property
     def parties(self) -> list[str]:
         return self.scenario.party_ids
+
+    @cached_property
+    def public(self) -> PublicScenario:
+        """The scenario as every party sees it (built once, shared by runs)."""
+        return self.scenario.public()
+
+    @cached_property
+    def scenario_json(self) -> dict[str, Any]:
+        return self.scenario.model_dump(mode="json")
+
+    @cached_property
+    def digest(self) -> str:
+        """sha256 of the scenario's canonical JSON."""
+        canonical = json.dumps(self.scenario_json, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     @property
     def exact(self) -> bool:

@@ -31,7 +31,6 @@ from negotiation.model import (
     Scenario,
     TermValue,
 )
-from negotiation.scenario import scenario_digest
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction
 from protocols import IllegalActionError, get_protocol
@@ -122,8 +121,8 @@ class Negotiation:
     def __init__(self, scenario: Scenario, *, rounds: int | None = None,
                  analysis: SpaceAnalysis | None = None) -> None:
         self.scenario = scenario
-        self.public = scenario.public()
         self.analysis = analysis or analysis_of(scenario)
+        self.public = self.analysis.public
         self.space = self.analysis.space
         self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
@@ -135,8 +134,8 @@ class Negotiation:
         return {
             "format": FORMAT,
             "scenario_id": self.scenario.id,
-            "scenario_digest": scenario_digest(self.scenario),
-            "scenario": self.scenario.model_dump(mode="json"),
+            "scenario_digest": self.analysis.digest,
+            "scenario": self.analysis.scenario_json,
             "seed": seed,
             "version": package_version(),
             "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
