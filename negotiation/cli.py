@@ -40,7 +40,7 @@ from negotiation.scenario import (
     shipped_scenarios,
 )
 from negotiation.transcript import TranscriptError, load_verified, verify
-from protocols import UnknownProtocolError
+from protocols import UnknownProtocolError, get_protocol
 
 app = typer.Typer(
     name="negotiate",
@@ -149,9 +149,15 @@ def run(
              "for sign-off (graph driver) and 'negotiate review' resumes it.")] = "later",
     pace: Annotated[float, typer.Option(
         min=0, help="Seconds to pause between turns, to watch a run unfold.")] = 0.0,
+    protocol: Annotated[str | None, typer.Option(
+        help="Override the scenario's protocol, e.g. mediated_single_text.")] = None,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript."""
     scenario = load_scenario(scenario_path)
+    if protocol is not None:
+        get_protocol(protocol)  # fail now, with the list of choices, if it is unknown
+        scenario = scenario.model_copy(update={"protocol": scenario.protocol.model_copy(
+            update={"name": protocol})})
     overrides = parse_agent_overrides(agent or [])
     if human is not None:
         if human not in scenario.party_ids:
@@ -221,6 +227,9 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
             console.print(render.scenario_panel(scenario, event["agents"], seed, rounds))
         elif event["type"] in {"move", "blocked"} and not quiet:
             console.print(render.move_line(scenario, event, visible))
+        elif event["type"] == "mediator_text" and not quiet:
+            console.print(f"[dim]R{event['round'] + 1:>3}[/] [bold magenta]mediator[/]     "
+                          f"text      {escape(render.short_terms(scenario, event['terms']))}")
         elif event["type"] == "error":
             console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
 

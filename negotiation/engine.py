@@ -33,7 +33,7 @@ from negotiation.model import (
 )
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
 from negotiation.utility import UtilityFunction
-from protocols import IllegalActionError, get_protocol
+from protocols import MEDIATOR, IllegalActionError, get_protocol
 
 if TYPE_CHECKING:
     from agents.llm import LLMRun
@@ -206,6 +206,7 @@ class Session:
         #: Exceptions a driver uses for control flow (e.g. LangGraph's interrupt): they are
         #: not an agent's failure and pass through a turn untouched.
         self.passthrough: tuple[type[BaseException], ...] = ()
+        self._new_text = False
 
     def record(self, type_: str, body: dict[str, Any],
                wall: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -270,6 +271,8 @@ class Session:
             elif flagged:
                 body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
             self.state = negotiation.protocol.apply(state, party, action)
+            self._new_text = self.state.standing_proposer == MEDIATOR and \
+                self.state.standing_offer is not state.standing_offer
         except self.passthrough:
             raise
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
@@ -290,6 +293,11 @@ class Session:
             return
         self.record("move", body)
         self.moves.append(Move(round=body["round"], party=party, action=action))
+        if self._new_text and self.state.standing_offer is not None and not self.state.done:
+            text = self.state.standing_offer
+            self.record("mediator_text", {
+                "round": self.state.round, "terms": text.terms,
+                "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
 
     def current_view(self) -> View:
         """The view of the party whose turn it is (without consuming its feedback)."""

@@ -32,6 +32,7 @@ from negotiation.model import (
 from negotiation.plugins import load_check
 from negotiation.terms import format_value
 from negotiation.utility import InvalidOfferError, violates
+from protocols.mediated import MEDIATOR
 
 Level = Literal["pass", "warn", "block"]
 Subject = Literal["proposal", "agreement"]
@@ -304,6 +305,10 @@ class Referee:
     def _accountability(self, proposer: str, rationale: str,
                         which: Literal["proposals", "agreements"]) -> list[Finding]:
         setting = getattr(self.policy.accountability, which)
+        if which == "agreements" and proposer == MEDIATOR:
+            return [Finding(check="accountability", level="pass", code="accountable",
+                            message="composed by the mediator from the parties' requests",
+                            data={"proposer": MEDIATOR})]
         if proposer not in self.scenario.party_ids:
             return [Finding(check="accountability", level=_level(True, setting),
                             code="unknown_proposer",

@@ -5,8 +5,12 @@ from typing import cast
 from negotiation.plugins import PROTOCOL_GROUP, installed, is_import_path, load_protocol
 from protocols.alternating_offers import AlternatingOffers
 from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState, Status
+from protocols.mediated import MEDIATOR, MediatedSingleText
 
-PROTOCOLS: dict[str, NegotiationProtocol] = {"alternating_offers": AlternatingOffers()}
+PROTOCOLS: dict[str, NegotiationProtocol] = {
+    "alternating_offers": AlternatingOffers(),
+    "mediated_single_text": MediatedSingleText(),
+}
 
 
 class UnknownProtocolError(LookupError):
@@ -26,9 +30,11 @@ def get_protocol(name: str) -> NegotiationProtocol:
 
 
 __all__ = [
+    "MEDIATOR",
     "PROTOCOLS",
     "AlternatingOffers",
     "IllegalActionError",
+    "MediatedSingleText",
     "NegotiationProtocol",
     "ProtocolState",
     "Status",

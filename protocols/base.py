@@ -33,6 +33,8 @@ class ProtocolState:
     standing_proposer: str | None
     accepted_by: frozenset[str]
     reason: str
+    #: What the parties asked for this round (protocols that collect requests use it).
+    requests: tuple[Offer, ...] = ()
 
     @property
     def current_party(self) -> str:

@@ -1,0 +1,133 @@
+"""Mediated single negotiating text for 2..N parties (Fisher 1978; Raiffa 1982, ch. 14).
+
+A neutral mediator keeps one text.  In each round every party, in turn, approves the text
+(``accept``), asks for changes by stating the full terms it wants (``propose``: an
+amendment request), or leaves (``walk_away``).  When a round ends with every party
+approving the same text, that text is the agreement.  Otherwise the mediator revises it
+issue by issue, using only what the parties said: for each issue it takes the *medoid* of
+the values requested this round — the requested value closest, in total, to all of them
+(a plurality vote for options, a median for numbers and shares) — counting an approval as
+a request for the current text's value; ties keep the current text.  The first round has
+no text: every party states its terms and the mediator composes the first text from them.
+
+The mediator never sees a preference: it is this pure function of the public requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from negotiation.model import Accept, Action, ActionKind, Offer, Propose, TermValue, WalkAway
+from protocols.base import IllegalActionError, ProtocolState
+
+MEDIATOR = "mediator"
+
+_FIRST_ROUND: frozenset[ActionKind] = frozenset({"propose", "walk_away"})
+_LATER: frozenset[ActionKind] = frozenset({"propose", "accept", "walk_away"})
+_NOTHING: frozenset[ActionKind] = frozenset()
+
+
+def _distance(a: TermValue, b: TermValue) -> float:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return float(sum(abs(a[p] - b.get(p, 0)) for p in a))
+    if isinstance(a, int | float) and isinstance(b, int | float) \
+            and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(float(a) - float(b))
+    return 0.0 if a == b else 1.0
+
+
+def medoid(values: Sequence[TermValue], current: TermValue | None = None) -> TermValue:
+    """The value among ``values`` with the least total distance to all of them; ties go
+    to ``current``, then to the earliest value."""
+    best, best_cost = values[0], float("inf")
+    for value in values:
+        cost = sum(_distance(value, other) for other in values)
+        if cost < best_cost - 1e-12 or (abs(cost - best_cost) <= 1e-12 and value == current
+                                        and best != current):
+            best, best_cost = value, cost
+    return best
+
+
+def revise(text: Offer | None, requests: Sequence[Offer]) -> Offer:
+    """The mediator's new text from this round's requests (approvals included)."""
+    issues = list(requests[0].terms)
+    terms: dict[str, TermValue] = {}
+    for issue in issues:
+        current = text.terms.get(issue) if text is not None else None
+        terms[issue] = medoid([r.terms[issue] for r in requests], current)
+    return Offer(terms=terms)
+
+
+class MediatedSingleText:
+    """The mediated single-text protocol as a pure state machine.
+
+    Per round it keeps each party's answer in ``state.requests``; ``accepted_by`` holds
+    the parties that approved the current text this round.
+    """
+
+    name = "mediated_single_text"
+    description = ("Mediated single text: parties approve or amend one text; a neutral "
+                   "mediator revises it from what they asked for.")
+
+    def start(self, parties: Sequence[str], max_rounds: int) -> ProtocolState:
+        if len(parties) < 2:
+            raise ValueError("a negotiation needs at least two parties")
+        if len(set(parties)) != len(parties) or MEDIATOR in parties:
+            raise ValueError(f"party ids must be unique and not '{MEDIATOR}'")
+        if max_rounds < 1:
+            raise ValueError("max_rounds must be at least 1")
+        return ProtocolState(parties=tuple(parties), max_rounds=max_rounds, round=0, turn=0,
+                             status="running", standing_offer=None, standing_proposer=None,
+                             accepted_by=frozenset(), reason="")
+
+    def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]:
+        if state.done or party != state.current_party:
+            return _NOTHING
+        return _FIRST_ROUND if state.standing_offer is None else _LATER
+
+    def apply(self, state: ProtocolState, party: str, action: Action) -> ProtocolState:
+        if state.done:
+            raise IllegalActionError(f"the negotiation has ended ({state.status}); no more moves")
+        if party != state.current_party:
+            raise IllegalActionError(f"it is {state.current_party}'s turn, not {party}'s")
+        if isinstance(action, WalkAway):
+            return _with(state, status="no_agreement", reason=f"{party} walked away")
+        if isinstance(action, Accept):
+            if state.standing_offer is None:
+                raise IllegalActionError(f"{party} cannot approve: the mediator has no text "
+                                         "yet")
+            return self._next(_with(state, accepted_by=state.accepted_by | {party},
+                                    requests=(*state.requests, state.standing_offer)))
+        if isinstance(action, Propose):
+            return self._next(_with(state, requests=(*state.requests, action.offer)))
+        raise IllegalActionError(f"unknown action {action!r}")
+
+    def pass_turn(self, state: ProtocolState) -> ProtocolState:
+        if state.done:
+            raise IllegalActionError("the negotiation has ended; no more moves")
+        return self._next(state)
+
+    @staticmethod
+    def _next(state: ProtocolState) -> ProtocolState:
+        turn = state.turn + 1
+        if turn < len(state.parties):
+            return _with(state, turn=turn)
+        # End of a round: unanimity ends it; otherwise the mediator revises the text.
+        if state.standing_offer is not None and len(state.accepted_by) == len(state.parties):
+            return _with(state, status="agreement",
+                         reason="every party approved the mediator's text")
+        text = revise(state.standing_offer, state.requests) if state.requests \
+            else state.standing_offer
+        round_ = state.round + 1
+        if round_ >= state.max_rounds:
+            return _with(state, round=round_, turn=0, status="no_agreement",
+                         reason=f"deadline: no agreement after {state.max_rounds} rounds",
+                         requests=())
+        return _with(state, round=round_, turn=0, standing_offer=text,
+                     standing_proposer=MEDIATOR if text is not None else None,
+                     accepted_by=frozenset(), requests=())
+
+
+def _with(state: ProtocolState, **changes: object) -> ProtocolState:
+    return replace(state, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""The mediated single-text protocol: the mediator uses only what parties said."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from negotiation.engine import run_scenario
+from negotiation.generate import random_scenario
+from negotiation.model import ACTION, Accept, Offer, Propose, WalkAway
+from negotiation.scenario import load_scenario, scenario_from_data
+from negotiation.transcript import load_verified
+from protocols import MEDIATOR, MediatedSingleText, get_protocol
+from protocols.mediated import medoid, revise
+
+PROTOCOL = MediatedSingleText()
+
+
+def test_medoid_is_a_plurality_for_options_and_a_median_for_numbers() -> None:
+    assert medoid(["a", "b", "b", "c"]) == "b"
+    assert medoid([10, 40, 20, 100, 30]) == 30
+    splits = [{"x": 80, "y": 20}, {"x": 50, "y": 50}, {"x": 40, "y": 60}]
+    assert medoid(splits) == {"x": 50, "y": 50}
+
+
+def test_ties_keep_the_current_text() -> None:
+    assert medoid(["a", "b"], current="b") == "b"
+    assert medoid(["a", "b"]) == "a"
+
+
+def test_revision_takes_each_issue_from_the_requests() -> None:
+    requests = [Offer(terms={"fee": 10, "ip": "joint"}), Offer(terms={"fee": 30, "ip": "a"}),
+                Offer(terms={"fee": 20, "ip": "joint"})]
+    assert revise(None, requests).terms == {"fee": 20, "ip": "joint"}
+
+
+def offer(n: int) -> Offer:
+    return Offer(terms={"x": n})
+
+
+@st.composite
+def games(draw: st.DrawFn) -> tuple[int, int, list[tuple[str, int]]]:
+    return (draw(st.integers(3, 8)), draw(st.integers(1, 5)),
+            draw(st.lists(st.tuples(st.sampled_from(["propose", "accept", "accept",
+                                                     "accept", "walk_away"]),
+                                    st.integers(0, 2)), max_size=80)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(games())
+def test_agreement_only_when_every_party_approved_the_same_text(game: Any) -> None:
+    parties, rounds, moves = game
+    state = PROTOCOL.start([f"p{i}" for i in range(parties)], rounds)
+    approvals: dict[int, set[str]] = {}
+    for kind, n in moves:
+        if state.done:
+            break
+        party = state.current_party
+        if kind not in PROTOCOL.legal_actions(state, party):
+            continue
+        action = {"propose": Propose(offer=offer(n), rationale="r"),
+                  "accept": Accept(rationale="r"), "walk_away": WalkAway(rationale="r")}[kind]
+        if kind == "accept":
+            approvals.setdefault(state.round, set()).add(party)
+        round_before = state.round
+        state = PROTOCOL.apply(state, party, action)
+        if state.status == "agreement":
+            assert approvals[round_before] == set(state.parties)
+            assert state.standing_proposer == MEDIATOR
+    assert state.round <= rounds
+
+
+def mediated(name: str) -> Any:
+    data = load_scenario(name).model_dump(mode="json")
+    data["protocol"] = {"name": "mediated_single_text", "rounds": 40}
+    return scenario_from_data(data)
+
+
+def test_each_text_is_made_only_of_what_parties_asked_for(tmp_path: Any) -> None:
+    result = anyio.run(lambda: run_scenario(mediated("park-redevelopment"), seed=1,
+                                            out_dir=tmp_path))
+    assert result.path is not None
+    events = load_verified(result.path)
+    texts = [e for e in events if e["type"] == "mediator_text"]
+    assert texts
+    previous: dict[str, Any] | None = None
+    for text in texts:
+        asked = [e["action"]["offer"]["terms"] for e in events
+                 if e["type"] == "move" and e["round"] == text["round"] - 1
+                 and e["action"]["kind"] == "propose"]
+        if previous is not None:
+            asked.append(previous)  # approvals count as asking for the current text
+        for issue, value in text["terms"].items():
+            assert value in [terms[issue] for terms in asked]
+        previous = text["terms"]
+    assert result.status == "agreement"
+    assert events[-1]["agreement"]["proposer"] == MEDIATOR
+
+
+def test_the_texts_follow_from_the_public_moves_alone(tmp_path: Any) -> None:
+    """Replaying only the recorded moves through the bare protocol — no scenario, no
+    preferences — yields the very same texts."""
+    result = anyio.run(lambda: run_scenario(mediated("species-reintroduction"), seed=2,
+                                            out_dir=tmp_path))
+    assert result.path is not None
+    events = load_verified(result.path)
+    header = events[0]
+    state = PROTOCOL.start(header["parties"], header["protocol"]["rounds"])
+    replayed = []
+    for event in events:
+        if event["type"] == "move":
+            before = state.standing_offer
+            state = PROTOCOL.apply(state, event["party"], ACTION.validate_python(
+                event["action"]))
+            if state.standing_offer is not before and state.standing_offer is not None \
+                    and not state.done:
+                replayed.append(state.standing_offer.terms)
+        elif event["type"] == "blocked":
+            state = PROTOCOL.pass_turn(state)
+    assert replayed == [e["terms"] for e in events if e["type"] == "mediator_text"]
+
+
+@pytest.mark.parametrize("parties", [3, 5, 8])
+def test_three_to_eight_parties_negotiate_to_a_valid_end(parties: int, tmp_path: Any) -> None:
+    data = random_scenario(parties, 3, 4, seed=parties)
+    data["protocol"] = {"name": "mediated_single_text", "rounds": 30}
+    scenario = scenario_from_data(data)
+    result = anyio.run(lambda: run_scenario(scenario, seed=0, out_dir=tmp_path))
+    assert result.path is not None
+    events = load_verified(result.path)
+    assert events[-1]["type"] == "outcome"
+    assert result.status in {"agreement", "no_agreement"}
+    if result.status == "agreement":
+        assert all(result.utilities[o.id] >= o.preferences.reservation_value
+                   for o in scenario.organizations)
+
+
+def test_the_protocol_is_listed_and_found_by_name() -> None:
+    assert get_protocol("mediated_single_text").name == "mediated_single_text"
