@@ -346,6 +346,62 @@ def analyze(
         console.print(f"Plot: [bold]{escape(str(plot))}[/]")
 
 
+@app.command(name="map")
+@friendly_errors
+def map_command(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario with an 'ecosystem:' block.")],
+    top: Annotated[int, typer.Option(min=1, help="How many coalitions to show.")] = 5,
+    png: Annotated[Path | None, typer.Option(help="Draw the ecosystem graph to this PNG.")
+                   ] = None,
+    mermaid: Annotated[Path | None, typer.Option(help="Write the graph as Mermaid.")] = None,
+) -> None:
+    """Map an ecosystem: complementarity, alignment, best coalitions and their Shapley split."""
+    from negotiation.ecosystem import EcosystemError, EcosystemMap
+
+    scenario = load_scenario(scenario_path)
+    if scenario.ecosystem is None:
+        raise UsageError(f"{scenario_path} has no 'ecosystem:' block to map")
+    try:
+        eco = EcosystemMap(scenario.ecosystem)
+    except EcosystemError as error:
+        raise UsageError(str(error)) from None
+    actors = list(eco.actors.values())
+    pairs = Table(title="Pairs: complementarity (needs met) and alignment (shared values)",
+                  title_justify="left")
+    pairs.add_column("")
+    for actor in actors:
+        pairs.add_column(actor.id, justify="center")
+    for a in actors:
+        pairs.add_row(a.id, *("—" if a is b else
+                              f"{eco.complementarity(a, b)} / {eco.alignment(a, b):.2f}"
+                              for b in actors))
+    console.print(pairs)
+    ranked = Table(title=f"Best coalitions by net surplus (top {top}); dependency risk = "
+                         "capabilities only one member holds", title_justify="left")
+    for column in ("Members", "Value", "Surplus", "Overhead", "Net", "Shapley split",
+                   "Dependency risk"):
+        ranked.add_column(column, justify="right" if column in
+                          {"Value", "Surplus", "Overhead", "Net"} else "left")
+    for report_ in eco.coalitions[:top]:
+        split = ", ".join(f"{m} {v:.1f}" for m, v in report_.shapley.items())
+        ranked.add_row(" + ".join(report_.members), f"{report_.value:.1f}",
+                       f"{report_.surplus:.1f}", f"{report_.overhead:.1f}",
+                       Text(f"{report_.net:+.1f}", style="green" if report_.net > 0 else "red"),
+                       split, Text("\n".join(report_.dependencies) or "none",
+                                   style="yellow" if report_.dependencies else "dim"))
+    console.print(ranked)
+    if eco.coalitions and eco.coalitions[0].net <= 0:
+        console.print("[bold red]No coalition creates more value than its coordination "
+                      "costs: a partnership is not justified here.[/]")
+    if png is not None:
+        eco.plot(png)
+        console.print(f"Graph: [bold]{escape(str(png))}[/]")
+    if mermaid is not None:
+        mermaid.write_text(eco.mermaid(), encoding="utf-8")
+        console.print(f"Mermaid: [bold]{escape(str(mermaid))}[/]")
+
+
 @app.command()
 @friendly_errors
 def report(

@@ -323,6 +323,31 @@ class CoalitionValue(Strict):
     value: float
 
 
+class Actor(Strict):
+    """An organisation in an ecosystem map: what it can do, needs, brings and cares about."""
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    capabilities: list[str] = Field(default_factory=list)
+    needs: list[str] = Field(default_factory=list)
+    resources: float = Field(default=0.0, ge=0.0, description="What it brings, in value "
+                                                              "units.")
+    values: list[str] = Field(default_factory=list, description="What it stands for.")
+
+
+class Ecosystem(Strict):
+    """The actors around a partnership and a model of what coalitions of them create.
+
+    v(S) = Σ resources + synergy × (needs of members met by another member's capability),
+    unless ``coalition_values`` gives v(S) directly; coordination overhead is
+    ``coordination_cost`` per pair of members."""
+
+    actors: list[Actor] = Field(min_length=2)
+    synergy: float = Field(default=10.0, ge=0.0)
+    coordination_cost: float = Field(default=2.0, ge=0.0)
+    coalition_values: list[CoalitionValue] = Field(default_factory=list)
+
+
 class PublicScenario(Strict):
     """The scenario as every party sees it: no organisation's preferences."""
 
@@ -348,6 +373,8 @@ class Scenario(Strict):
         default_factory=list,
         description="Optional cooperative game: the value each coalition creates. When given, "
                     "fair benefit shares follow the Shapley value instead of contributions.")
+    ecosystem: Ecosystem | None = Field(default=None, description="Optional map of the "
+                                                                  "actors around the deal.")
 
     def public(self) -> PublicScenario:
         return PublicScenario(

@@ -204,6 +204,15 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
                 yield Problem(f"coalition_values[{i}].members[{j}]",
                               f"'{member}' is not an organisation; use one of {org_ids}")
 
+    if scenario.ecosystem is not None:
+        actor_ids = [actor.id for actor in scenario.ecosystem.actors]
+        yield from _duplicates("ecosystem.actors", actor_ids)
+        for i, coalition in enumerate(scenario.ecosystem.coalition_values):
+            for j, member in enumerate(coalition.members):
+                if member not in actor_ids:
+                    yield Problem(f"ecosystem.coalition_values[{i}].members[{j}]",
+                                  f"'{member}' is not an actor; use one of {actor_ids}")
+
     size = outcome_space_size(scenario)
     if size > MAX_OUTCOMES:
         yield Problem(
