@@ -141,3 +141,24 @@ def test_three_to_eight_parties_negotiate_to_a_valid_end(parties: int, tmp_path:
 
 def test_the_protocol_is_listed_and_found_by_name() -> None:
     assert get_protocol("mediated_single_text").name == "mediated_single_text"
+
+
+def test_llm_and_rule_based_parties_share_a_mediated_negotiation(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.scripted_server import ScriptedServer
+    from negotiation.analysis import SpaceAnalysis
+    from tests.llm_support import fair_dealer, prompt
+
+    scenario = mediated("park-redevelopment")
+    nash = SpaceAnalysis(scenario).nash
+    assert nash is not None
+    with ScriptedServer(fair_dealer(nash.terms, accept_above=0.5)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = anyio.run(lambda: run_scenario(scenario, seed=1, out_dir=tmp_path,
+                                                agents={"county": "llm:scripted"}))
+    assert result.path is not None
+    events = load_verified(result.path)
+    assert any(e["type"] == "llm_call" and e["party"] == "county" for e in events)
+    assert any(e["type"] == "mediator_text" for e in events)
+    assert "neutral mediator keeps one text" in prompt(server.requests[0])
+    assert events[-1]["type"] == "outcome"
