@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
 from multiprocessing import Event, Process, Queue
 from pathlib import Path
@@ -25,6 +26,7 @@ from agents.scripted_server import Reply, ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.scenario import load_scenario
+from negotiation.tournament import TournamentConfig, run_tournament
 from tests.llm_support import fair_dealer
 
 ROUNDS = 5
@@ -71,10 +73,25 @@ def serve(latency: float, urls: Queue[str], stop: Event) -> None:
         stop.wait()
 
 
+def in_processes(count: int, processes: int) -> float:
+    """The same negotiations as a tournament: ``processes`` workers, each running its share
+    concurrently in one event loop."""
+    config = TournamentConfig(scenarios=["platform-app-vendor"],
+                              lineups=[["boulware", "llm:scripted"]], role_swaps=False,
+                              seeds=count, rounds=ROUNDS)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        run_tournament(config, Path(folder) / "r.csv", workers=processes, parquet=False,
+                       concurrency=-(-count // processes))
+        return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--negotiations", type=int, default=50)
     parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--processes", type=int, default=1,
+                        help="spread the negotiations over this many worker processes")
     args = parser.parse_args()
     urls: Queue[str] = Queue()
     stop = Event()
@@ -83,17 +100,24 @@ def main() -> None:
     try:
         os.environ["OPENAI_BASE_URL"] = urls.get(timeout=60)
         ideal = max(anyio.run(one, seed) for seed in range(2))
-        start = time.perf_counter()
-        durations = anyio.run(many, args.negotiations)
-        total = time.perf_counter() - start
+        durations: list[float] = []
+        if args.processes > 1:
+            total = in_processes(args.negotiations, args.processes)
+        else:
+            start = time.perf_counter()
+            durations = anyio.run(many, args.negotiations)
+            total = time.perf_counter() - start
     finally:
         stop.set()
         server.join(timeout=10)
-    print(f"{args.negotiations} concurrent negotiations, {ROUNDS} rounds, one model call per "
-          f"LLM turn, {args.latency * 1000:.0f} ms per reply (server in its own process)")
+    where = f"{args.processes} worker processes" if args.processes > 1 else "one event loop"
+    print(f"{args.negotiations} concurrent negotiations in {where}, {ROUNDS} rounds, one model "
+          f"call per LLM turn, {args.latency * 1000:.0f} ms per reply (server in its own "
+          "process)")
+    slowest = f"   slowest in the batch {max(durations):.2f} s" if durations else ""
     print(f"total {total:.2f} s   ideal (slowest alone) {ideal:.2f} s   "
-          f"overlap {ideal / total:.0%}   slowest in the batch {max(durations):.2f} s   "
-          f"(serial would take ~{ideal * args.negotiations:.0f} s)")
+          f"overlap {ideal / total:.0%}{slowest}   (serial would take "
+          f"~{ideal * args.negotiations:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -556,6 +556,8 @@ def tournament(
     ] = "process",
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (default: start a local Ray instance).")] = None,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Negotiations at once per worker (raise it for LLM agents).")] = 1,
 ) -> None:
     """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -578,7 +580,8 @@ def tournament(
             ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
                                    progress=lambda n, _: bar.update(task,
                                                                     completed=skipped + n),
-                                   backend=backend, address=address)
+                                   backend=backend, address=address,
+                                   concurrency=concurrency)
         console.print(f"{ran} negotiations run, {skipped} already done; results in "
                       f"[bold]{escape(str(csv_path))}[/]")
         standings = t.leaderboard(t.read_rows(csv_path))

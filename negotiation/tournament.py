@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from negotiation.engine import Negotiation, analysis_of, build_agents
+from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
 from negotiation.model import Scenario
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from negotiation.transcript import TranscriptWriter
@@ -123,6 +123,35 @@ _SCENARIOS: dict[str, Scenario] = {}
 
 def run_job(job: Job) -> dict[str, Any]:
     """One negotiation, in memory, as a result row (runs in a worker process)."""
+    return anyio.run(_run_job, job, None)
+
+
+def run_batch(batch: Sequence[Job]) -> list[dict[str, Any]]:
+    """Several negotiations at once in one event loop (one worker process): LLM-bound runs
+    wait on the network together, sharing one HTTP connection pool."""
+    async def all_of_them() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        llm_run = None
+        if any(is_llm(spec) for job in batch for _, spec in job.seats):
+            from agents.llm import LLMRun
+
+            llm_run = LLMRun()
+        try:
+            async with anyio.create_task_group() as group:
+                async def one(job: Job) -> None:
+                    rows.append(await _run_job(job, llm_run))
+
+                for job in batch:
+                    group.start_soon(one, job)
+        finally:
+            if llm_run is not None:
+                await llm_run.aclose()
+        return rows
+
+    return anyio.run(all_of_them)
+
+
+async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
     scenario = _SCENARIOS.get(job.scenario)
     if scenario is None:
         scenario = _SCENARIOS[job.scenario] = load_scenario(job.scenario)
@@ -130,9 +159,17 @@ def run_job(job: Job) -> dict[str, Any]:
     start = time.perf_counter()
     negotiation = Negotiation(scenario, rounds=job.rounds, analysis=analysis_of(scenario))
     writer = TranscriptWriter()
-    agents = build_agents(specs, job.seed, scenario)
-    result = anyio.run(lambda: negotiation.run(agents, seed=job.seed, writer=writer,
-                                               specs=specs))
+    own_run = llm_run is None and any(is_llm(spec) for spec in specs.values())
+    if own_run:
+        from agents.llm import LLMRun
+
+        llm_run = LLMRun()
+    try:
+        agents = build_agents(specs, job.seed, scenario, llm_run)
+        result = await negotiation.run(agents, seed=job.seed, writer=writer, specs=specs)
+    finally:
+        if own_run:
+            await llm_run.aclose()
     elapsed = time.perf_counter() - start
     events = writer.events
     outcome = events[-1]
@@ -231,12 +268,14 @@ def _parquet_schema(pa: Any) -> Any:
 def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | None = None,
                    parquet: bool = True,
                    progress: Callable[[int, int], None] | None = None,
-                   backend: str = "process", address: str | None = None) -> int:
+                   backend: str = "process", address: str | None = None,
+                   concurrency: int = 1) -> int:
     """Run every job not yet in ``csv_path``; return how many ran.  Results stream to disk
     as they finish; at most a few jobs per worker are in flight at any time.
 
     ``backend="ray"`` runs the jobs as Ray tasks (``address`` of a cluster, or a local Ray
-    instance by default) and writes the same rows."""
+    instance by default) and writes the same rows.  ``concurrency`` > 1 runs that many
+    negotiations at once inside each worker (for LLM-bound runs, which mostly wait)."""
     pending = [job for job in jobs(config) if job.key not in done_jobs(csv_path)]
     sink = ResultSink(csv_path, parquet=parquet)
     workers = workers or os.cpu_count() or 1
@@ -251,6 +290,16 @@ def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | N
             return finished
         if backend != "process":
             raise TournamentError(f"unknown backend '{backend}'; use process or ray")
+        if concurrency > 1:
+            batches = [pending[k:k + concurrency] for k in range(0, len(pending), concurrency)]
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for rows in pool.map(run_batch, batches):
+                    for row in rows:
+                        sink.add(row)
+                        finished += 1
+                        if progress:
+                            progress(finished, len(pending))
+            return finished
         if workers == 1:
             for job in pending:
                 sink.add(run_job(job))

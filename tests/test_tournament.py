@@ -172,3 +172,26 @@ def test_a_local_ray_cluster_gives_the_same_result_table(tmp_path: Path) -> None
                          backend="ray")
     assert ran == 18
     assert rows_by_job(tmp_path / "ray.csv") == rows_by_job(tmp_path / "process.csv")
+
+
+def test_llm_tournaments_run_concurrently_inside_workers_with_the_same_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agents.scripted_server import ScriptedServer
+    from negotiation.analysis import SpaceAnalysis
+    from negotiation.scenario import load_scenario
+    from tests.llm_support import fair_dealer
+
+    nash = SpaceAnalysis(load_scenario("platform-app-vendor")).nash
+    assert nash is not None
+    config = TournamentConfig(scenarios=["platform-app-vendor"],
+                              lineups=[["boulware", "llm:scripted"]], seeds=3, rounds=4)
+    with ScriptedServer(fair_dealer(nash.terms)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        one_by_one = run_tournament(config, tmp_path / "serial.csv", workers=1,
+                                    parquet=False)
+        batched = run_tournament(config, tmp_path / "batched.csv", workers=2, parquet=False,
+                                 concurrency=3)
+    assert one_by_one == batched == 6
+    assert rows_by_job(tmp_path / "serial.csv") == rows_by_job(tmp_path / "batched.csv")
+    tokens = [int(row["tokens"]) for row in read_rows(tmp_path / "batched.csv")]
+    assert all(t > 0 for t in tokens)  # every row did talk to the model
