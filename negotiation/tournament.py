@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
 from negotiation.model import Scenario
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
-from negotiation.transcript import TranscriptWriter
+from negotiation.transcript import TranscriptWriter, drop_torn_tail
 
 #: Columns compared by ``--expect``: everything deterministic (wall time is not).
 DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds",
@@ -197,6 +197,7 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
 def done_jobs(csv_path: Path) -> set[str]:
     if not csv_path.exists():
         return set()
+    drop_torn_tail(csv_path)
     with csv_path.open(newline="", encoding="utf-8") as handle:
         return {row["job"] for row in csv.DictReader(handle)}
 
@@ -206,7 +207,9 @@ class ResultSink:
 
     def __init__(self, csv_path: Path, parquet: bool = True, batch: int = 1000) -> None:
         self.csv_path = csv_path
-        new = not csv_path.exists()
+        if csv_path.exists():
+            drop_torn_tail(csv_path)  # a row cut short by a crash never finished
+        new = not csv_path.exists() or csv_path.stat().st_size == 0
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         self._csv = csv_path.open("a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS)

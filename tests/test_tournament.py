@@ -195,3 +195,15 @@ def test_llm_tournaments_run_concurrently_inside_workers_with_the_same_rows(
     assert rows_by_job(tmp_path / "serial.csv") == rows_by_job(tmp_path / "batched.csv")
     tokens = [int(row["tokens"]) for row in read_rows(tmp_path / "batched.csv")]
     assert all(t > 0 for t in tokens)  # every row did talk to the model
+
+
+def test_a_row_cut_short_by_a_crash_is_dropped_and_run_again(tmp_path: Path) -> None:
+    full = tmp_path / "full.csv"
+    run_tournament(SMALL, full, workers=1, parquet=False)
+    crashed = tmp_path / "crashed.csv"
+    text = full.read_text()
+    lines = text.splitlines(keepends=True)
+    crashed.write_text("".join(lines[:6]) + lines[6][:25])  # the 6th row was being written
+    assert run_tournament(SMALL, crashed, workers=1, parquet=False) == 24 - 5
+    assert rows_by_job(crashed) == rows_by_job(full)
+    assert len(read_rows(crashed)) == 24
