@@ -67,7 +67,8 @@ class View:
     @property
     def time(self) -> float:
         """Relative time ``t ∈ [0, 1]``: the share of the deadline already used."""
-        return self.state.step / self.state.total_steps
+        state = self.state
+        return (state.round + state.turn / len(state.parties)) / state.max_rounds
 
     @property
     def standing_offer(self) -> Offer | None:

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agents.base import View
-from negotiation.model import Accept, Action, Offer, Propose, RedLine, WalkAway
+from negotiation.model import Accept, Action, Offer, Propose, RedLine, SplitIssue, WalkAway
 from negotiation.terms import describe_change
 from negotiation.utility import FloatArray, IndexArray, red_line_mask
 
@@ -167,10 +167,19 @@ class RuleBasedAgent:
     def __init__(self) -> None:
         self._bidder: Bidder | None = None
         self._last_offer: Offer | None = None
+        self._left_seen: tuple[str, ...] = ()
 
     async def act(self, view: View) -> Action:
         if self._bidder is None:
             self._bidder = Bidder(view)
+        if view.state.left != self._left_seen:
+            # Whoever left gets and pays nothing: offer only terms that say so.
+            self._left_seen = view.state.left
+            self._bidder.forbid([RedLine(issue=issue.id, party=party, op="==", value=0)
+                                 for issue in view.scenario.issues
+                                 if isinstance(issue, SplitIssue)
+                                 for party in view.state.left if party in issue.parties],
+                                None)
         if view.feedback is not None:
             blocked = self._last_offer
             self._bidder.forbid(view.feedback.red_lines,

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from negotiation.model import PublicScenario, Scenario
+from negotiation.model import Organization, PublicScenario, Scenario
 from negotiation.utility import (
     FloatArray,
     IndexArray,
@@ -99,14 +99,21 @@ class SpaceAnalysis:
 
     scenario: Scenario
     seed: int = 0
+    #: Analyse only these organisations (a sub-coalition); ``None``: all of them.
+    members: tuple[str, ...] | None = None
     space: OutcomeSpace = field(init=False)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)
 
+    @cached_property
+    def organizations(self) -> list[Organization]:
+        return [org for org in self.scenario.organizations
+                if self.members is None or org.id in self.members]
+
     @property
     def parties(self) -> list[str]:
-        return self.scenario.party_ids
+        return [org.id for org in self.organizations]
 
     @cached_property
     def public(self) -> PublicScenario:
@@ -165,13 +172,13 @@ class SpaceAnalysis:
     @cached_property
     def reservation(self) -> FloatArray:
         return np.array([org.preferences.reservation_value
-                         for org in self.scenario.organizations])
+                         for org in self.organizations])
 
     @cached_property
     def keeps_red_lines(self) -> dict[str, BoolArray]:
         """Per organisation, which outcomes keep all of its red lines (whole space)."""
         return {org.id: red_line_mask(self.space, org.preferences.red_lines)
-                for org in self.scenario.organizations}
+                for org in self.organizations}
 
     @cached_property
     def feasible_full(self) -> BoolArray:
@@ -209,7 +216,7 @@ class SpaceAnalysis:
         """When there is no ZOPA: who blocks it and why, per party."""
         reasons: dict[str, str] = {}
         feasible = self.feasible
-        for k, org in enumerate(self.scenario.organizations):
+        for k, org in enumerate(self.organizations):
             others_ok = feasible & np.all(
                 np.delete(self.utilities, k, axis=1) >= np.delete(self.reservation, k) - 1e-12,
                 axis=1)

@@ -194,8 +194,9 @@ class Session:
         self.writer = writer
         self.specs = specs
         self.on_event = on_event
-        self.state = negotiation.protocol.start(negotiation.scenario.party_ids,
-                                                negotiation.max_rounds)
+        self.state = negotiation.protocol.start(
+            negotiation.scenario.party_ids, negotiation.max_rounds,
+            min_parties=negotiation.scenario.protocol.min_coalition)
         self.moves: list[Move] = []
         self.history = History(self.moves)
         self.private = {org.id: org.preferences for org in negotiation.scenario.organizations}
@@ -253,13 +254,14 @@ class Session:
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
             if isinstance(action, Propose):
-                verdict, outcome = referee.check_proposal(party, action)
+                verdict, outcome = referee.check_proposal(party, action, state.left)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
                 body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
                 if verdict.blocked:
-                    self.feedback[party] = referee.feedback(verdict, action.offer.terms)
+                    self.feedback[party] = referee.feedback(verdict, action.offer.terms,
+                                                            state.left)
                     body["feedback"] = self.feedback[party].model_dump(mode="json")
                     self.record("blocked", body)
                     self.state = negotiation.protocol.pass_turn(state)
@@ -345,7 +347,8 @@ class Session:
             terms = state.standing_offer.terms
             rationale = self.proposals[-1][3] if self.proposals else ""
             verdict, report = negotiation.referee.check_agreement(
-                terms, state.standing_proposer, rationale)
+                terms, state.standing_proposer, rationale, members=state.parties,
+                departed=state.left)
             body["verdict"] = verdict.model_dump(mode="json")
             body["fairness"] = report
             body["accountability"] = provenance(self.proposals, terms)

@@ -141,11 +141,45 @@ class Referee:
         self._parties = frozenset(scenario.party_ids)
         self.custom = [(spec, load_check(spec.use, spec.options))
                        for spec in self.policy.custom]
+        self.organizations = self.analysis.organizations
+        self._subsets: dict[tuple[str, ...], Referee] = {}
+
+    def for_members(self, members: Sequence[str]) -> Referee:
+        """The referee of a sub-coalition: only its members' preferences count."""
+        key = tuple(members)
+        if key not in self._subsets:
+            self._subsets[key] = Referee(self.scenario, SpaceAnalysis(self.scenario,
+                                                                      members=key))
+        return self._subsets[key]
+
+    def _departed(self, terms: dict[str, TermValue], departed: Sequence[str]
+                  ) -> list[Finding]:
+        """A party that left neither receives nor pays: its shares must be zero."""
+        findings = []
+        for issue in self.scenario.issues:
+            if not isinstance(issue, SplitIssue):
+                continue
+            shares = terms.get(issue.id)
+            for party in departed:
+                if isinstance(shares, dict) and shares.get(party, 0) > 0:
+                    findings.append(Finding(
+                        check="validity", level="block", code="share_for_departed",
+                        message=f"{party} has left, but {issue.name} gives it "
+                                f"{shares[party]}%", data={"issue": issue.id, "party": party,
+                                                           "share": shares[party]}))
+        return findings
 
     # --- proposals -------------------------------------------------------------------
 
-    def check_proposal(self, proposer: str, action: Propose) -> tuple[Verdict, int | None]:
-        """The verdict on a proposal, and its outcome number when the terms are valid."""
+    def check_proposal(self, proposer: str, action: Propose, departed: Sequence[str] = ()
+                       ) -> tuple[Verdict, int | None]:
+        """The verdict on a proposal, and its outcome number when the terms are valid.
+        With ``departed`` parties, the remaining sub-coalition's referee decides."""
+        if departed:
+            members = [p for p in self.scenario.party_ids if p not in departed]
+            verdict, outcome = self.for_members(members).check_proposal(proposer, action)
+            gone = self._departed(action.offer.terms, departed)
+            return (verdict.with_findings(gone) if gone else verdict), outcome
         try:
             outcome = self.space.index_of_offer(action.offer)
         except InvalidOfferError:
@@ -210,11 +244,15 @@ class Referee:
         return np.asarray(np.all(utilities >= self.analysis.reservation - 1e-12, axis=1),
                           dtype=bool)
 
-    def feedback(self, verdict: Verdict, terms: dict[str, TermValue]) -> Feedback:
+    def feedback(self, verdict: Verdict, terms: dict[str, TermValue],
+                 departed: Sequence[str] = ()) -> Feedback:
         """What the proposer of a blocked proposal may learn."""
-        crossed = [red_line for org in self.scenario.organizations
+        crossed = [red_line for org in self.organizations if org.id not in departed
                    for red_line in org.preferences.red_lines
                    if red_line.issue in terms and self._safe_violates(red_line, terms)]
+        crossed += [RedLine(issue=f.data["issue"], party=f.data["party"], op="==", value=0,
+                            reason=f"{f.data['party']} has left the negotiation")
+                    for f in verdict.findings if f.code == "share_for_departed"]
         sentences = []
         for finding in verdict.findings:
             if finding.level != "block":
@@ -258,9 +296,19 @@ class Referee:
 
     # --- agreements ------------------------------------------------------------------
 
-    def check_agreement(self, terms: dict[str, TermValue], proposer: str,
-                        rationale: str) -> tuple[Verdict, dict[str, Any]]:
-        """The verdict on an agreement and its full fairness report."""
+    def check_agreement(self, terms: dict[str, TermValue], proposer: str, rationale: str,
+                        members: Sequence[str] | None = None, departed: Sequence[str] = ()
+                        ) -> tuple[Verdict, dict[str, Any]]:
+        """The verdict on an agreement and its full fairness report; for a sub-coalition
+        (``departed`` non-empty) only its ``members`` count, and whoever left must get and
+        pay nothing."""
+        if departed:
+            kept = list(members or [p for p in self.scenario.party_ids if p not in departed])
+            verdict, report = self.for_members(kept).check_agreement(terms, proposer,
+                                                                     rationale)
+            gone = self._departed(terms, departed)
+            report = {**report, "members": kept, "departed": list(departed)}
+            return (verdict.with_findings(gone) if gone else verdict), report
         outcome = self.space.index_of(terms)
         policy = self.policy
         findings: list[Finding] = [Finding(check="validity", level="pass", code="valid_terms",
@@ -325,7 +373,7 @@ class Referee:
     def _red_lines(self, terms: dict[str, TermValue], outcome: int,
                    setting: CheckLevel) -> list[Finding]:
         findings = []
-        for org in self.scenario.organizations:
+        for org in self.organizations:
             if self.analysis.keeps_red_lines[org.id][outcome]:
                 continue
             for red_line in org.preferences.red_lines:
@@ -344,7 +392,7 @@ class Referee:
     def _rationality(self, outcome: int, setting: CheckLevel) -> list[Finding]:
         utilities = self.analysis.utilities_of(outcome)
         findings = []
-        for org, utility, reservation in zip(self.scenario.organizations, utilities,
+        for org, utility, reservation in zip(self.organizations, utilities,
                                              self.analysis.reservation, strict=True):
             if utility < reservation - 1e-12:
                 findings.append(Finding(
@@ -416,11 +464,11 @@ class Referee:
         for issue in self.scenario.issues:
             if not isinstance(issue, SplitIssue) or issue.nature != "benefit":
                 continue
+            sharing = [p for p in issue.parties if p in self.analysis.parties]
             if shapley is not None:
-                basis = {p: max(shapley[p], 0.0) for p in issue.parties}
+                basis = {p: max(shapley.get(p, 0.0), 0.0) for p in sharing}
             else:
-                basis = {p: self.scenario.organization(p).contribution.value
-                         for p in issue.parties}
+                basis = {p: self.scenario.organization(p).contribution.value for p in sharing}
             total = sum(basis.values())
             shares[issue.id] = {p: (100.0 * v / total if total else 100.0 / len(basis))
                                 for p, v in basis.items()}

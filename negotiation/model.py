@@ -252,6 +252,10 @@ class ProtocolConfig(Strict):
                       description="A built-in or installed protocol, or an import path "
                                   "(mypkg.rules:MyProtocol).")
     rounds: int = Field(default=30, ge=1, le=100_000)
+    min_coalition: int | None = Field(
+        default=None, ge=2,
+        description="mediated_single_text only: parties may leave while at least this many "
+                    "remain, and an agreement among them is valid.")
 
 
 CheckLevel = Literal["off", "warn", "block"]

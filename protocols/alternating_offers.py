@@ -26,7 +26,11 @@ class AlternatingOffers:
     name = "alternating_offers"
     description = "Stacked alternating offers: parties take turns to accept, counter or leave."
 
-    def start(self, parties: Sequence[str], max_rounds: int) -> ProtocolState:
+    def start(self, parties: Sequence[str], max_rounds: int, *,
+              min_parties: int | None = None) -> ProtocolState:
+        if min_parties is not None:
+            raise ValueError("alternating_offers ends when a party walks away; for "
+                             "sub-coalitions use mediated_single_text")
         if len(parties) < 2:
             raise ValueError("a negotiation needs at least two parties")
         if len(set(parties)) != len(parties):

@@ -35,6 +35,10 @@ class ProtocolState:
     reason: str
     #: What the parties asked for this round (protocols that collect requests use it).
     requests: tuple[Offer, ...] = ()
+    #: Parties that left while the others went on (a sub-coalition negotiation).
+    left: tuple[str, ...] = ()
+    #: Fewest parties that may go on negotiating; ``None``: anyone leaving ends it.
+    min_parties: int | None = None
 
     @property
     def current_party(self) -> str:
@@ -60,7 +64,8 @@ class NegotiationProtocol(Protocol):
     name: str
     description: str
 
-    def start(self, parties: Sequence[str], max_rounds: int) -> ProtocolState: ...
+    def start(self, parties: Sequence[str], max_rounds: int, *,
+              min_parties: int | None = None) -> ProtocolState: ...
 
     def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]: ...
 

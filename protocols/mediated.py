@@ -70,7 +70,10 @@ class MediatedSingleText:
     description = ("Mediated single text: parties approve or amend one text; a neutral "
                    "mediator revises it from what they asked for.")
 
-    def start(self, parties: Sequence[str], max_rounds: int) -> ProtocolState:
+    def start(self, parties: Sequence[str], max_rounds: int, *,
+              min_parties: int | None = None) -> ProtocolState:
+        if min_parties is not None and not 2 <= min_parties <= len(parties):
+            raise ValueError(f"min_parties must lie between 2 and {len(parties)}")
         if len(parties) < 2:
             raise ValueError("a negotiation needs at least two parties")
         if len(set(parties)) != len(parties) or MEDIATOR in parties:
@@ -79,7 +82,7 @@ class MediatedSingleText:
             raise ValueError("max_rounds must be at least 1")
         return ProtocolState(parties=tuple(parties), max_rounds=max_rounds, round=0, turn=0,
                              status="running", standing_offer=None, standing_proposer=None,
-                             accepted_by=frozenset(), reason="")
+                             accepted_by=frozenset(), reason="", min_parties=min_parties)
 
     def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]:
         if state.done or party != state.current_party:
@@ -92,7 +95,10 @@ class MediatedSingleText:
         if party != state.current_party:
             raise IllegalActionError(f"it is {state.current_party}'s turn, not {party}'s")
         if isinstance(action, WalkAway):
-            return _with(state, status="no_agreement", reason=f"{party} walked away")
+            remaining = tuple(p for p in state.parties if p != party)
+            if state.min_parties is None or len(remaining) < state.min_parties:
+                return _with(state, status="no_agreement", reason=f"{party} walked away")
+            return self._leave(state, party, remaining)
         if isinstance(action, Accept):
             if state.standing_offer is None:
                 raise IllegalActionError(f"{party} cannot approve: the mediator has no text "
@@ -108,6 +114,14 @@ class MediatedSingleText:
             raise IllegalActionError("the negotiation has ended; no more moves")
         return self._next(state)
 
+    def _leave(self, state: ProtocolState, party: str,
+               remaining: tuple[str, ...]) -> ProtocolState:
+        """The others go on; the party whose turn comes next keeps the same position."""
+        left = _with(state, parties=remaining, left=(*state.left, party))
+        if state.turn < len(remaining):
+            return left
+        return self._next(_with(left, turn=len(remaining) - 1))
+
     @staticmethod
     def _next(state: ProtocolState) -> ProtocolState:
         turn = state.turn + 1
@@ -115,8 +129,9 @@ class MediatedSingleText:
             return _with(state, turn=turn)
         # End of a round: unanimity ends it; otherwise the mediator revises the text.
         if state.standing_offer is not None and len(state.accepted_by) == len(state.parties):
+            without = f" (without {', '.join(state.left)}, who left)" if state.left else ""
             return _with(state, status="agreement",
-                         reason="every party approved the mediator's text")
+                         reason=f"every party approved the mediator's text{without}")
         text = revise(state.standing_offer, state.requests) if state.requests \
             else state.standing_offer
         round_ = state.round + 1

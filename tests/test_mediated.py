@@ -162,3 +162,98 @@ def test_llm_and_rule_based_parties_share_a_mediated_negotiation(
     assert any(e["type"] == "mediator_text" for e in events)
     assert "neutral mediator keeps one text" in prompt(server.requests[0])
     assert events[-1]["type"] == "outcome"
+
+
+class Leaver:
+    """Leaves at its first turn."""
+
+    async def act(self, view: Any) -> Any:
+        return WalkAway(rationale="We will pursue our own plan.")
+
+
+def coalition_scenario(min_coalition: int | None) -> Any:
+    data = load_scenario("species-reintroduction").model_dump(mode="json")
+    data["protocol"] = {"name": "mediated_single_text", "rounds": 40,
+                        "min_coalition": min_coalition}
+    return scenario_from_data(data)
+
+
+def run_with_leaver(min_coalition: int | None) -> Any:
+    from negotiation.engine import Negotiation, build_agents
+    from negotiation.transcript import TranscriptWriter
+
+    scenario = coalition_scenario(min_coalition)
+    specs = {"ngo": "boulware", "agency": "linear", "landowners": "leaver"}
+    agents = build_agents({**specs, "landowners": "boulware"}, 0, scenario)
+    agents["landowners"] = Leaver()
+    writer = TranscriptWriter()
+    result = anyio.run(lambda: Negotiation(scenario).run(agents, seed=0, writer=writer,
+                                                         specs=specs))
+    return result, writer.events
+
+
+def test_the_others_may_go_on_and_agree_without_a_party_that_left() -> None:
+    result, events = run_with_leaver(min_coalition=2)
+    assert result.status == "agreement"
+    assert result.agreement.parties == ["ngo", "agency"]
+    assert "without landowners, who left" in result.reason
+    assert result.agreement.terms["monitoring_split"]["landowners"] == 0
+    outcome = events[-1]
+    assert outcome["fairness"]["members"] == ["ngo", "agency"]
+    checked = {f["data"].get("party") for f in outcome["verdict"]["findings"]
+               if f["check"] in {"individual_rationality", "red_lines"}}
+    assert "landowners" not in checked
+
+
+def test_without_min_coalition_leaving_ends_the_negotiation() -> None:
+    result, _ = run_with_leaver(min_coalition=None)
+    assert result.status == "no_agreement" and result.reason == "landowners walked away"
+
+
+def test_terms_that_still_charge_a_departed_party_are_blocked_with_the_reason() -> None:
+    from negotiation.guardrails import Referee
+
+    scenario = coalition_scenario(2)
+    referee = Referee(scenario)
+    terms = referee.space.terms(0) | {"monitoring_split": {"ngo": 40, "agency": 40,
+                                                           "landowners": 20}}
+    verdict, _ = referee.check_proposal("ngo", Propose(offer=Offer(terms=terms),
+                                                       rationale="r"), ("landowners",))
+    assert verdict.blocked
+    assert any(f.code == "share_for_departed" for f in verdict.findings)
+    feedback = referee.feedback(verdict, terms, ("landowners",))
+    assert any(r.party == "landowners" and r.value == 0 for r in feedback.red_lines)
+
+
+def test_min_coalition_needs_the_mediated_protocol() -> None:
+    from negotiation.scenario import ScenarioError
+
+    data = load_scenario("species-reintroduction").model_dump(mode="json")
+    data["protocol"] = {"name": "alternating_offers", "rounds": 10, "min_coalition": 2}
+    with pytest.raises(ScenarioError, match=r"protocol\.min_coalition"):
+        scenario_from_data(data)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(3, 6), st.lists(st.sampled_from(["propose", "accept", "walk_away"]),
+                                   max_size=60))
+def test_leaving_keeps_the_turn_order_of_those_who_stay(parties: int,
+                                                        kinds: list[str]) -> None:
+    state = PROTOCOL.start([f"p{i}" for i in range(parties)], 4, min_parties=2)
+    for kind in kinds:
+        if state.done:
+            break
+        party = state.current_party
+        if kind not in PROTOCOL.legal_actions(state, party):
+            continue
+        before = list(state.parties)
+        action = {"propose": Propose(offer=offer(1), rationale="r"),
+                  "accept": Accept(rationale="r"), "walk_away": WalkAway(rationale="r")}[kind]
+        state = PROTOCOL.apply(state, party, action)
+        if kind == "walk_away" and not state.done:
+            assert party not in state.parties and party in state.left
+            assert len(state.parties) >= 2
+            following = before[(before.index(party) + 1) % len(before)]
+            if state.turn != 0 or state.round == 0:
+                assert state.current_party == following or state.turn == 0
+        assert state.standing_offer is None or set(state.accepted_by) <= set(state.parties)
