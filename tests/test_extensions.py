@@ -125,11 +125,23 @@ def test_installed_entry_points_are_listed_and_usable(tmp_path: Path) -> None:
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-negotiators\n"
                                    "Version: 1.0\n")
-    (dist / "entry_points.txt").write_text("[negotiation.agents]\ngentle = "
-                                           "acme_negotiators:Gentle\n")
+    (site / "acme_negotiators" / "checks.py").write_text(textwrap.dedent('''
+        class NoZeroFee:
+            """Flags terms that charge no certification fee."""
+
+            name = "no_zero_fee"
+
+            def check(self, scenario, terms, subject):
+                return []
+    '''))
+    (dist / "entry_points.txt").write_text(
+        "[negotiation.agents]\ngentle = acme_negotiators:Gentle\n\n"
+        "[negotiation.guardrails]\nno_zero_fee = acme_negotiators.checks:NoZeroFee\n")
     listed = run_cli("agents", "list", cwd=tmp_path, pythonpath=site)
     assert listed.returncode == 0
     assert "gentle" in listed.stdout and "Accepts whatever is on the table" in listed.stdout
+    checks = run_cli("guardrails", "list", cwd=tmp_path, pythonpath=site)
+    assert "no_zero_fee" in checks.stdout and "Flags terms that charge no" in checks.stdout
     ran = run_cli("run", "rd-joint-venture", "-q", "--driver", "plain", "--agent",
                   "voltaic=gentle", "--out", str(tmp_path / "out"), cwd=tmp_path,
                   pythonpath=site)
