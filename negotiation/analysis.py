@@ -20,9 +20,7 @@ Definitions, with u_i a party's utility and d_i its reservation value (disagreem
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from negotiation.model import Organization, PublicScenario, Scenario
+from negotiation.scenario import scenario_digest
 from negotiation.utility import (
     FloatArray,
     IndexArray,
@@ -126,9 +125,8 @@ class SpaceAnalysis:
 
     @cached_property
     def digest(self) -> str:
-        """sha256 of the scenario's canonical JSON."""
-        canonical = json.dumps(self.scenario_json, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        """sha256 of the scenario's canonical JSON (computed once per scenario)."""
+        return scenario_digest(self.scenario)
 
     @property
     def exact(self) -> bool:

@@ -76,10 +76,8 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except ScenarioError as error:
-            fail(str(error))
-        except (StrategyError, TranscriptError, UnknownProtocolError, UsageError,
-                SignOffError, CharterError, PluginError) as error:
+        except (ScenarioError, StrategyError, TranscriptError, UnknownProtocolError,
+                UsageError, SignOffError, CharterError, PluginError) as error:
             fail(str(error))
         except KeyError as error:
             fail(str(error.args[0]) if error.args else str(error))
@@ -568,15 +566,13 @@ def tournament(
         config = t.load_config(config_path)
         t.ensure_scenarios(config)
         csv_path = out or Path("results") / f"{config_path.stem}.csv"
-        total = len(t.jobs(config))
+        all_jobs = t.jobs(config)
+        done = t.done_jobs(csv_path)
+        skipped = sum(job.key in done for job in all_jobs)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
                       console=console, transient=True) as bar:
-            task = bar.add_task("negotiating", total=total,
-                                completed=total - len(
-                                    [j for j in t.jobs(config)
-                                     if j.key not in t.done_jobs(csv_path)]))
-            skipped = int(bar.tasks[0].completed)
+            task = bar.add_task("negotiating", total=len(all_jobs), completed=skipped)
             ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
                                    progress=lambda n, _: bar.update(task,
                                                                     completed=skipped + n),

@@ -231,11 +231,7 @@ class Session:
         negotiation, state = self.negotiation, self.state
         party = state.current_party
         agent = self.agents[party]
-        view = View(party=party, scenario=negotiation.public, preferences=self.private[party],
-                    space=negotiation.space, utility=negotiation.utilities[party], state=state,
-                    history=self.history,
-                    legal=negotiation.protocol.legal_actions(state, party),
-                    feedback=self.feedback.pop(party, None))
+        view = self.current_view(consume_feedback=True)
         try:
             try:
                 recorded = self._recorded_action(party, agent)
@@ -301,15 +297,17 @@ class Session:
                 "round": self.state.round, "terms": text.terms,
                 "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
 
-    def current_view(self) -> View:
-        """The view of the party whose turn it is (without consuming its feedback)."""
+    def current_view(self, *, consume_feedback: bool = False) -> View:
+        """The view of the party whose turn it is; its referee feedback is handed over
+        once, when the turn is taken (``consume_feedback``)."""
         negotiation, state = self.negotiation, self.state
         party = state.current_party
+        feedback = self.feedback.pop(party, None) if consume_feedback \
+            else self.feedback.get(party)
         return View(party=party, scenario=negotiation.public, preferences=self.private[party],
                     space=negotiation.space, utility=negotiation.utilities[party],
                     state=state, history=self.history,
-                    legal=negotiation.protocol.legal_actions(state, party),
-                    feedback=self.feedback.get(party))
+                    legal=negotiation.protocol.legal_actions(state, party), feedback=feedback)
 
     def abort(self) -> None:
         """Leave a valid transcript that says the run was stopped (once)."""

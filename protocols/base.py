@@ -48,15 +48,6 @@ class ProtocolState:
     def done(self) -> bool:
         return self.status != "running"
 
-    @property
-    def step(self) -> int:
-        """Number of turns taken so far."""
-        return self.round * len(self.parties) + self.turn
-
-    @property
-    def total_steps(self) -> int:
-        return self.max_rounds * len(self.parties)
-
 
 class NegotiationProtocol(Protocol):
     """Rules of a negotiation: who may do what, and what happens when they do."""
