@@ -361,6 +361,7 @@ class PublicScenario(Strict):
     issues: list[Issue]
     organizations: list[PublicProfile]
     protocol: ProtocolConfig
+    fixed: dict[str, TermValue] = Field(default_factory=dict)
 
 
 class Scenario(Strict):
@@ -372,6 +373,10 @@ class Scenario(Strict):
     issues: list[Issue] = Field(min_length=1)
     organizations: list[Organization] = Field(min_length=2)
     protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    fixed: dict[str, TermValue] = Field(
+        default_factory=dict,
+        description="Terms settled before this negotiation (e.g. kept from an earlier "
+                    "agreement): issue id -> its value. Every offer and agreement keeps them.")
     guardrails: GuardrailPolicy = Field(default_factory=GuardrailPolicy)
     coalition_values: list[CoalitionValue] = Field(
         default_factory=list,
@@ -388,6 +393,7 @@ class Scenario(Strict):
             issues=self.issues,
             organizations=[org.public() for org in self.organizations],
             protocol=self.protocol,
+            fixed=self.fixed,
         )
 
     @property

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from negotiation.model import DiscreteIssue, NumericIssue, Scenario, SplitIssue
+from negotiation.utility import InvalidOfferError, settled_value
 
 #: Weights may be written with a few decimals; they must sum to 1 within this tolerance.
 WEIGHT_TOLERANCE = 1e-6
@@ -165,6 +166,8 @@ def _pydantic_problems(error: ValidationError) -> Iterator[Problem]:
 def outcome_space_size(scenario: Scenario) -> int:
     size = 1
     for issue in scenario.issues:
+        if issue.id in scenario.fixed:
+            continue
         if isinstance(issue, DiscreteIssue):
             size *= len(issue.options)
         elif isinstance(issue, NumericIssue):
@@ -194,6 +197,16 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
             yield from _duplicates(f"issues[{i}].parties", issue.parties)
         if isinstance(issue, DiscreteIssue):
             yield from _duplicates(f"issues[{i}].options", issue.options)
+
+    for issue_id, value in scenario.fixed.items():
+        if issue_id not in issues:
+            yield Problem(f"fixed.{issue_id}", f"'{issue_id}' is not an issue; use one of "
+                                               f"{list(issues)}")
+            continue
+        try:
+            settled_value(issues[issue_id], value)
+        except InvalidOfferError as error:
+            yield Problem(f"fixed.{issue_id}", f"{error}; give one of the issue's values")
 
     for i, org in enumerate(scenario.organizations):
         yield from _preference_problems(f"organizations[{i}].preferences", org, issues, org_ids)

@@ -72,16 +72,28 @@ def issue_values(issue: Issue) -> list[TermValue]:
     return values
 
 
+def settled_value(issue: Issue, value: TermValue) -> tuple[TermValue]:
+    """The one allowed value of an issue settled at ``value`` (in its canonical form)."""
+    wanted = _hashable(value)
+    for candidate in issue_values(issue):
+        if _hashable(candidate) == wanted:
+            return (candidate,)
+    raise InvalidOfferError(f"{value!r} is not an allowed value of issue '{issue.id}'")
+
+
 @dataclass(frozen=True)
 class OutcomeSpace:
     """All outcomes of a scenario's issues, indexed ``0 … size-1``."""
 
     issues: tuple[Issue, ...]
+    #: Issues settled in advance: each has only its fixed value in this space.
+    fixed: Mapping[str, TermValue] = field(default_factory=dict)
     values: tuple[tuple[TermValue, ...], ...] = field(init=False)
     _lookup: tuple[dict[object, int], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        values = tuple(tuple(issue_values(issue)) for issue in self.issues)
+        values = tuple(settled_value(issue, self.fixed[issue.id]) if issue.id in self.fixed
+                       else tuple(issue_values(issue)) for issue in self.issues)
         object.__setattr__(self, "values", values)
         object.__setattr__(
             self,
@@ -91,7 +103,7 @@ class OutcomeSpace:
 
     @classmethod
     def of(cls, scenario: Scenario) -> OutcomeSpace:
-        return cls(tuple(scenario.issues))
+        return cls(tuple(scenario.issues), scenario.fixed)
 
     @property
     def issue_ids(self) -> list[str]:

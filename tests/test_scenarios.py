@@ -78,6 +78,10 @@ CASES = [
      broken(lambda d: d["issues"][2].update(parties=["a", "zed"])), "issues[2].parties[1]",
      "not an organisation"),
     ("bad id", broken(lambda d: d.update(id="Tiny Deal")), "id", "not a valid id"),
+    ("fixed term of an unknown issue", broken(lambda d: d.update(fixed={"size": 3})),
+     "fixed.size", "not an issue"),
+    ("fixed term outside the issue", broken(lambda d: d.update(fixed={"price": 7})),
+     "fixed.price", "give one of the issue's values"),
     ("unknown issue kind", broken(lambda d: d["issues"][0].update(kind="colourful")),
      "issues[0]", "set kind to one of"),
 ]

@@ -27,6 +27,21 @@ def test_tiny_space_enumerates_every_combination(tiny: Scenario) -> None:
     assert len({repr(sorted(t.items())) for t in all_terms}) == space.size
 
 
+def test_fixed_terms_leave_one_value_and_keep_every_utility(tiny: Scenario) -> None:
+    settled = tiny.model_copy(update={"fixed": {"price": 5.0, "pot": {"b": 50, "a": 50}}})
+    space = OutcomeSpace.of(settled)
+    assert space.size == 2
+    assert {space.terms(i)["price"] for i in range(space.size)} == {5}
+    assert all(space.terms(i)["pot"] == {"a": 50, "b": 50} for i in range(space.size))
+    full, narrow = utility_functions(tiny), utility_functions(settled, space)
+    for i in range(space.size):
+        terms = space.terms(i)
+        assert narrow["a"](terms) == pytest.approx(full["a"](terms))
+    with pytest.raises(InvalidOfferError):
+        space.index_of({**space.terms(0), "price": 10})
+    assert outcome_space_size(settled) == space.size
+
+
 def test_utilities_match_hand_computation(tiny: Scenario) -> None:
     utility = utility_functions(tiny)
     terms = {"colour": "red", "price": 5, "pot": {"a": 50, "b": 50}}
