@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
-from agents.base import Agent, History, Move, View, derive_seed
+from agents.base import Agent, History, Memory, Move, StageRecord, View, derive_seed
 from agents.rule_based import Hardliner, RandomAgent, TimeDependent, TitForTat
 from negotiation.plugins import AGENT_GROUP, installed, is_import_path, load_agent
 
@@ -93,7 +93,9 @@ __all__ = [
     "STRATEGIES",
     "Agent",
     "History",
+    "Memory",
     "Move",
+    "StageRecord",
     "Strategy",
     "StrategyError",
     "View",

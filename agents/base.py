@@ -9,12 +9,19 @@ weights, scores, reservation value and red lines are out of its reach by constru
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, overload, runtime_checkable
 
 from negotiation.guardrails import Feedback
-from negotiation.model import Action, ActionKind, Offer, Preferences, PublicScenario
+from negotiation.model import (
+    Action,
+    ActionKind,
+    Offer,
+    Preferences,
+    PublicScenario,
+    TermValue,
+)
 from negotiation.utility import OutcomeSpace, UtilityFunction
 from protocols.base import ProtocolState
 
@@ -51,6 +58,34 @@ class History(Sequence[Move]):
 
 
 @dataclass(frozen=True, slots=True)
+class StageRecord:
+    """What one party remembers of an earlier stage of a campaign (its own view only)."""
+
+    stage: str
+    kind: str
+    status: str
+    #: The terms agreed in that stage (public to everyone who was at the table).
+    agreement: Mapping[str, TermValue] | None = None
+    #: The public moves of that stage, when this party took part in it.
+    moves: tuple[Move, ...] = ()
+    #: This party's trust in each partner after the stage, in [0, 1].
+    trust: Mapping[str, float] = field(default_factory=dict)
+    #: This party's realised value of the agreement in force (evaluation stages).
+    realised: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """Earlier stages of a campaign, as one party remembers them."""
+
+    earlier: tuple[StageRecord, ...]
+    #: The agreement in force, expressed in this stage's outcome space (``None``: none).
+    status_quo: Offer | None = None
+    #: This party's current trust in each partner at the table.
+    trust: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class View:
     """Everything one party may know when it is its turn."""
 
@@ -63,6 +98,7 @@ class View:
     history: History
     legal: frozenset[ActionKind]
     feedback: Feedback | None = None
+    memory: Memory | None = None
 
     @property
     def time(self) -> float:

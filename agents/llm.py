@@ -31,7 +31,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.base import View
+from agents.base import Memory, View
 from agents.budget import Budget
 from negotiation.model import (
     Accept,
@@ -312,12 +312,31 @@ def build_messages(view: View, settings: LLMSettings, fixed: _Fixed | None = Non
         "## The negotiation (public)\n" + fixed.scenario,
         "## Your confidential brief (utilities are in [0, 1]; higher is better for you)\n"
         + fixed.brief,
+        *([] if view.memory is None else [
+            "## Earlier stages of this partnership (what you remember)\n"
+            + _data_block(recollection(view.memory))]),
         "## Your earlier moves\n" + _data_block(own),
         "## What the other parties did and said\n<untrusted_party_messages>\n"
         + _data_block(history) + "\n</untrusted_party_messages>",
         "## Now\n" + _data_block(situation) + "\nReply with your move as one JSON object.",
     ])
     return [{"role": "system", "content": fixed.system}, {"role": "user", "content": user}]
+
+
+def recollection(memory: Memory) -> dict[str, Any]:
+    """A campaign's earlier stages as the prompt shows them: outcomes, terms and the
+    party's own trust; the earlier messages are left out (they were the other parties'
+    words, and a summary cannot carry instructions)."""
+    return {
+        "agreement_in_force": None if memory.status_quo is None else memory.status_quo.terms,
+        "your_trust_in_each_partner": dict(memory.trust),
+        "stages": [{"stage": record.stage, "kind": record.kind, "outcome": record.status,
+                    **({"agreed_terms": dict(record.agreement)} if record.agreement else {}),
+                    **({"your_realised_value": record.realised}
+                       if record.realised is not None else {}),
+                    **({"your_trust_afterwards": dict(record.trust)} if record.trust else {})}
+                   for record in memory.earlier],
+    }
 
 
 def _tool(view: View) -> dict[str, Any]:

@@ -191,6 +191,16 @@ class RuleBasedAgent:
     def decide(self, view: View, bidder: Bidder) -> Action:
         raise NotImplementedError
 
+    @classmethod
+    def references(cls, view: View) -> list[Offer]:
+        """What our next offer should resemble: the others' latest offers or, before anyone
+        has made one in a campaign's later stage, the agreement in force (anchoring on the
+        status quo keeps a renegotiation close to what the parties already live with)."""
+        offers = cls.latest_offers_of_others(view)
+        if not offers and view.memory is not None and view.memory.status_quo is not None:
+            return [view.memory.status_quo]
+        return offers
+
     @staticmethod
     def latest_offers_of_others(view: View) -> list[Offer]:
         """Each other party's most recent offer, newest first."""
@@ -242,7 +252,7 @@ class TimeDependent(RuleBasedAgent):
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         target = self.curve.target(view.time, bidder.best_utility, bidder.worst_utility)
-        outcome = bidder.outcome_for(target, self.latest_offers_of_others(view))
+        outcome = bidder.outcome_for(target, self.references(view))
         standing = view.standing_offer
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= max(float(bidder.utility[outcome]),
@@ -282,8 +292,8 @@ class TitForTat(RuleBasedAgent):
                 ratio = self._received[-2] / self._received[-1]
                 self._target = min(max(self._target * ratio, bidder.worst_utility),
                                    bidder.best_utility)
-        return self.propose(view, bidder.outcome_for(self._target,
-                                                     self.latest_offers_of_others(view)), bidder)
+        return self.propose(view, bidder.outcome_for(self._target, self.references(view)),
+                            bidder)
 
 
 class Hardliner(RuleBasedAgent):

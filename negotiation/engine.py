@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 
-from agents import Agent, History, Move, StrategyError, View, make_agent
+from agents import Agent, History, Memory, Move, StrategyError, View, make_agent
 from agents.budget import BudgetExceeded
 from agents.human import HumanAgent
 from negotiation.analysis import SpaceAnalysis
@@ -161,15 +161,20 @@ class Negotiation:
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                 specs: Mapping[str, str], on_event: EventHook | None = None,
-                options: Mapping[str, Any] | None = None) -> Session:
+                options: Mapping[str, Any] | None = None,
+                memory: Mapping[str, Memory] | None = None) -> Session:
         return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event,
-                       options=options)
+                       options=options, memory=memory)
 
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
-                  specs: Mapping[str, str], on_event: EventHook | None = None) -> RunResult:
-        """The plain driver: one loop over turns, no persistence beyond the transcript."""
+                  specs: Mapping[str, str], on_event: EventHook | None = None,
+                  options: Mapping[str, Any] | None = None,
+                  memory: Mapping[str, Memory] | None = None) -> RunResult:
+        """The plain driver: one loop over turns, no persistence beyond the transcript.
+        ``options`` go into the header; ``memory`` is what each party remembers of earlier
+        stages (campaigns)."""
         session = self.session(agents, seed=seed, writer=writer, specs=specs,
-                               on_event=on_event)
+                               on_event=on_event, options=options, memory=memory)
         session.open()
         while not session.done:
             await session.turn()
@@ -186,9 +191,11 @@ class Session:
     def __init__(self, negotiation: Negotiation, agents: Mapping[str, Agent], *, seed: int,
                  writer: TranscriptWriter, specs: Mapping[str, str],
                  on_event: EventHook | None = None,
-                 options: Mapping[str, Any] | None = None) -> None:
+                 options: Mapping[str, Any] | None = None,
+                 memory: Mapping[str, Memory] | None = None) -> None:
         self.negotiation = negotiation
         self.options = dict(options or {})
+        self.memory = dict(memory or {})
         self.agents = agents
         self.seed = seed
         self.writer = writer
@@ -216,11 +223,11 @@ class Session:
             self.on_event(event)
         return event
 
-    def open(self) -> None:
+    def open(self, wall: dict[str, Any] | None = None) -> None:
         header = self.negotiation.header(self.seed, self.specs)
         if self.options:
             header["options"] = self.options
-        self.record("header", header)
+        self.record("header", header, wall=wall)
 
     @property
     def done(self) -> bool:
@@ -307,7 +314,8 @@ class Session:
         return View(party=party, scenario=negotiation.public, preferences=self.private[party],
                     space=negotiation.space, utility=negotiation.utilities[party],
                     state=state, history=self.history,
-                    legal=negotiation.protocol.legal_actions(state, party), feedback=feedback)
+                    legal=negotiation.protocol.legal_actions(state, party), feedback=feedback,
+                    memory=self.memory.get(party))
 
     def abort(self) -> None:
         """Leave a valid transcript that says the run was stopped (once)."""

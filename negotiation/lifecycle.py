@@ -23,6 +23,7 @@ class Status(StrEnum):
     PENDING = "pending sign-off"
     RATIFIED = "ratified"
     REJECTED = "rejected"
+    EVALUATED = "evaluated"
     TAMPERED = "TAMPERED"
 
 
@@ -45,6 +46,8 @@ def status_of(events: list[dict[str, Any]]) -> Status:
     if "signoff" in types:
         decision = next(e for e in reversed(events) if e["type"] == "signoff")["decision"]
         return Status.RATIFIED if decision == "approve" else Status.REJECTED
+    if "evaluation" in types:  # a campaign's evaluation stage: nothing to sign
+        return Status.EVALUATED
     if "outcome" in types:
         outcome = next(e for e in events if e["type"] == "outcome")
         return Status.PENDING if outcome["status"] == "agreement" else Status.NO_AGREEMENT

@@ -40,10 +40,12 @@ class Problem:
 class ScenarioError(Exception):
     """A scenario file cannot be used.  The message names the file, each field and the fix."""
 
+    what = "scenario"
+
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source
         self.problems = problems
-        lines = [f"{source}: invalid scenario ({len(problems)} problem(s))"]
+        lines = [f"{source}: invalid {self.what} ({len(problems)} problem(s))"]
         lines += [f"  - {problem}" for problem in problems]
         super().__init__("\n".join(lines))
 
@@ -116,7 +118,7 @@ def scenario_from_data(data: dict[str, Any], source: str = "<scenario>") -> Scen
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as error:
-        raise ScenarioError(source, list(_pydantic_problems(error))) from None
+        raise ScenarioError(source, list(validation_problems(error))) from None
     problems = list(semantic_problems(scenario))
     if problems:
         raise ScenarioError(source, problems)
@@ -151,7 +153,8 @@ _FIXES = {
 }
 
 
-def _pydantic_problems(error: ValidationError) -> Iterator[Problem]:
+def validation_problems(error: ValidationError) -> Iterator[Problem]:
+    """pydantic's errors as problems with a field path and, where known, the fix."""
     for detail in error.errors(include_url=False):
         message = detail["msg"].removeprefix("Value error, ")
         if detail["type"] == "string_pattern_mismatch":
