@@ -600,6 +600,13 @@ async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | Non
                        agents: Mapping[str, str] | None = None, fsync: bool = True,
                        on_stage: StageHook | None = None) -> CampaignResult:
     """Run every stage into a new folder under ``out_dir``."""
+    parties = {*loaded.base.party_ids, *(org.id for stage in loaded.campaign.stages
+                                         if isinstance(stage, NegotiateStage)
+                                         for org in stage.join)}
+    unknown = set(agents or {}) - parties
+    if unknown:
+        raise KeyError(f"--agent names unknown organisation(s) {sorted(unknown)}; choose "
+                       f"from {sorted(parties)}")
     campaign_seed = loaded.campaign.seed if seed is None else seed
     folder = new_campaign_folder(out_dir, loaded.campaign, campaign_seed)
     try:

@@ -20,7 +20,7 @@ from negotiation.analysis import SpaceAnalysis
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import DiscreteIssue, Scenario, SplitIssue
 from negotiation.terms import format_value
-from negotiation.transcript import load_verified
+from negotiation.transcript import load_verified, negotiation_header
 
 Format = Literal["md", "html"]
 
@@ -42,7 +42,7 @@ _ENVIRONMENT.filters["cell"] = _cell
 
 def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
     events = load_verified(path)
-    header, status = events[0], status_of(events)
+    header, status = negotiation_header(events, path), status_of(events)
     outcome = next((e for e in events if e["type"] == "outcome"), None)
     if outcome is None or outcome["status"] != "agreement":
         raise CharterError(f"{path} records no agreement (status: {status.value}); there is "
@@ -87,7 +87,7 @@ def _plot_png(path: Path) -> bytes:
     from negotiation.plots import plot_trace  # matplotlib loads only when a plot is drawn
 
     events = load_verified(path)
-    scenario = Scenario.model_validate(events[0]["scenario"])
+    scenario = Scenario.model_validate(negotiation_header(events, path)["scenario"])
     proposals = [e for e in events if e["type"] == "move" and "utilities" in e]
     outcome = next(e for e in events if e["type"] == "outcome")
     with tempfile.TemporaryDirectory() as folder:

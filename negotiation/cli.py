@@ -39,7 +39,12 @@ from negotiation.scenario import (
     outcome_space_size,
     shipped_scenarios,
 )
-from negotiation.transcript import TranscriptError, load_verified, verify
+from negotiation.transcript import (
+    TranscriptError,
+    load_verified,
+    negotiation_header,
+    verify,
+)
 from protocols import UnknownProtocolError, get_protocol
 
 app = typer.Typer(
@@ -305,15 +310,27 @@ def load_header(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path}: not a transcript ({error})") from None
     if not isinstance(header, dict) or header.get("type") != "header":
         raise UsageError(f"{path}: not a transcript (no header)")
-    return header
+    return negotiation_header([header], path)
 
 
 @app.command(name="verify")
 @friendly_errors
 def verify_command(
-    transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl) to check.")],
+    transcript: Annotated[Path, typer.Argument(
+        help="A transcript (.jsonl) or a campaign folder to check.")],
 ) -> None:
-    """Re-compute a transcript's hash chain; exit 1 and name the first bad line if tampered."""
+    """Re-compute a transcript's hash chain; exit 1 and name the first bad line if tampered.
+    Given a campaign folder, check every stage's transcript and the links between them."""
+    if transcript.is_dir():
+        from negotiation.campaign import verify_campaign
+
+        problems = verify_campaign(transcript)
+        for problem in problems:
+            console.print(f"[bold red]TAMPERED[/] {escape(problem)}")
+        if problems:
+            raise typer.Exit(1)
+        console.print(f"[bold green]OK[/] {transcript}: every stage verified and linked")
+        return
     result = verify(transcript)
     if not result.ok:
         console.print(f"[bold red]TAMPERED[/] {transcript}: {escape(result.reason)}")
@@ -342,6 +359,46 @@ def analyze(
 
         plot_space(analysis, plot)
         console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+
+
+@app.command()
+@friendly_errors
+def campaign(
+    campaign_path: Annotated[Path, typer.Argument(metavar="FILE",
+                                                  help="Campaign file (YAML).")],
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the campaign's).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", metavar="ORG=STRATEGY",
+        help="An organisation's negotiator in every stage. Repeatable.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder in which the campaign's folder is made.")
+                   ] = Path("transcripts"),
+    plot: Annotated[bool, typer.Option(help="Draw value and trust per stage to summary.png."
+                                       )] = True,
+) -> None:
+    """Run a campaign (pilot → evaluation → renegotiation → scale-up): one linked
+    transcript per stage, a summary of terms and trust, and a plot."""
+    from negotiation.campaign import load_campaign, read_manifest, run_campaign
+
+    loaded = load_campaign(campaign_path)
+    overrides = parse_agent_overrides(agent or [])
+
+    def progress(stage: Any) -> None:
+        console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
+                      f"({stage.kind}): {escape(stage.reason)}")
+
+    console.print(f"[bold]{escape(loaded.campaign.title)}[/]: "
+                  f"{len(loaded.campaign.stages)} stages")
+    result = anyio.run(lambda: run_campaign(loaded, out, seed=seed, agents=overrides,
+                                            on_stage=progress))
+    manifest = read_manifest(result.folder)
+    console.print(render.campaign_view(manifest))
+    if plot:
+        from negotiation.plots import plot_campaign
+
+        chart = plot_campaign(manifest, result.folder / "summary.png")
+        console.print(f"Plot: [bold]{escape(str(chart))}[/]")
+    console.print(f"Transcripts: [bold]{escape(str(result.folder))}[/] (check the links with "
+                  "negotiate verify FOLDER; each agreement awaits negotiate review FILE)")
 
 
 @app.command(name="map")
@@ -409,7 +466,7 @@ def report(
 ) -> None:
     """Summarise a run from its transcript alone; optionally plot the offers."""
     events = load_verified(transcript)
-    scenario = Scenario.model_validate(events[0]["scenario"])
+    scenario = Scenario.model_validate(negotiation_header(events, transcript)["scenario"])
     outcome = events[-1]
     if outcome["type"] != "outcome":
         raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
@@ -444,7 +501,7 @@ def review(
     if status is Status.TAMPERED:
         raise SignOffError(f"{transcript} is TAMPERED ({verify(transcript).reason}); it cannot "
                            "be reviewed or signed")
-    header = events[0]
+    header = negotiation_header(events, transcript)
     scenario = Scenario.model_validate(header["scenario"])
     console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
                                         header["protocol"]["rounds"]))

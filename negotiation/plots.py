@@ -118,3 +118,36 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
+
+
+def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
+    """Per party, the value of the agreement in force and the mean trust in its partners
+    after every stage of a campaign."""
+    stages = manifest["stages"]
+    labels = [stage["id"] for stage in stages]
+    parties = list(dict.fromkeys(p for stage in stages for p in stage["parties"]))
+    figure = Figure(figsize=(11, 4.4))
+    value_ax, trust_ax = figure.subplots(1, 2)
+    colours = colormaps["tab10"]
+    for k, party in enumerate(parties):
+        values = [stage["values"].get(party, np.nan) for stage in stages]
+        trust = [np.mean(list(stage["trust"][party].values()))
+                 if stage["trust"].get(party) else np.nan for stage in stages]
+        value_ax.plot(labels, values, "-o", c=colours(k), label=party)
+        trust_ax.plot(labels, trust, "-o", c=colours(k), label=party)
+    for stage_index, stage in enumerate(stages):
+        if stage["kind"] == "evaluate":
+            for ax in (value_ax, trust_ax):
+                ax.axvspan(stage_index - 0.4, stage_index + 0.4, color="#eef2f8", zorder=0)
+    value_ax.set_title("Value of the agreement in force\n(realised value after evaluations)",
+                       fontsize=9)
+    trust_ax.set_title("Mean trust in partners", fontsize=9)
+    for ax in (value_ax, trust_ax):
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        ax.grid(alpha=0.3)
+    value_ax.legend(fontsize=8, loc="lower left")
+    figure.suptitle(manifest["title"], fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path

@@ -211,3 +211,64 @@ def fairness_view(report: Mapping[str, Any]) -> Table:
 
 def error_console() -> Console:
     return Console(stderr=True, highlight=False)
+
+
+def _term(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return " · ".join(f"{party} {share}" for party, share in value.items())
+    return str(value)
+
+
+def campaign_view(manifest: Mapping[str, Any]) -> Group:
+    """A campaign's stages, how the terms in force evolved, and each party's value and
+    trust after every stage (from ``campaign.json``)."""
+    stages = manifest["stages"]
+    overview = Table(title=f"{manifest['title']} · seed {manifest['seed']}",
+                     title_justify="left")
+    for column in ("#", "Stage", "Kind", "Outcome", "Rounds", "Transcript"):
+        overview.add_column(column, overflow="fold")
+    styles = {"agreement": "bold green", "evaluated": "cyan", "no_agreement": "red"}
+    for stage in stages:
+        overview.add_row(str(stage["index"] + 1), stage["id"], stage["kind"],
+                         Text(stage["reason"], style=styles.get(stage["status"], "")),
+                         "" if stage["rounds"] is None else str(stage["rounds"]),
+                         stage["transcript"])
+    parts: list[Any] = [overview]
+    negotiated = [stage for stage in stages if stage["kind"] == "negotiate"]
+    if negotiated:
+        terms = Table(title="Terms in force after each negotiation", title_justify="left")
+        terms.add_column("Issue", style="bold")
+        issues: dict[str, None] = {}
+        for stage in negotiated:
+            terms.add_column(stage["id"], overflow="fold")
+            issues.update(dict.fromkeys(stage["terms"] or {}))
+        for issue in issues:
+            row, previous = [], None
+            for stage in negotiated:
+                value = (stage["terms"] or {}).get(issue)
+                text = "—" if value is None else _term(value)
+                row.append(Text(text, style="dim" if text == previous else ""))
+                previous = text
+            terms.add_row(issue, *row)
+        parts.append(terms)
+    values = Table(title="Value of the agreement in force (realised, after an evaluation) "
+                         "and mean trust in partners τ", title_justify="left")
+    values.add_column("Party", style="bold")
+    parties: dict[str, None] = {}
+    for stage in stages:
+        values.add_column(stage["id"], justify="right")
+        parties.update(dict.fromkeys(stage["parties"]))
+    for party in parties:
+        cells = []
+        for stage in stages:
+            value = stage["values"].get(party)
+            trust = stage["trust"].get(party) or {}
+            tau = sum(trust.values()) / len(trust) if trust else None
+            cells.append("" if value is None and tau is None else
+                         f"{'—' if value is None else f'{value:.2f}'}"
+                         f"{'' if tau is None else f'  τ {tau:.2f}'}")
+        values.add_row(party, *cells)
+    parts.append(values)
+    if manifest.get("stopped"):
+        parts.append(Text(manifest["stopped"], style="bold red"))
+    return Group(*parts)

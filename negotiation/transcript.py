@@ -256,6 +256,16 @@ def load_verified(path: Path) -> list[dict[str, Any]]:
     return result.events
 
 
+def negotiation_header(events: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+    """The header of a negotiation's transcript; ``TranscriptError`` for any other kind."""
+    header = events[0] if events else {}
+    if "scenario" not in header:
+        kind = header.get("kind", "unknown")
+        raise TranscriptError(f"{path} records a campaign's {kind} stage, not a negotiation; "
+                              "see campaign.json beside it (negotiate verify FOLDER)")
+    return header
+
+
 def deterministic_lines(events: list[dict[str, Any]]) -> list[str]:
     """Events without wall-clock fields or hashes: what two runs with one seed share."""
     drop = {WALL, "hash", "prev_hash"}
