@@ -502,7 +502,8 @@ class CampaignRunner:
         return {party: Memory(earlier=tuple(self.records[party]), status_quo=status_quo,
                               trust={p: self.trust[party][p] for p in scenario.party_ids
                                      if p != party})
-                for party in scenario.party_ids}
+                for party in scenario.party_ids
+                if self.records[party] or status_quo is not None}
 
     def _evaluate(self, index: int, stage: EvaluateStage, path: Path) -> StageResult:
         in_force = self.in_force
