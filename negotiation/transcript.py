@@ -57,15 +57,19 @@ def timestamp() -> str:
 class TranscriptWriter:
     """Appends hash-chained events to a file (flushed and fsynced each) or to memory.
 
-    With ``path=None`` events are kept in ``lines`` only, for tournaments and benchmarks.
+    With ``path=None`` events are kept in memory, for tournaments and benchmarks, and
+    chained lazily: ``prev_hash``, ``hash`` and ``lines`` are computed the first time
+    ``lines`` or ``head_hash`` is read (the same values an eager writer gives), so a
+    tournament that only reads the events never pays for serialising them.
     """
 
     def __init__(self, path: Path | None = None, *, fsync: bool = True,
                  _continue_from: tuple[int, str] | None = None) -> None:
         self.path = path
         self.fsync = fsync
-        self.lines: list[str] = []
+        self._lines: list[str] = []
         self.events: list[dict[str, Any]] = []
+        self._chained = 0  # events[:_chained] carry their hashes and have a line
         self._seq, self._head = _continue_from or (0, GENESIS)
         self._file: IO[str] | None = None
         self._pending: list[dict[str, Any]] = []
@@ -115,35 +119,50 @@ class TranscriptWriter:
 
     @property
     def head_hash(self) -> str:
+        self._chain()
         return self._head
+
+    @property
+    def lines(self) -> list[str]:
+        """The transcript's lines (canonical JSON, hash last), as a file would hold them."""
+        self._chain()
+        return self._lines
 
     def append(self, type_: str, body: dict[str, Any], *, wall: dict[str, Any] | None = None
                ) -> dict[str, Any]:
-        event: dict[str, Any] = {"seq": self._seq, "type": type_, "prev_hash": self._head}
+        event: dict[str, Any] = {"seq": self._seq, "type": type_}
         event.update(body)
         self._skip_interruptions()
         if self._pending:
+            event["prev_hash"] = self._head
             return self._adopt(event)
         event[WALL] = {"at": timestamp(), **(wall or {})}
-        # One serialisation serves both the hash and the line: the line is the canonical
-        # body with "hash" appended last, and verify() re-canonicalises without it.
-        body_json = canonical_json(event)
-        event["hash"] = hashlib.sha256(body_json.encode()).hexdigest()
-        line = f'{body_json[:-1]},"hash":"{event["hash"]}"}}'
+        self.events.append(event)
+        self._seq += 1
         if self._file is not None:
-            self._file.write(line + "\n")
+            self._chain()
+            self._file.write(self._lines[-1] + "\n")
             self._file.flush()
             if self.fsync:
                 os.fsync(self._file.fileno())
-        self.lines.append(line)
-        self.events.append(event)
-        self._seq += 1
-        self._head = event["hash"]
         return event
 
+    def _chain(self) -> None:
+        """Hash every event not chained yet and make its line."""
+        for event in self.events[self._chained:]:
+            event["prev_hash"] = self._head
+            # One serialisation serves both the hash and the line: the line is the
+            # canonical body with "hash" appended last; verify() re-canonicalises without it.
+            body_json = canonical_json(event)
+            event["hash"] = self._head = hashlib.sha256(body_json.encode()).hexdigest()
+            self._lines.append(f'{body_json[:-1]},"hash":"{event["hash"]}"}}')
+        self._chained = len(self.events)
+
     def _take(self, existing: dict[str, Any]) -> dict[str, Any]:
-        self.lines.append(canonical_json(existing))
+        self._chain()
+        self._lines.append(canonical_json(existing))
         self.events.append(existing)
+        self._chained = len(self.events)
         self._seq = existing["seq"] + 1
         self._head = existing["hash"]
         return existing
