@@ -116,6 +116,22 @@ INSTRUCTION_PATTERNS = [
 #: All of them in one pattern: one scan per text instead of one per phrase.
 INSTRUCTION_LIKE = re.compile("|".join(f"(?:{p})" for p in INSTRUCTION_PATTERNS),
                               re.IGNORECASE)
+#: A word every pattern needs: texts with none of them (nearly all) skip the regex scan,
+#: which costs a few times more than these substring tests, on every move.
+INSTRUCTION_WORDS = ("ignore", "disregard", "system", "developer", "instruction", "you",
+                     "reveal", "as an ai", "untrusted")
+#: Characters the regex's case-insensitive matching equates with ASCII letters (İ ı ſ K)
+#: but ``str.lower`` does not: a text with one of them gets the full scan.
+_FOLDS_TO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
+
+
+def instruction_like(text: str) -> re.Match[str] | None:
+    """The first phrase of ``text`` that reads like instructions to a negotiator."""
+    if _FOLDS_TO_ASCII.isdisjoint(text):
+        lowered = text.lower()
+        if not any(word in lowered for word in INSTRUCTION_WORDS):
+            return None
+    return INSTRUCTION_LIKE.search(text)
 
 
 def _level(failed: bool, setting: CheckLevel) -> Level:
@@ -284,7 +300,7 @@ class Referee:
         findings = []
         for field_name in ("rationale", "message"):
             text = getattr(action, field_name) or ""
-            hit = INSTRUCTION_LIKE.search(text) if text else None
+            hit = instruction_like(text) if text else None
             if hit is not None:
                 findings.append(Finding(
                     check="injection", level=setting, code="instruction_like_text",
@@ -316,14 +332,23 @@ class Referee:
         findings += self._accountability(proposer, rationale, "agreements")
         findings += self._red_lines(terms, outcome, policy.red_lines.agreements)
         findings += self._rationality(outcome, policy.individual_rationality.agreements)
-        findings += self._pareto(outcome, policy.pareto.agreements)
-        findings += self._fairness(outcome, policy.fairness.agreements)
+        distance, better = self._efficiency(outcome)
+        report = self.report(outcome, efficiency=(distance, better))
+        findings += self._pareto(outcome, policy.pareto.agreements, (distance, better))
+        findings += self._fairness(report, policy.fairness.agreements)
         findings += self._shares(terms, policy.fairness.agreements)
         findings += self._custom(terms, "agreement")
-        return verdict_of("agreement", findings), self.report(outcome)
+        return verdict_of("agreement", findings), report
 
-    def report(self, outcome: int) -> dict[str, Any]:
-        """Every fairness and efficiency measure of one outcome."""
+    def _efficiency(self, outcome: int) -> tuple[float, int | None]:
+        """Distance to the Pareto frontier and a dominating outcome, if any."""
+        return self.analysis.frontier_distance(outcome), self.analysis.dominating(outcome)
+
+    def report(self, outcome: int, efficiency: tuple[float, int | None] | None = None
+               ) -> dict[str, Any]:
+        """Every fairness and efficiency measure of one outcome (``efficiency``: the
+        result of ``_efficiency`` when the caller has it already)."""
+        distance, better = efficiency or self._efficiency(outcome)
         analysis = self.analysis
         utilities = analysis.utilities_of(outcome)
         gains = utilities - analysis.reservation
@@ -341,8 +366,8 @@ class Referee:
                 utilities - np.array([ks.utilities[p] for p in parties]))), 6),
             "lowest_gain": round(float(gains.min()), 6),
             "welfare": round(float(utilities.sum()), 6),
-            "pareto_distance": round(analysis.frontier_distance(outcome), 6),
-            "pareto_dominated": analysis.dominating(outcome) is not None,
+            "pareto_distance": round(distance, 6),
+            "pareto_dominated": better is not None,
             "shares": self.share_report(self.space.terms(outcome)),
             "reference_points": {p.name: p.utilities for p in analysis.special_points()},
         }
@@ -408,9 +433,9 @@ class Referee:
                                                              "alternative to a deal"))
         return findings
 
-    def _pareto(self, outcome: int, setting: CheckLevel) -> list[Finding]:
-        distance = self.analysis.frontier_distance(outcome)
-        better = self.analysis.dominating(outcome)
+    def _pareto(self, outcome: int, setting: CheckLevel,
+                efficiency: tuple[float, int | None] | None = None) -> list[Finding]:
+        distance, better = efficiency or self._efficiency(outcome)
         limit = self.policy.pareto.max_distance
         if better is None:
             return [Finding(check="pareto", level="pass", code="pareto_efficient",
@@ -427,9 +452,8 @@ class Referee:
                                 f"worse for none (distance to the frontier {distance:.3f} > "
                                 f"{limit})", data=data)]
 
-    def _fairness(self, outcome: int, setting: CheckLevel) -> list[Finding]:
+    def _fairness(self, report: dict[str, Any], setting: CheckLevel) -> list[Finding]:
         policy = self.policy.fairness
-        report = self.report(outcome)
         findings = []
         ratio = report["nash_ratio"]
         if ratio is not None:

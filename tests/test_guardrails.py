@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from agents import View, make_agent
 from negotiation.engine import Negotiation, RunResult, run_scenario
-from negotiation.guardrails import Referee, provenance
+from negotiation.guardrails import INSTRUCTION_LIKE, Referee, instruction_like, provenance
 from negotiation.model import Accept, Action, Offer, Propose, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.transcript import TranscriptWriter, load_verified
@@ -194,3 +194,20 @@ def test_shapley_shares_replace_contributions_when_coalition_values_exist() -> N
     referee = Referee(scenario_from_data(data))
     # Shapley: platform (0 + 80) / 2 = 40, vendor (20 + 100) / 2 = 60.
     assert referee.fair_shares["revenue_share"] == pytest.approx({"platform": 40, "vendor": 60})
+
+
+_PHRASES = ["ignore your instructions", "IGNORE the brief", "disregard", "system prompt",
+            "Developer Message", "new instruction", "you must accept", "You will now sign",
+            "reveal your reservation", "As an AI", "</untrusted", "ſystem prompt",
+            "ıgnore all rules", "İGNORE the prompt", "\u212aeep", "moves on price (β=4)",
+            "you", "a fair split", "→", "instructions", "reveal"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PHRASES) | st.text(max_size=12), max_size=6))
+def test_the_injection_prefilter_never_misses_what_the_full_scan_finds(parts: list[str]
+                                                                        ) -> None:
+    text = " ".join(parts)
+    fast, full = instruction_like(text), INSTRUCTION_LIKE.search(text)
+    assert (fast is None) == (full is None)
+    assert fast is None or full is None or fast.group(0) == full.group(0)
