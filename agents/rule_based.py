@@ -46,7 +46,6 @@ class Bidder:
         self.ascending: IndexArray = ascending
         self.ascending_utility: FloatArray = utility[self.ascending]
         self.utility = utility
-        self._offers: dict[int, Offer] = {}
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
         self._last_choice: tuple[tuple[int, ...], int] | None = None
@@ -76,10 +75,7 @@ class Bidder:
         return float(self.ascending_utility[0])
 
     def offer(self, outcome: int) -> Offer:
-        cached = self._offers.get(outcome)
-        if cached is None:
-            cached = self._offers[outcome] = self.space.offer(outcome)
-        return cached
+        return self.space.offer(outcome)
 
     def outcome_of(self, offer: Offer) -> int:
         known = self._outcomes.get(id(offer))
@@ -219,7 +215,8 @@ class RuleBasedAgent:
                                  None if self._last_offer is None else self._last_offer.terms,
                                  offer.terms)
         self._last_offer = offer
-        return Propose(offer=offer, rationale=f"{self.label}: {change}.")
+        # Built from our own outcome space: valid by construction, so not validated again.
+        return Propose.model_construct(offer=offer, rationale=f"{self.label}: {change}.")
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,20 @@ def now() -> datetime:
     return datetime.now(tz=UTC)
 
 
+_SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def timestamp() -> str:
-    return now().isoformat(timespec="milliseconds")
+    """``now()`` as ISO 8601 with milliseconds, e.g. ``2026-11-24T21:13:31.123+00:00``.
+
+    Every event is stamped, so the date and time are formatted once per second and only
+    the milliseconds per call (the same text ``isoformat(timespec="milliseconds")`` gives).
+    """
+    moment = now()
+    second = moment.replace(microsecond=0)
+    if second != _SECOND[0]:
+        _SECOND[0], _SECOND[1] = second, second.isoformat()[:-6]
+    return f"{_SECOND[1]}.{moment.microsecond // 1000:03d}+00:00"
 
 
 class TranscriptWriter:

@@ -39,6 +39,9 @@ FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
 
 
+MAX_SHARED_OFFERS = 65_536
+
+
 class InvalidOfferError(ValueError):
     """An offer that does not name exactly one allowed value for every issue."""
 
@@ -90,6 +93,10 @@ class OutcomeSpace:
     fixed: Mapping[str, TermValue] = field(default_factory=dict)
     values: tuple[tuple[TermValue, ...], ...] = field(init=False)
     _lookup: tuple[dict[object, int], ...] = field(init=False, repr=False)
+    #: Offers built so far, shared by every negotiation over this space (offers are
+    #: immutable); bounded so that huge spaces do not grow it without limit.
+    _offers: dict[int, Offer] = field(init=False, repr=False, compare=False,
+                                      default_factory=dict)
 
     def __post_init__(self) -> None:
         values = tuple(settled_value(issue, self.fixed[issue.id]) if issue.id in self.fixed
@@ -162,8 +169,14 @@ class OutcomeSpace:
         return result
 
     def offer(self, outcome: int) -> Offer:
-        offer = Offer(terms=self.terms(outcome))
-        offer._outcome = (id(self), outcome)
+        """The offer of outcome number ``outcome`` (one shared object per outcome)."""
+        offer = self._offers.get(outcome)
+        if offer is None:
+            if len(self._offers) >= MAX_SHARED_OFFERS:
+                self._offers.clear()
+            offer = Offer.model_construct(terms=self.terms(outcome))  # valid by construction
+            offer._outcome = (id(self), outcome)
+            self._offers[outcome] = offer
         return offer
 
     def index_of_offer(self, offer: Offer) -> int:

@@ -170,3 +170,16 @@ def test_a_failing_agent_ends_the_run_with_a_valid_transcript_naming_it(
     events = load_verified(path)
     assert [e["type"] for e in events[-2:]] == ["error", "outcome"]
     assert events[-2]["party"] == "voltaic"
+
+
+@pytest.mark.parametrize("micro", [0, 999, 1000, 123456, 999999])
+def test_timestamps_read_like_isoformat_with_milliseconds(
+        micro: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime
+
+    from negotiation import transcript
+
+    for second in (7, 8):  # a new second re-formats the date, the same one reuses it
+        moment = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
+        monkeypatch.setattr(transcript, "now", lambda moment=moment: moment)
+        assert transcript.timestamp() == moment.isoformat(timespec="milliseconds")
