@@ -221,8 +221,7 @@ class RuleBasedAgent:
                                  None if self._last_offer is None else self._last_offer.terms,
                                  offer.terms)
         self._last_offer = offer
-        # Built from our own outcome space: valid by construction, so not validated again.
-        return Propose.model_construct(offer=offer, rationale=f"{self.label}: {change}.")
+        return Propose(offer=offer, rationale=f"{self.label}: {change}.")
 
 
 @dataclass(frozen=True)

@@ -303,20 +303,26 @@ class SpaceAnalysis:
 
     def dominating(self, outcome: int) -> int | None:
         """A feasible outcome that Pareto-dominates ``outcome`` (the best such by sum)."""
-        point = self.utilities_of(outcome)
-        front = self.frontier_utilities
-        better = np.all(front >= point - 1e-12, axis=1) & np.any(front > point + 1e-12, axis=1)
-        if not better.any():
-            return None
-        choices = np.flatnonzero(better)
-        return int(self.frontier[choices[int(np.argmax(front[choices].sum(axis=1)))]])
+        return self.efficiency(outcome)[1]
 
     def frontier_distance(self, outcome: int) -> float:
         """Euclidean distance in utility space from ``outcome`` to the nearest frontier point."""
+        return self.efficiency(outcome)[0]
+
+    def efficiency(self, outcome: int) -> tuple[float, int | None]:
+        """``outcome``'s distance to the Pareto frontier and a feasible outcome that
+        dominates it (the best such by sum; ``None`` if none), from one pass over the
+        frontier."""
+        front = self.frontier_utilities
         if not len(self.frontier):
-            return 0.0
-        point = self.utilities_of(outcome)
-        return float(np.sqrt(((self.frontier_utilities - point) ** 2).sum(axis=1)).min())
+            return 0.0, None
+        gap = front - self.full_utilities[outcome]
+        distance = float(np.sqrt(np.einsum("ij,ij->i", gap, gap).min()))
+        better = (gap >= -1e-12).all(axis=1) & (gap > 1e-12).any(axis=1)
+        if not better.any():
+            return distance, None
+        choices = np.flatnonzero(better)
+        return distance, int(self.frontier[choices[int(np.argmax(front[choices].sum(axis=1)))]])
 
 
 def shapley_values(players: Sequence[str], value: Mapping[frozenset[str], float]

@@ -10,6 +10,7 @@ reservation value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -342,7 +343,7 @@ class Referee:
 
     def _efficiency(self, outcome: int) -> tuple[float, int | None]:
         """Distance to the Pareto frontier and a dominating outcome, if any."""
-        return self.analysis.frontier_distance(outcome), self.analysis.dominating(outcome)
+        return self.analysis.efficiency(outcome)
 
     def report(self, outcome: int, efficiency: tuple[float, int | None] | None = None
                ) -> dict[str, Any]:
@@ -353,7 +354,8 @@ class Referee:
         utilities = analysis.utilities_of(outcome)
         gains = utilities - analysis.reservation
         best_nash = analysis.best_nash_product
-        product = float(analysis.nash_product_of(utilities))
+        # One point: plain floats beat numpy's per-call overhead here.
+        product = math.prod(max(gain, 0.0) for gain in gains.tolist())
         ks = analysis.kalai_smorodinsky
         parties = analysis.parties
         report: dict[str, Any] = {

@@ -174,7 +174,7 @@ class OutcomeSpace:
         if offer is None:
             if len(self._offers) >= MAX_SHARED_OFFERS:
                 self._offers.clear()
-            offer = Offer.model_construct(terms=self.terms(outcome))  # valid by construction
+            offer = Offer(terms=self.terms(outcome))
             offer._outcome = (id(self), outcome)
             self._offers[outcome] = offer
         return offer
