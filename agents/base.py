@@ -56,6 +56,9 @@ class History(Sequence[Move]):
     def __iter__(self) -> Iterator[Move]:
         return iter(self._moves)
 
+    def __reversed__(self) -> Iterator[Move]:
+        return reversed(self._moves)
+
 
 @dataclass(frozen=True, slots=True)
 class StageRecord:

@@ -76,18 +76,20 @@ async def run_many(scenario: Scenario, runs: int, out_dir: Path | None,
 
 
 def measure(label: str, scenario: Scenario, runs: int, out_dir: Path | None,
-            specs: dict[str, str] = LIKE_NEGMAS) -> float:
+            specs: dict[str, str] = LIKE_NEGMAS, quiet: bool = False) -> float:
     start = time.perf_counter()
     steps, agreements = anyio.run(run_many, scenario, runs, out_dir, specs)
     elapsed = time.perf_counter() - start
     rate = runs / elapsed
     rounds = steps / 2
-    print(f"{label:<34} {rate:9.1f} negotiations/s   {elapsed / rounds * 1e6:7.1f} µs/round   "
-          f"({agreements}/{runs} agreements, {rounds / runs:.1f} rounds on average)")
+    if not quiet:
+        print(f"{label:<34} {rate:9.1f} negotiations/s   {elapsed / rounds * 1e6:7.1f} "
+              f"µs/round   ({agreements}/{runs} agreements, {rounds / runs:.1f} rounds on "
+              "average)")
     return rate
 
 
-def measure_negmas(scenario: Scenario, runs: int) -> float | None:
+def measure_negmas(scenario: Scenario, runs: int, quiet: bool = False) -> float | None:
     if not negmas_available():
         return None
     from negmas import SAOMechanism
@@ -105,10 +107,24 @@ def measure_negmas(scenario: Scenario, runs: int) -> float | None:
         agreements += state.agreement is not None
     elapsed = time.perf_counter() - start
     rate = runs / elapsed
-    print(f"{'NegMAS SAOMechanism (same domain)':<34} {rate:9.1f} negotiations/s   "
-          f"{elapsed / max(rounds, 1) * 1e6:7.1f} µs/round   ({agreements}/{runs} agreements, "
-          f"{rounds / runs:.1f} rounds on average)")
+    if not quiet:
+        print(f"{'NegMAS SAOMechanism (same domain)':<34} {rate:9.1f} negotiations/s   "
+              f"{elapsed / max(rounds, 1) * 1e6:7.1f} µs/round   ({agreements}/{runs} "
+              f"agreements, {rounds / runs:.1f} rounds on average)")
     return rate
+
+
+def side_by_side(scenario: Scenario, repeats: int, ours_runs: int, peer_runs: int
+                 ) -> tuple[list[float], list[float]]:
+    """Both systems warmed up, then measured in alternation ``repeats`` times, so that a
+    noisy neighbour slows both rather than one."""
+    measure("warm-up", scenario, max(ours_runs // 10, 5), None, quiet=True)
+    measure_negmas(scenario, max(peer_runs // 10, 2), quiet=True)
+    ours, peer = [], []
+    for _ in range(repeats):
+        ours.append(measure("ours", scenario, ours_runs, None, quiet=True))
+        peer.append(measure_negmas(scenario, peer_runs, quiet=True) or float("nan"))
+    return ours, peer
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -21,7 +22,13 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_frontier import domain, negmas_time, ours
-from bench_negotiation import OUR_DEFAULTS, benchmark_scenario, measure, measure_negmas
+from bench_negotiation import (
+    OUR_DEFAULTS,
+    benchmark_scenario,
+    measure,
+    measure_negmas,
+    side_by_side,
+)
 from peer import negmas_available
 
 from negotiation.tournament import TournamentConfig, run_tournament
@@ -37,6 +44,7 @@ def peak_rss_mib() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tournament", type=int, default=10_000)
     args = parser.parse_args()
     if not negmas_available():
@@ -45,14 +53,16 @@ def main() -> None:
 
     print("== Negotiation throughput (same domain, same process) ==")
     scenario = benchmark_scenario()
-    ours_rate = measure("ours, NegMAS's curves", scenario, args.runs, None)
-    peer_rate = measure_negmas(scenario, max(args.runs // 5, 10))
-    assert peer_rate is not None
-    ours_again = measure("ours again (noise check)", scenario, args.runs, None)
-    defaults = measure("ours, our boulware/conceder", scenario, args.runs, None, OUR_DEFAULTS)
-    print(f"throughput ratio ours/NegMAS, same curves: {ours_rate / peer_rate:.1f}× "
-          f"(second run {ours_again / peer_rate:.1f}×); with our slower default curves: "
-          f"{defaults / peer_rate:.1f}×")
+    measure("ours, NegMAS's curves", scenario, args.runs, None)
+    measure("ours, our boulware/conceder", scenario, args.runs, None, OUR_DEFAULTS)
+    measure_negmas(scenario, max(args.runs // 5, 10))
+    ours_rates, peer_rates = side_by_side(scenario, args.repeats, args.runs,
+                                          max(args.runs // 5, 10))
+    ratios = sorted(o / p for o, p in zip(ours_rates, peer_rates, strict=True))
+    print(f"alternating {args.repeats}×: ours {statistics.median(ours_rates):.0f}/s, NegMAS "
+          f"{statistics.median(peer_rates):.0f}/s (medians); throughput ratio ours/NegMAS, same "
+          f"curves: median {statistics.median(ratios):.1f}× (range {ratios[0]:.1f}–"
+          f"{ratios[-1]:.1f}×)")
 
     print("\n== Pareto frontier + Nash (+ Kalai–Smorodinsky) on 10^5 outcomes, 2 parties ==")
     big = domain(100_000, 2)

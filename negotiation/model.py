@@ -16,7 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     TypeAdapter,
     ValidationInfo,
     field_validator,
@@ -414,9 +413,6 @@ class Offer(Strict):
     """A complete set of terms: one value for every issue."""
 
     terms: dict[str, TermValue]
-    #: (id of the outcome space, outcome number) when built from a space: a cache that
-    #: spares re-deriving the outcome number from the terms on every check.
-    _outcome: tuple[int, int] | None = PrivateAttr(default=None)
 
 
 class Propose(Strict):

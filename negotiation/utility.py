@@ -97,6 +97,9 @@ class OutcomeSpace:
     #: immutable); bounded so that huge spaces do not grow it without limit.
     _offers: dict[int, Offer] = field(init=False, repr=False, compare=False,
                                       default_factory=dict)
+    #: id of each of those offers → its outcome number (the offers keep the ids taken).
+    _numbers: dict[int, int] = field(init=False, repr=False, compare=False,
+                                     default_factory=dict)
 
     def __post_init__(self) -> None:
         values = tuple(settled_value(issue, self.fixed[issue.id]) if issue.id in self.fixed
@@ -174,16 +177,16 @@ class OutcomeSpace:
         if offer is None:
             if len(self._offers) >= MAX_SHARED_OFFERS:
                 self._offers.clear()
-            offer = Offer(terms=self.terms(outcome))
-            offer._outcome = (id(self), outcome)
-            self._offers[outcome] = offer
+                self._numbers.clear()
+            offer = self._offers[outcome] = Offer(terms=self.terms(outcome))
+            self._numbers[id(offer)] = outcome
         return offer
 
     def index_of_offer(self, offer: Offer) -> int:
         """``index_of(offer.terms)``, free when the offer was built by this space."""
-        known = offer._outcome
-        if known is not None and known[0] == id(self):
-            return known[1]
+        known = self._numbers.get(id(offer))
+        if known is not None and self._offers.get(known) is offer:
+            return known
         return self.index_of(offer.terms)
 
     def index_of(self, terms: Mapping[str, TermValue]) -> int:
