@@ -92,6 +92,10 @@ class Point:
     utilities: dict[str, float]
 
 
+#: Outcomes × frontier points up to which every outcome's efficiency is tabled at once.
+EFFICIENCY_TABLE_LIMIT = 1_000_000
+
+
 @dataclass
 class SpaceAnalysis:
     """The utility space of one scenario, computed once and shared by every check."""
@@ -311,18 +315,41 @@ class SpaceAnalysis:
 
     def efficiency(self, outcome: int) -> tuple[float, int | None]:
         """``outcome``'s distance to the Pareto frontier and a feasible outcome that
-        dominates it (the best such by sum; ``None`` if none), from one pass over the
-        frontier."""
+        dominates it (the best such by sum; ``None`` if none).  Small spaces answer from a
+        table of every outcome, computed once: agreements are checked far more often than
+        the table costs."""
+        if self.space.size * len(self.frontier) <= EFFICIENCY_TABLE_LIMIT:
+            distances, dominating = self._efficiency_table
+            distance, better = float(distances[outcome]), int(dominating[outcome])
+        else:
+            distances, dominating = self._efficiency_of(np.array([outcome]))
+            distance, better = float(distances[0]), int(dominating[0])
+        return distance, (None if better < 0 else better)
+
+    @cached_property
+    def _efficiency_table(self) -> tuple[FloatArray, IndexArray]:
+        return self._efficiency_of(np.arange(self.space.size))
+
+    def _efficiency_of(self, outcomes: IndexArray) -> tuple[FloatArray, IndexArray]:
+        """Per outcome: Euclidean distance to the nearest frontier point, and the frontier
+        outcome with the largest sum among those that Pareto-dominate it (−1: none)."""
+        distances = np.zeros(len(outcomes))
+        dominating = np.full(len(outcomes), -1, dtype=np.intp)
         front = self.frontier_utilities
-        if not len(self.frontier):
-            return 0.0, None
-        gap = front - self.full_utilities[outcome]
-        distance = float(np.sqrt(np.einsum("ij,ij->i", gap, gap).min()))
-        better = (gap >= -1e-12).all(axis=1) & (gap > 1e-12).any(axis=1)
-        if not better.any():
-            return distance, None
-        choices = np.flatnonzero(better)
-        return distance, int(self.frontier[choices[int(np.argmax(front[choices].sum(axis=1)))]])
+        if not len(front):
+            return distances, dominating
+        front_sum = front.sum(axis=1)
+        rows = max(1, 2**18 // len(front))  # bounds the (rows, frontier, parties) temporaries
+        for start in range(0, len(outcomes), rows):
+            points = self.full_utilities[outcomes[start:start + rows]]
+            gap = front[None, :, :] - points[:, None, :]
+            distances[start:start + rows] = np.sqrt(np.einsum("ofp,ofp->of", gap, gap)
+                                                    .min(axis=1))
+            better = np.all(gap >= -1e-12, axis=2) & np.any(gap > 1e-12, axis=2)
+            best = np.where(better, front_sum[None, :], -np.inf).argmax(axis=1)
+            dominating[start:start + rows] = np.where(np.any(better, axis=1),
+                                                      self.frontier[best], -1)
+        return distances, dominating
 
 
 def shapley_values(players: Sequence[str], value: Mapping[frozenset[str], float]

@@ -138,6 +138,24 @@ def test_frontier_points_are_not_dominated_by_any_feasible_outcome() -> None:
         assert not dominated.any()
 
 
+def test_the_efficiency_table_agrees_with_the_definition(shipped_name: str) -> None:
+    analysis = SpaceAnalysis(load_scenario(shipped_name))
+    front = analysis.frontier_utilities
+    rng = np.random.default_rng(0)
+    for outcome in rng.choice(analysis.space.size, size=40, replace=False):
+        distance, better = analysis.efficiency(int(outcome))
+        point = analysis.full_utilities[outcome]
+        assert distance == pytest.approx(np.sqrt(((front - point) ** 2).sum(axis=1)).min())
+        dominates = np.all(front >= point - 1e-12, axis=1) & np.any(front > point + 1e-12,
+                                                                     axis=1)
+        assert (better is None) == (not dominates.any())
+        if better is not None:
+            gains = analysis.full_utilities[better] - point
+            assert np.all(gains >= -1e-12) and np.any(gains > 1e-12)
+            row = analysis._efficiency_of(np.array([outcome]))
+            assert (float(row[0][0]), int(row[1][0])) == (distance, better)
+
+
 def test_shapley_values_of_the_glove_game() -> None:
     # One left glove (a), two right gloves (b, c); a pair is worth 60.
     game = {frozenset("ab"): 60.0, frozenset("ac"): 60.0, frozenset("abc"): 60.0}
