@@ -124,14 +124,13 @@ INSTRUCTION_WORDS = ("ignore", "disregard", "system", "developer", "instruction"
 #: Characters the regex's case-insensitive matching equates with ASCII letters (İ ı ſ K)
 #: but ``str.lower`` does not: a text with one of them gets the full scan.
 _FOLDS_TO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
+_ANY_INSTRUCTION_WORD = re.compile("|".join(map(re.escape, INSTRUCTION_WORDS)))
 
 
 def instruction_like(text: str) -> re.Match[str] | None:
     """The first phrase of ``text`` that reads like instructions to a negotiator."""
-    if _FOLDS_TO_ASCII.isdisjoint(text):
-        lowered = text.lower()
-        if not any(word in lowered for word in INSTRUCTION_WORDS):
-            return None
+    if _FOLDS_TO_ASCII.isdisjoint(text) and _ANY_INSTRUCTION_WORD.search(text.lower()) is None:
+        return None
     return INSTRUCTION_LIKE.search(text)
 
 

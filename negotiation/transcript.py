@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,17 +53,29 @@ def now() -> datetime:
 _SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
-def timestamp() -> str:
-    """``now()`` as ISO 8601 with milliseconds, e.g. ``2026-11-24T21:13:31.123+00:00``.
-
-    Every event is stamped, so the date and time are formatted once per second and only
-    the milliseconds per call (the same text ``isoformat(timespec="milliseconds")`` gives).
-    """
-    moment = now()
+def _wall_timestamp() -> str:
+    # Every event is stamped, so the date and time are formatted once per second and only
+    # the milliseconds per call (the same text ``isoformat(timespec="milliseconds")`` gives).
+    moment = datetime.now(tz=UTC)
     second = moment.replace(microsecond=0)
     if second != _SECOND[0]:
         _SECOND[0], _SECOND[1] = second, second.isoformat()[:-6]
     return f"{_SECOND[1]}.{moment.microsecond // 1000:03d}+00:00"
+
+
+def clock() -> Callable[[], str]:
+    """A source of event timestamps (ISO 8601 with milliseconds): the wall clock, or the
+    fixed ``SOURCE_DATE_EPOCH`` when it is set now."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None and epoch.strip().isdigit():
+        fixed = now().isoformat(timespec="milliseconds")
+        return lambda: fixed
+    return _wall_timestamp
+
+
+def timestamp() -> str:
+    """The current event timestamp, e.g. ``2026-11-24T21:13:31.123+00:00``."""
+    return clock()()
 
 
 class TranscriptWriter:
@@ -82,6 +94,7 @@ class TranscriptWriter:
         self._lines: list[str] = []
         self.events: list[dict[str, Any]] = []
         self._chained = 0  # events[:_chained] carry their hashes and have a line
+        self._clock = clock()  # read once: the environment is not consulted per event
         self._seq, self._head = _continue_from or (0, GENESIS)
         self._file: IO[str] | None = None
         self._pending: list[dict[str, Any]] = []
@@ -148,7 +161,7 @@ class TranscriptWriter:
         if self._pending:
             event["prev_hash"] = self._head
             return self._adopt(event)
-        event[WALL] = {"at": timestamp(), **(wall or {})}
+        event[WALL] = {"at": self._clock(), **(wall or {})}
         self.events.append(event)
         self._seq += 1
         if self._file is not None:

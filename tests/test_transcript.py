@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -179,7 +180,22 @@ def test_timestamps_read_like_isoformat_with_milliseconds(
 
     from negotiation import transcript
 
+    class Frozen(datetime):
+        instant = datetime(2026, 11, 24, tzinfo=UTC)
+
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return cls.instant
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.setattr(transcript, "datetime", Frozen)
     for second in (7, 8):  # a new second re-formats the date, the same one reuses it
-        moment = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
-        monkeypatch.setattr(transcript, "now", lambda moment=moment: moment)
-        assert transcript.timestamp() == moment.isoformat(timespec="milliseconds")
+        Frozen.instant = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
+        assert transcript.timestamp() == Frozen.instant.isoformat(timespec="milliseconds")
+
+
+def test_source_date_epoch_fixes_every_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    writer = TranscriptWriter()
+    stamps = {writer.append("note", {"n": n})["wall"]["at"] for n in range(3)}
+    assert stamps == {"2023-11-14T22:13:20.000+00:00"}
