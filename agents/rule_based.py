@@ -73,11 +73,11 @@ class Bidder:
 
     @property
     def best_utility(self) -> float:
-        return float(self.ascending_utility[-1])
+        return self._sorted_utility[-1]
 
     @property
     def worst_utility(self) -> float:
-        return float(self.ascending_utility[0])
+        return self._sorted_utility[0]
 
     def offer(self, outcome: int) -> Offer:
         return self.space.offer(outcome)
@@ -123,7 +123,10 @@ class Bidder:
             return self._last_choice[1]
         candidates = self.ascending[start:stop]
         if self.space.size <= FULL_SIMILARITY_LIMIT:
-            score = sum(self._similarity_to(reference)[candidates] for reference in key[2:])
+            first, *others = key[2:]
+            score = self._similarity_to(first)[candidates]
+            for reference in others:
+                score = score + self._similarity_to(reference)[candidates]
         else:
             rows = self.space.indices[candidates]
             score = np.zeros(len(candidates))
