@@ -117,19 +117,20 @@ INSTRUCTION_PATTERNS = [
 #: All of them in one pattern: one scan per text instead of one per phrase.
 INSTRUCTION_LIKE = re.compile("|".join(f"(?:{p})" for p in INSTRUCTION_PATTERNS),
                               re.IGNORECASE)
-#: A word every pattern needs: texts with none of them (nearly all) skip the regex scan,
-#: which costs a few times more than these substring tests, on every move.
+#: A word every pattern needs: texts with none of them (nearly all) skip the full scan,
+#: which costs several times more than one literal scan, on every move.
 INSTRUCTION_WORDS = ("ignore", "disregard", "system", "developer", "instruction", "you",
                      "reveal", "as an ai", "untrusted")
-#: Characters the regex's case-insensitive matching equates with ASCII letters (İ ı ſ K)
-#: but ``str.lower`` does not: a text with one of them gets the full scan.
-_FOLDS_TO_ASCII = frozenset("\u0130\u0131\u017f\u212a")
-_ANY_INSTRUCTION_WORD = re.compile("|".join(map(re.escape, INSTRUCTION_WORDS)))
+#: The regex's case-insensitive matching equates İ, ı and ſ with ASCII letters, which
+#: ``str.lower`` does not (İ becomes i + U+0307): a lower-cased text holding ı, ſ or U+0307
+#: gets the full scan too.
+_MAY_BE_INSTRUCTION = re.compile("|".join([*map(re.escape, INSTRUCTION_WORDS),
+                                           "[\u0131\u017f\u0307]"]))
 
 
 def instruction_like(text: str) -> re.Match[str] | None:
     """The first phrase of ``text`` that reads like instructions to a negotiator."""
-    if _FOLDS_TO_ASCII.isdisjoint(text) and _ANY_INSTRUCTION_WORD.search(text.lower()) is None:
+    if _MAY_BE_INSTRUCTION.search(text.lower()) is None:
         return None
     return INSTRUCTION_LIKE.search(text)
 
