@@ -327,10 +327,6 @@ class CampaignResult:
     stages: list[StageResult]
     stopped: str | None = None
 
-    @property
-    def manifest(self) -> Path:
-        return self.folder / MANIFEST
-
 
 StageHook = Callable[[StageResult], None]
 
