@@ -44,8 +44,9 @@ import numpy as np
 import yaml
 from pydantic import Field, ValidationError
 
-from agents import Memory, StageRecord, derive_seed
+from agents import Memory, StageRecord, StrategyError, derive_seed, make_agent
 from negotiation.engine import (
+    HUMAN,
     Negotiation,
     agent_specs,
     build_agents,
@@ -62,6 +63,7 @@ from negotiation.model import (
     Strict,
     TermValue,
 )
+from negotiation.plugins import PluginError
 from negotiation.scenario import (
     Problem,
     ScenarioError,
@@ -231,10 +233,11 @@ def campaign_problems(campaign: Campaign, base: Scenario) -> Iterator[Problem]:
                                                       "the new partner another id")
             parties.append(org.id)
             joined.append((f"{where}.join[{j}]", org))
-        for party in stage.agents:
+        for party, spec in stage.agents.items():
             if party not in parties:
                 yield Problem(f"{where}.agents.{party}", f"'{party}' is not a party at this "
                                                          f"point; use one of {parties}")
+            yield from _strategy_problems(f"{where}.agents.{party}", spec)
         data = stage_data(base, [org for _, org in joined], stage, stage.fixed, {})
         try:
             scenario_from_data(data, campaign.id)
@@ -243,9 +246,21 @@ def campaign_problems(campaign: Campaign, base: Scenario) -> Iterator[Problem]:
                 yield Problem(_stage_path(where, problem.path, len(base.organizations),
                                           [path for path, _ in joined]), problem.message)
         negotiated = True
-    for party in campaign.agents:
+    for party, spec in campaign.agents.items():
         if party not in parties:
             yield Problem(f"agents.{party}", f"'{party}' is never a party; use one of {parties}")
+        yield from _strategy_problems(f"agents.{party}", spec)
+
+
+def _strategy_problems(where: str, spec: str) -> Iterator[Problem]:
+    """A rule-based strategy spec that cannot be built (LLM and human seats are checked
+    when their stage starts: they need settings and a terminal)."""
+    if spec == HUMAN or is_llm(spec):
+        return
+    try:
+        make_agent(spec, party="check", seed=0)
+    except (StrategyError, PluginError) as error:
+        yield Problem(where, str(error))
 
 
 def _stage_path(where: str, path: str, base_count: int, joined: list[str]) -> str:

@@ -246,6 +246,8 @@ CAMPAIGN_CASES = [
     ("duplicate stage ids", [{"id": "p", "kind": "negotiate"},
                              {"id": "p", "kind": "negotiate"}], "stages[1].id", "duplicate"),
     ("unknown stage kind", [{"id": "p", "kind": "celebrate"}], "stages[0]", "kind"),
+    ("unknown strategy", [{"id": "p", "kind": "negotiate", "agents": {"a": "bouldware"}}],
+     "stages[0].agents.a", "unknown strategy 'bouldware'"),
     ("fixed value not allowed", [{"id": "p", "kind": "negotiate", "fixed": {"price": 7}}],
      "fixed.price", "give one of the issue's values"),
 ]
