@@ -28,6 +28,8 @@ def describe_change(issues: Sequence[Issue], before: Mapping[str, TermValue] | N
     """``"moves on A (x → y), B (p → q)"`` or ``"repeats its offer"``."""
     if before is None:
         return "opens with the terms it prefers"
+    if before is after:  # the same shared offer again: nothing to compare
+        return "repeats its offer"
     changed = [
         f"{issue.name} ({format_value(issue, before[issue.id])} → "
         f"{format_value(issue, after[issue.id])})"
