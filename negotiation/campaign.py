@@ -38,7 +38,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -75,7 +75,12 @@ from negotiation.scenario import (
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now, verify
 from negotiation.utility import InvalidOfferError, OutcomeSpace
 
+if TYPE_CHECKING:
+    from agents.llm import LLMRun
+
 MANIFEST = "campaign.json"
+#: LLM requests and replies of a campaign, for ``--replay``.
+LLM_CALLS = "llm-calls.jsonl"
 MANIFEST_FORMAT = "negotiation-campaign/1"
 #: No distrust raises a reservation value above this: some deal must stay conceivable.
 MAX_RESERVATION = 0.99
@@ -350,8 +355,10 @@ class CampaignRunner:
     """Runs the stages in order, carrying the agreement in force, trust and memories."""
 
     def __init__(self, loaded: LoadedCampaign, folder: Path, *, seed: int | None = None,
-                 agents: Mapping[str, str] | None = None, fsync: bool = True) -> None:
+                 agents: Mapping[str, str] | None = None, fsync: bool = True,
+                 llm_run: LLMRun | None = None) -> None:
         self.loaded = loaded
+        self.llm_run = llm_run
         self.campaign = loaded.campaign
         self.base = loaded.base
         self.folder = folder
@@ -377,11 +384,12 @@ class CampaignRunner:
     async def run(self, on_stage: StageHook | None = None) -> CampaignResult:
         self.folder.mkdir(parents=True, exist_ok=True)
         result = CampaignResult(self.campaign, self.folder, self.results)
-        llm_run = None
-        if any(is_llm(spec) for spec in self._all_specs()):
+        llm_run, own = self.llm_run, False
+        if llm_run is None and any(is_llm(spec) for spec in self._all_specs()):
             from agents.llm import LLMRun
 
-            llm_run = LLMRun()
+            # Every reply is kept beside the transcripts: the campaign replays offline.
+            llm_run, own = LLMRun(record=self.folder / LLM_CALLS), True
         try:
             for index, stage in enumerate(self.campaign.stages):
                 needs = isinstance(stage, EvaluateStage) or (
@@ -400,7 +408,7 @@ class CampaignRunner:
                 if on_stage is not None:
                     on_stage(stage_result)
         finally:
-            if llm_run is not None:
+            if own and llm_run is not None:
                 await llm_run.aclose()
         self._write_manifest(result)
         return result
@@ -446,7 +454,7 @@ class CampaignRunner:
         return result
 
     async def _negotiate(self, index: int, stage: NegotiateStage, path: Path,
-                         llm_run: Any) -> StageResult:
+                         llm_run: LLMRun | None) -> StageResult:
         for org in stage.join:
             self.joined.append(org)
             for party in self.trust:
@@ -610,8 +618,11 @@ def new_campaign_folder(out_dir: Path, campaign: Campaign, seed: int) -> Path:
 
 async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | None = None,
                        agents: Mapping[str, str] | None = None, fsync: bool = True,
-                       on_stage: StageHook | None = None) -> CampaignResult:
-    """Run every stage into a new folder under ``out_dir``."""
+                       on_stage: StageHook | None = None, llm_run: LLMRun | None = None
+                       ) -> CampaignResult:
+    """Run every stage into a new folder under ``out_dir``.  LLM agents use ``llm_run``
+    (e.g. one that replays a recording), else one that records to ``llm-calls.jsonl`` in
+    the folder."""
     parties = {*loaded.base.party_ids, *(org.id for stage in loaded.campaign.stages
                                          if isinstance(stage, NegotiateStage)
                                          for org in stage.join)}
@@ -626,7 +637,8 @@ async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | Non
     except OSError as error:
         raise TranscriptError(f"cannot create the campaign folder {folder}: "
                               f"{error.strerror or error}") from None
-    runner = CampaignRunner(loaded, folder, seed=campaign_seed, agents=agents, fsync=fsync)
+    runner = CampaignRunner(loaded, folder, seed=campaign_seed, agents=agents, fsync=fsync,
+                            llm_run=llm_run)
     return await runner.run(on_stage)
 
 

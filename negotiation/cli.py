@@ -374,13 +374,19 @@ def campaign(
                    ] = Path("transcripts"),
     plot: Annotated[bool, typer.Option(help="Draw value and trust per stage to summary.png."
                                        )] = True,
+    replay: Annotated[Path | None, typer.Option(
+        help="LLM agents: answer from an earlier campaign's llm-calls.jsonl, offline.")
+    ] = None,
 ) -> None:
     """Run a campaign (pilot → evaluation → renegotiation → scale-up): one linked
-    transcript per stage, a summary of terms and trust, and a plot."""
-    from negotiation.campaign import load_campaign, read_manifest, run_campaign
+    transcript per stage, a summary of terms and trust, and a plot.  LLM replies are
+    recorded to llm-calls.jsonl beside the transcripts."""
+    from negotiation.campaign import LLM_CALLS, load_campaign, read_manifest, run_campaign
 
     loaded = load_campaign(campaign_path)
     overrides = parse_agent_overrides(agent or [])
+    if replay is not None and not replay.is_file():
+        raise UsageError(f"--replay {replay}: no such recording")
 
     def progress(stage: Any) -> None:
         console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
@@ -388,8 +394,20 @@ def campaign(
 
     console.print(f"[bold]{escape(loaded.campaign.title)}[/]: "
                   f"{len(loaded.campaign.stages)} stages")
-    result = anyio.run(lambda: run_campaign(loaded, out, seed=seed, agents=overrides,
-                                            on_stage=progress))
+    async def run_all() -> Any:
+        llm_run = None
+        if replay is not None:
+            from agents.llm import LLMRun
+
+            llm_run = LLMRun(replay=replay)
+        try:
+            return await run_campaign(loaded, out, seed=seed, agents=overrides,
+                                      on_stage=progress, llm_run=llm_run)
+        finally:
+            if llm_run is not None:
+                await llm_run.aclose()
+
+    result = anyio.run(run_all)
     manifest = read_manifest(result.folder)
     console.print(render.campaign_view(manifest))
     if plot:
@@ -399,6 +417,9 @@ def campaign(
         console.print(f"Plot: [bold]{escape(str(chart))}[/]")
     console.print(f"Transcripts: [bold]{escape(str(result.folder))}[/] (check the links with "
                   "negotiate verify FOLDER; each agreement awaits negotiate review FILE)")
+    if (result.folder / LLM_CALLS).exists():
+        console.print(f"LLM replies: [bold]{escape(str(result.folder / LLM_CALLS))}[/] "
+                      "(run again offline with --replay)")
 
 
 @app.command(name="map")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from agents import View
+from agents.llm import LLMRun
 from agents.rule_based import TimeDependent
 from agents.scripted_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
@@ -25,7 +26,7 @@ from negotiation.campaign import (
 )
 from negotiation.model import Action
 from negotiation.scenario import load_scenario
-from negotiation.transcript import load_verified
+from negotiation.transcript import deterministic_lines, load_verified
 from tests.conftest import REPO, TINY_YAML
 from tests.llm_support import fair_dealer, prompt
 from tests.test_cli import negotiate
@@ -320,3 +321,11 @@ def test_an_llm_party_reads_its_own_recollection_and_nothing_private_of_others(
         assert platform.batna not in text
         assert "sk-test-secret" not in text
     assert renew.status in {"agreement", "no_agreement"}
+
+    # Every reply was recorded beside the transcripts: the campaign replays offline.
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    replayed = run(path, tmp_path / "again",
+                   llm_run=LLMRun(replay=result.folder / "llm-calls.jsonl"))
+    for original, again in zip(result.stages, replayed.stages, strict=True):
+        assert deterministic_lines(load_verified(result.folder / original.transcript)) == \
+            deterministic_lines(load_verified(replayed.folder / again.transcript))
