@@ -47,6 +47,7 @@ from pydantic import Field, ValidationError
 from agents import Memory, StageRecord, StrategyError, derive_seed, make_agent
 from negotiation.engine import (
     HUMAN,
+    EventHook,
     Negotiation,
     agent_specs,
     build_agents,
@@ -356,9 +357,10 @@ class CampaignRunner:
 
     def __init__(self, loaded: LoadedCampaign, folder: Path, *, seed: int | None = None,
                  agents: Mapping[str, str] | None = None, fsync: bool = True,
-                 llm_run: LLMRun | None = None) -> None:
+                 llm_run: LLMRun | None = None, on_event: EventHook | None = None) -> None:
         self.loaded = loaded
         self.llm_run = llm_run
+        self.on_event = on_event
         self.campaign = loaded.campaign
         self.base = loaded.base
         self.folder = folder
@@ -482,7 +484,8 @@ class CampaignRunner:
                                 "reservation_values": reservations}}
         with TranscriptWriter(path, fsync=self.fsync) as writer:
             session = negotiation.session(agents, seed=seed, writer=writer, specs=specs,
-                                          options=options, memory=memory)
+                                          options=options, memory=memory,
+                                          on_event=self.on_event)
             session.open(wall=self._wall())
             while not session.done:
                 await session.turn()
@@ -618,11 +621,11 @@ def new_campaign_folder(out_dir: Path, campaign: Campaign, seed: int) -> Path:
 
 async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | None = None,
                        agents: Mapping[str, str] | None = None, fsync: bool = True,
-                       on_stage: StageHook | None = None, llm_run: LLMRun | None = None
-                       ) -> CampaignResult:
+                       on_stage: StageHook | None = None, llm_run: LLMRun | None = None,
+                       on_event: EventHook | None = None) -> CampaignResult:
     """Run every stage into a new folder under ``out_dir``.  LLM agents use ``llm_run``
     (e.g. one that replays a recording), else one that records to ``llm-calls.jsonl`` in
-    the folder."""
+    the folder.  ``on_event`` sees every event of the negotiation stages as it happens."""
     parties = {*loaded.base.party_ids, *(org.id for stage in loaded.campaign.stages
                                          if isinstance(stage, NegotiateStage)
                                          for org in stage.join)}
@@ -638,7 +641,7 @@ async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | Non
         raise TranscriptError(f"cannot create the campaign folder {folder}: "
                               f"{error.strerror or error}") from None
     runner = CampaignRunner(loaded, folder, seed=campaign_seed, agents=agents, fsync=fsync,
-                            llm_run=llm_run)
+                            llm_run=llm_run, on_event=on_event)
     return await runner.run(on_stage)
 
 

@@ -388,26 +388,41 @@ def campaign(
     if replay is not None and not replay.is_file():
         raise UsageError(f"--replay {replay}: no such recording")
 
-    def progress(stage: Any) -> None:
-        console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
-                      f"({stage.kind}): {escape(stage.reason)}")
+    stages = len(loaded.campaign.stages)
+    console.print(f"[bold]{escape(loaded.campaign.title)}[/]: {stages} stages")
+    with console.status("starting") as status:
+        current = {"stage": ""}
 
-    console.print(f"[bold]{escape(loaded.campaign.title)}[/]: "
-                  f"{len(loaded.campaign.stages)} stages")
-    async def run_all() -> Any:
-        llm_run = None
-        if replay is not None:
-            from agents.llm import LLMRun
+        def progress(stage: Any) -> None:
+            console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
+                          f"({stage.kind}): {escape(stage.reason)}")
 
-            llm_run = LLMRun(replay=replay)
-        try:
-            return await run_campaign(loaded, out, seed=seed, agents=overrides,
-                                      on_stage=progress, llm_run=llm_run)
-        finally:
-            if llm_run is not None:
-                await llm_run.aclose()
+        def on_event(event: dict[str, Any]) -> None:
+            if event["type"] == "header":
+                link = event["options"]["campaign"]
+                current["stage"] = f"stage {link['index'] + 1}/{stages} {link['stage']}"
+            elif event["type"] in {"move", "blocked"}:
+                status.update(f"{escape(current['stage'])}: round {event['round'] + 1}, "
+                              f"{escape(event['party'])} {event['action']['kind']}")
+            elif event["type"] == "error":
+                console.print(f"[bold red]{escape(event['party'])}: "
+                              f"{escape(event['error'])}[/]")
 
-    result = anyio.run(run_all)
+        async def run_all() -> Any:
+            llm_run = None
+            if replay is not None:
+                from agents.llm import LLMRun
+
+                llm_run = LLMRun(replay=replay)
+            try:
+                return await run_campaign(loaded, out, seed=seed, agents=overrides,
+                                          on_stage=progress, llm_run=llm_run,
+                                          on_event=on_event)
+            finally:
+                if llm_run is not None:
+                    await llm_run.aclose()
+
+        result = anyio.run(run_all)
     manifest = read_manifest(result.folder)
     console.print(render.campaign_view(manifest))
     if plot:
