@@ -305,14 +305,6 @@ class SpaceAnalysis:
     def utilities_of(self, outcome: int) -> FloatArray:
         return np.asarray(self.full_utilities[outcome], dtype=np.float64)
 
-    def dominating(self, outcome: int) -> int | None:
-        """A feasible outcome that Pareto-dominates ``outcome`` (the best such by sum)."""
-        return self.efficiency(outcome)[1]
-
-    def frontier_distance(self, outcome: int) -> float:
-        """Euclidean distance in utility space from ``outcome`` to the nearest frontier point."""
-        return self.efficiency(outcome)[0]
-
     def efficiency(self, outcome: int) -> tuple[float, int | None]:
         """``outcome``'s distance to the Pareto frontier and a feasible outcome that
         dominates it (the best such by sum; ``None`` if none).  Small spaces answer from a

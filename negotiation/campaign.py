@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import Field, ValidationError
 
 from agents import Memory, StageRecord, StrategyError, derive_seed, make_agent
@@ -72,8 +71,16 @@ from negotiation.scenario import (
     resolve_scenario_path,
     scenario_from_data,
     validation_problems,
+    yaml_mapping,
 )
-from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now, verify
+from negotiation.transcript import (
+    FORMAT,
+    TranscriptError,
+    TranscriptWriter,
+    canonical_json,
+    now,
+    verify,
+)
 from negotiation.utility import InvalidOfferError, OutcomeSpace
 
 if TYPE_CHECKING:
@@ -96,12 +103,15 @@ class CampaignError(ScenarioError):
 # --- the campaign file ----------------------------------------------------------------------
 
 
-class NegotiateStage(Strict):
+class StageBase(Strict):
+    id: Identifier
+    title: str = ""
+
+
+class NegotiateStage(StageBase):
     """Negotiate (again), on the base scenario as the campaign has shaped it so far."""
 
     kind: Literal["negotiate"]
-    id: Identifier
-    title: str = ""
     fixed: dict[str, TermValue] = Field(
         default_factory=dict, description="Terms settled for this stage only (a small scope).")
     keep: list[Identifier] = Field(
@@ -121,12 +131,10 @@ class NegotiateStage(Strict):
                                    description="Negotiator per organisation for this stage.")
 
 
-class EvaluateStage(Strict):
+class EvaluateStage(StageBase):
     """Simulate how the agreement in force performed, and update trust."""
 
     kind: Literal["evaluate"]
-    id: Identifier
-    title: str = ""
     reliability: dict[str, Score] = Field(
         default_factory=dict, description="How reliably each partner delivers (hidden truth).")
     default_reliability: Score = 0.8
@@ -172,16 +180,7 @@ def load_campaign(path: str | Path) -> LoadedCampaign:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CampaignError(source, [Problem("", f"cannot read the file: {error}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CampaignError(source, [Problem("", f"not valid YAML{where}; fix the syntax "
-                                                 "there")]) from None
-    if not isinstance(data, dict):
-        raise CampaignError(source, [Problem("", "expected a mapping of fields (id, title, "
-                                                 "scenario, stages)")])
+    data = yaml_mapping(text, source, CampaignError, "id, title, scenario, stages")
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as error:
@@ -191,9 +190,9 @@ def load_campaign(path: str | Path) -> LoadedCampaign:
     problems = list(campaign_problems(campaign, base))
     if problems:
         raise CampaignError(source, problems)
-    digest = hashlib.sha256(json.dumps(
-        {"campaign": campaign.model_dump(mode="json"), "scenario": base.model_dump(mode="json")},
-        sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    digest = hashlib.sha256(canonical_json(
+        {"campaign": campaign.model_dump(mode="json"), "scenario": base.model_dump(mode="json")}
+    ).encode()).hexdigest()
     return LoadedCampaign(campaign, base, source, digest)
 
 
@@ -384,7 +383,7 @@ class CampaignRunner:
         return next(org for org in (*self.base.organizations, *self.joined) if org.id == party)
 
     async def run(self, on_stage: StageHook | None = None) -> CampaignResult:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Run every stage into ``folder``, which must exist."""
         result = CampaignResult(self.campaign, self.folder, self.results)
         llm_run, own = self.llm_run, False
         if llm_run is None and any(is_llm(spec) for spec in self._all_specs()):
@@ -435,8 +434,9 @@ class CampaignRunner:
         return {} if self.previous is None else {"previous_hash": self.previous["hash"]}
 
     def _finish_link(self, path: Path, writer: TranscriptWriter) -> None:
-        last = writer.events[-1]
-        self.previous = {"transcript": path.name, "seq": last["seq"], "hash": last["hash"]}
+        end = _stage_end(writer.events)
+        assert end is not None  # a finished stage has its outcome or evaluation
+        self.previous = {"transcript": path.name, "seq": end["seq"], "hash": end["hash"]}
 
     def _mean_trust(self, party: str, partners: list[str]) -> float:
         others = [self.trust[party][p] for p in partners if p != party]
@@ -652,9 +652,9 @@ def verify_campaign(folder: Path) -> list[str]:
     """Problems with a campaign folder: a transcript whose chain fails, or a stage whose
     link does not match the previous stage's event.  Empty when everything holds."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        return [f"{folder / MANIFEST}: cannot read ({error})"]
+        manifest = read_manifest(folder)
+    except TranscriptError as error:
+        return [str(error)]
     problems: list[str] = []
     previous: dict[str, Any] | None = None
     for stage in manifest.get("stages", []):

@@ -94,24 +94,29 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate scenario YAML text; ``source`` names it in error messages."""
+    data = yaml_mapping(text, source, ScenarioError, "id, title, issues, organizations…")
+    return scenario_from_data(data, source)
+
+
+def yaml_mapping(text: str, source: str, error: type[ScenarioError], fields: str
+                 ) -> dict[str, Any]:
+    """YAML text that must hold a mapping (of ``fields``); ``error`` names the line of a
+    syntax error, or what was found instead of a mapping."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
+    except yaml.YAMLError as problem_error:
         where = ""
-        mark = getattr(error, "problem_mark", None)
+        mark = getattr(problem_error, "problem_mark", None)
         if mark is not None:
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ScenarioError(
+        problem = getattr(problem_error, "problem", None) or str(problem_error).splitlines()[0]
+        raise error(
             source, [Problem("", f"not valid YAML{where}: {problem}; fix the syntax there")]
         ) from None
     if not isinstance(data, dict):
-        raise ScenarioError(
-            source,
-            [Problem("", f"expected a mapping of fields (id, title, issues, organizations…), "
-                         f"found {type(data).__name__}")],
-        )
-    return scenario_from_data(data, source)
+        raise error(source, [Problem("", f"expected a mapping of fields ({fields}), "
+                                         f"found {type(data).__name__}")])
+    return data
 
 
 def scenario_from_data(data: dict[str, Any], source: str = "<scenario>") -> Scenario:

@@ -73,11 +73,6 @@ def clock() -> Callable[[], str]:
     return _wall_timestamp
 
 
-def timestamp() -> str:
-    """The current event timestamp, e.g. ``2026-11-24T21:13:31.123+00:00``."""
-    return clock()()
-
-
 class TranscriptWriter:
     """Appends hash-chained events to a file (flushed and fsynced each) or to memory.
 

@@ -191,7 +191,7 @@ def test_timestamps_read_like_isoformat_with_milliseconds(
     monkeypatch.setattr(transcript, "datetime", Frozen)
     for second in (7, 8):  # a new second re-formats the date, the same one reuses it
         Frozen.instant = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
-        assert transcript.timestamp() == Frozen.instant.isoformat(timespec="milliseconds")
+        assert transcript.clock()() == Frozen.instant.isoformat(timespec="milliseconds")
 
 
 def test_source_date_epoch_fixes_every_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
