@@ -12,10 +12,11 @@ from typing import cast
 
 from agents.base import Agent, History, Memory, Move, StageRecord, View, derive_seed
 from agents.rule_based import Hardliner, RandomAgent, TimeDependent, TitForTat
+from negotiation.errors import InputError
 from negotiation.plugins import AGENT_GROUP, installed, is_import_path, load_agent
 
 
-class StrategyError(ValueError):
+class StrategyError(InputError, ValueError):
     """A strategy spec that names no strategy or passes bad parameters."""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from negotiation.errors import AgentFailure
 
-class BudgetExceeded(RuntimeError):
+
+class BudgetExceeded(AgentFailure, RuntimeError):
     """A run's call, token or cost budget is spent; the run stops cleanly."""
 
 

@@ -53,6 +53,7 @@ from negotiation.engine import (
     is_llm,
     package_version,
 )
+from negotiation.errors import InputError
 from negotiation.model import (
     Identifier,
     Organization,
@@ -631,7 +632,7 @@ async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | Non
                                          for org in stage.join)}
     unknown = set(agents or {}) - parties
     if unknown:
-        raise KeyError(f"--agent names unknown organisation(s) {sorted(unknown)}; choose "
+        raise InputError(f"--agent names unknown organisation(s) {sorted(unknown)}; choose "
                        f"from {sorted(parties)}")
     campaign_seed = loaded.campaign.seed if seed is None else seed
     folder = new_campaign_folder(out_dir, loaded.campaign, campaign_seed)

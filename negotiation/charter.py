@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
 from negotiation.analysis import SpaceAnalysis
+from negotiation.errors import RefusedError
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import DiscreteIssue, Scenario, SplitIssue
 from negotiation.terms import format_value
@@ -25,7 +26,7 @@ from negotiation.transcript import load_verified, negotiation_header
 Format = Literal["md", "html"]
 
 
-class CharterError(Exception):
+class CharterError(RefusedError):
     """A transcript that has no agreement to write a charter for."""
 
 

@@ -18,10 +18,9 @@ from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
 
-from agents import STRATEGIES, StrategyError
+from agents import STRATEGIES
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
-from negotiation.charter import CharterError
 from negotiation.engine import (
     HUMAN,
     RunResult,
@@ -30,9 +29,9 @@ from negotiation.engine import (
     new_transcript_path,
     run_scenario,
 )
+from negotiation.errors import InputError, NegotiationError, exit_code
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
-from negotiation.plugins import PluginError
 from negotiation.scenario import (
     ScenarioError,
     load_scenario,
@@ -45,7 +44,7 @@ from negotiation.transcript import (
     negotiation_header,
     verify,
 )
-from protocols import UnknownProtocolError, get_protocol
+from protocols import get_protocol
 
 app = typer.Typer(
     name="negotiate",
@@ -65,7 +64,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """Bad input on the command line, reported without a traceback."""
 
 
@@ -81,11 +80,11 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except (ScenarioError, StrategyError, TranscriptError, UnknownProtocolError,
-                UsageError, SignOffError, CharterError, PluginError) as error:
-            fail(str(error))
-        except KeyError as error:
-            fail(str(error.args[0]) if error.args else str(error))
+        except NegotiationError as error:
+            fail(str(error), exit_code(error))
+        except MemoryError:
+            fail("out of memory: the scenario is too large for this machine; use coarser "
+                 "steps or fewer options", exit_code(MemoryError()))
 
     return wrapper
 

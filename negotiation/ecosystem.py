@@ -18,13 +18,14 @@ from functools import cached_property
 from pathlib import Path
 
 from negotiation.analysis import shapley_values
+from negotiation.errors import InputError
 from negotiation.model import Actor, Ecosystem
 
 #: Coalitions are enumerated exactly up to this many actors (2^n subsets).
 MAX_ACTORS = 16
 
 
-class EcosystemError(Exception):
+class EcosystemError(InputError):
     """An ecosystem that cannot be mapped."""
 
 

@@ -21,6 +21,7 @@ from agents import Agent, History, Memory, Move, StrategyError, View, make_agent
 from agents.budget import BudgetExceeded
 from agents.human import HumanAgent
 from negotiation.analysis import SpaceAnalysis
+from negotiation.errors import InputError
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
 from negotiation.model import (
     ACTION,
@@ -68,7 +69,7 @@ def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) 
     overrides = dict(overrides or {})
     unknown = set(overrides) - set(scenario.party_ids)
     if unknown:
-        raise KeyError(f"--agent names unknown organisation(s) {sorted(unknown)}; "
+        raise InputError(f"--agent names unknown organisation(s) {sorted(unknown)}; "
                        f"choose from {scenario.party_ids}")
     return {org.id: overrides.get(org.id, org.agent.strategy) for org in scenario.organizations}
 

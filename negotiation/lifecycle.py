@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from negotiation.errors import RefusedError
 from negotiation.transcript import TranscriptError, TranscriptWriter, verify
 
 
@@ -27,7 +28,7 @@ class Status(StrEnum):
     TAMPERED = "TAMPERED"
 
 
-class SignOffError(Exception):
+class SignOffError(RefusedError):
     """A transcript that cannot be signed; nothing was written."""
 
 

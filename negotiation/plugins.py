@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
+from negotiation.errors import InputError
+
 AGENT_GROUP = "negotiation.agents"
 PROTOCOL_GROUP = "negotiation.protocols"
 GUARDRAIL_GROUP = "negotiation.guardrails"
 
 
-class PluginError(Exception):
+class PluginError(InputError):
     """An extension that cannot be loaded or does not fit its interface."""
 
 

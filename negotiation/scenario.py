@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from negotiation.errors import InputError
 from negotiation.model import DiscreteIssue, NumericIssue, Scenario, SplitIssue
 from negotiation.utility import InvalidOfferError, settled_value
 
@@ -37,7 +38,7 @@ class Problem:
         return f"{self.path or '(top level)'}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(InputError):
     """A scenario file cannot be used.  The message names the file, each field and the fix."""
 
     what = "scenario"

@@ -26,6 +26,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
+from negotiation.errors import InputError
 from negotiation.model import Scenario
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from negotiation.transcript import TranscriptWriter, drop_torn_tail
@@ -37,7 +38,7 @@ DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds
 COLUMNS = [*DETERMINISTIC, "wall_seconds"]
 
 
-class TournamentError(Exception):
+class TournamentError(InputError):
     """A tournament file or a regression check that fails; the message says what to do."""
 
 

@@ -21,6 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from negotiation.errors import InputError
+
 FORMAT = "negotiation-transcript/1"
 GENESIS = "0" * 64
 WALL = "wall"
@@ -28,7 +30,7 @@ WALL = "wall"
 INTERRUPTIONS = frozenset({"aborted", "resumed"})
 
 
-class TranscriptError(Exception):
+class TranscriptError(InputError):
     """A transcript cannot be written or read."""
 
 

@@ -2,6 +2,7 @@
 
 from typing import cast
 
+from negotiation.errors import InputError
 from negotiation.plugins import PROTOCOL_GROUP, installed, is_import_path, load_protocol
 from protocols.alternating_offers import AlternatingOffers
 from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState, Status
@@ -13,7 +14,7 @@ PROTOCOLS: dict[str, NegotiationProtocol] = {
 }
 
 
-class UnknownProtocolError(LookupError):
+class UnknownProtocolError(InputError, LookupError):
     """A scenario or command named a protocol that does not exist."""
 
 
