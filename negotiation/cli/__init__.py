@@ -1,0 +1,54 @@
+"""The ``negotiate`` command: run negotiations, verify transcripts, manage scenarios.
+
+Each command group lives in its own module (``run``, ``audit``, ``study``, ``catalog``);
+this module assembles them in the order ``--help`` lists them.  Every command runs inside
+:func:`~negotiation.cli.common.friendly_errors`, the one place where errors become messages
+and exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from negotiation.cli import audit, catalog, run, study
+from negotiation.cli.catalog import scenario_json_schema
+from negotiation.cli.common import friendly_errors
+
+app = typer.Typer(
+    name="negotiate",
+    help="Rehearse and study partnership negotiations between organisations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(catalog.scenarios_app, name="scenarios")
+
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
+    ("run", run.run),
+    ("resume", run.resume),
+    ("verify", audit.verify_command),
+    ("analyze", study.analyze),
+    ("campaign", study.campaign),
+    ("map", study.map_command),
+    ("report", audit.report),
+    ("review", audit.review),
+    ("transcripts", audit.transcripts_command),
+    ("charter", audit.charter),
+    ("tournament", study.tournament),
+]
+for name, command in COMMANDS:
+    app.command(name=name)(friendly_errors(command))
+
+app.add_typer(catalog.agents_app, name="agents")
+app.add_typer(catalog.protocols_app, name="protocols")
+app.add_typer(catalog.guardrails_app, name="guardrails")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "scenario_json_schema"]

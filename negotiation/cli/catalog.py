@@ -1,0 +1,177 @@
+"""The catalogues: ``scenarios``, ``agents``, ``protocols`` and ``guardrails`` listings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.table import Table
+
+from agents import STRATEGIES
+from negotiation import render
+from negotiation.cli.common import (
+    USAGE_ERROR,
+    console,
+    friendly_errors,
+)
+from negotiation.model import Scenario
+from negotiation.scenario import (
+    ScenarioError,
+    load_scenario,
+    outcome_space_size,
+    shipped_scenarios,
+)
+
+scenarios_app = typer.Typer(help="List, validate and describe scenario files.",
+                            no_args_is_help=True)
+@scenarios_app.command()
+@friendly_errors
+def generate(
+    parties: Annotated[int, typer.Option(min=2, help="Number of organisations.")] = 2,
+    issues: Annotated[int, typer.Option(min=1, help="Number of issues.")] = 3,
+    values: Annotated[int, typer.Option(min=2, help="Options per issue.")] = 5,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Generate a random valid scenario (YAML) for stress tests and research."""
+    from negotiation.generate import random_scenario
+    from negotiation.scenario import scenario_from_data
+
+    data = random_scenario(parties, issues, values, seed)
+    scenario_from_data(data, "generated")  # valid by construction; checked all the same
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {escape(str(out))}")
+
+
+@scenarios_app.command(name="list")
+@friendly_errors
+def scenarios_list() -> None:
+    """List the scenarios shipped with the sandbox."""
+    table = Table(title="Shipped scenarios", title_justify="left")
+    for column in ("Name", "Title", "Parties", "Issues", "Outcomes"):
+        table.add_column(column, no_wrap=column == "Name",
+                         justify="right" if column in {"Issues", "Outcomes"} else "left")
+    for path in shipped_scenarios():
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            table.add_row(path.stem, f"[red]invalid: {error.problems[0]}[/]", "", "", "")
+            continue
+        table.add_row(path.stem, scenario.title, ", ".join(scenario.party_ids),
+                      str(len(scenario.issues)), f"{outcome_space_size(scenario):,}")
+    console.print(table)
+
+
+@scenarios_app.command()
+@friendly_errors
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+) -> None:
+    """Check scenario files; exit 2 if any is invalid, naming the file, field and fix."""
+    failed = 0
+    for path in files:
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as error:
+            failed += 1
+            render.error_console().print(f"[bold red]invalid[/] {escape(str(error))}",
+                                         soft_wrap=True)
+            continue
+        console.print(f"[bold green]valid[/] {path}: {escape(scenario.title)} "
+                      f"({outcome_space_size(scenario):,} possible agreements)")
+    if failed:
+        raise typer.Exit(USAGE_ERROR)
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+@scenarios_app.command()
+@friendly_errors
+def schema(
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")
+                   ] = None,
+) -> None:
+    """Print the JSON Schema of scenario files (generated from the models)."""
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+
+
+agents_app = typer.Typer(help="Negotiation strategies: built in and installed.",
+                         no_args_is_help=True)
+protocols_app = typer.Typer(help="Negotiation protocols: built in and installed.",
+                            no_args_is_help=True)
+guardrails_app = typer.Typer(help="Guardrail checks: built in and installed.",
+                             no_args_is_help=True)
+
+
+def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
+    table = Table(title=title, title_justify="left")
+    table.add_column("Name", style="bold", no_wrap=True)
+    table.add_column("Source")
+    table.add_column("Description")
+    for name, source, description in rows:
+        table.add_row(name, source, description)
+    console.print(table)
+
+
+@agents_app.command(name="list")
+@friendly_errors
+def agents_list() -> None:
+    """List the strategies: built in, installed (entry points) and special seats."""
+    from negotiation.plugins import AGENT_GROUP, installed
+
+    rows = [(s.name, "built in", s.description) for s in STRATEGIES.values()]
+    rows.append(("llm:MODEL", "built in", "A language model through any OpenAI-compatible "
+                                          "endpoint ($OPENAI_BASE_URL, $OPENAI_API_KEY)."))
+    rows.append(("human", "built in", "You, at this terminal (same as --human ORG)."))
+    rows += [(e.name, e.value, e.description()) for e in installed(AGENT_GROUP).values()]
+    _listing("Strategies (or any import path: --agent ORG=mypkg.module:Class)", rows)
+
+
+@protocols_app.command(name="list")
+@friendly_errors
+def protocols_list() -> None:
+    """List the protocols: built in and installed (entry points)."""
+    from negotiation.plugins import PROTOCOL_GROUP, installed
+    from protocols import PROTOCOLS
+
+    rows = [(name, "built in", p.description) for name, p in PROTOCOLS.items()]
+    rows += [(e.name, e.value, e.description()) for e in installed(PROTOCOL_GROUP).values()]
+    _listing("Protocols (or any import path in the scenario's protocol.name)", rows)
+
+
+@guardrails_app.command(name="list")
+@friendly_errors
+def guardrails_list() -> None:
+    """List the guardrail checks: built in and installed (entry points)."""
+    from negotiation.plugins import GUARDRAIL_GROUP, installed
+
+    rows = [
+        ("validity", "built in", "Every issue set, values in domain, splits summing to 100."),
+        ("red_lines", "built in", "Each organisation's declarative constraints."),
+        ("individual_rationality", "built in", "Each party's utility ≥ its reservation."),
+        ("pareto", "built in", "Whether a feasible outcome dominates; distance to frontier."),
+        ("fairness", "built in", "Nash ratio, Kalai–Smorodinsky distance, egalitarian gain, "
+                                 "contribution or Shapley share gap."),
+        ("accountability", "built in", "A known proposer and a rationale on every proposal."),
+        ("injection", "built in", "Instruction-like text in messages from other parties."),
+    ]
+    rows += [(e.name, e.value, e.description()) for e in installed(GUARDRAIL_GROUP).values()]
+    _listing("Guardrail checks (custom ones: guardrails.custom in the scenario)", rows)
+

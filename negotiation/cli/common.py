@@ -1,0 +1,72 @@
+"""What every command shares: the console, error handling and option parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import NoReturn, ParamSpec, TypeVar
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from negotiation import render
+from negotiation.errors import InputError, NegotiationError, exit_code
+
+console = Console(highlight=False)
+
+USAGE_ERROR = 2
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UsageError(InputError):
+    """Bad input on the command line, reported without a traceback."""
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    render.error_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors a user can fix into a message and exit code 2, never a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except NegotiationError as error:
+            fail(str(error), exit_code(error))
+        except MemoryError:
+            fail("out of memory: the scenario is too large for this machine; use coarser "
+                 "steps or fewer options", exit_code(MemoryError()))
+
+    return wrapper
+
+
+def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
+    """Read ``MODEL: {input: USD/1M tokens, output: USD/1M tokens}`` from a YAML file."""
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return {str(model): (float(row["input"]), float(row["output"]))
+                for model, row in (data or {}).items()}
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
+        raise UsageError(f"{path}: a price table maps each model to {{input: N, output: N}} "
+                         f"in US dollars per million tokens ({error})") from None
+
+
+def parse_agent_overrides(values: list[str]) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for value in values:
+        org, sep, spec = value.partition("=")
+        if not sep or not org or not spec:
+            raise UsageError(f"--agent '{value}' must look like ORG=STRATEGY, "
+                             "e.g. --agent vendor=tit_for_tat")
+        overrides[org.strip()] = spec.strip()
+    return overrides
+

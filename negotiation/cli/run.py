@@ -1,0 +1,232 @@
+"""Running negotiations: ``run`` and ``resume``, and the live view both print."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.markup import escape
+
+from negotiation import render
+from negotiation.cli.common import (
+    UsageError,
+    console,
+    load_prices,
+    parse_agent_overrides,
+)
+from negotiation.engine import (
+    HUMAN,
+    RunResult,
+    agent_specs,
+    is_llm,
+    new_transcript_path,
+    run_scenario,
+)
+from negotiation.model import Scenario
+from negotiation.scenario import (
+    load_scenario,
+)
+from negotiation.transcript import (
+    negotiation_header,
+)
+from protocols import get_protocol
+
+
+def run(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario file, or the name of a shipped scenario.")],
+    seed: Annotated[int, typer.Option(help="Seed for every random choice.")] = 0,
+    rounds: Annotated[int | None, typer.Option(
+        min=1, help="Deadline in rounds (default: the scenario's).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", metavar="ORG=STRATEGY",
+        help="Choose an organisation's negotiator, e.g. vendor=tit_for_tat. Repeatable.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the transcript.")] = Path("transcripts"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q",
+                                        help="Print only the outcome.")] = False,
+    human: Annotated[str | None, typer.Option(
+        metavar="ORG", help="Take this organisation's seat yourself, at the terminal.")] = None,
+    record: Annotated[Path | None, typer.Option(
+        help="LLM agents: store every request/reply pair in this file.")] = None,
+    replay: Annotated[Path | None, typer.Option(
+        help="LLM agents: answer from this recording, offline.")] = None,
+    budget_calls: Annotated[int | None, typer.Option(
+        min=1, help="LLM agents: stop the run after this many model calls.")] = None,
+    budget_tokens: Annotated[int | None, typer.Option(
+        min=1, help="LLM agents: stop the run after this many tokens.")] = None,
+    budget_cost: Annotated[float | None, typer.Option(
+        min=0, help="LLM agents: stop the run after this many US dollars (needs --prices).")
+    ] = None,
+    prices: Annotated[Path | None, typer.Option(
+        help="YAML price table: MODEL: {input: USD per 1M tokens, output: USD per 1M}.")
+    ] = None,
+    driver: Annotated[str, typer.Option(
+        help="graph: durable LangGraph run with SQLite checkpoints (resumable); plain: the "
+             "fastest loop, nothing but the transcript.")] = "graph",
+    signoff: Annotated[str, typer.Option(
+        help="later: sign off with 'negotiate review' at any time; inline: the run pauses "
+             "for sign-off (graph driver) and 'negotiate review' resumes it.")] = "later",
+    pace: Annotated[float, typer.Option(
+        min=0, help="Seconds to pause between turns, to watch a run unfold.")] = 0.0,
+    protocol: Annotated[str | None, typer.Option(
+        help="Override the scenario's protocol, e.g. mediated_single_text.")] = None,
+) -> None:
+    """Run a negotiation and write its hash-chained transcript."""
+    scenario = load_scenario(scenario_path)
+    if protocol is not None:
+        get_protocol(protocol)  # fail now, with the list of choices, if it is unknown
+        scenario = scenario.model_copy(update={"protocol": scenario.protocol.model_copy(
+            update={"name": protocol})})
+    overrides = parse_agent_overrides(agent or [])
+    if human is not None:
+        if human not in scenario.party_ids:
+            raise UsageError(f"--human '{human}' is not an organisation of {scenario.id}; "
+                             f"choose one of {scenario.party_ids}")
+        overrides[human] = HUMAN
+    if driver not in {"graph", "plain"}:
+        raise UsageError(f"--driver must be graph or plain, not '{driver}'")
+    if signoff not in {"later", "inline"}:
+        raise UsageError(f"--signoff must be later or inline, not '{signoff}'")
+    if signoff == "inline" and driver != "graph":
+        raise UsageError("--signoff inline pauses a durable run: use it with --driver graph")
+    if record is not None and replay is not None:
+        raise UsageError("--record and --replay exclude each other: record a live run, then "
+                         "replay it")
+    if replay is not None and not replay.is_file():
+        raise UsageError(f"--replay {replay}: no such recording")
+    if budget_cost is not None and prices is None:
+        raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
+    specs = agent_specs(scenario, overrides)
+    path = new_transcript_path(out, scenario, seed)
+    llm_run = None
+    if any(is_llm(spec) for spec in specs.values()):
+        from agents.budget import Budget
+        from agents.llm import LLMRun
+
+        if record is None and replay is None and driver == "graph":
+            record = path.with_suffix(".calls.jsonl")  # so a resumed run does not pay twice
+        llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
+                                       max_cost=budget_cost, prices=load_prices(prices)),
+                         record=record, replay=replay)
+    show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet,
+                     visible={human} if human else None)
+
+    async def negotiate() -> RunResult:
+        try:
+            if driver == "plain":
+                return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
+                                          transcript=path, on_event=show, llm_run=llm_run)
+            from negotiation.graph import start_run
+
+            return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
+                                   agents=overrides, signoff_inline=signoff == "inline",
+                                   pace=pace, llm_run=llm_run,
+                                   on_step=each_event(show), answer=answer_at_terminal)
+        finally:
+            if llm_run is not None:
+                await llm_run.aclose()
+
+    try:
+        result = anyio.run(negotiate)
+    except KeyboardInterrupt:
+        resume_hint = f" Continue it with: negotiate resume {path}" if driver == "graph" else ""
+        render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
+                                     "with an 'aborted' event and still verifies."
+                                     f"{escape(resume_hint)}")
+        raise typer.Exit(130) from None
+    finish_view(scenario, result, signoff == "inline")
+
+
+def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
+              visible: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
+    """Print events as they happen; ``visible`` limits whose utilities are shown."""
+
+    def show(event: dict[str, Any]) -> None:
+        if event["type"] == "header" and not quiet:
+            console.print(render.scenario_panel(scenario, event["agents"], seed, rounds))
+        elif event["type"] in {"move", "blocked"} and not quiet:
+            console.print(render.move_line(scenario, event, visible))
+        elif event["type"] == "mediator_text" and not quiet:
+            console.print(f"[dim]R{event['round'] + 1:>3}[/] [bold magenta]mediator[/]     "
+                          f"text      {escape(render.short_terms(scenario, event['terms']))}")
+        elif event["type"] == "error":
+            console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
+
+    return show
+
+
+def answer_at_terminal(payload: Any, session: Any) -> Any:
+    """Answer a paused durable run: a human seat's turn is asked here; a sign-off pause is
+    left for 'negotiate review'."""
+    if isinstance(payload, dict) and payload.get("kind") == "human_turn":
+        from agents.human import HumanAgent
+
+        action = HumanAgent(console).prompt(session.current_view())
+        return action.model_dump(mode="json", exclude_none=True)
+    return None
+
+
+def each_event(show: Callable[[dict[str, Any]], None]) -> Callable[[Any], None]:
+    """A graph-step callback that shows each event the step streamed."""
+
+    def on_step(step: Any) -> None:
+        for event in step.get("new_events", []):
+            show(event)
+
+    return on_step
+
+
+def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> None:
+    console.print()
+    outcome = next(e for e in reversed(result.transcript.events) if e["type"] == "outcome")
+    console.print(render.outcome_view(scenario, outcome, result.agents))
+    console.print(f"\nTranscript: [bold]{escape(str(result.path))}[/]  (check it with "
+                  f"[cyan]negotiate verify {escape(str(result.path))}[/])")
+    if inline_signoff and result.status == "agreement":
+        console.print(f"[bold yellow]Paused for sign-off.[/] Decide with [cyan]negotiate "
+                      f"review {escape(str(result.path))}[/]")
+    elif result.status == "agreement":
+        console.print(f"The agreement is [bold]pending sign-off[/]: review it with "
+                      f"[cyan]negotiate review {escape(str(result.path))}[/]")
+
+
+def resume(
+    transcript: Annotated[str, typer.Argument(
+        metavar="RUN", help="The interrupted run: its transcript file or its run id.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")
+                     ] = False,
+    pace: Annotated[float, typer.Option(min=0, help="Seconds to pause between turns.")] = 0.0,
+) -> None:
+    """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped."""
+    path = Path(transcript)
+    if not path.exists() and (Path("transcripts") / f"{transcript}.jsonl").exists():
+        path = Path("transcripts") / f"{transcript}.jsonl"
+    if not path.exists():
+        raise UsageError(f"{transcript}: no such run; give a transcript path or a run id from "
+                         "'negotiate transcripts'")
+    header = load_header(path)
+    scenario = Scenario.model_validate(header["scenario"])
+    show = live_view(scenario, header["seed"], header["protocol"]["rounds"], quiet)
+    from negotiation.graph import resume_run
+
+    result = anyio.run(lambda: resume_run(
+        path, pace=pace, answer=answer_at_terminal,
+        on_step=each_event(show),
+        on_resumed=lambda n: console.print(f"[bold]Resumed[/] after {n} recorded events.")))
+    finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline")
+
+
+def load_header(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            header = json.loads(handle.readline())
+    except (OSError, json.JSONDecodeError) as error:
+        raise UsageError(f"{path}: not a transcript ({error})") from None
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise UsageError(f"{path}: not a transcript (no header)")
+    return negotiation_header([header], path)
+

@@ -1,0 +1,241 @@
+"""Studying scenarios and strategies: ``analyze``, ``campaign``, ``map``, ``tournament``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from negotiation import render
+from negotiation.analysis import SpaceAnalysis
+from negotiation.cli.common import (
+    UsageError,
+    console,
+    fail,
+    parse_agent_overrides,
+)
+from negotiation.scenario import (
+    load_scenario,
+)
+
+
+def analyze(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario file, or the name of a shipped scenario.")],
+    plot: Annotated[Path | None, typer.Option(help="Draw the utility space to this PNG.")
+                    ] = None,
+) -> None:
+    """Analyse a scenario: zone of possible agreement, Pareto frontier, bargaining points."""
+    scenario = load_scenario(scenario_path)
+    analysis = SpaceAnalysis(scenario)
+    console.print(render.analysis_view(analysis))
+    if plot is not None:
+        from negotiation.plots import plot_space
+
+        plot_space(analysis, plot)
+        console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+
+
+
+def campaign(
+    campaign_path: Annotated[Path, typer.Argument(metavar="FILE",
+                                                  help="Campaign file (YAML).")],
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the campaign's).")] = None,
+    agent: Annotated[list[str] | None, typer.Option(
+        "--agent", metavar="ORG=STRATEGY",
+        help="An organisation's negotiator in every stage. Repeatable.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder in which the campaign's folder is made.")
+                   ] = Path("transcripts"),
+    plot: Annotated[bool, typer.Option(help="Draw value and trust per stage to summary.png."
+                                       )] = True,
+    replay: Annotated[Path | None, typer.Option(
+        help="LLM agents: answer from an earlier campaign's llm-calls.jsonl, offline.")
+    ] = None,
+) -> None:
+    """Run a campaign (pilot → evaluation → renegotiation → scale-up): one linked
+    transcript per stage, a summary of terms and trust, and a plot.  LLM replies are
+    recorded to llm-calls.jsonl beside the transcripts."""
+    from negotiation.campaign import LLM_CALLS, load_campaign, read_manifest, run_campaign
+
+    loaded = load_campaign(campaign_path)
+    overrides = parse_agent_overrides(agent or [])
+    if replay is not None and not replay.is_file():
+        raise UsageError(f"--replay {replay}: no such recording")
+
+    stages = len(loaded.campaign.stages)
+    console.print(f"[bold]{escape(loaded.campaign.title)}[/]: {stages} stages")
+    with console.status("starting") as status:
+        current = {"stage": ""}
+
+        def progress(stage: Any) -> None:
+            console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
+                          f"({stage.kind}): {escape(stage.reason)}")
+
+        def on_event(event: dict[str, Any]) -> None:
+            if event["type"] == "header":
+                link = event["options"]["campaign"]
+                current["stage"] = f"stage {link['index'] + 1}/{stages} {link['stage']}"
+            elif event["type"] in {"move", "blocked"}:
+                status.update(f"{escape(current['stage'])}: round {event['round'] + 1}, "
+                              f"{escape(event['party'])} {event['action']['kind']}")
+            elif event["type"] == "error":
+                console.print(f"[bold red]{escape(event['party'])}: "
+                              f"{escape(event['error'])}[/]")
+
+        async def run_all() -> Any:
+            llm_run = None
+            if replay is not None:
+                from agents.llm import LLMRun
+
+                llm_run = LLMRun(replay=replay)
+            try:
+                return await run_campaign(loaded, out, seed=seed, agents=overrides,
+                                          on_stage=progress, llm_run=llm_run,
+                                          on_event=on_event)
+            finally:
+                if llm_run is not None:
+                    await llm_run.aclose()
+
+        result = anyio.run(run_all)
+    manifest = read_manifest(result.folder)
+    console.print(render.campaign_view(manifest))
+    if plot:
+        from negotiation.plots import plot_campaign
+
+        chart = plot_campaign(manifest, result.folder / "summary.png")
+        console.print(f"Plot: [bold]{escape(str(chart))}[/]")
+    console.print(f"Transcripts: [bold]{escape(str(result.folder))}[/] (check the links with "
+                  "negotiate verify FOLDER; each agreement awaits negotiate review FILE)")
+    if (result.folder / LLM_CALLS).exists():
+        console.print(f"LLM replies: [bold]{escape(str(result.folder / LLM_CALLS))}[/] "
+                      "(run again offline with --replay)")
+
+
+
+def map_command(
+    scenario_path: Annotated[str, typer.Argument(
+        metavar="SCENARIO", help="A scenario with an 'ecosystem:' block.")],
+    top: Annotated[int, typer.Option(min=1, help="How many coalitions to show.")] = 5,
+    png: Annotated[Path | None, typer.Option(help="Draw the ecosystem graph to this PNG.")
+                   ] = None,
+    mermaid: Annotated[Path | None, typer.Option(help="Write the graph as Mermaid.")] = None,
+) -> None:
+    """Map an ecosystem: complementarity, alignment, best coalitions and their Shapley split."""
+    from negotiation.ecosystem import EcosystemError, EcosystemMap
+
+    scenario = load_scenario(scenario_path)
+    if scenario.ecosystem is None:
+        raise UsageError(f"{scenario_path} has no 'ecosystem:' block to map")
+    try:
+        eco = EcosystemMap(scenario.ecosystem)
+    except EcosystemError as error:
+        raise UsageError(str(error)) from None
+    actors = list(eco.actors.values())
+    pairs = Table(title="Pairs: complementarity (needs met) and alignment (shared values)",
+                  title_justify="left")
+    pairs.add_column("")
+    for actor in actors:
+        pairs.add_column(actor.id, justify="center")
+    for a in actors:
+        pairs.add_row(a.id, *("—" if a is b else
+                              f"{eco.complementarity(a, b)} / {eco.alignment(a, b):.2f}"
+                              for b in actors))
+    console.print(pairs)
+    ranked = Table(title=f"Best coalitions by net surplus (top {top}); dependency risk = "
+                         "capabilities only one member holds", title_justify="left")
+    for column in ("Members", "Value", "Surplus", "Overhead", "Net", "Shapley split",
+                   "Dependency risk"):
+        ranked.add_column(column, justify="right" if column in
+                          {"Value", "Surplus", "Overhead", "Net"} else "left")
+    for report_ in eco.coalitions[:top]:
+        split = ", ".join(f"{m} {v:.1f}" for m, v in report_.shapley.items())
+        ranked.add_row(" + ".join(report_.members), f"{report_.value:.1f}",
+                       f"{report_.surplus:.1f}", f"{report_.overhead:.1f}",
+                       Text(f"{report_.net:+.1f}", style="green" if report_.net > 0 else "red"),
+                       split, Text("\n".join(report_.dependencies) or "none",
+                                   style="yellow" if report_.dependencies else "dim"))
+    console.print(ranked)
+    if eco.coalitions and eco.coalitions[0].net <= 0:
+        console.print("[bold red]No coalition creates more value than its coordination "
+                      "costs: a partnership is not justified here.[/]")
+    if png is not None:
+        eco.plot(png)
+        console.print(f"Graph: [bold]{escape(str(png))}[/]")
+    if mermaid is not None:
+        mermaid.write_text(eco.mermaid(), encoding="utf-8")
+        console.print(f"Mermaid: [bold]{escape(str(mermaid))}[/]")
+
+
+
+def tournament(
+    config_path: Annotated[Path, typer.Argument(metavar="CONFIG",
+                                                help="Tournament file (YAML).")],
+    out: Annotated[Path | None, typer.Option(
+        help="Result CSV (a .parquet beside it); default: results/<config>.csv")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes (default: CPUs).")
+                       ] = None,
+    expect: Annotated[Path | None, typer.Option(
+        help="Golden CSV: exit 1 with a readable diff if deterministic results changed.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Leaderboard chart (PNG).")] = None,
+    parquet: Annotated[bool, typer.Option(help="Also write Parquet.")] = True,
+    backend: Annotated[str, typer.Option(
+        help="process: local worker processes; ray: Ray tasks (pip install '.[ray]').")
+    ] = "process",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (default: start a local Ray instance).")] = None,
+    concurrency: Annotated[int, typer.Option(
+        min=1, help="Negotiations at once per worker (raise it for LLM agents).")] = 1,
+) -> None:
+    """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from negotiation import tournament as t
+
+    try:
+        config = t.load_config(config_path)
+        t.ensure_scenarios(config)
+        csv_path = out or Path("results") / f"{config_path.stem}.csv"
+        all_jobs = t.jobs(config)
+        done = t.done_jobs(csv_path)
+        skipped = sum(job.key in done for job in all_jobs)
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                      console=console, transient=True) as bar:
+            task = bar.add_task("negotiating", total=len(all_jobs), completed=skipped)
+            ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
+                                   progress=lambda n, _: bar.update(task,
+                                                                    completed=skipped + n),
+                                   backend=backend, address=address,
+                                   concurrency=concurrency)
+        console.print(f"{ran} negotiations run, {skipped} already done; results in "
+                      f"[bold]{escape(str(csv_path))}[/]")
+        standings = t.leaderboard(t.read_rows(csv_path))
+        table = Table(title="Leaderboard: mean gain over reservation value per seat",
+                      title_justify="left")
+        for column in ("Strategy", "Seats", "Agreements", "Mean gain", "95% CI"):
+            table.add_column(column, justify="left" if column == "Strategy" else "right")
+        for s in standings:
+            table.add_row(s.strategy, str(s.negotiations), f"{s.agreement_rate:.0%}",
+                          f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]")
+        console.print(table)
+        if plot is not None:
+            t.plot_leaderboard(standings, plot)
+            console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+        if expect is not None:
+            differences = t.compare_with_golden(csv_path, expect)
+            if differences:
+                console.print(f"[bold red]{len(differences)} difference(s) from "
+                              f"{escape(str(expect))}:[/]")
+                for line in differences[:50]:
+                    console.print(f"  {escape(line)}")
+                raise typer.Exit(1)
+            console.print(f"[bold green]Matches {escape(str(expect))}[/]")
+    except t.TournamentError as error:
+        fail(str(error))
+
