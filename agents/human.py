@@ -12,7 +12,6 @@ from __future__ import annotations
 import signal
 
 from rich.console import Console, Group
-from rich.markup import escape
 from rich.panel import Panel
 from rich.prompt import Confirm, Prompt
 from rich.table import Table
@@ -32,6 +31,7 @@ from negotiation.model import (
     TermValue,
     WalkAway,
 )
+from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import describe_terms, format_value
 from negotiation.utility import InvalidOfferError
 
@@ -70,12 +70,12 @@ class HumanAgent:
         out.rule(f"Your turn — round {view.state.round + 1} of {view.state.max_rounds}")
         self._show_history(view)
         if view.feedback is not None:
-            out.print(f"[bold red]{escape(view.feedback.message)}[/]")
+            out.print(f"[bold red]{for_terminal(view.feedback.message)}[/]")
         standing = view.standing_offer
         if standing is not None:
             value = view.utility(standing)
-            out.print(f"Standing offer from [bold]{view.state.standing_proposer}[/]: "
-                      f"{escape(describe_terms(view.scenario.issues, standing.terms))}")
+            out.print(f"Standing offer from [bold]{for_terminal(view.state.standing_proposer)}[/]: "
+                      f"{for_terminal(describe_terms(view.scenario.issues, standing.terms))}")
             out.print(f"  worth [bold]{value:.3f}[/] to you (your reservation value is "
                       f"{view.preferences.reservation_value:.3f})")
         choices = [c for c in ("accept", "counter", "walk") if c != "accept"
@@ -113,22 +113,24 @@ class HumanAgent:
                 wanted = " · ".join(f"{x:g}→{u:g}" for x, u in fn.points)
             else:
                 wanted = f"the {'higher' if fn.prefer == 'high' else 'lower'} the better"
-            table.add_row(issue.name, f"{prefs.weights.get(issue.id, 0):.2f}", wanted)
+            table.add_row(for_terminal(issue.name), f"{prefs.weights.get(issue.id, 0):.2f}",
+                          for_terminal(wanted))
         lines = [f"Reservation value: {prefs.reservation_value:.2f}"
                  + (f" — without a deal: {prefs.batna}" if prefs.batna else "")]
         lines += [f"Red line: {r.issue} {r.op} {r.value}"
                   + (f" ({r.party})" if r.party else "") + (f" — {r.reason}" if r.reason else "")
                   for r in prefs.red_lines]
-        return Panel(Group(table, Text("\n".join(lines))),
-                     title=f"Confidential brief: you are {view.party}", border_style="magenta")
+        return Panel(Group(table, Text(plain("\n".join(lines)))),
+                     title=f"Confidential brief: you are {for_terminal(view.party)}",
+                     border_style="magenta")
 
     def _show_history(self, view: View) -> None:
         for move in list(view.history)[-HISTORY_SHOWN:]:
             action = move.action
             text = describe_terms(view.scenario.issues, action.offer.terms) \
                 if isinstance(action, Propose) else action.rationale
-            self.console.print(f"  R{move.round + 1} {move.party} {action.kind}: "
-                               f"[dim]{escape(text)}[/]")
+            self.console.print(f"  R{move.round + 1} {for_terminal(move.party)} {action.kind}: "
+                               f"[dim]{for_terminal(text)}[/]")
 
     def _rationale(self, question: str) -> str:
         while True:
@@ -147,10 +149,10 @@ class HumanAgent:
         try:
             value = view.utility(terms)
         except InvalidOfferError as error:
-            self.console.print(f"[red]{escape(str(error))}[/]")
+            self.console.print(f"[red]{for_terminal(str(error))}[/]")
             return None
         summary = describe_terms(view.scenario.issues, terms)
-        self.console.print(f"Your counter-offer: {escape(summary)}")
+        self.console.print(f"Your counter-offer: {for_terminal(summary)}")
         self.console.print(f"  worth [bold]{value:.3f}[/] to you (reservation "
                            f"{view.preferences.reservation_value:.3f})")
         if Confirm.ask("Send this offer?", default=True, console=self.console):
@@ -161,15 +163,16 @@ class HumanAgent:
         out = self.console
         if isinstance(issue, DiscreteIssue):
             for number, option in enumerate(issue.options, start=1):
-                out.print(f"  {number}. {escape(format_value(issue, option))}")
+                out.print(f"  {number}. {for_terminal(format_value(issue, option))}")
             default = str(issue.options.index(str(current)) + 1) if current is not None else "1"
             choices = [str(n) for n in range(1, len(issue.options) + 1)]
-            picked = Prompt.ask(issue.name, choices=choices, default=default, console=out)
+            picked = Prompt.ask(for_terminal(issue.name), choices=choices, default=default,
+                                console=out)
             return issue.options[int(picked) - 1]
         if isinstance(issue, NumericIssue):
             while True:
-                raw = Prompt.ask(f"{issue.name} ({issue.min:g}–{issue.max:g} in steps of "
-                                 f"{issue.step:g} {issue.unit})".strip(),
+                raw = Prompt.ask(for_terminal(f"{issue.name} ({issue.min:g}–{issue.max:g} in "
+                                              f"steps of {issue.step:g} {issue.unit})".strip()),
                                  default=None if current is None else str(current),
                                  console=out)
                 try:
@@ -192,7 +195,8 @@ class HumanAgent:
             remaining = 100
             for party in issue.parties[:-1]:
                 default = str(current[party]) if isinstance(current, dict) else None
-                raw = Prompt.ask(f"{issue.name}: share of {party} (%, steps of {issue.step})",
+                raw = Prompt.ask(for_terminal(f"{issue.name}: share of {party} "
+                                              f"(%, steps of {issue.step})"),
                                  default=default, console=out)
                 try:
                     shares[party] = int(raw or "")
@@ -201,11 +205,11 @@ class HumanAgent:
                 remaining -= shares[party]
             shares[issue.parties[-1]] = remaining
             if all(0 <= v <= 100 and v % issue.step == 0 for v in shares.values()):
-                out.print(f"  → {format_value(issue, shares)}")
+                out.print(f"  → {for_terminal(format_value(issue, shares))}")
                 return shares
             out.print(f"[red]Shares must be whole multiples of {issue.step} between 0 and 100 "
-                      f"that sum to 100 (the last party, {issue.parties[-1]}, gets the "
-                      "rest).[/]")
+                      f"that sum to 100 (the last party, {for_terminal(issue.parties[-1])}, "
+                      "gets the rest).[/]")
 
 
 class InterruptingHuman:

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from negotiation.analysis import SpaceAnalysis
 from negotiation.model import Scenario
+from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import format_value
 
 _KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red"}
@@ -24,16 +25,18 @@ def scenario_panel(scenario: Scenario, agents: Mapping[str, str], seed: int,
     table.add_column()
     table.add_column(style="dim")
     for org in scenario.organizations:
-        table.add_row(org.name, f"[magenta]{agents[org.id]}[/]", org.mission)
-    issues = ", ".join(issue.name for issue in scenario.issues)
-    body = Group(Text(scenario.title, style="bold"), Text(f"Issues: {issues}", style="dim"),
-                 Text(""), table)
-    return Panel(body, title=f"{scenario.id} · seed {seed} · {rounds} rounds",
+        table.add_row(for_terminal(org.name), f"[magenta]{for_terminal(agents[org.id])}[/]",
+                      for_terminal(org.mission))
+    issues = ", ".join(plain(issue.name) for issue in scenario.issues)
+    body = Group(Text(plain(scenario.title), style="bold"),
+                 Text(f"Issues: {issues}", style="dim"), Text(""), table)
+    return Panel(body, title=for_terminal(f"{scenario.id} · seed {seed} · {rounds} rounds"),
                  title_align="left", border_style="blue")
 
 
 def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
-    return " · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues)
+    """The terms on one line, as plain text (``for_terminal`` it where Rich parses markup)."""
+    return plain(" · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues))
 
 
 def move_line(scenario: Scenario, event: Mapping[str, Any],
@@ -44,37 +47,41 @@ def move_line(scenario: Scenario, event: Mapping[str, Any],
     kind = action["kind"]
     line = Text()
     line.append(f"R{event['round'] + 1:>3} ", style="dim")
-    line.append(f"{event['party']:<12} ", style="bold")
-    line.append(f"{kind:<9} ", style=_KIND_STYLE.get(kind, ""))
+    line.append(f"{plain(event['party']):<12} ", style="bold")
+    line.append(f"{plain(kind):<9} ", style=_KIND_STYLE.get(kind, ""))
     if event["type"] == "blocked":
         line.append(short_terms(scenario, action["offer"]["terms"]), style="strike dim")
-        line.append(f"\n      BLOCKED: {event['feedback']['message']}", style="bold red")
+        line.append(f"\n      BLOCKED: {plain(event['feedback']['message'])}",
+                    style="bold red")
         return line
     if kind == "propose":
         line.append(short_terms(scenario, action["offer"]["terms"]))
-        utilities = " ".join(f"{p}={u:.2f}" for p, u in event.get("utilities", {}).items()
+        utilities = " ".join(f"{plain(p)}={u:.2f}"
+                             for p, u in event.get("utilities", {}).items()
                              if visible is None or p in visible)
         line.append(f"  [{utilities}]", style="dim")
     else:
-        line.append(action["rationale"], style="italic")
+        line.append(plain(action["rationale"]), style="italic")
     verdict = event.get("verdict")
     if verdict and verdict["level"] == "warn":
-        codes = ", ".join(sorted({f["code"] for f in verdict["findings"]}))
+        codes = plain(", ".join(sorted({f["code"] for f in verdict["findings"]})))
         line.append(f"  ⚠ {codes}", style="yellow")
     return line
 
 
 def verdict_view(verdict: Mapping[str, Any]) -> Table:
     """The referee's findings on an agreement, one row per check."""
-    table = Table(title=f"Referee: {verdict['level'].upper()}", title_justify="left",
+    table = Table(title=f"Referee: {for_terminal(verdict['level'].upper())}",
+                  title_justify="left",
                   show_edge=False)
     table.add_column("Check", style="bold")
     table.add_column("Result")
     table.add_column("Finding")
     styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
     for finding in verdict["findings"]:
-        table.add_row(finding["check"].replace("_", " "),
-                      Text(finding["level"], style=styles[finding["level"]]), finding["message"])
+        table.add_row(for_terminal(finding["check"].replace("_", " ")),
+                      Text(plain(finding["level"]), style=styles.get(finding["level"], "")),
+                      for_terminal(finding["message"]))
     return table
 
 
@@ -87,11 +94,12 @@ def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
         terms_table.add_column("Agreed")
         terms = outcome["agreement"]["terms"]
         for issue in scenario.issues:
-            terms_table.add_row(issue.name, format_value(issue, terms[issue.id]))
+            terms_table.add_row(for_terminal(issue.name),
+                                for_terminal(format_value(issue, terms[issue.id])))
         parts += [Text(f"Agreement in round {outcome['agreement']['round'] + 1}",
                        style="bold green"), terms_table]
     else:
-        parts.append(Text(f"No agreement: {outcome['reason']}", style="bold red"))
+        parts.append(Text(f"No agreement: {plain(outcome['reason'])}", style="bold red"))
 
     parties = Table(title="Parties", title_justify="left", show_edge=False)
     for column in ("Organisation", "Agent", "Utility", "Reservation", "Gain"):
@@ -101,12 +109,13 @@ def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
     for org in scenario.organizations:
         reservation = outcome["reservation_values"][org.id]
         utility = utilities.get(org.id)
+        name, agent = for_terminal(org.name), for_terminal(agents[org.id])
         if utility is None:
-            parties.add_row(org.name, agents[org.id], "—", f"{reservation:.3f}", "—")
+            parties.add_row(name, agent, "—", f"{reservation:.3f}", "—")
             continue
         gain = utility - reservation
         style = "green" if gain >= 0 else "red"
-        parties.add_row(org.name, agents[org.id], f"{utility:.3f}", f"{reservation:.3f}",
+        parties.add_row(name, agent, f"{utility:.3f}", f"{reservation:.3f}",
                         Text(f"{gain:+.3f}", style=style))
     parts.append(parties)
     if "verdict" in outcome:
@@ -128,9 +137,9 @@ def analysis_view(analysis: SpaceAnalysis) -> Group:
     facts.add_row("Zone of possible agreement",
                   f"{zopa:,} outcomes ({share:.1%}) beat every party's reservation value")
     facts.add_row("Pareto frontier", f"{len(analysis.frontier):,} outcomes")
-    parts: list[Any] = [Text(scenario.title, style="bold"), facts]
+    parts: list[Any] = [Text(plain(scenario.title), style="bold"), facts]
     if zopa == 0:
-        lines = "\n".join(f"  - {reason}" for reason in analysis.blockers().values())
+        lines = "\n".join(f"  - {plain(reason)}" for reason in analysis.blockers().values())
         parts.append(Panel(
             Text("No zone of possible agreement: a partnership on these terms is not "
                  f"justified for these parties.\n{lines}", style="bold red"),
@@ -139,11 +148,11 @@ def analysis_view(analysis: SpaceAnalysis) -> Group:
     points = Table(title="Bargaining solutions", title_justify="left", show_edge=False)
     points.add_column("Solution", style="bold")
     for org in scenario.organizations:
-        points.add_column(org.id, justify="right")
+        points.add_column(for_terminal(org.id), justify="right")
     points.add_column("Terms")
     for point in analysis.special_points():
         points.add_row(point.name, *(f"{point.utilities[p]:.3f}" for p in analysis.parties),
-                       short_terms(scenario, point.terms))
+                       for_terminal(short_terms(scenario, point.terms)))
     reservation = [f"{r:.3f}" for r in analysis.reservation]
     points.add_row(Text("reservation", style="dim"), *reservation, Text("walk away",
                                                                         style="dim"))
@@ -156,9 +165,11 @@ def profiles_view(scenario: Scenario) -> Table:
     for column in ("Organisation", "Mission", "Capabilities", "Needs", "Contribution"):
         table.add_column(column)
     for org in scenario.organizations:
-        table.add_row(Text(org.name, style="bold"), org.mission,
-                      "\n".join(org.capabilities), "\n".join(org.needs),
-                      f"{org.contribution.value:g}: {org.contribution.description}")
+        table.add_row(Text(plain(org.name), style="bold"), for_terminal(org.mission),
+                      for_terminal("\n".join(org.capabilities)),
+                      for_terminal("\n".join(org.needs)),
+                      for_terminal(f"{org.contribution.value:g}: "
+                                   f"{org.contribution.description}"))
     return table
 
 
@@ -178,11 +189,12 @@ def timeline_view(scenario: Scenario, events: list[dict[str, Any]]) -> Table:
         detail = Text()
         if action["kind"] == "propose":
             detail.append(short_terms(scenario, action["offer"]["terms"]) + "\n")
-        detail.append(action["rationale"], style="italic dim")
+        detail.append(plain(action["rationale"]), style="italic dim")
         verdict = event.get("verdict")
         level = "blocked" if event["type"] == "blocked" else verdict["level"] if verdict else ""
-        table.add_row(str(event["round"] + 1), event["party"],
-                      Text(action["kind"], style=_KIND_STYLE.get(action["kind"], "")), detail,
+        table.add_row(for_terminal(event["round"] + 1), for_terminal(event["party"]),
+                      Text(plain(action["kind"]), style=_KIND_STYLE.get(action["kind"], "")),
+                      detail,
                       Text(level, style=styles.get(verdict["level"] if verdict else "", "")))
     return table
 
@@ -204,7 +216,7 @@ def fairness_view(report: Mapping[str, Any]) -> Table:
     table.add_row("Distance to Pareto frontier", shown(report["pareto_distance"]))
     table.add_row("Pareto-dominated", "yes" if report["pareto_dominated"] else "no")
     for issue_id, entry in report["shares"].items():
-        table.add_row(f"{issue_id}: gap to {entry['basis']} share",
+        table.add_row(for_terminal(f"{issue_id}: gap to {entry['basis']} share"),
                       f"{entry['deviation']:.0f} points")
     return table
 
@@ -215,24 +227,25 @@ def error_console() -> Console:
 
 def _term(value: Any) -> str:
     if isinstance(value, Mapping):
-        return " · ".join(f"{party} {share}" for party, share in value.items())
-    return str(value)
+        return plain(" · ".join(f"{party} {share}" for party, share in value.items()))
+    return plain(value)
 
 
 def campaign_view(manifest: Mapping[str, Any]) -> Group:
     """A campaign's stages, how the terms in force evolved, and each party's value and
     trust after every stage (from ``campaign.json``)."""
     stages = manifest["stages"]
-    overview = Table(title=f"{manifest['title']} · seed {manifest['seed']}",
+    overview = Table(title=for_terminal(f"{manifest['title']} · seed {manifest['seed']}"),
                      title_justify="left")
     for column in ("#", "Stage", "Kind", "Outcome", "Rounds", "Transcript"):
         overview.add_column(column, overflow="fold")
     styles = {"agreement": "bold green", "evaluated": "cyan", "no_agreement": "red"}
     for stage in stages:
-        overview.add_row(str(stage["index"] + 1), stage["id"], stage["kind"],
-                         Text(stage["reason"], style=styles.get(stage["status"], "")),
-                         "" if stage["rounds"] is None else str(stage["rounds"]),
-                         stage["transcript"])
+        overview.add_row(for_terminal(stage["index"] + 1), for_terminal(stage["id"]),
+                         for_terminal(stage["kind"]),
+                         Text(plain(stage["reason"]), style=styles.get(stage["status"], "")),
+                         "" if stage["rounds"] is None else for_terminal(stage["rounds"]),
+                         for_terminal(stage["transcript"]))
     parts: list[Any] = [overview]
     negotiated = [stage for stage in stages if stage["kind"] == "negotiate"]
     if negotiated:
@@ -240,7 +253,7 @@ def campaign_view(manifest: Mapping[str, Any]) -> Group:
         terms.add_column("Issue", style="bold")
         issues: dict[str, None] = {}
         for stage in negotiated:
-            terms.add_column(stage["id"], overflow="fold")
+            terms.add_column(for_terminal(stage["id"]), overflow="fold")
             issues.update(dict.fromkeys(stage["terms"] or {}))
         for issue in issues:
             row, previous = [], None
@@ -249,14 +262,14 @@ def campaign_view(manifest: Mapping[str, Any]) -> Group:
                 text = "—" if value is None else _term(value)
                 row.append(Text(text, style="dim" if text == previous else ""))
                 previous = text
-            terms.add_row(issue, *row)
+            terms.add_row(for_terminal(issue), *row)
         parts.append(terms)
     values = Table(title="Value of the agreement in force (realised, after an evaluation) "
                          "and mean trust in partners τ", title_justify="left")
     values.add_column("Party", style="bold")
     parties: dict[str, None] = {}
     for stage in stages:
-        values.add_column(stage["id"], justify="right")
+        values.add_column(for_terminal(stage["id"]), justify="right")
         parties.update(dict.fromkeys(stage["parties"]))
     for party in parties:
         cells = []
@@ -267,8 +280,8 @@ def campaign_view(manifest: Mapping[str, Any]) -> Group:
             cells.append("" if value is None and tau is None else
                          f"{'—' if value is None else f'{value:.2f}'}"
                          f"{'' if tau is None else f'  τ {tau:.2f}'}")
-        values.add_row(party, *cells)
+        values.add_row(for_terminal(party), *cells)
     parts.append(values)
     if manifest.get("stopped"):
-        parts.append(Text(manifest["stopped"], style="bold red"))
+        parts.append(Text(plain(manifest["stopped"]), style="bold red"))
     return Group(*parts)

@@ -1,0 +1,61 @@
+"""Text from scenario files, transcripts and agents made safe to show: on a terminal, in Markdown.
+
+Every such text is data, never markup.  ``plain`` removes what a terminal would obey rather
+than print: control characters (C0 except newline and tab, DEL, C1), whole escape sequences
+(CSI such as ``ESC [2J``, OSC such as a window title ``ESC ]0;…BEL``, DCS/APC/PM/SOS
+strings, two-character escapes) and the Unicode bidi overrides and isolates that reorder
+what a reader sees (U+202A–U+202E, U+2066–U+2069, the "Trojan Source" characters).
+``for_terminal`` also escapes Rich markup, for text placed in a string Rich parses;
+``for_markdown`` escapes HTML and the Markdown characters that could open a heading, a
+link, an image, emphasis, code, a table cell or a raw HTML block.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+# Escape sequences first (whole), then any control character left, e.g. a lone ESC.
+_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"                      # CSI: cursor, erase, colours
+    r"|(?:\x1b[]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # OSC…
+    r"|\x1b[ -/]*[0-~]"                                      # two-character escapes
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+# Markdown: characters active anywhere in a line, and block markers at a line's start
+# (a heading, a list item, a thematic break or setext underline); ``>`` and ``<`` become
+# HTML entities, which never open a block quote or an HTML block.
+_INLINE = re.compile(r"([\\`*_\[\]|~])")
+_LINE_START = re.compile(r"^(#+|[-+=]+|\d+[.)])(?=[ \t]|$)", re.MULTILINE)
+
+
+def plain(text: object) -> str:
+    """``text`` without control characters, escape sequences or bidi overrides (for
+    ``rich.text.Text``, table cells given as ``Text``, or any non-markup output)."""
+    return _CONTROL.sub("", _SEQUENCE.sub("", str(text)))
+
+
+def for_terminal(text: object) -> str:
+    """``text`` safe inside a string that Rich parses as markup: controls stripped and
+    ``[tags]`` escaped, so ``[/]`` or ``[bold]`` print literally."""
+    from rich.markup import escape  # only the commands that print need rich
+
+    return escape(plain(text))
+
+
+def for_markdown(text: object, *, multiline: bool = False) -> str:
+    """``text`` as literal Markdown: HTML escaped, Markdown-active characters
+    backslash-escaped, leading block markers (``#``, ``-``, ``1.`` …) neutralised.  One
+    line unless ``multiline``, which keeps the line breaks (and so the paragraphs)."""
+    lines = [line.strip() for line in plain(text).split("\n")]
+    joined = "\n".join(lines) if multiline else " ".join(line for line in lines if line)
+    escaped = html.escape(_INLINE.sub(r"\\\1", joined), quote=False)
+    return _LINE_START.sub(_escape_marker, escaped)
+
+
+def _escape_marker(match: re.Match[str]) -> str:
+    marker = match.group(1)
+    if marker[0].isdigit():
+        return f"{marker[:-1]}\\{marker[-1]}"
+    return f"\\{marker}"
