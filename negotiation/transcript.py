@@ -19,8 +19,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from negotiation import files
 from negotiation.errors import InputError
 
 FORMAT = "negotiation-transcript/1"
@@ -75,8 +76,19 @@ def clock() -> Callable[[], str]:
     return _wall_timestamp
 
 
+class TranscriptConflict(TranscriptError):
+    """Another process appended to (or cut) the transcript since this writer read it."""
+
+
 class TranscriptWriter:
     """Appends hash-chained events to a file (flushed and fsynced each) or to memory.
+
+    A new file appears on disk only with its header: the first line is written to a hidden
+    temporary file beside it, fsynced, and linked into place (never over an existing file
+    or through a symlink).  Every later line is appended under an exclusive lock, after
+    checking that the file's last line is still the event this writer last knew of, in one
+    write that is cut back if it fails (a full disk), so the file always verifies up to its
+    last complete event.
 
     With ``path=None`` events are kept in memory, for tournaments and benchmarks, and
     chained lazily: ``prev_hash``, ``hash`` and ``lines`` are computed the first time
@@ -93,18 +105,23 @@ class TranscriptWriter:
         self._chained = 0  # events[:_chained] carry their hashes and have a line
         self._clock = clock()  # read once: the environment is not consulted per event
         self._seq, self._head = _continue_from or (0, GENESIS)
-        self._file: IO[str] | None = None
         self._pending: list[dict[str, Any]] = []
-        if path is not None:
-            mode = "a" if _continue_from else "x"
-            try:
-                self._file = path.open(mode, encoding="utf-8")
-            except FileExistsError:
+        self._fd: int | None = None
+        self._temporary: Path | None = None  # the new file, until its header is linked
+        self._on_disk = self._head  # the hash of the file's last line
+        if path is None:
+            return
+        try:
+            if _continue_from:
+                self._fd = files.open_existing(path)
+            elif os.path.lexists(path):
+                files.refuse_symlink(path)
                 raise TranscriptError(f"{path} already exists; transcripts are never "
-                                      "overwritten") from None
-            except OSError as error:
-                raise TranscriptError(f"cannot write the transcript {path}: "
-                                      f"{error.strerror or error}") from None
+                                      "overwritten")
+            else:
+                self._temporary, self._fd = files.temporary_beside(path)
+        except files.OutputError as error:
+            raise TranscriptError(f"cannot write the transcript: {error}") from None
 
     @classmethod
     def resume(cls, path: Path) -> TranscriptWriter:
@@ -124,6 +141,7 @@ class TranscriptWriter:
             raise TranscriptError(f"{path} has already finished; nothing to resume")
         writer = cls(path, _continue_from=(0, GENESIS))
         writer._pending = list(result.events)
+        writer._on_disk = result.head_hash
         return writer
 
     @property
@@ -132,12 +150,27 @@ class TranscriptWriter:
         return bool(self._pending)
 
     @classmethod
-    def append_to(cls, path: Path) -> TranscriptWriter:
-        """Continue an existing, verified transcript (e.g. to add a sign-off)."""
-        result = verify(path)
-        if not result.ok:
-            raise TranscriptError(f"{path} does not verify: {result.reason}")
-        return cls(path, _continue_from=(len(result.events), result.head_hash))
+    def append_to(cls, path: Path, *, head: str | None = None) -> TranscriptWriter:
+        """Continue an existing, verified transcript (e.g. to add a sign-off).
+
+        ``head`` is the hash of the last event the caller's decision was based on; when the
+        file has moved on since, nothing is written (``TranscriptConflict``).  Each append
+        re-checks this under the file's lock, so of two concurrent sign-offs one wins and
+        the other is refused.  Close the writer (or use it as a context manager).
+        """
+        writer = cls(path, _continue_from=(0, GENESIS))
+        try:
+            result = verify(path)
+            if not result.ok:
+                raise TranscriptError(f"{path} does not verify: {result.reason}")
+            writer._seq, writer._head = len(result.events), result.head_hash
+            writer._on_disk = result.head_hash
+            if head is not None and head != result.head_hash:
+                raise _conflict(path, result.events[-1])
+        except BaseException:
+            writer.close()
+            raise
+        return writer
 
     @property
     def head_hash(self) -> str:
@@ -161,13 +194,66 @@ class TranscriptWriter:
         event[WALL] = {"at": self._clock(), **(wall or {})}
         self.events.append(event)
         self._seq += 1
-        if self._file is not None:
+        if self._fd is not None:
             self._chain()
-            self._file.write(self._lines[-1] + "\n")
-            self._file.flush()
-            if self.fsync:
-                os.fsync(self._file.fileno())
+            try:
+                self._write(self._lines[-1])
+            except BaseException:
+                # Nothing reached the file: forget the event, so the writer and the file agree.
+                self.events.pop()
+                self._lines.pop()
+                self._chained -= 1
+                self._seq -= 1
+                self._head = event["prev_hash"]
+                raise
         return event
+
+    def _write(self, line: str) -> None:
+        assert self._fd is not None and self.path is not None
+        data = (line + "\n").encode()
+        try:
+            if self._temporary is not None:
+                self._publish(data)
+            else:
+                with files.locked(self._fd):
+                    self._check_tail()
+                    files.append_whole(self._fd, data, fsync=self.fsync)
+        except files.OutputError as error:
+            raise TranscriptError(str(error)) from None
+        except OSError as error:
+            raise TranscriptError(str(files.write_error(
+                self.path, error, resume=f"continue with: negotiate resume {self.path}")
+            )) from None
+        self._on_disk = self._head
+
+    def _publish(self, first_line: bytes) -> None:
+        """Write the header to the temporary file, fsync it and link it into place."""
+        assert self._fd is not None and self._temporary is not None and self.path is not None
+        files.append_whole(self._fd, first_line, fsync=self.fsync)
+        try:
+            files.publish(self._temporary, self.path, replace=False)
+        except BaseException:
+            os.ftruncate(self._fd, 0)  # still unpublished: a later attempt starts afresh
+            raise
+        self._temporary = None
+        files.fsync_folder(self.path.parent)
+
+    def _check_tail(self) -> None:
+        """The file's last line must still be the event this writer knows as the last."""
+        assert self._fd is not None and self.path is not None
+        size = os.fstat(self._fd).st_size
+        ending = f'"hash":"{self._on_disk}"}}\n'.encode()
+        if size >= len(ending) and os.pread(self._fd, len(ending), size - len(ending)) == ending:
+            return
+        last = _last_line(self._fd, size)
+        try:
+            event = json.loads(last)
+        except ValueError:
+            event = None
+        if isinstance(event, dict) and last.endswith(b"\n") \
+                and event.get("hash") == self._on_disk:
+            return
+        raise _conflict(self.path, event if isinstance(event, dict) else None)
 
     def _chain(self) -> None:
         """Hash every event not chained yet and make its line."""
@@ -210,15 +296,39 @@ class TranscriptWriter:
         return list(self._pending)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if self._temporary is not None:  # the header was never written: leave no file
+            self._temporary.unlink(missing_ok=True)
+            self._temporary = None
 
     def __enter__(self) -> TranscriptWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _last_line(fd: int, size: int) -> bytes:
+    """The file's last line (with its newline, if it has one), read from the end."""
+    data, start = b"", size
+    while start > 0:
+        step = min(1 << 16, start)
+        start -= step
+        data = os.pread(fd, step, start) + data
+        cut = data.rfind(b"\n", 0, len(data) - 1)
+        if cut >= 0:
+            return data[cut + 1:]
+    return data
+
+
+def _conflict(path: Path, last: dict[str, Any] | None) -> TranscriptConflict:
+    if last is not None and last.get("type") == "signoff":
+        return TranscriptConflict(f"{path}: another sign-off was recorded meanwhile; review "
+                                  "again (nothing was written)")
+    return TranscriptConflict(f"{path} changed on disk since it was read (another process "
+                              "appended to it or cut it); nothing was written. Read it again")
 
 
 @dataclass(frozen=True)
@@ -236,6 +346,11 @@ def read_events(path: Path) -> Iterator[tuple[int, str]]:
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.rstrip("\n")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a transcript may hold (NaN and infinities are "
+                     "refused); the line was written by something other than negotiate")
 
 
 def verify(path: Path) -> Verification:
@@ -256,9 +371,13 @@ def verify(path: Path) -> Verification:
         return Verification(False, events, head, 1, "line 1: the transcript is empty")
     for number, line in lines:
         try:
-            event = json.loads(line)
+            event = json.loads(line, parse_constant=_refuse_constant)
         except json.JSONDecodeError as error:
             return bad(number, f"not valid JSON ({error.msg})")
+        except ValueError as error:
+            return bad(number, str(error))
+        except RecursionError:
+            return bad(number, "nested too deeply to be a transcript event")
         if not isinstance(event, dict):
             return bad(number, "not a JSON object")
         expected_seq = len(events)
@@ -278,14 +397,23 @@ def verify(path: Path) -> Verification:
 
 
 def drop_torn_tail(path: Path) -> bool:
-    """Remove a last line that a crash cut short (no final newline); report if it did."""
-    with path.open("rb+") as handle:
-        data = handle.read()
-        if not data or data.endswith(b"\n"):
-            return False
-        handle.truncate(data.rfind(b"\n") + 1)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Remove a last line that a crash cut short (no final newline); report if it did.
+    Holds the file's lock, so a line being appended right now is never mistaken for one."""
+    if not os.path.lexists(path):
+        return False
+    try:
+        fd = files.open_existing(path)
+    except files.OutputError as error:
+        raise TranscriptError(str(error)) from None
+    try:
+        with files.locked(fd):
+            size = os.fstat(fd).st_size
+            if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+                return False
+            os.ftruncate(fd, size - len(_last_line(fd, size)))
+            os.fsync(fd)
+    finally:
+        os.close(fd)
     return True
 
 
