@@ -74,6 +74,7 @@ from negotiation.scenario import (
     validation_problems,
     yaml_mapping,
 )
+from negotiation.strict_yaml import StrictYamlError, read_data_file
 from negotiation.transcript import (
     FORMAT,
     TranscriptError,
@@ -178,7 +179,9 @@ def load_campaign(path: str | Path) -> LoadedCampaign:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_data_file(path)
+    except StrictYamlError as error:
+        raise CampaignError(source, [Problem("", error.reason)]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise CampaignError(source, [Problem("", f"cannot read the file: {error}")]) from None
     data = yaml_mapping(text, source, CampaignError, "id, title, scenario, stages")

@@ -281,6 +281,8 @@ class Session:
                 self.state.standing_offer is not state.standing_offer
         except self.passthrough:
             raise
+        except MemoryError:
+            raise  # the machine failed, not the agent: the command ends with exit 2
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             self.abort()
             raise

@@ -32,15 +32,19 @@ Identifier = Annotated[
     ),
 ]
 Score = Annotated[float, Field(ge=0.0, le=1.0)]
+#: Scenarios with more possible agreements are refused: every analysis and rule-based agent
+#: tables utilities over the whole outcome space.
+MAX_OUTCOMES = 10**7
 
 #: The value an offer gives one issue: an option name, a number, or shares per party.
 TermValue = str | int | float | dict[str, int]
 
 
 class Strict(BaseModel):
-    """Base for every model read from a file: unknown fields are errors, not silently dropped."""
+    """Base for every model read from a file: unknown fields are errors, not silently dropped,
+    and NaN or infinite numbers (``"nan"``, ``"1e999"``) are refused wherever a float is read."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- issues -------------------------------------------------------------------------------
@@ -85,6 +89,9 @@ class NumericIssue(IssueBase):
         low, high = info.data.get("min"), info.data.get("max")
         if low is not None and high is not None and value > 0:
             steps = (high - low) / value
+            if not steps <= MAX_OUTCOMES:  # also catches an overflow to infinity
+                raise ValueError(f"(max - min) / step = {steps:g} steps, more than "
+                                 f"{MAX_OUTCOMES:,}; choose a larger step")
             if abs(steps - round(steps)) > 1e-9:
                 raise ValueError(f"(max - min) / step = {steps:g} is not a whole number; "
                                  f"choose a step that divides {high - low:g}")

@@ -18,13 +18,12 @@ import yaml
 from pydantic import ValidationError
 
 from negotiation.errors import InputError
-from negotiation.model import DiscreteIssue, NumericIssue, Scenario, SplitIssue
+from negotiation.model import MAX_OUTCOMES, DiscreteIssue, NumericIssue, Scenario, SplitIssue
+from negotiation.strict_yaml import StrictYamlError, load_yaml, read_data_file
 from negotiation.utility import InvalidOfferError, settled_value
 
 #: Weights may be written with a few decimals; they must sum to 1 within this tolerance.
 WEIGHT_TOLERANCE = 1e-6
-#: Scenarios larger than this are refused: no rule-based agent can search them exhaustively.
-MAX_OUTCOMES = 10**7
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,9 @@ def load_scenario(path: str | Path) -> Scenario:
     path = resolve_scenario_path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_data_file(path)
+    except StrictYamlError as error:
+        raise ScenarioError(source, [Problem("", error.reason)]) from None
     except FileNotFoundError:
         hint = ", ".join(p.stem for p in shipped_scenarios())
         raise ScenarioError(
@@ -101,10 +102,13 @@ def parse_scenario(text: str, source: str = "<scenario>") -> Scenario:
 
 def yaml_mapping(text: str, source: str, error: type[ScenarioError], fields: str
                  ) -> dict[str, Any]:
-    """YAML text that must hold a mapping (of ``fields``); ``error`` names the line of a
-    syntax error, or what was found instead of a mapping."""
+    """YAML text that must hold a mapping (of ``fields``), read by the strict loader;
+    ``error`` names the line of a syntax error or a refused construct, or what was found
+    instead of a mapping."""
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, source)
+    except StrictYamlError as refused:
+        raise error(source, [Problem(refused.where, refused.reason)]) from None
     except yaml.YAMLError as problem_error:
         where = ""
         mark = getattr(problem_error, "problem_mark", None)

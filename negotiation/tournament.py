@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import numpy as np
@@ -29,6 +29,7 @@ from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
 from negotiation.errors import InputError
 from negotiation.model import Scenario
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
+from negotiation.strict_yaml import StrictYamlError, load_yaml, read_data_file
 from negotiation.transcript import TranscriptWriter, drop_torn_tail
 
 #: Columns compared by ``--expect``: everything deterministic (wall time is not).
@@ -45,7 +46,7 @@ class TournamentError(InputError):
 class TournamentConfig(BaseModel):
     """A tournament file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scenarios: list[str] = Field(min_length=1, description="Shipped names or file paths.")
     strategies: list[str] = Field(
@@ -56,8 +57,8 @@ class TournamentConfig(BaseModel):
         description="Explicit line-ups, one strategy per seat; with role_swaps each plays "
                     "every seat.")
     role_swaps: bool = True
-    seeds: int | list[int] = 3
-    rounds: int | None = Field(default=None, ge=1)
+    seeds: Annotated[int, Field(ge=1, le=100_000)] | list[int] = 3
+    rounds: int | None = Field(default=None, ge=1, le=100_000)
 
     @model_validator(mode="after")
     def _some_players(self) -> TournamentConfig:
@@ -85,10 +86,15 @@ class Job:
 
 def load_config(path: Path) -> TournamentConfig:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(read_data_file(path), str(path))
         return TournamentConfig.model_validate(data)
+    except StrictYamlError as error:
+        raise TournamentError(str(error)) from None
     except OSError as error:
         raise TournamentError(f"{path}: cannot read ({error.strerror or error})") from None
+    except UnicodeDecodeError as error:
+        raise TournamentError(f"{path}: not UTF-8 text ({error.reason}); save it as UTF-8"
+                              ) from None
     except yaml.YAMLError as error:
         raise TournamentError(f"{path}: not valid YAML ({error})") from None
     except ValidationError as error:

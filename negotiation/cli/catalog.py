@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.table import Table
 
@@ -40,10 +39,11 @@ def generate(
     """Generate a random valid scenario (YAML) for stress tests and research."""
     from negotiation.generate import random_scenario
     from negotiation.scenario import scenario_from_data
+    from negotiation.strict_yaml import dump_yaml
 
     data = random_scenario(parties, issues, values, seed)
     scenario_from_data(data, "generated")  # valid by construction; checked all the same
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    text = dump_yaml(data)
     if out is None:
         typer.echo(text, nl=False)
     else:

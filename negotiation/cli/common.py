@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.markup import escape
 
 from negotiation import render
 from negotiation.errors import InputError, NegotiationError, exit_code
+from negotiation.strict_yaml import load_yaml, read_data_file
 
 console = Console(highlight=False)
 
@@ -51,13 +53,19 @@ def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
     """Read ``MODEL: {input: USD/1M tokens, output: USD/1M tokens}`` from a YAML file."""
     if path is None:
         return {}
+    form = "a price table maps each model to {input: N, output: N} in US dollars per million " \
+           "tokens"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return {str(model): (float(row["input"]), float(row["output"]))
-                for model, row in (data or {}).items()}
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError, AttributeError) as error:
-        raise UsageError(f"{path}: a price table maps each model to {{input: N, output: N}} "
-                         f"in US dollars per million tokens ({error})") from None
+        data = load_yaml(read_data_file(path), str(path))  # StrictYamlError says what to fix
+        prices = {str(model): (float(row["input"]), float(row["output"]))
+                  for model, row in (data or {}).items()}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValueError,
+            AttributeError) as error:
+        raise UsageError(f"{path}: {form} ({error})") from None
+    for model, pair in prices.items():
+        if not all(math.isfinite(price) and price >= 0 for price in pair):
+            raise UsageError(f"{path}: {model}: prices must be finite and not negative; {form}")
+    return prices
 
 
 def parse_agent_overrides(values: list[str]) -> dict[str, str]:
