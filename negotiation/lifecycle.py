@@ -3,17 +3,36 @@
     proposed → checked → accepted by all → pending sign-off → ratified | rejected
 
 A run without agreement ends ``no agreement`` (with its reason); an interrupted one
-``aborted``; a transcript whose hash chain fails is ``TAMPERED`` whatever it says.
+``aborted``; a transcript whose hash chain or whose signatures fail is ``TAMPERED`` whatever
+it says.
+
+When the scenario declares ``signatories:``, a sign-off is an Ed25519 signature by one of an
+organisation's declared keys over the chain head it follows (:mod:`negotiation.signing`):
+the agreement is ratified once every party to it has its quorum of approving signatures,
+and rejected by any one declared signatory's rejection.  Without ``signatories:`` the first
+sign-off decides, and is recorded and shown as unsigned: it is not attributable to anyone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from negotiation.errors import RefusedError
+from negotiation.model import Scenario
+from negotiation.signing import (
+    Signatory,
+    fingerprint,
+    public_key_of,
+    short,
+    sign,
+    signature_valid,
+)
 from negotiation.transcript import TranscriptError, TranscriptWriter, verify
 
 
@@ -41,16 +60,163 @@ class Stage:
     detail: str
 
 
-def status_of(events: list[dict[str, Any]]) -> Status:
-    """The lifecycle status of a verified transcript's events."""
+@dataclass(frozen=True)
+class Signature:
+    """One recorded decision: who, for which organisation, and whether it is attributable."""
+
+    seq: int
+    decision: str
+    org: str | None
+    signer: str
+    fingerprint: str | None
+    comment: str
+    at: str
+
+    @property
+    def attributable(self) -> bool:
+        return self.fingerprint is not None
+
+    def describe(self) -> str:
+        who = f"{self.signer} for {self.org}" if self.org else self.signer
+        key = f" (key {short(self.fingerprint)})" if self.fingerprint else \
+            " (unsigned, not attributable)"
+        return f"{who}{key}"
+
+
+@dataclass
+class SignOffs:
+    """Every sign-off of a transcript, checked against the declared signatories.
+
+    ``required`` maps each organisation that must sign to its quorum (empty when the
+    scenario declares no signatories); ``problems`` lists signatures that do not verify,
+    and any sign-off the tools would never have written."""
+
+    attributable: bool
+    required: dict[str, int] = field(default_factory=dict)
+    signatures: list[Signature] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    decision: Status | None = None
+
+    def approvals(self, org: str) -> list[Signature]:
+        return [s for s in self.signatures if s.org == org and s.decision == "approve"]
+
+    def missing(self) -> dict[str, int]:
+        """Organisations still short of their quorum, with how many signatures they need."""
+        return {org: quorum - len(self.approvals(org)) for org, quorum in self.required.items()
+                if len(self.approvals(org)) < quorum}
+
+    def summary(self) -> str:
+        if not self.signatures:
+            return "no sign-off yet"
+        parts = [f"{s.decision}d by {s.describe()}" for s in self.signatures]
+        missing = self.missing()
+        if self.decision is None and missing:
+            parts.append("waiting for " + ", ".join(f"{org} ({n} more)"
+                                                    for org, n in missing.items()))
+        return "; ".join(parts)
+
+
+def _scenario_of(events: list[dict[str, Any]]) -> Scenario | None:
+    header = events[0] if events else {}
+    if "scenario" not in header:
+        return None
+    return Scenario.model_validate(header["scenario"])
+
+
+def _outcome(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in events if e["type"] == "outcome"), None)
+
+
+def sign_offs(events: list[dict[str, Any]],
+              expected: Iterable[Signatory] | None = None) -> SignOffs:
+    """Check every sign-off of a hash-verified transcript.
+
+    Signatures are checked against the signatories the embedded scenario declares, and, if
+    ``expected`` is given (records the reader obtained independently), every declared and
+    every signing key must be among those: a forger who re-wrote the embedded scenario with
+    their own keys is caught there."""
+    scenario = _scenario_of(events)
+    declared = scenario.signatories if scenario is not None else {}
+    outcome = _outcome(events)
+    agreement = (outcome or {}).get("agreement") or {}
+    parties = list(agreement.get("parties") or (scenario.party_ids if scenario else []))
+    result = SignOffs(attributable=bool(declared))
+    if declared:
+        result.required = {org: declared[org].quorum for org in parties if org in declared}
+    keys = {fingerprint(key.public_key): (org, key.name, key.public_key)
+            for org, spec in declared.items() for key in spec.keys}
+    if expected is not None:
+        trusted = {record.fingerprint: record for record in expected}
+        for fp, (org, name, _) in keys.items():
+            record = trusted.get(fp)
+            if record is None or record.org != org:
+                result.problems.append(f"the transcript declares {name} (key {short(fp)}) as "
+                                       f"a signatory of {org}, which the signatory records "
+                                       "you gave do not: the embedded scenario may be forged")
+    for event in events:
+        if event["type"] != "signoff":
+            continue
+        _check_one(event, keys, result, outcome)
+    return result
+
+
+def _check_one(event: dict[str, Any], keys: Mapping[str, tuple[str, str, str]],
+               result: SignOffs, outcome: dict[str, Any] | None) -> None:
+    seq = event["seq"]
+    at = str(event.get("wall", {}).get("at", ""))
+    if result.decision is not None:
+        result.problems.append(f"event {seq}: a sign-off after the agreement was already "
+                               f"{result.decision.value}")
+        return
+    if outcome is None or outcome.get("status") != "agreement" or \
+            event.get("agreement_event", {}).get("hash") != outcome.get("hash"):
+        result.problems.append(f"event {seq}: the sign-off does not refer to this transcript's "
+                               "agreement")
+        return
+    decision = event.get("decision")
+    if decision not in {"approve", "reject"}:
+        result.problems.append(f"event {seq}: unknown decision {decision!r}")
+        return
+    if not result.attributable:
+        result.signatures.append(Signature(seq, decision, None, str(event.get("reviewer", "")),
+                                           None, str(event.get("comment", "")), at))
+        result.decision = Status.RATIFIED if decision == "approve" else Status.REJECTED
+        return
+    fp = event.get("fingerprint")
+    known = keys.get(fp) if isinstance(fp, str) else None
+    if known is None or known[0] != event.get("org"):
+        result.problems.append(f"event {seq}: signed with a key that is not a declared "
+                               f"signatory of {event.get('org')!r}")
+        return
+    org, name, public_key = known
+    if not signature_valid(public_key, event):
+        result.problems.append(f"event {seq}: the signature of {name} for {org} does not "
+                               "verify (the transcript or the sign-off was changed)")
+        return
+    if any(s.fingerprint == fp for s in result.signatures):
+        result.problems.append(f"event {seq}: {name} signed twice")
+        return
+    result.signatures.append(Signature(seq, decision, org, name, fp,
+                                       str(event.get("comment", "")), at))
+    if decision == "reject":
+        result.decision = Status.REJECTED
+    elif not result.missing():
+        result.decision = Status.RATIFIED
+
+
+def status_of(events: list[dict[str, Any]], signed: SignOffs | None = None) -> Status:
+    """The lifecycle status of a hash-verified transcript's events."""
     types = [e["type"] for e in events]
     if "signoff" in types:
-        decision = next(e for e in reversed(events) if e["type"] == "signoff")["decision"]
-        return Status.RATIFIED if decision == "approve" else Status.REJECTED
+        signed = signed or sign_offs(events)
+        if signed.problems:
+            return Status.TAMPERED
+        if signed.decision is not None:
+            return signed.decision
     if "evaluation" in types:  # a campaign's evaluation stage: nothing to sign
         return Status.EVALUATED
-    if "outcome" in types:
-        outcome = next(e for e in events if e["type"] == "outcome")
+    outcome = _outcome(events)
+    if outcome is not None:
         return Status.PENDING if outcome["status"] == "agreement" else Status.NO_AGREEMENT
     if types and types[-1] == "aborted":
         return Status.ABORTED
@@ -60,7 +226,7 @@ def status_of(events: list[dict[str, Any]]) -> Status:
 def stages(events: list[dict[str, Any]]) -> list[Stage]:
     """The lifecycle steps reached, each with the event that shows it."""
     result: list[Stage] = []
-    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    outcome = _outcome(events)
     proposals = [e for e in events if e["type"] == "move" and e["action"]["kind"] == "propose"]
     if outcome is not None and "accountability" in outcome:
         terms = (outcome.get("agreement") or outcome.get("blocked_agreement") or {})["terms"]
@@ -77,34 +243,36 @@ def stages(events: list[dict[str, Any]]) -> list[Stage]:
             result.append(Stage("no agreement", outcome["seq"], outcome["reason"]))
     elif outcome is not None:
         result.append(Stage("no agreement", outcome["seq"], outcome["reason"]))
+    signed = sign_offs(events) if any(e["type"] == "signoff" for e in events) else None
+    for signature in signed.signatures if signed else []:
+        name = {"approve": "approved", "reject": "rejected"}[signature.decision]
+        result.append(Stage(name, signature.seq, f"by {signature.describe()}: "
+                                                 f"{signature.comment or 'no comment'}"))
+    if signed is not None and signed.decision is not None:
+        last = signed.signatures[-1]
+        result.append(Stage(signed.decision.value, last.seq, signed.summary()))
     for event in events:
-        if event["type"] == "signoff":
-            name = "ratified" if event["decision"] == "approve" else "rejected"
-            result.append(Stage(name, event["seq"], f"by {event['reviewer']}: "
-                                                    f"{event['comment'] or 'no comment'}"))
-        elif event["type"] == "aborted":
+        if event["type"] == "aborted":
             result.append(Stage("aborted", event["seq"], event["reason"]))
     return result
 
 
 def transcript_status(path: Path) -> tuple[Status, list[dict[str, Any]]]:
-    """Status of a transcript file: TAMPERED when its chain fails."""
+    """Status of a transcript file: TAMPERED when its chain or a signature fails."""
     result = verify(path)
     if not result.ok:
         return Status.TAMPERED, result.events
     return status_of(result.events), result.events
 
 
-def sign_off(path: Path, *, approve: bool, reviewer: str, comment: str = ""
-             ) -> dict[str, Any]:
-    """Append the reviewer's decision as a hash-chained ``signoff`` event.
+def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = "",
+             org: str | None = None, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
+    """Append a decision as a hash-chained ``signoff`` event; refuse, writing nothing, when
+    the transcript is tampered, has no agreement, or is already decided.
 
-    Refuses, writing nothing, when the transcript is tampered, has no agreement, or is
-    already decided.
-    """
-    reviewer = reviewer.strip()
-    if not reviewer:
-        raise SignOffError("a sign-off needs the reviewer's name (--reviewer NAME)")
+    For a scenario with signatories, ``org`` and ``key`` (one of that organisation's declared
+    private keys) sign the decision over the current chain head; otherwise ``reviewer``
+    names who decided, and the sign-off is recorded as unsigned."""
     try:
         result = verify(path)
     except TranscriptError as error:
@@ -112,22 +280,77 @@ def sign_off(path: Path, *, approve: bool, reviewer: str, comment: str = ""
     if not result.ok:
         raise SignOffError(f"{path} is tampered or damaged ({result.reason}); it cannot be "
                            "signed. Re-run the negotiation.")
-    status = status_of(result.events)
+    events = result.events
+    signed = sign_offs(events)
+    status = status_of(events, signed)
+    if status is Status.TAMPERED:
+        raise SignOffError(f"{path} has a sign-off that does not verify "
+                           f"({signed.problems[0]}); it cannot be signed")
     if status in {Status.RATIFIED, Status.REJECTED}:
         raise SignOffError(f"{path} is already {status.value}; a decision cannot be changed. "
                            "Re-run the negotiation to decide again.")
     if status is not Status.PENDING:
         raise SignOffError(f"{path} has no agreement to sign (status: {status.value}).")
-    outcome = next(e for e in result.events if e["type"] == "outcome")
-    decision: Literal["approve", "reject"] = "approve" if approve else "reject"
-    writer = TranscriptWriter.append_to(path)
-    try:
-        return writer.append("signoff", {
-            "decision": decision,
-            "status": Status.RATIFIED.value if approve else Status.REJECTED.value,
-            "reviewer": reviewer,
-            "comment": comment.strip(),
-            "agreement_event": {"seq": outcome["seq"], "hash": outcome["hash"]},
-        })
-    finally:
-        writer.close()
+    outcome = _outcome(events)
+    assert outcome is not None
+    body: dict[str, Any] = {
+        "decision": "approve" if approve else "reject",
+        "comment": comment.strip(),
+        "agreement_event": {"seq": outcome["seq"], "hash": outcome["hash"]},
+    }
+    if signed.attributable:
+        body.update(_signer(path, events, signed, org, key))
+    else:
+        if key is not None or org is not None:
+            raise SignOffError(f"{path}: its scenario declares no signatories, so a key "
+                               "cannot make this sign-off attributable; sign with "
+                               "--reviewer NAME (recorded as unsigned), or add signatories "
+                               "to the scenario and run the negotiation again")
+        reviewer = reviewer.strip()
+        if not reviewer:
+            raise SignOffError("a sign-off needs the reviewer's name (--reviewer NAME)")
+        body["reviewer"] = reviewer
+        body["attributable"] = False
+    body["status"] = status_after(signed, body).value
+    if signed.attributable:
+        assert key is not None
+        # The writer lays the event out as seq, type, body, prev_hash: sign exactly that.
+        body["signature"] = sign(key, {"seq": len(events), "type": "signoff", **body,
+                                       "prev_hash": result.head_hash})
+    with TranscriptWriter.append_to(path, head=result.head_hash) as writer:
+        return writer.append("signoff", body)
+
+
+def _signer(path: Path, events: list[dict[str, Any]], signed: SignOffs, org: str | None,
+            key: Ed25519PrivateKey | None) -> dict[str, Any]:
+    """Who signs: the declared signatory whose key this is, for ``org``."""
+    scenario = _scenario_of(events)
+    assert scenario is not None
+    if org is None or key is None:
+        raise SignOffError(f"{path}: its scenario declares signatories; sign with --as ORG "
+                           "--key PATH (a key made with 'negotiate keys new')")
+    if org not in signed.required:
+        raise SignOffError(f"'{org}' is not a party to this agreement; sign as one of "
+                           f"{sorted(signed.required)}")
+    fp = fingerprint(public_key_of(key))
+    declared = {fingerprint(k.public_key): k.name for k in scenario.signatories[org].keys}
+    if fp not in declared:
+        listed = ", ".join(f"{name} ({short(f)})" for f, name in declared.items())
+        raise SignOffError(f"this key ({short(fp)}) is not a declared signatory of {org}; "
+                           f"its signatories are: {listed}")
+    if any(s.fingerprint == fp for s in signed.signatures):
+        raise SignOffError(f"{declared[fp]} has already signed for {org}")
+    return {"org": org, "signer": declared[fp], "fingerprint": fp, "attributable": True}
+
+
+def status_after(signed: SignOffs, body: Mapping[str, Any]) -> Status:
+    """The status once ``body`` is recorded (what the new sign-off event states)."""
+    if body["decision"] == "reject":
+        return Status.REJECTED
+    if not signed.attributable:
+        return Status.RATIFIED
+    still = signed.missing()
+    org = body["org"]
+    if still.get(org, 0) <= 1:
+        still.pop(org, None)
+    return Status.PENDING if still else Status.RATIFIED

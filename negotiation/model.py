@@ -370,6 +370,23 @@ class PublicScenario(Strict):
     fixed: dict[str, TermValue] = Field(default_factory=dict)
 
 
+class SignatoryKey(Strict):
+    """One person who may sign for an organisation, and their Ed25519 public key."""
+
+    name: str = Field(min_length=1, max_length=200)
+    public_key: str = Field(pattern=r"^[A-Za-z0-9+/]{43}=$",
+                            description="Raw 32-byte Ed25519 public key, base64 (as "
+                                        "'negotiate keys new' prints it).")
+
+
+class OrgSignatories(Strict):
+    """Who signs for one organisation, and how many of them ratify."""
+
+    keys: list[SignatoryKey] = Field(min_length=1)
+    quorum: int = Field(default=1, ge=1, description="Approving signatures of this "
+                                                     "organisation needed to ratify.")
+
+
 class Scenario(Strict):
     """A complete negotiation setting, as read from a scenario file."""
 
@@ -390,6 +407,11 @@ class Scenario(Strict):
                     "fair benefit shares follow the Shapley value instead of contributions.")
     ecosystem: Ecosystem | None = Field(default=None, description="Optional map of the "
                                                                   "actors around the deal.")
+    signatories: dict[str, OrgSignatories] = Field(
+        default_factory=dict,
+        description="Who may sign off an agreement for each organisation (public keys). "
+                    "When given, an agreement is ratified only by valid Ed25519 signatures "
+                    "of every organisation; without it, sign-offs are not attributable.")
 
     def public(self) -> PublicScenario:
         return PublicScenario(
