@@ -117,6 +117,8 @@ class EcosystemMap:
 
         from matplotlib.figure import Figure
 
+        from negotiation.plots import save_png
+
         figure = Figure(figsize=(7, 7))
         ax = figure.subplots()
         actors = list(self.actors.values())
@@ -135,5 +137,4 @@ class EcosystemMap:
         ax.set_axis_off()
         ax.set_title("Ecosystem: line width = complementarity (needs met)")
         figure.tight_layout()
-        figure.savefig(path, dpi=110)
-        return path
+        return save_png(figure, path)

@@ -6,6 +6,7 @@ no display backend, safe in servers and worker processes.
 
 from __future__ import annotations
 
+import io
 import itertools
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,11 +17,20 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from negotiation import files
 from negotiation.analysis import SpaceAnalysis
 
 #: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
 MAX_DRAWN = 20_000
 _MARKERS = {"Nash": "*", "Kalai–Smorodinsky": "D", "egalitarian": "^", "utilitarian": "s"}
+
+
+def save_png(figure: Figure, path: Path) -> Path:
+    """Save ``figure`` as a PNG at ``path``, written whole and never through a symlink
+    (an earlier plot at ``path`` is replaced)."""
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110)
+    return files.write_file(path, image.getvalue(), replace=True)
 
 
 def _pairs(parties: Sequence[str]) -> list[tuple[int, int]]:
@@ -82,8 +92,7 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
     figure.suptitle(f"{analysis.scenario.title}\n({analysis.method})", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return save_png(figure, path)
 
 
 def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
@@ -116,8 +125,7 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
     figure.suptitle(f"Offers over time\n{analysis.scenario.title}", fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return save_png(figure, path)
 
 
 def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
@@ -149,5 +157,4 @@ def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
     value_ax.legend(fontsize=8, loc="lower left")
     figure.suptitle(manifest["title"], fontsize=10)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return save_png(figure, path)

@@ -10,24 +10,29 @@ reservation value with percentile-bootstrap confidence intervals (Efron & Tibshi
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import json
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 import anyio
 import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from negotiation import files
 from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
 from negotiation.errors import InputError
 from negotiation.model import Scenario
+from negotiation.plugins import command_line_plugins, register_plugin
+from negotiation.registry import strategy_problem
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from negotiation.strict_yaml import StrictYamlError, load_yaml, read_data_file
 from negotiation.transcript import TranscriptWriter, drop_torn_tail
@@ -37,6 +42,7 @@ DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds
                  "utilities", "gains", "welfare", "nash_ratio", "ks_distance", "blocked",
                  "warnings", "tokens", "cost_usd"]
 COLUMNS = [*DETERMINISTIC, "wall_seconds"]
+_HEADER = ",".join(COLUMNS)
 
 
 class TournamentError(InputError):
@@ -77,6 +83,7 @@ class Job:
     seats: tuple[tuple[str, str], ...]  # (organisation, strategy) in seat order
     seed: int
     rounds: int | None
+    plugins: tuple[str, ...] = ()  # the command line's --plugin specs, for worker processes
 
     @property
     def key(self) -> str:
@@ -85,6 +92,20 @@ class Job:
 
 
 def load_config(path: Path) -> TournamentConfig:
+    """A tournament file, refused (naming the field) if it names a strategy that is not
+    registered: an import path in the file is never imported."""
+    config = _read_config(path)
+    named = [(f"strategies[{i}]", spec) for i, spec in enumerate(config.strategies)]
+    named += [(f"lineups[{i}][{j}]", spec) for i, lineup in enumerate(config.lineups)
+              for j, spec in enumerate(lineup)]
+    problems = [f"{where}: {problem}" for where, spec in named
+                if (problem := strategy_problem(spec)) is not None]
+    if problems:
+        raise TournamentError(f"{path}: " + "; ".join(problems))
+    return config
+
+
+def _read_config(path: Path) -> TournamentConfig:
     try:
         data = load_yaml(read_data_file(path), str(path))
         return TournamentConfig.model_validate(data)
@@ -106,6 +127,7 @@ def load_config(path: Path) -> TournamentConfig:
 def jobs(config: TournamentConfig) -> list[Job]:
     """Every negotiation of the tournament, in a fixed order."""
     result: list[Job] = []
+    plugins = tuple(command_line_plugins())
     for name in config.scenarios:
         path = str(resolve_scenario_path(name))
         parties = load_scenario(path).party_ids
@@ -121,7 +143,7 @@ def jobs(config: TournamentConfig) -> list[Job]:
         for assignment in dict.fromkeys(assignments):
             for seed in config.seed_list:
                 result.append(Job(path, tuple(zip(parties, assignment, strict=True)), seed,
-                                  config.rounds))
+                                  config.rounds, plugins))
     return result
 
 
@@ -159,6 +181,8 @@ def run_batch(batch: Sequence[Job]) -> list[dict[str, Any]]:
 
 
 async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
+    for plugin in job.plugins:  # a spawned worker (or a Ray task) starts without them
+        register_plugin(plugin)
     scenario = _SCENARIOS.get(job.scenario)
     if scenario is None:
         scenario = _SCENARIOS[job.scenario] = load_scenario(job.scenario)
@@ -201,8 +225,26 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
     }
 
 
+def check_result_file(csv_path: Path) -> bool:
+    """Whether ``csv_path`` already holds results; ``TournamentError`` if something that is
+    not a tournament's result file (or a symlink) is there, so it is never touched."""
+    if not os.path.lexists(csv_path):
+        return False
+    if csv_path.is_symlink() or not csv_path.is_file():
+        kind = "a symbolic link" if csv_path.is_symlink() else "not a regular file"
+        raise TournamentError(f"{csv_path} is {kind}; results are never written through it. "
+                              "Choose another --out")
+    with csv_path.open("rb") as handle:
+        first = handle.readline()
+    if first.rstrip(b"\r\n") != _HEADER.encode():
+        raise TournamentError(f"{csv_path} exists and is not a tournament result file (its "
+                              "first line is not the result header); it is left as it is. "
+                              "Choose another --out, or remove it")
+    return True
+
+
 def done_jobs(csv_path: Path) -> set[str]:
-    if not csv_path.exists():
+    if not check_result_file(csv_path):
         return set()
     drop_torn_tail(csv_path)
     with csv_path.open(newline="", encoding="utf-8") as handle:
@@ -210,30 +252,50 @@ def done_jobs(csv_path: Path) -> set[str]:
 
 
 class ResultSink:
-    """Appends rows to CSV (flushed per row) and Parquet (row groups of ``batch``)."""
+    """Appends rows to CSV (each row whole, or not at all) and Parquet (row groups of
+    ``batch``).  A new CSV appears with its header; an existing file is appended to only
+    if it is a result file (:func:`check_result_file`)."""
 
     def __init__(self, csv_path: Path, parquet: bool = True, batch: int = 1000) -> None:
         self.csv_path = csv_path
-        if csv_path.exists():
-            drop_torn_tail(csv_path)  # a row cut short by a crash never finished
-        new = not csv_path.exists() or csv_path.stat().st_size == 0
-        csv_path.parent.mkdir(parents=True, exist_ok=True)
-        self._csv = csv_path.open("a", newline="", encoding="utf-8")
-        self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS)
-        if new:
-            self._writer.writeheader()
+        try:
+            if check_result_file(csv_path):
+                drop_torn_tail(csv_path)  # a row cut short by a crash never finished
+            else:
+                csv_path.parent.mkdir(parents=True, exist_ok=True)
+                files.write_file(csv_path, _HEADER + "\r\n")
+            self._fd = files.open_existing(csv_path)
+        except OSError as error:
+            raise TournamentError(str(files.write_error(csv_path, error))) from None
+        except files.OutputError as error:
+            raise TournamentError(str(error)) from None
         self.parquet_path = csv_path.with_suffix(".parquet") if parquet else None
         self._batch: list[dict[str, Any]] = []
         self._batch_size = batch
         self._parquet: Any = None
+        self._part: IO[bytes] | None = None
 
     def add(self, row: dict[str, Any]) -> None:
-        self._writer.writerow(row)
-        self._csv.flush()
+        line = io.StringIO()
+        csv.DictWriter(line, fieldnames=COLUMNS).writerow(row)
+        with self._writing(self.csv_path):
+            files.append_whole(self._fd, line.getvalue().encode(), fsync=False)
         if self.parquet_path is not None:
             self._batch.append(row)
             if len(self._batch) >= self._batch_size:
                 self._flush_parquet()
+
+    @contextmanager
+    def _writing(self, path: Path) -> Iterator[None]:
+        """A full disk becomes a ``TournamentError``; finished rows stay, and re-running
+        the same command continues with the jobs not yet in the file."""
+        try:
+            yield
+        except OSError as error:
+            raise TournamentError(str(files.write_error(
+                path, error, resume="run the same command again to continue"))) from None
+        except files.OutputError as error:
+            raise TournamentError(str(error)) from None
 
     def _flush_parquet(self) -> None:
         if not self._batch or self.parquet_path is None:
@@ -242,27 +304,35 @@ class ResultSink:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pylist(self._batch, schema=_parquet_schema(pa))
-        if self._parquet is None:
-            self._parquet = pq.ParquetWriter(self._part_path(), table.schema)
-        self._parquet.write_table(table)
+        with self._writing(self.parquet_path):
+            if self._parquet is None:
+                self._part = self._new_part()
+                self._parquet = pq.ParquetWriter(self._part, table.schema)
+            self._parquet.write_table(table)
         self._batch = []
 
-    def _part_path(self) -> Path:
-        """A new Parquet file per session: Parquet files cannot be appended to."""
+    def _new_part(self) -> IO[bytes]:
+        """A new Parquet file per session (Parquet files cannot be appended to), created
+        exclusively: never an existing file, never through a symlink."""
         assert self.parquet_path is not None
         n = 0
         while True:
             candidate = self.parquet_path.with_name(
                 f"{self.parquet_path.stem}.part{n}.parquet")
-            if not candidate.exists():
-                return candidate
+            if not os.path.lexists(candidate):
+                return os.fdopen(files.create_exclusive(candidate), "wb")
             n += 1
 
     def close(self) -> None:
-        self._flush_parquet()
-        if self._parquet is not None:
-            self._parquet.close()
-        self._csv.close()
+        try:
+            self._flush_parquet()
+            if self._parquet is not None:
+                with self._writing(self.parquet_path or self.csv_path):
+                    self._parquet.close()
+        finally:
+            if self._part is not None:
+                self._part.close()
+            os.close(self._fd)
 
 
 def _parquet_schema(pa: Any) -> Any:
@@ -433,6 +503,8 @@ def compare_with_golden(csv_path: Path, golden: Path) -> list[str]:
 def plot_leaderboard(standings: Sequence[Standing], path: Path) -> Path:
     from matplotlib.figure import Figure
 
+    from negotiation.plots import save_png
+
     figure = Figure(figsize=(7, 0.6 * len(standings) + 1.5))
     ax = figure.subplots()
     names = [s.strategy for s in standings][::-1]
@@ -443,8 +515,7 @@ def plot_leaderboard(standings: Sequence[Standing], path: Path) -> Path:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_xlabel("mean gain over reservation value per seat (95% bootstrap CI)")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    return path
+    return save_png(figure, path)
 
 
 def ensure_scenarios(config: TournamentConfig) -> None:
