@@ -130,7 +130,7 @@ class HumanAgent:
             text = describe_terms(view.scenario.issues, action.offer.terms) \
                 if isinstance(action, Propose) else action.rationale
             self.console.print(f"  R{move.round + 1} {for_terminal(move.party)} {action.kind}: "
-                               f"[dim]{for_terminal(text)}[/]")
+                               f"[dim]{for_terminal(text, one_line=True)}[/]")
 
     def _rationale(self, question: str) -> str:
         while True:

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markdown_it import MarkdownIt
 
+from negotiation import files
 from negotiation.analysis import SpaceAnalysis
 from negotiation.errors import RefusedError
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import DiscreteIssue, Scenario, SplitIssue
+from negotiation.safe_text import for_markdown, plain
 from negotiation.terms import format_value
 from negotiation.transcript import load_verified, negotiation_header
 
@@ -30,15 +34,37 @@ class CharterError(RefusedError):
     """A transcript that has no agreement to write a charter for."""
 
 
-def _cell(value: object) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+class _Markdown(str):
+    """Text that is already Markdown: escaped data, a code span, a link target."""
+
+
+def _as_data(value: object) -> object:
+    """Every ``{{ value }}`` of the template is data, escaped, unless a filter already made
+    it Markdown: a scenario or agent text can never add a heading, a link or raw HTML."""
+    return value if isinstance(value, _Markdown) else for_markdown(value)
+
+
+def _paragraphs(value: object) -> _Markdown:
+    return _Markdown(for_markdown(value, multiline=True))
+
+
+def _code(value: object) -> _Markdown:
+    """A code span whose fence is longer than any run of backticks inside (CommonMark)."""
+    text = " ".join(plain(value).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return _Markdown(f"{fence} {text} {fence}" if text.startswith("`") or text.endswith("`")
+                     else f"{fence}{text}{fence}")
+
+
+def _link(target: object) -> _Markdown:
+    """A link target (the plot's file name or data URI) that cannot close the link early."""
+    return _Markdown(quote(plain(target), safe=":/;,=+"))
 
 
 _ENVIRONMENT = Environment(loader=PackageLoader("negotiation", "templates"),
                            undefined=StrictUndefined, keep_trailing_newline=True,
-                           autoescape=False)  # Markdown output; HTML escaping is markdown-it's
-_ENVIRONMENT.filters["cell"] = _cell
+                           autoescape=False, finalize=_as_data)
+_ENVIRONMENT.filters.update(paragraphs=_paragraphs, code=_code, link=_link)
 
 
 def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
@@ -125,11 +151,12 @@ code { background: #eef3f9; padding: 0 .25rem; border-radius: 3px; }
 def render_html(path: Path) -> str:
     image = base64.b64encode(_plot_png(path)).decode()
     markdown = render_markdown(path, plot=f"data:image/png;base64,{image}")
+    # Raw HTML off, no linkify: what data could smuggle in is shown, never obeyed.
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
     status = status_of(load_verified(path))
     css_class = {Status.RATIFIED: "ratified", Status.REJECTED: "rejected"}.get(status,
                                                                               "pending")
-    title = html.escape(charter_context(path, None)["scenario"].title)
+    title = html.escape(plain(charter_context(path, None)["scenario"].title))
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>Partnership charter: {title}</title>\n<style>{_STYLE}</style>\n"
             f'</head>\n<body class="{css_class}">\n{body}</body>\n</html>\n')
@@ -138,10 +165,11 @@ def render_html(path: Path) -> str:
 def write_charter(path: Path, fmt: Format, out: Path | None = None) -> Path:
     """Write the charter of ``path`` next to it (or to ``out``); return the file written."""
     target = out or path.with_suffix(f".charter.{fmt}")
+    # Each file is written whole and renamed into place: an earlier charter is replaced,
+    # a symlink planted where one should go is refused (files.write_file).
     if fmt == "html":
-        target.write_text(render_html(path), encoding="utf-8")
-        return target
+        return files.write_file(target, render_html(path), replace=True)
     plot_file = target.with_suffix(".png")
-    plot_file.write_bytes(_plot_png(path))
-    target.write_text(render_markdown(path, plot=plot_file.name), encoding="utf-8")
-    return target
+    files.refuse_symlink(target)  # before the plot is written: refuse the pair up front
+    files.write_file(plot_file, _plot_png(path), replace=True)
+    return files.write_file(target, render_markdown(path, plot=plot_file.name), replace=True)

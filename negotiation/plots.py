@@ -19,10 +19,17 @@ from matplotlib.figure import Figure
 
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
+from negotiation.safe_text import plain
 
 #: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
 MAX_DRAWN = 20_000
 _MARKERS = {"Nash": "*", "Kalai–Smorodinsky": "D", "egalitarian": "^", "utilitarian": "s"}
+
+
+def _drawn(text: object) -> str:
+    """Scenario text as a literal label: no control characters, and ``$`` escaped so that
+    matplotlib does not parse it as mathtext (a bad formula would fail the whole plot)."""
+    return plain(text).replace("$", r"\$")
 
 
 def save_png(figure: Figure, path: Path) -> Path:
@@ -90,7 +97,7 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
     for ax, (i, j) in zip(axes, pairs, strict=True):
         _space_panel(ax, analysis, i, j)
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
-    figure.suptitle(f"{analysis.scenario.title}\n({analysis.method})", fontsize=10)
+    figure.suptitle(f"{_drawn(analysis.scenario.title)}\n({analysis.method})", fontsize=10)
     figure.tight_layout()
     return save_png(figure, path)
 
@@ -123,7 +130,7 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
-    figure.suptitle(f"Offers over time\n{analysis.scenario.title}", fontsize=10)
+    figure.suptitle(f"Offers over time\n{_drawn(analysis.scenario.title)}", fontsize=10)
     figure.tight_layout()
     return save_png(figure, path)
 
@@ -132,7 +139,7 @@ def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
     """Per party, the value of the agreement in force and the mean trust in its partners
     after every stage of a campaign."""
     stages = manifest["stages"]
-    labels = [stage["id"] for stage in stages]
+    labels = [_drawn(stage["id"]) for stage in stages]
     parties = list(dict.fromkeys(p for stage in stages for p in stage["parties"]))
     figure = Figure(figsize=(11, 4.4))
     value_ax, trust_ax = figure.subplots(1, 2)
@@ -141,8 +148,8 @@ def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
         values = [stage["values"].get(party, np.nan) for stage in stages]
         trust = [np.mean(list(stage["trust"][party].values()))
                  if stage["trust"].get(party) else np.nan for stage in stages]
-        value_ax.plot(labels, values, "-o", c=colours(k), label=party)
-        trust_ax.plot(labels, trust, "-o", c=colours(k), label=party)
+        value_ax.plot(labels, values, "-o", c=colours(k), label=_drawn(party))
+        trust_ax.plot(labels, trust, "-o", c=colours(k), label=_drawn(party))
     for stage_index, stage in enumerate(stages):
         if stage["kind"] == "evaluate":
             for ax in (value_ax, trust_ax):

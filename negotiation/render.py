@@ -36,7 +36,8 @@ def scenario_panel(scenario: Scenario, agents: Mapping[str, str], seed: int,
 
 def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
     """The terms on one line, as plain text (``for_terminal`` it where Rich parses markup)."""
-    return plain(" · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues))
+    return plain(" · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues),
+                 one_line=True)
 
 
 def move_line(scenario: Scenario, event: Mapping[str, Any],
@@ -47,11 +48,11 @@ def move_line(scenario: Scenario, event: Mapping[str, Any],
     kind = action["kind"]
     line = Text()
     line.append(f"R{event['round'] + 1:>3} ", style="dim")
-    line.append(f"{plain(event['party']):<12} ", style="bold")
-    line.append(f"{plain(kind):<9} ", style=_KIND_STYLE.get(kind, ""))
+    line.append(f"{plain(event['party'], one_line=True):<12} ", style="bold")
+    line.append(f"{plain(kind, one_line=True):<9} ", style=_KIND_STYLE.get(kind, ""))
     if event["type"] == "blocked":
         line.append(short_terms(scenario, action["offer"]["terms"]), style="strike dim")
-        line.append(f"\n      BLOCKED: {plain(event['feedback']['message'])}",
+        line.append(f"\n      BLOCKED: {plain(event['feedback']['message'], one_line=True)}",
                     style="bold red")
         return line
     if kind == "propose":
@@ -61,10 +62,10 @@ def move_line(scenario: Scenario, event: Mapping[str, Any],
                              if visible is None or p in visible)
         line.append(f"  [{utilities}]", style="dim")
     else:
-        line.append(plain(action["rationale"]), style="italic")
+        line.append(plain(action["rationale"], one_line=True), style="italic")
     verdict = event.get("verdict")
     if verdict and verdict["level"] == "warn":
-        codes = plain(", ".join(sorted({f["code"] for f in verdict["findings"]})))
+        codes = plain(", ".join(sorted({f["code"] for f in verdict["findings"]})), one_line=True)
         line.append(f"  ⚠ {codes}", style="yellow")
     return line
 

@@ -22,6 +22,7 @@ _SEQUENCE = re.compile(
     r"|\x1b[ -/]*[0-~]"                                      # two-character escapes
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_BREAKS = re.compile(r"[\n\t]+")
 
 # Markdown: characters active anywhere in a line, and block markers at a line's start
 # (a heading, a list item, a thematic break or setext underline); ``>`` and ``<`` become
@@ -30,18 +31,20 @@ _INLINE = re.compile(r"([\\`*_\[\]|~])")
 _LINE_START = re.compile(r"^(#+|[-+=]+|\d+[.)])(?=[ \t]|$)", re.MULTILINE)
 
 
-def plain(text: object) -> str:
+def plain(text: object, *, one_line: bool = False) -> str:
     """``text`` without control characters, escape sequences or bidi overrides (for
-    ``rich.text.Text``, table cells given as ``Text``, or any non-markup output)."""
-    return _CONTROL.sub("", _SEQUENCE.sub("", str(text)))
+    ``rich.text.Text`` or any output that is not markup).  ``one_line`` also turns line
+    breaks and tabs into spaces, where a second line could pass for the program's own."""
+    cleaned = _CONTROL.sub("", _SEQUENCE.sub("", str(text)))
+    return _BREAKS.sub(" ", cleaned) if one_line else cleaned
 
 
-def for_terminal(text: object) -> str:
+def for_terminal(text: object, *, one_line: bool = False) -> str:
     """``text`` safe inside a string that Rich parses as markup: controls stripped and
     ``[tags]`` escaped, so ``[/]`` or ``[bold]`` print literally."""
     from rich.markup import escape  # only the commands that print need rich
 
-    return escape(plain(text))
+    return escape(plain(text, one_line=one_line))
 
 
 def for_markdown(text: object, *, multiline: bool = False) -> str:
@@ -49,7 +52,7 @@ def for_markdown(text: object, *, multiline: bool = False) -> str:
     backslash-escaped, leading block markers (``#``, ``-``, ``1.`` …) neutralised.  One
     line unless ``multiline``, which keeps the line breaks (and so the paragraphs)."""
     lines = [line.strip() for line in plain(text).split("\n")]
-    joined = "\n".join(lines) if multiline else " ".join(line for line in lines if line)
+    joined = "\n".join(lines).strip() if multiline else " ".join(filter(None, lines))
     escaped = html.escape(_INLINE.sub(r"\\\1", joined), quote=False)
     return _LINE_START.sub(_escape_marker, escaped)
 

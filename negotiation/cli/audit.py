@@ -8,7 +8,6 @@ from typing import Annotated
 
 import anyio
 import typer
-from rich.markup import escape
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -21,6 +20,7 @@ from negotiation.cli.common import (
 )
 from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
 from negotiation.model import Scenario
+from negotiation.safe_text import for_terminal
 from negotiation.transcript import (
     TranscriptError,
     load_verified,
@@ -40,19 +40,21 @@ def verify_command(
 
         problems = verify_campaign(transcript)
         for problem in problems:
-            console.print(f"[bold red]TAMPERED[/] {escape(problem)}")
+            console.print(f"[bold red]TAMPERED[/] {for_terminal(problem)}")
         if problems:
             raise typer.Exit(1)
-        console.print(f"[bold green]OK[/] {transcript}: every stage verified and linked")
+        console.print(f"[bold green]OK[/] {for_terminal(transcript)}: every stage verified and "
+                      "linked")
         return
     result = verify(transcript)
     if not result.ok:
-        console.print(f"[bold red]TAMPERED[/] {transcript}: {escape(result.reason)}")
+        console.print(f"[bold red]TAMPERED[/] {for_terminal(transcript)}: "
+                      f"{for_terminal(result.reason)}")
         raise typer.Exit(1)
     last = result.events[-1]
     note = "" if last["type"] in {"outcome", "signoff"} else \
         "  [yellow](no outcome yet: the run is in progress or was interrupted)[/]"
-    console.print(f"[bold green]OK[/] {transcript}: {len(result.events)} events, "
+    console.print(f"[bold green]OK[/] {for_terminal(transcript)}: {len(result.events)} events, "
                   f"head {result.head_hash[:16]}…{note}")
 
 
@@ -81,7 +83,7 @@ def report(
 
         proposals = [e for e in moves if e["type"] == "move" and "utilities" in e]
         plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), plot)
-        console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+        console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
 
 
 
@@ -130,11 +132,11 @@ def review(
                                             reviewer=reviewer or "", comment=comment)):
             event = load_verified(transcript)[-1]
             console.print(f"[bold]{event['status'].upper()}[/] by "
-                          f"{escape(event['reviewer'])}; the paused run is resumed and its "
+                          f"{for_terminal(event['reviewer'])}; the paused run is resumed and its "
                           f"sign-off recorded as event {event['seq']}.")
             return
     event = sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
-    console.print(f"[bold]{event['status'].upper()}[/] by {escape(event['reviewer'])}; "
+    console.print(f"[bold]{event['status'].upper()}[/] by {for_terminal(event['reviewer'])}; "
                   f"sign-off recorded as event {event['seq']}.")
 
 
@@ -145,9 +147,9 @@ def transcripts_command(
     """List runs with their scenario, date, parties, outcome and sign-off status."""
     files = sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".calls.jsonl"))
     if not files:
-        console.print(f"No transcripts in {escape(str(folder))}.")
+        console.print(f"No transcripts in {for_terminal(str(folder))}.")
         return
-    table = Table(title=f"Transcripts in {folder}", title_justify="left")
+    table = Table(title=f"Transcripts in {for_terminal(folder)}", title_justify="left")
     for column in ("File", "Scenario", "Date", "Parties", "Outcome", "Status"):
         table.add_column(column, overflow="fold")
     styles = {Status.RATIFIED: "bold green", Status.REJECTED: "red",
@@ -156,17 +158,17 @@ def transcripts_command(
         try:
             status, events = transcript_status(path)
         except TranscriptError as error:
-            table.add_row(path.name, "", "", "", escape(str(error)), Text("TAMPERED",
-                                                                          style="bold red"))
+            table.add_row(for_terminal(path.name), "", "", "", for_terminal(error),
+                          Text("TAMPERED", style="bold red"))
             continue
         header = events[0] if events else {}
         outcome = next((e for e in events if e["type"] == "outcome"), None)
         result = "—" if outcome is None else (
             f"agreement in round {outcome['agreement']['round'] + 1}"
             if outcome["status"] == "agreement" else outcome["reason"])
-        table.add_row(path.name, header.get("scenario_id", "?"),
-                      header.get("wall", {}).get("at", "?")[:16].replace("T", " "),
-                      ", ".join(header.get("parties", [])), result,
+        table.add_row(for_terminal(path.name), for_terminal(header.get("scenario_id", "?")),
+                      for_terminal(header.get("wall", {}).get("at", "?")[:16].replace("T", " ")),
+                      for_terminal(", ".join(header.get("parties", []))), for_terminal(result),
                       Text(status.value, style=styles.get(status, "")))
     console.print(table)
 
@@ -184,5 +186,5 @@ def charter(
     from negotiation.charter import write_charter
 
     written = write_charter(transcript, "html" if format_ == "html" else "md", out)
-    console.print(f"Charter: [bold]{escape(str(written))}[/]")
+    console.print(f"Charter: [bold]{for_terminal(str(written))}[/]")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from agents import STRATEGIES
@@ -18,6 +17,7 @@ from negotiation.cli.common import (
     friendly_errors,
 )
 from negotiation.model import Scenario
+from negotiation.safe_text import for_terminal
 from negotiation.scenario import (
     ScenarioError,
     load_scenario,
@@ -48,7 +48,7 @@ def generate(
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {escape(str(out))}")
+        console.print(f"wrote {for_terminal(str(out))}")
 
 
 @scenarios_app.command(name="list")
@@ -63,9 +63,10 @@ def scenarios_list() -> None:
         try:
             scenario = load_scenario(path)
         except ScenarioError as error:
-            table.add_row(path.stem, f"[red]invalid: {error.problems[0]}[/]", "", "", "")
+            table.add_row(path.stem, f"[red]invalid: {for_terminal(error.problems[0])}[/]", "", "",
+                          "")
             continue
-        table.add_row(path.stem, scenario.title, ", ".join(scenario.party_ids),
+        table.add_row(path.stem, for_terminal(scenario.title), ", ".join(scenario.party_ids),
                       str(len(scenario.issues)), f"{outcome_space_size(scenario):,}")
     console.print(table)
 
@@ -82,10 +83,11 @@ def validate(
             scenario = load_scenario(path)
         except ScenarioError as error:
             failed += 1
-            render.error_console().print(f"[bold red]invalid[/] {escape(str(error))}",
+            render.error_console().print(f"[bold red]invalid[/] {for_terminal(str(error))}",
                                          soft_wrap=True)
             continue
-        console.print(f"[bold green]valid[/] {path}: {escape(scenario.title)} "
+        console.print(f"[bold green]valid[/] {for_terminal(path)}: "
+                      f"{for_terminal(scenario.title, one_line=True)} "
                       f"({outcome_space_size(scenario):,} possible agreements)")
     if failed:
         raise typer.Exit(USAGE_ERROR)
@@ -109,7 +111,7 @@ def schema(
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {out}")
+        console.print(f"wrote {for_terminal(out)}")
 
 
 agents_app = typer.Typer(help="Negotiation strategies: built in and installed.",
@@ -126,7 +128,7 @@ def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
     table.add_column("Source")
     table.add_column("Description")
     for name, source, description in rows:
-        table.add_row(name, source, description)
+        table.add_row(for_terminal(name), for_terminal(source), for_terminal(description))
     console.print(table)
 
 

@@ -11,10 +11,10 @@ from typing import NoReturn, ParamSpec, TypeVar
 import typer
 import yaml
 from rich.console import Console
-from rich.markup import escape
 
 from negotiation import render
 from negotiation.errors import InputError, NegotiationError, exit_code
+from negotiation.safe_text import for_terminal
 from negotiation.strict_yaml import load_yaml, read_data_file
 
 console = Console(highlight=False)
@@ -29,7 +29,7 @@ class UsageError(InputError):
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
-    render.error_console().print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    render.error_console().print(f"[bold red]error:[/] {for_terminal(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.markup import escape
 
 from negotiation import render
 from negotiation.cli.common import (
@@ -27,6 +26,7 @@ from negotiation.engine import (
     run_scenario,
 )
 from negotiation.model import Scenario
+from negotiation.safe_text import for_terminal
 from negotiation.scenario import (
     load_scenario,
 )
@@ -134,9 +134,9 @@ def run(
         result = anyio.run(negotiate)
     except KeyboardInterrupt:
         resume_hint = f" Continue it with: negotiate resume {path}" if driver == "graph" else ""
-        render.error_console().print(f"\n[bold yellow]Aborted.[/] {escape(str(path))} ends "
+        render.error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends "
                                      "with an 'aborted' event and still verifies."
-                                     f"{escape(resume_hint)}")
+                                     f"{for_terminal(resume_hint)}")
         raise typer.Exit(130) from None
     finish_view(scenario, result, signoff == "inline")
 
@@ -152,9 +152,11 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
             console.print(render.move_line(scenario, event, visible))
         elif event["type"] == "mediator_text" and not quiet:
             console.print(f"[dim]R{event['round'] + 1:>3}[/] [bold magenta]mediator[/]     "
-                          f"text      {escape(render.short_terms(scenario, event['terms']))}")
+                          f"text      "
+                          f"{for_terminal(render.short_terms(scenario, event['terms']))}")
         elif event["type"] == "error":
-            console.print(f"[bold red]{escape(event['party'])}: {escape(event['error'])}[/]")
+            console.print(f"[bold red]{for_terminal(event['party'], one_line=True)}: "
+                          f"{for_terminal(event['error'], one_line=True)}[/]")
 
     return show
 
@@ -184,14 +186,14 @@ def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> 
     console.print()
     outcome = next(e for e in reversed(result.transcript.events) if e["type"] == "outcome")
     console.print(render.outcome_view(scenario, outcome, result.agents))
-    console.print(f"\nTranscript: [bold]{escape(str(result.path))}[/]  (check it with "
-                  f"[cyan]negotiate verify {escape(str(result.path))}[/])")
+    console.print(f"\nTranscript: [bold]{for_terminal(str(result.path))}[/]  (check it with "
+                  f"[cyan]negotiate verify {for_terminal(str(result.path))}[/])")
     if inline_signoff and result.status == "agreement":
         console.print(f"[bold yellow]Paused for sign-off.[/] Decide with [cyan]negotiate "
-                      f"review {escape(str(result.path))}[/]")
+                      f"review {for_terminal(str(result.path))}[/]")
     elif result.status == "agreement":
         console.print(f"The agreement is [bold]pending sign-off[/]: review it with "
-                      f"[cyan]negotiate review {escape(str(result.path))}[/]")
+                      f"[cyan]negotiate review {for_terminal(str(result.path))}[/]")
 
 
 def resume(

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 import anyio
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -19,6 +18,7 @@ from negotiation.cli.common import (
     fail,
     parse_agent_overrides,
 )
+from negotiation.safe_text import for_terminal, plain
 from negotiation.scenario import (
     load_scenario,
 )
@@ -38,7 +38,7 @@ def analyze(
         from negotiation.plots import plot_space
 
         plot_space(analysis, plot)
-        console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+        console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
 
 
 
@@ -68,24 +68,25 @@ def campaign(
         raise UsageError(f"--replay {replay}: no such recording")
 
     stages = len(loaded.campaign.stages)
-    console.print(f"[bold]{escape(loaded.campaign.title)}[/]: {stages} stages")
+    console.print(f"[bold]{for_terminal(loaded.campaign.title)}[/]: {stages} stages")
     with console.status("starting") as status:
         current = {"stage": ""}
 
         def progress(stage: Any) -> None:
-            console.print(f"  {stage.index + 1}. [bold]{escape(stage.id)}[/] "
-                          f"({stage.kind}): {escape(stage.reason)}")
+            console.print(f"  {stage.index + 1}. [bold]{for_terminal(stage.id)}[/] "
+                          f"({stage.kind}): {for_terminal(stage.reason, one_line=True)}")
 
         def on_event(event: dict[str, Any]) -> None:
             if event["type"] == "header":
                 link = event["options"]["campaign"]
                 current["stage"] = f"stage {link['index'] + 1}/{stages} {link['stage']}"
             elif event["type"] in {"move", "blocked"}:
-                status.update(f"{escape(current['stage'])}: round {event['round'] + 1}, "
-                              f"{escape(event['party'])} {event['action']['kind']}")
+                status.update(f"{for_terminal(current['stage'], one_line=True)}: round "
+                              f"{event['round'] + 1}, {for_terminal(event['party'])} "
+                              f"{event['action']['kind']}")
             elif event["type"] == "error":
-                console.print(f"[bold red]{escape(event['party'])}: "
-                              f"{escape(event['error'])}[/]")
+                console.print(f"[bold red]{for_terminal(event['party'], one_line=True)}: "
+                              f"{for_terminal(event['error'], one_line=True)}[/]")
 
         async def run_all() -> Any:
             llm_run = None
@@ -108,11 +109,11 @@ def campaign(
         from negotiation.plots import plot_campaign
 
         chart = plot_campaign(manifest, result.folder / "summary.png")
-        console.print(f"Plot: [bold]{escape(str(chart))}[/]")
-    console.print(f"Transcripts: [bold]{escape(str(result.folder))}[/] (check the links with "
+        console.print(f"Plot: [bold]{for_terminal(str(chart))}[/]")
+    console.print(f"Transcripts: [bold]{for_terminal(str(result.folder))}[/] (check the links with "
                   "negotiate verify FOLDER; each agreement awaits negotiate review FILE)")
     if (result.folder / LLM_CALLS).exists():
-        console.print(f"LLM replies: [bold]{escape(str(result.folder / LLM_CALLS))}[/] "
+        console.print(f"LLM replies: [bold]{for_terminal(str(result.folder / LLM_CALLS))}[/] "
                       "(run again offline with --replay)")
 
 
@@ -140,9 +141,9 @@ def map_command(
                   title_justify="left")
     pairs.add_column("")
     for actor in actors:
-        pairs.add_column(actor.id, justify="center")
+        pairs.add_column(for_terminal(actor.id), justify="center")
     for a in actors:
-        pairs.add_row(a.id, *("—" if a is b else
+        pairs.add_row(for_terminal(a.id), *("—" if a is b else
                               f"{eco.complementarity(a, b)} / {eco.alignment(a, b):.2f}"
                               for b in actors))
     console.print(pairs)
@@ -153,11 +154,11 @@ def map_command(
         ranked.add_column(column, justify="right" if column in
                           {"Value", "Surplus", "Overhead", "Net"} else "left")
     for report_ in eco.coalitions[:top]:
-        split = ", ".join(f"{m} {v:.1f}" for m, v in report_.shapley.items())
-        ranked.add_row(" + ".join(report_.members), f"{report_.value:.1f}",
+        split = for_terminal(", ".join(f"{m} {v:.1f}" for m, v in report_.shapley.items()))
+        ranked.add_row(for_terminal(" + ".join(report_.members)), f"{report_.value:.1f}",
                        f"{report_.surplus:.1f}", f"{report_.overhead:.1f}",
                        Text(f"{report_.net:+.1f}", style="green" if report_.net > 0 else "red"),
-                       split, Text("\n".join(report_.dependencies) or "none",
+                       split, Text(plain("\n".join(report_.dependencies)) or "none",
                                    style="yellow" if report_.dependencies else "dim"))
     console.print(ranked)
     if eco.coalitions and eco.coalitions[0].net <= 0:
@@ -165,10 +166,10 @@ def map_command(
                       "costs: a partnership is not justified here.[/]")
     if png is not None:
         eco.plot(png)
-        console.print(f"Graph: [bold]{escape(str(png))}[/]")
+        console.print(f"Graph: [bold]{for_terminal(str(png))}[/]")
     if mermaid is not None:
         mermaid.write_text(eco.mermaid(), encoding="utf-8")
-        console.print(f"Mermaid: [bold]{escape(str(mermaid))}[/]")
+        console.print(f"Mermaid: [bold]{for_terminal(str(mermaid))}[/]")
 
 
 
@@ -214,28 +215,28 @@ def tournament(
                                    backend=backend, address=address,
                                    concurrency=concurrency)
         console.print(f"{ran} negotiations run, {skipped} already done; results in "
-                      f"[bold]{escape(str(csv_path))}[/]")
+                      f"[bold]{for_terminal(str(csv_path))}[/]")
         standings = t.leaderboard(t.read_rows(csv_path))
         table = Table(title="Leaderboard: mean gain over reservation value per seat",
                       title_justify="left")
         for column in ("Strategy", "Seats", "Agreements", "Mean gain", "95% CI"):
             table.add_column(column, justify="left" if column == "Strategy" else "right")
         for s in standings:
-            table.add_row(s.strategy, str(s.negotiations), f"{s.agreement_rate:.0%}",
+            table.add_row(for_terminal(s.strategy), str(s.negotiations), f"{s.agreement_rate:.0%}",
                           f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]")
         console.print(table)
         if plot is not None:
             t.plot_leaderboard(standings, plot)
-            console.print(f"Plot: [bold]{escape(str(plot))}[/]")
+            console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
         if expect is not None:
             differences = t.compare_with_golden(csv_path, expect)
             if differences:
                 console.print(f"[bold red]{len(differences)} difference(s) from "
-                              f"{escape(str(expect))}:[/]")
+                              f"{for_terminal(str(expect))}:[/]")
                 for line in differences[:50]:
-                    console.print(f"  {escape(line)}")
+                    console.print(f"  {for_terminal(line)}")
                 raise typer.Exit(1)
-            console.print(f"[bold green]Matches {escape(str(expect))}[/]")
+            console.print(f"[bold green]Matches {for_terminal(str(expect))}[/]")
     except t.TournamentError as error:
         fail(str(error))
 
