@@ -10,19 +10,30 @@ checked and adopted, not written twice — and then continuing from the graph's 
 LLM replies are recorded next to the transcript (``<run>.calls.jsonl``) so a resumed run
 does not pay for them again.  Inline sign-off pauses the graph with a LangGraph
 ``interrupt``; ``negotiate review`` resumes it with the reviewer's decision.
+
+A checkpoint database found next to a transcript is untrusted input: every checkpoint
+records the hash of its transcript's header (checkpoint metadata ``transcript_head``) and a
+database whose checkpoints do not all carry it is refused before LangGraph reads it.  The
+serializer reads back only plain data and the LangGraph types this driver writes — never
+pickle, never a constructor by import path (:class:`OwnTypesSerializer`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+import aiosqlite
 import anyio
+import ormsgpack
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphBubbleUp
 from langgraph.graph import END, START, StateGraph
@@ -30,6 +41,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
 from agents.human import InterruptingHuman
+from negotiation import files
 from negotiation.engine import Negotiation as _Negotiation
 from negotiation.engine import (
     RunResult,
@@ -39,8 +51,10 @@ from negotiation.engine import (
     build_agents,
     is_llm,
 )
-from negotiation.lifecycle import sign_off
+from negotiation.errors import RefusedError
+from negotiation.lifecycle import Status, transcript_status
 from negotiation.model import Scenario
+from negotiation.registry import header_problems
 from negotiation.transcript import TranscriptError, TranscriptWriter, load_verified
 
 #: Answers a pause of the graph: (interrupt payload, session) → resume value, or None.
@@ -59,6 +73,113 @@ class RunState(TypedDict, total=False):
     signoff: dict[str, Any]
 
 
+class CheckpointError(RefusedError):
+    """A checkpoint database this transcript's run did not create, or one that holds
+    something the driver never writes; it is not read."""
+
+
+#: Checkpoint metadata key that binds every checkpoint to its transcript's header hash.
+HEAD_KEY = "transcript_head"
+
+#: The only classes a checkpoint may hold: what LangGraph itself stores for this graph
+#: (interrupts for sign-off and human seats, resume commands).  Everything else in the
+#: graph state is plain data.
+OWN_TYPES: frozenset[tuple[str, str]] = frozenset({
+    ("langgraph.types", "Interrupt"),
+    ("langgraph.types", "Command"),
+    ("langgraph.types", "Send"),
+})
+_CONSTRUCTOR_CODES = range(0, 6)  # ormsgpack ext codes LangGraph uses for (module, name, …)
+_SNAPSHOT_CODE = 7  # a delta snapshot: msgpack inside msgpack
+
+
+class OwnTypesSerializer(JsonPlusSerializer):
+    """LangGraph's serializer, reading back only what this driver writes: plain data and
+    :data:`OWN_TYPES`.  Pickle and JSON constructor envelopes are refused outright, and a
+    payload naming any other class is refused before LangGraph would import it."""
+
+    def __init__(self) -> None:
+        super().__init__(pickle_fallback=False, allowed_json_modules=None,
+                         allowed_msgpack_modules=None)
+
+    def loads_typed(self, data: tuple[str, bytes]) -> Any:
+        kind, payload = data
+        if kind == "msgpack":
+            _scan_msgpack(payload)
+        elif kind != "null":
+            raise CheckpointError(f"the checkpoint holds a '{kind}' payload, which this "
+                                  "program never writes; it is not read")
+        return super().loads_typed(data)
+
+
+def _scan_msgpack(payload: bytes) -> None:
+    """Refuse ``payload`` if any extension object in it names a class outside
+    :data:`OWN_TYPES`; nothing is imported or constructed while scanning."""
+
+    def visit(code: int, data: bytes) -> None:
+        if code == _SNAPSHOT_CODE:
+            ormsgpack.unpackb(data, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
+            return None
+        if code not in _CONSTRUCTOR_CODES:
+            raise CheckpointError(f"the checkpoint holds an object of kind {code}, which "
+                                  "this program never writes; it is not read")
+        parts = ormsgpack.unpackb(data, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
+        named = tuple(parts[:2]) if isinstance(parts, list | tuple) else ()
+        if named not in OWN_TYPES:
+            shown = ".".join(map(str, named)) or "an unnamed object"
+            raise CheckpointError(f"the checkpoint holds {shown}, which this program never "
+                                  "writes; it is not read")
+        return None
+
+    try:
+        ormsgpack.unpackb(payload, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
+    except CheckpointError:
+        raise
+    except Exception as error:  # ormsgpack wraps what the hook raised, or the data is bad
+        cause = error.__cause__ or error.__context__
+        if isinstance(cause, CheckpointError):
+            raise cause from None
+        raise CheckpointError(f"the checkpoint cannot be decoded ({error}); it is not "
+                              "read") from None
+
+
+def check_checkpoints(path: Path, *, head: str, thread: str) -> None:
+    """Refuse the database at ``path`` unless every checkpoint in it was written for the
+    transcript whose header hash is ``head`` (thread ``thread``); a missing file is fine.
+    Read with the sqlite3 module only — no LangGraph, no deserialisation."""
+    if not path.exists():
+        return
+    fix = f"remove {path} to continue from the transcript alone"
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            schema = db.execute("SELECT type, name FROM sqlite_master "
+                                "WHERE type NOT IN ('table', 'index')").fetchall()
+            if schema:
+                kind, name = schema[0]
+                raise CheckpointError(f"{path}: holds a {kind} '{name}', which this program "
+                                      f"never creates; it was not made by this run. {fix}")
+            tables = {row[0] for row in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "checkpoints" not in tables:
+                return
+            foreign = db.execute(
+                "SELECT COUNT(*) FROM checkpoints WHERE thread_id IS NOT ? OR "
+                "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) IS NOT ?",
+                (thread, f"$.{HEAD_KEY}", head)).fetchone()[0]
+            orphans = db.execute(
+                "SELECT COUNT(*) FROM writes AS w WHERE NOT EXISTS (SELECT 1 FROM "
+                "checkpoints AS c WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = "
+                "w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id)"
+            ).fetchone()[0] if "writes" in tables else 0
+    except sqlite3.Error as error:
+        raise CheckpointError(f"{path}: not a checkpoint database this program can read "
+                              f"({error}). {fix}") from None
+    if foreign or orphans:
+        raise CheckpointError(f"{path}: {foreign + orphans} checkpoint record(s) were not "
+                              f"written for this transcript (header {head[:12]}…); the file "
+                              f"is not used. {fix}")
+
+
 def checkpoint_path(transcript: Path) -> Path:
     return transcript.with_suffix(".checkpoints.sqlite")
 
@@ -67,22 +188,53 @@ def calls_path(transcript: Path) -> Path:
     return transcript.with_suffix(".calls.jsonl")
 
 
+def min_free_bytes() -> int:
+    """The free space a run needs before it starts: ``NEGOTIATE_MIN_FREE_MIB`` (whole MiB)
+    when set, else :data:`MIN_FREE_BYTES`.  A run that still runs out of space stops with
+    a valid transcript that resumes once space is freed."""
+    setting = os.environ.get("NEGOTIATE_MIN_FREE_MIB", "").strip()
+    return int(setting) * 2**20 if setting.isdigit() else MIN_FREE_BYTES
+
+
 def check_writable(folder: Path) -> None:
-    """Fail before the negotiation starts if the transcript folder cannot take a run."""
+    """Fail before the negotiation starts if the transcript folder cannot take a run.
+    The probe is a new file with a random name, created exclusively: nothing planted in
+    the folder can redirect it."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write-probe"
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
-    except OSError as error:
-        raise TranscriptError(f"cannot write transcripts to {folder}: "
-                              f"{error.strerror or error}; choose another --out folder"
-                              ) from None
-    free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
+        probe, fd = files.temporary_beside(folder / ".write-probe")
+        try:
+            files.write_all(fd, b"x" * 4096)
+        finally:
+            os.close(fd)
+            probe.unlink()
+    except (OSError, files.OutputError) as error:
+        reason = error.strerror if isinstance(error, OSError) else error
+        raise TranscriptError(f"cannot write transcripts to {folder}: {reason or error}; "
+                              "choose another --out folder") from None
+    free, needed = shutil.disk_usage(folder).free, min_free_bytes()
+    if free < needed:
         raise TranscriptError(f"only {free // 1024} KiB free in {folder}; a run needs at "
-                              f"least {MIN_FREE_BYTES // 2**20} MiB. Free some space or "
-                              "choose another --out folder")
+                              f"least {needed / 2**20:g} MiB (NEGOTIATE_MIN_FREE_MIB). Free "
+                              "some space or choose another --out folder")
+
+
+def claim_checkpoints(path: Path) -> None:
+    """Create the checkpoint database exclusively before SQLite opens it, or refuse a
+    symlink where it (or its journal) would be: SQLite itself follows symlinks."""
+    for companion in (path, *(path.with_name(path.name + end)
+                              for end in ("-journal", "-wal", "-shm"))):
+        files.refuse_symlink(companion)
+    if not os.path.lexists(path):
+        os.close(files.create_exclusive(path))
+
+
+def _checkpoint_failure(path: Path, error: sqlite3.Error, transcript: Path) -> TranscriptError:
+    if "full" in str(error):
+        return TranscriptError(f"no space left to write the checkpoint database {path} "
+                               f"({error}); the transcript is valid so far. Free some space "
+                               f"and continue with: negotiate resume {transcript}")
+    return TranscriptError(f"cannot use the checkpoint database {path}: {error}")
 
 
 @dataclass
@@ -91,6 +243,7 @@ class GraphDriver:
 
     session: Session
     transcript: Path
+    head: str  # the transcript header's hash: binds the checkpoints to this transcript
     signoff_inline: bool = False
     pace: float = 0.0
 
@@ -116,13 +269,18 @@ class GraphDriver:
             return progress(before)
 
         def signoff(state: RunState) -> RunState:
-            decision = interrupt({"transcript": str(self.transcript),
-                                  "status": "pending sign-off"})
-            event = sign_off(self.transcript, approve=bool(decision["approve"]),
-                             reviewer=str(decision["reviewer"]),
-                             comment=str(decision.get("comment", "")))
-            return {"status": event["status"], "signoff": {"seq": event["seq"]},
-                    "new_events": [_public_summary(event)]}
+            # 'negotiate review' records (and signs) each sign-off itself, then resumes the
+            # graph: the node only waits, and reads the decision from the transcript.
+            interrupt({"transcript": str(self.transcript), "status": "pending sign-off"})
+            status, events = transcript_status(self.transcript)
+            last = events[-1] if events else {}
+            return {"status": status.value, "signoff": {"seq": last.get("seq", -1)},
+                    "new_events": [_public_summary(last)] if last.get("type") == "signoff"
+                    else []}
+
+        def after_signoff(state: RunState) -> str:
+            # Several organisations sign one after the other: wait for the next.
+            return "signoff" if state.get("status") == Status.PENDING.value else END
 
         def after_turn(state: RunState) -> str:
             return "finish" if session.done else "turn"
@@ -139,12 +297,13 @@ class GraphDriver:
         graph.add_conditional_edges(START, after_turn, ["turn", "finish"])
         graph.add_conditional_edges("turn", after_turn, ["turn", "finish"])
         graph.add_conditional_edges("finish", after_finish, ["signoff", END])
-        graph.add_edge("signoff", END)
+        graph.add_conditional_edges("signoff", after_signoff, ["signoff", END])
         return graph.compile(checkpointer=checkpointer)
 
     @property
     def config(self) -> RunnableConfig:
-        return {"configurable": {"thread_id": self.transcript.stem}, "recursion_limit": 10**7}
+        return {"configurable": {"thread_id": self.transcript.stem},
+                "metadata": {HEAD_KEY: self.head}, "recursion_limit": 10**7}
 
     def __post_init__(self) -> None:
         self.session.passthrough = (GraphBubbleUp,)
@@ -153,7 +312,7 @@ class GraphDriver:
                      on_step: Callable[[RunState], None] | None = None) -> list[Any]:
         """Run (or continue) the graph until it ends or pauses; ``on_step`` sees each
         step's new events.  Returns the payloads of the interrupts it paused on."""
-        async with _saver(checkpoint_path(self.transcript)) as saver:
+        async with self._saver() as saver:
             graph = self.build(saver)
             snapshot = await graph.aget_state(self.config)
             start: Any
@@ -197,15 +356,21 @@ class GraphDriver:
                 return
 
     async def pending_signoff(self) -> bool:
-        async with _saver(checkpoint_path(self.transcript)) as saver:
+        async with self._saver() as saver:
             snapshot = await self.build(saver).aget_state(self.config)
             return "signoff" in snapshot.next
 
-
-@asynccontextmanager
-async def _saver(path: Path) -> AsyncIterator[AsyncSqliteSaver]:
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
-        yield saver
+    @asynccontextmanager
+    async def _saver(self) -> AsyncIterator[AsyncSqliteSaver]:
+        """The checkpointer, once the database is known to belong to this transcript."""
+        path = checkpoint_path(self.transcript)
+        check_checkpoints(path, head=self.head, thread=self.transcript.stem)
+        claim_checkpoints(path)
+        try:
+            async with aiosqlite.connect(str(path)) as connection:
+                yield AsyncSqliteSaver(connection, serde=OwnTypesSerializer())
+        except sqlite3.Error as error:
+            raise _checkpoint_failure(path, error, self.transcript) from None
 
 
 def _public_summary(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,7 +403,8 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
             session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
                                           on_event=on_event, options=options)
             session.open()
-            driver = GraphDriver(session, transcript, signoff_inline, pace)
+            driver = GraphDriver(session, transcript, writer.events[0]["hash"],
+                                 signoff_inline, pace)
             await driver.drive(on_step=on_step, answer=answer)
         finally:
             writer.close()
@@ -260,6 +426,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
         header = writer.peek_pending()[0]
         scenario = Scenario.model_validate(header["scenario"])
         specs: dict[str, str] = dict(header["agents"])
+        _refuse_unregistered(transcript, specs, scenario)
         seed = int(header["seed"])
         run = _llm_run(specs, transcript, None, replay_first=True)
         try:
@@ -280,7 +447,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                                        "reason": "continued after an interruption"})
             if on_resumed is not None:
                 on_resumed(caught_up)
-            driver = GraphDriver(session, transcript, pace=pace,
+            driver = GraphDriver(session, transcript, writer.events[0]["hash"], pace=pace,
                                  signoff_inline=header.get("options", {}).get("signoff")
                                  == "inline")
             await driver.drive(on_step=on_step, answer=answer)
@@ -293,23 +460,33 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
     return session.result
 
 
-async def resume_signoff(transcript: Path, *, approve: bool, reviewer: str,
-                         comment: str) -> bool:
-    """Answer a run paused for inline sign-off; ``False`` if it was not paused for that."""
+async def resume_signoff(transcript: Path) -> bool:
+    """Resume a run paused for inline sign-off once a sign-off is recorded in its
+    transcript; ``False`` if it was not paused for that."""
     if not checkpoint_path(transcript).exists():
         return False
     events = load_verified(transcript)
     header = events[0]
     scenario = Scenario.model_validate(header["scenario"])
+    _refuse_unregistered(transcript, header["agents"], scenario)
     negotiation = _Negotiation(scenario, rounds=header["protocol"]["rounds"])
     writer = TranscriptWriter()
     session = negotiation.session({}, seed=header["seed"], writer=writer,
                                   specs=header["agents"])
-    driver = GraphDriver(session, transcript, signoff_inline=True)
+    driver = GraphDriver(session, transcript, header["hash"], signoff_inline=True)
     if not await driver.pending_signoff():
         return False
-    await driver.stream(resume={"approve": approve, "reviewer": reviewer, "comment": comment})
+    await driver.stream(resume={"recorded": True})
     return True
+
+
+def _refuse_unregistered(transcript: Path, specs: Mapping[str, str], scenario: Scenario
+                         ) -> None:
+    """Refuse a transcript whose header names an agent, protocol or check that is not
+    registered (an import path in a file is never imported)."""
+    problems = list(header_problems(specs, scenario))
+    if problems:
+        raise TranscriptError(f"{transcript}: " + "; ".join(map(str, problems)))
 
 
 def _llm_run(specs: Mapping[str, str], transcript: Path, given: Any,
@@ -320,4 +497,8 @@ def _llm_run(specs: Mapping[str, str], transcript: Path, given: Any,
         return None
     from agents.llm import LLMRun
 
+    try:
+        files.refuse_symlink(calls_path(transcript))  # refused now, not mid-run
+    except files.OutputError as error:
+        raise TranscriptError(f"cannot record the replies: {error}") from None
     return LLMRun(record=calls_path(transcript), replay_first=replay_first)

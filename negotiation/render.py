@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.panel import Panel
@@ -14,6 +14,9 @@ from negotiation.analysis import SpaceAnalysis
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import format_value
+
+if TYPE_CHECKING:
+    from negotiation.lifecycle import SignOffs
 
 _KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red"}
 
@@ -223,7 +226,7 @@ def fairness_view(report: Mapping[str, Any]) -> Table:
 
 
 def error_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def _term(value: Any) -> str:
@@ -286,3 +289,32 @@ def campaign_view(manifest: Mapping[str, Any]) -> Group:
     if manifest.get("stopped"):
         parts.append(Text(plain(manifest["stopped"]), style="bold red"))
     return Group(*parts)
+
+
+def signoff_view(signed: SignOffs) -> Table:
+    """Who signed for each organisation (with key fingerprints) and who is still missing;
+    unsigned sign-offs say plainly that they are not attributable."""
+    if signed.attributable:
+        title = "Sign-off: Ed25519 signatures of the declared signatories"
+    else:
+        title = ("Sign-off: [bold yellow]unsigned (not attributable)[/]: the scenario "
+                 "declares no signatories, so anyone could have written these")
+    table = Table(title=title, title_justify="left")
+    for column in ("Organisation", "Decision", "Signed by", "Key", "Event", "Comment"):
+        table.add_column(column, overflow="fold")
+    for signature in signed.signatures:
+        style = "green" if signature.decision == "approve" else "red"
+        table.add_row(Text(plain(signature.org or "—")),
+                      Text(f"{signature.decision}d", style=style),
+                      Text(plain(signature.signer)),
+                      signature.fingerprint[:16] + "…" if signature.fingerprint else "unsigned",
+                      str(signature.seq), Text(plain(signature.comment or "—")))
+    for org, needed in signed.missing().items():
+        if signed.decision is None:
+            table.add_row(Text(plain(org)), Text("missing", style="yellow"),
+                          f"{needed} more signature(s) needed", "", "", "")
+    if not signed.signatures and not signed.required:
+        table.add_row("—", Text("missing", style="yellow"), "no sign-off yet", "", "", "")
+    for problem in signed.problems:
+        table.add_row(Text("INVALID", style="bold red"), "", Text(plain(problem)), "", "", "")
+    return table

@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from negotiation.errors import InputError, RefusedError
+from negotiation import files
+from negotiation.errors import InputError
 from negotiation.transcript import canonical_json
 
 #: Prefix of every signed message, so a sign-off signature can never be replayed as
@@ -115,22 +116,16 @@ def _slug(text: str) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
-    """Create ``path`` with ``data``; never overwrite, never follow a symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    """Create ``path`` with ``data`` and ``mode``; never overwrite, never follow a symlink."""
+    descriptor = files.create_exclusive(path, mode)
     try:
-        descriptor = os.open(path, flags, mode)
-    except FileExistsError:
-        raise RefusedError(f"{path} already exists; keys are never overwritten") from None
-    except OSError as error:
-        raise RefusedError(f"cannot write {path}: {error.strerror or error}") from None
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        files.write_all(descriptor, data)
+        os.fsync(descriptor)
     except OSError as error:
         path.unlink(missing_ok=True)
-        raise RefusedError(f"cannot write {path}: {error.strerror or error}") from None
+        raise files.write_error(path, error) from None
+    finally:
+        os.close(descriptor)
 
 
 def new_key(org: str, name: str, folder: Path | None = None) -> LocalKey:

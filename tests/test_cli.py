@@ -160,7 +160,8 @@ def test_review_renders_and_signs_with_flags(tmp_path: Path) -> None:
     signed = negotiate("review", str(path), "--approve", "--reviewer", "Ada Lovelace",
                        "--comment", "balanced")
     assert signed.returncode == 0, signed.stderr
-    assert "RATIFIED by Ada Lovelace" in signed.stdout
+    assert "APPROVED by Ada Lovelace (unsigned, not attributable)" in signed.stdout
+    assert "Status: ratified" in signed.stdout
     assert negotiate("verify", str(path)).returncode == 0
 
     again = negotiate("review", str(path), "--reject", "--reviewer", "Eve")

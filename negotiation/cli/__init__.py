@@ -9,13 +9,14 @@ and exit codes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from negotiation.cli import audit, catalog, run, study
+from negotiation.cli.keys import keys_app
 from negotiation.cli.catalog import scenario_json_schema
-from negotiation.cli.common import friendly_errors
+from negotiation.cli.common import friendly_errors, register_plugins
 
 app = typer.Typer(
     name="negotiate",
@@ -24,6 +25,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+@friendly_errors
+def plugins(
+    plugin: Annotated[list[str] | None, typer.Option(
+        "--plugin", metavar="[NAME=]MODULE:ATTR",
+        help="Register an agent, protocol or guardrail check by import path for this "
+             "command (repeatable): files may then name it as NAME (default: ATTR) or by "
+             "the path. Files alone never import code; use this only for code you trust.",
+    )] = None,
+) -> None:
+    register_plugins(plugin or [])
+
+
 app.add_typer(catalog.scenarios_app, name="scenarios")
 
 COMMANDS: list[tuple[str, Callable[..., Any]]] = [
@@ -45,6 +61,7 @@ for name, command in COMMANDS:
 app.add_typer(catalog.agents_app, name="agents")
 app.add_typer(catalog.protocols_app, name="protocols")
 app.add_typer(catalog.guardrails_app, name="guardrails")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.prompt import Prompt
 from rich.table import Table
 from rich.text import Text
@@ -18,9 +20,23 @@ from negotiation.cli.common import (
     UsageError,
     console,
 )
-from negotiation.lifecycle import SignOffError, Status, sign_off, transcript_status
+from negotiation.lifecycle import (
+    SignOffError,
+    Status,
+    sign_off,
+    sign_offs,
+    transcript_status,
+)
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
+from negotiation.signing import (
+    Signatory,
+    fingerprint,
+    load_private_key,
+    local_keys,
+    public_key_of,
+    read_signatories,
+)
 from negotiation.transcript import (
     TranscriptError,
     load_verified,
@@ -32,9 +48,19 @@ from negotiation.transcript import (
 def verify_command(
     transcript: Annotated[Path, typer.Argument(
         help="A transcript (.jsonl) or a campaign folder to check.")],
+    signatories: Annotated[list[Path] | None, typer.Option(
+        "--signatories", metavar="FILE",
+        help="Signatory records you trust (from 'negotiate keys new', obtained from each "
+             "organisation directly): every declared and signing key must be among them. "
+             "Repeatable.")] = None,
+    head: Annotated[str | None, typer.Option(
+        metavar="HASH", help="A chain head recorded earlier (e.g. printed when you signed): "
+                             "the transcript must still contain it (detects truncation and "
+                             "rewrites).")] = None,
 ) -> None:
-    """Re-compute a transcript's hash chain; exit 1 and name the first bad line if tampered.
-    Given a campaign folder, check every stage's transcript and the links between them."""
+    """Re-compute a transcript's hash chain and check every sign-off signature; exit 1 and
+    say what failed.  Given a campaign folder, check every stage and the links between
+    them."""
     if transcript.is_dir():
         from negotiation.campaign import verify_campaign
 
@@ -46,17 +72,44 @@ def verify_command(
         console.print(f"[bold green]OK[/] {for_terminal(transcript)}: every stage verified and "
                       "linked")
         return
+    expected = [record for path in signatories or [] for record in read_signatories(path)]
+    if head is not None and not re.fullmatch(r"[0-9a-f]{64}", head):
+        raise UsageError(f"--head {head!r} is not a chain head: give the full 64-character "
+                         "hash as it was printed")
     result = verify(transcript)
     if not result.ok:
         console.print(f"[bold red]TAMPERED[/] {for_terminal(transcript)}: "
                       f"{for_terminal(result.reason)}")
         raise typer.Exit(1)
+    problems = audit_problems(result.events, expected if signatories else None, head)
+    for problem in problems:
+        console.print(f"[bold red]FAILED[/] {for_terminal(transcript)}: {for_terminal(problem)}")
+    if problems:
+        raise typer.Exit(1)
     last = result.events[-1]
     note = "" if last["type"] in {"outcome", "signoff"} else \
         "  [yellow](no outcome yet: the run is in progress or was interrupted)[/]"
     console.print(f"[bold green]OK[/] {for_terminal(transcript)}: {len(result.events)} events, "
-                  f"head {result.head_hash[:16]}…{note}")
+                  f"head {result.head_hash}{note}")
+    if any(e["type"] == "signoff" for e in result.events) or signatories:
+        console.print(render.signoff_view(sign_offs(result.events, expected or None)))
+    if head is not None:
+        console.print(f"[bold green]OK[/] the recorded head {head[:16]}… is event "
+                      f"{next(e['seq'] for e in result.events if e['hash'] == head)}")
 
+
+def audit_problems(events: list[dict[str, Any]], expected: list[Signatory] | None,
+                   head: str | None) -> list[str]:
+    """What beyond the hash chain does not check out: signatures, trusted keys, the head."""
+    signed = sign_offs(events, expected)
+    problems = list(signed.problems)
+    if expected is not None and not signed.attributable:
+        problems.append("you gave signatory records, but this transcript's scenario declares "
+                        "no signatories: its sign-offs (if any) are not attributable")
+    if head is not None and all(event["hash"] != head for event in events):
+        problems.append(f"the recorded head {head[:16]}… is not in the transcript: events "
+                        "were removed or rewritten since it was recorded")
+    return problems
 
 
 def report(
@@ -67,10 +120,10 @@ def report(
     """Summarise a run from its transcript alone; optionally plot the offers."""
     events = load_verified(transcript)
     scenario = Scenario.model_validate(negotiation_header(events, transcript)["scenario"])
-    outcome = events[-1]
-    if outcome["type"] != "outcome":
+    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    if outcome is None:
         raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
-                         "interrupted)")
+                         "interrupted); continue it with: negotiate resume {transcript}")
     header = events[0]
     console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
                                         header["protocol"]["rounds"]))
@@ -78,6 +131,8 @@ def report(
     blocked = sum(e["type"] == "blocked" for e in moves)
     console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
     console.print(render.outcome_view(scenario, outcome, header["agents"]))
+    if outcome["status"] == "agreement":
+        console.print(render.signoff_view(sign_offs(events)))
     if plot is not None:
         from negotiation.plots import plot_trace
 
@@ -91,17 +146,28 @@ def review(
     transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl) to review.")],
     approve: Annotated[bool | None, typer.Option(
         "--approve/--reject", help="Decide without prompting (for scripts).")] = None,
-    reviewer: Annotated[str | None, typer.Option(help="Your name, recorded in the "
-                                                     "sign-off.")] = None,
+    as_org: Annotated[str | None, typer.Option(
+        "--as", metavar="ORG", help="Sign for this organisation (scenarios with "
+                                    "signatories).")] = None,
+    key: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="Your private key (default: your one local key that the "
+                             "scenario declares for ORG; see 'negotiate keys list').")] = None,
+    reviewer: Annotated[str | None, typer.Option(
+        help="Your name, for scenarios without signatories (recorded as unsigned).")] = None,
     comment: Annotated[str, typer.Option(help="Why you approve or reject.")] = "",
 ) -> None:
-    """Review a run and sign it off: approve or reject its agreement."""
+    """Review a run and sign it off: approve or reject its agreement.  With signatories in
+    the scenario the decision is signed with your Ed25519 key for your organisation."""
     status, events = transcript_status(transcript)
     if status is Status.TAMPERED:
-        raise SignOffError(f"{transcript} is TAMPERED ({verify(transcript).reason}); it cannot "
-                           "be reviewed or signed")
+        problems = sign_offs(events).problems if verify(transcript).ok else []
+        reason = problems[0] if problems else verify(transcript).reason
+        raise SignOffError(f"{transcript} is TAMPERED ({reason}); it cannot be reviewed or "
+                           "signed")
     header = negotiation_header(events, transcript)
     scenario = Scenario.model_validate(header["scenario"])
+    if approve is not None and status is not Status.PENDING:
+        sign_off(transcript, approve=approve, comment=comment)  # refuses, saying why
     console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
                                         header["protocol"]["rounds"]))
     console.print(render.profiles_view(scenario))
@@ -111,34 +177,78 @@ def review(
         console.print(render.outcome_view(scenario, outcome, header["agents"]))
         if "fairness" in outcome:
             console.print(render.fairness_view(outcome["fairness"]))
+        if outcome["status"] == "agreement":
+            console.print(render.signoff_view(sign_offs(events)))
     console.print(f"\nStatus: [bold]{status.value}[/]")
     if status is not Status.PENDING:
-        if approve is not None:
-            sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
         return
-    if approve is None:
-        if not sys.stdin.isatty():
-            console.print("Not signed: pass --approve or --reject with --reviewer NAME "
-                          "(and --comment TEXT) to decide.")
-            return
+    signed = bool(scenario.signatories)
+    interactive = approve is None
+    if interactive and not sys.stdin.isatty():
+        how = "--as ORG [--key PATH]" if signed else "--reviewer NAME"
+        console.print(f"Not signed: pass --approve or --reject with {how} (and --comment "
+                      "TEXT) to decide.")
+        return
+    signer = signing_key(scenario, as_org, key) if signed else None
+    if signer is None and not interactive and not (reviewer or "").strip():
+        raise UsageError("a sign-off needs the reviewer's name: --reviewer NAME")
+    if interactive:
+        if signer is None:
+            reviewer = reviewer or Prompt.ask("Your name")
+            if not reviewer.strip():
+                raise UsageError("a sign-off needs the reviewer's name; nothing was recorded")
+        else:
+            console.print(f"Signing for [bold]{for_terminal(signer[0])}[/] as "
+                          f"{for_terminal(signer[2])}.")
         approve = Prompt.ask("Decision", choices=["approve", "reject"]) == "approve"
-        reviewer = reviewer or Prompt.ask("Your name")
         comment = comment or Prompt.ask("Comment", default="")
-    if (events[0].get("options", {}).get("signoff") == "inline"
-            and (reviewer or "").strip()):
+    event = sign_off(transcript, approve=bool(approve), comment=comment,
+                     reviewer=reviewer or "", org=signer[0] if signer else None,
+                     key=signer[1] if signer else None)
+    resumed = False
+    if events[0].get("options", {}).get("signoff") == "inline":
         from negotiation.graph import resume_signoff
 
-        if anyio.run(lambda: resume_signoff(transcript, approve=bool(approve),
-                                            reviewer=reviewer or "", comment=comment)):
-            event = load_verified(transcript)[-1]
-            console.print(f"[bold]{event['status'].upper()}[/] by "
-                          f"{for_terminal(event['reviewer'])}; the paused run is resumed and its "
-                          f"sign-off recorded as event {event['seq']}.")
-            return
-    event = sign_off(transcript, approve=approve, reviewer=reviewer or "", comment=comment)
-    console.print(f"[bold]{event['status'].upper()}[/] by {for_terminal(event['reviewer'])}; "
-                  f"sign-off recorded as event {event['seq']}.")
+        resumed = anyio.run(lambda: resume_signoff(transcript))
+    who = (f"{for_terminal(event['signer'])} for {for_terminal(event['org'])} (key "
+           f"{event['fingerprint'][:16]}…)" if signer else
+           f"{for_terminal(event['reviewer'])} [yellow](unsigned, not attributable)[/]")
+    console.print(f"[bold]{event['decision'].upper()}D[/] by {who}; recorded as event "
+                  f"{event['seq']}{'; the paused run is resumed' if resumed else ''}.")
+    console.print(f"Status: [bold]{event['status']}[/]")
+    console.print(f"Chain head: [bold]{event['hash']}[/]\nKeep it: [cyan]negotiate verify "
+                  f"{for_terminal(transcript)} --head {event['hash']}[/] later proves that "
+                  "nothing was cut from or changed in the transcript up to your sign-off.",
+                  soft_wrap=True)
 
+
+def signing_key(scenario: Scenario, as_org: str | None, key_path: Path | None
+                ) -> tuple[str, Ed25519PrivateKey, str]:
+    """The organisation, private key and signatory name to sign with: ``--key``, or the one
+    local key that the scenario declares (for ``--as`` if given)."""
+    declared = {fingerprint(k.public_key): (org, k.name)
+                for org, spec in scenario.signatories.items() for k in spec.keys}
+    if key_path is not None:
+        private = load_private_key(key_path)
+        fp = fingerprint(public_key_of(private))
+        if fp not in declared:
+            raise SignOffError(f"the key {key_path} ({fp[:16]}…) is not a declared signatory "
+                               "of any organisation in this scenario")
+        org, name = declared[fp]
+        if as_org is not None and as_org != org:
+            raise SignOffError(f"the key {key_path} signs for {org}, not for {as_org}")
+        return org, private, name
+    mine = [k for k in local_keys() if k.signatory.fingerprint in declared
+            and (as_org is None or declared[k.signatory.fingerprint][0] == as_org)]
+    if len(mine) != 1:
+        whom = f"for {as_org} " if as_org else ""
+        found = ", ".join(str(k.path) for k in mine)
+        raise SignOffError(
+            f"{len(mine)} of your local keys are declared signatories {whom}in this scenario"
+            f"{': ' + found if found else ''}; choose one with --as ORG --key PATH "
+            "(keys: 'negotiate keys list'; make one with 'negotiate keys new')")
+    org, name = declared[mine[0].signatory.fingerprint]
+    return org, mine[0].private_key(), name
 
 
 def transcripts_command(
