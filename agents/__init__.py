@@ -13,7 +13,13 @@ from typing import cast
 from agents.base import Agent, History, Memory, Move, StageRecord, View, derive_seed
 from agents.rule_based import Hardliner, RandomAgent, TimeDependent, TitForTat
 from negotiation.errors import InputError
-from negotiation.plugins import AGENT_GROUP, installed, is_import_path, load_agent
+from negotiation.plugins import (
+    AGENT_GROUP,
+    import_path_refused,
+    is_import_path,
+    load_agent,
+    registered,
+)
 
 
 class StrategyError(InputError, ValueError):
@@ -48,6 +54,12 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def strategy_names() -> list[str]:
+    """Every name a strategy spec may use: built in, then registered extensions."""
+    return sorted(STRATEGIES) + sorted(n for n in registered(AGENT_GROUP)
+                                       if not is_import_path(n))
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, float]]:
     name, _, params_text = spec.strip().partition(":")
     params: dict[str, float] = {}
@@ -66,20 +78,22 @@ def parse_spec(spec: str) -> tuple[str, dict[str, float]]:
 def make_agent(spec: str, *, party: str, seed: int) -> Agent:
     """Build the agent named by ``spec`` for ``party``; per-party seeds keep runs repeatable.
 
-    ``spec`` is a built-in strategy (``boulware``, ``time_dependent:beta=0.5``), the name of
-    an installed extension (entry point group ``negotiation.agents``) or an import path
-    (``mypkg.strategies:Tough``)."""
-    builtin = spec.strip().partition(":")[0] in STRATEGIES
-    if not builtin and (spec.strip() in installed(AGENT_GROUP) or is_import_path(spec.strip())):
-        return cast(Agent, load_agent(spec.strip(), seed=derive_seed(seed, party),
-                                      party=party))
+    ``spec`` is a built-in strategy (``boulware``, ``time_dependent:beta=0.5``) or the name
+    of a registered extension: installed under the entry point group
+    ``negotiation.agents``, or given on the command line with ``--plugin``.  An import path
+    is refused unless ``--plugin`` registered it: a spec may come from a file."""
+    stripped = spec.strip()
+    if stripped.partition(":")[0] not in STRATEGIES:
+        if stripped in registered(AGENT_GROUP):
+            return cast(Agent, load_agent(stripped, seed=derive_seed(seed, party),
+                                          party=party))
+        if is_import_path(stripped):
+            raise StrategyError(str(import_path_refused(stripped, "strategy")))
     name, params = parse_spec(spec)
     strategy = STRATEGIES.get(name)
     if strategy is None:
-        extensions = sorted(installed(AGENT_GROUP))
         raise StrategyError(f"unknown strategy '{name}'; choose one of "
-                            f"{', '.join(sorted(STRATEGIES) + extensions)}, or give an "
-                            "import path such as mypkg.strategies:Tough")
+                            f"{', '.join(strategy_names())}")
     if strategy.seeded:
         params = {"seed": derive_seed(seed, party), **params}
     try:
@@ -102,4 +116,5 @@ __all__ = [
     "View",
     "derive_seed",
     "make_agent",
+    "strategy_names",
 ]

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ import numpy as np
 from pydantic import Field, ValidationError
 
 from agents import Memory, StageRecord, StrategyError, derive_seed, make_agent
+from negotiation import files
 from negotiation.engine import (
     HUMAN,
     EventHook,
@@ -189,8 +189,7 @@ def load_campaign(path: str | Path) -> LoadedCampaign:
         campaign = Campaign.model_validate(data)
     except ValidationError as error:
         raise CampaignError(source, list(validation_problems(error))) from None
-    local = path.parent / campaign.scenario
-    base = load_scenario(local if local.exists() else resolve_scenario_path(campaign.scenario))
+    base = load_scenario(resolve_scenario_path(campaign.scenario, path.parent))
     problems = list(campaign_problems(campaign, base))
     if problems:
         raise CampaignError(source, problems)
@@ -589,10 +588,11 @@ class CampaignRunner:
                         "reservation_values": s.reservations}
                        for s in self.results],
         }
-        temporary = self.folder / f".{MANIFEST}.tmp"
-        temporary.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n",
-                             encoding="utf-8")
-        os.replace(temporary, self.folder / MANIFEST)
+        try:
+            files.write_file(self.folder / MANIFEST,
+                             json.dumps(body, indent=2, sort_keys=True) + "\n", replace=True)
+        except files.OutputError as error:
+            raise TranscriptError(str(error)) from None
 
 
 def _with_new_parties(scenario: Scenario, terms: Mapping[str, TermValue], parties: list[str]

@@ -255,8 +255,8 @@ class Organization(PublicProfile):
 class ProtocolConfig(Strict):
     name: str = Field(default="alternating_offers",
                       pattern=r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$",
-                      description="A built-in or installed protocol, or an import path "
-                                  "(mypkg.rules:MyProtocol).")
+                      description="A built-in protocol, or a registered one: installed as "
+                                  "an entry point or given with --plugin.")
     rounds: int = Field(default=30, ge=1, le=100_000)
     min_coalition: int | None = Field(
         default=None, ge=2,
@@ -299,8 +299,8 @@ class FairnessPolicy(CheckPolicy):
 class CustomCheck(Strict):
     """A guardrail check written outside this package (see ``negotiation.api``)."""
 
-    use: str = Field(min_length=1, description="Import path (mypkg.checks:Name) or the name "
-                                               "of an installed check.")
+    use: str = Field(min_length=1, description="The name of a registered check: installed "
+                                               "as an entry point or given with --plugin.")
     proposals: CheckLevel = "warn"
     agreements: CheckLevel = "block"
     options: dict[str, Any] = Field(default_factory=dict,

@@ -62,15 +62,24 @@ def shipped_scenarios() -> list[Path]:
     return sorted(shipped_scenarios_dir().glob("*.yaml"))
 
 
-def resolve_scenario_path(name_or_path: str | Path) -> Path:
-    """A path as given, or the shipped scenario whose file stem or id matches ``name``."""
-    path = Path(name_or_path)
-    if path.exists() or path.suffix in {".yaml", ".yml"}:
+def resolve_scenario_path(name_or_path: str | Path, folder: Path | None = None) -> Path:
+    """The file a scenario argument means.  A bare name (``platform-app-vendor``: no folder,
+    no ``.yaml``) is a shipped scenario; anything else is a path, relative to ``folder``
+    (default: the current one).  A bare name that is both a shipped scenario and a file in
+    ``folder`` is refused, so a planted file cannot pass for the shipped one."""
+    text = str(name_or_path)
+    path = Path(text) if folder is None else folder / text
+    if Path(text).name != text or path.suffix in {".yaml", ".yml"} or text in {".", ".."}:
         return path
-    for candidate in shipped_scenarios():
-        if candidate.stem == str(name_or_path):
-            return candidate
-    return path
+    shipped = next((p for p in shipped_scenarios() if p.stem == text), None)
+    if shipped is None:
+        return path
+    if path.exists():
+        raise ScenarioError(text, [Problem("", (
+            f"'{text}' is both a shipped scenario ({shipped}) and a file here "
+            f"({path.resolve()}); write ./{text} for the file, or rename the file to use "
+            "the shipped scenario"))])
+    return shipped
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -130,6 +139,10 @@ def scenario_from_data(data: dict[str, Any], source: str = "<scenario>") -> Scen
     except ValidationError as error:
         raise ScenarioError(source, list(validation_problems(error))) from None
     problems = list(semantic_problems(scenario))
+    if not problems:
+        from negotiation.registry import extension_problems  # loads agents and protocols
+
+        problems = list(extension_problems(scenario))
     if problems:
         raise ScenarioError(source, problems)
     return scenario
@@ -249,6 +262,8 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
                     yield Problem(f"ecosystem.coalition_values[{i}].members[{j}]",
                                   f"'{member}' is not an actor; use one of {actor_ids}")
 
+    yield from _signatory_problems(scenario, org_ids)
+
     size = outcome_space_size(scenario)
     if size > MAX_OUTCOMES:
         yield Problem(
@@ -256,6 +271,29 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
             f"the issues allow {size:,} different agreements, more than {MAX_OUTCOMES:,}; "
             "use coarser steps or fewer options",
         )
+
+
+def _signatory_problems(scenario: Scenario, org_ids: list[str]) -> Iterator[Problem]:
+    """Signatories name known organisations, every organisation has some once any has, and
+    a quorum that its keys can reach."""
+    if not scenario.signatories:
+        return
+    for org_id, declared in scenario.signatories.items():
+        where = f"signatories.{org_id}"
+        if org_id not in org_ids:
+            yield Problem(where, f"'{org_id}' is not an organisation; use one of {org_ids}")
+            continue
+        if declared.quorum > len(declared.keys):
+            yield Problem(f"{where}.quorum", f"{declared.quorum} signatures needed but only "
+                                             f"{len(declared.keys)} key(s) declared; lower the "
+                                             "quorum or add keys")
+        keys = [key.public_key for key in declared.keys]
+        yield from _duplicates(f"{where}.keys", keys)
+    missing = [org_id for org_id in org_ids if org_id not in scenario.signatories]
+    if missing:
+        yield Problem("signatories", f"no signatories for {missing}; once one organisation "
+                                     "declares signatories every organisation must (make "
+                                     "keys with 'negotiate keys new --org ORG --name NAME')")
 
 
 def _duplicates(path: str, ids: list[str]) -> Iterator[Problem]:

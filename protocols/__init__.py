@@ -3,7 +3,13 @@
 from typing import cast
 
 from negotiation.errors import InputError
-from negotiation.plugins import PROTOCOL_GROUP, installed, is_import_path, load_protocol
+from negotiation.plugins import (
+    PROTOCOL_GROUP,
+    import_path_refused,
+    is_import_path,
+    load_protocol,
+    registered,
+)
 from protocols.alternating_offers import AlternatingOffers
 from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState, Status
 from protocols.mediated import MEDIATOR, MediatedSingleText
@@ -19,15 +25,23 @@ class UnknownProtocolError(InputError, LookupError):
 
 
 def get_protocol(name: str) -> NegotiationProtocol:
-    """A built-in protocol, an installed one (entry point group ``negotiation.protocols``)
-    or one given by import path (``mypkg.rules:Mediated``)."""
+    """A built-in protocol or a registered one: installed under the entry point group
+    ``negotiation.protocols`` or given with ``--plugin``.  An import path is refused unless
+    ``--plugin`` registered it: the name may come from a file."""
     if name in PROTOCOLS:
         return PROTOCOLS[name]
-    if name in installed(PROTOCOL_GROUP) or is_import_path(name):
+    if name in registered(PROTOCOL_GROUP):
         return cast(NegotiationProtocol, load_protocol(name))
-    choices = sorted(PROTOCOLS) + sorted(installed(PROTOCOL_GROUP))
-    raise UnknownProtocolError(f"unknown protocol '{name}'; choose one of {choices}, or give "
-                               "an import path such as mypkg.rules:MyProtocol")
+    if is_import_path(name):
+        raise UnknownProtocolError(str(import_path_refused(name, "protocol")))
+    raise UnknownProtocolError(f"unknown protocol '{name}'; choose one of "
+                               f"{', '.join(protocol_names())}")
+
+
+def protocol_names() -> list[str]:
+    """Every name a scenario's protocol may use: built in, then registered extensions."""
+    return sorted(PROTOCOLS) + sorted(n for n in registered(PROTOCOL_GROUP)
+                                      if not is_import_path(n))
 
 
 __all__ = [
@@ -41,4 +55,5 @@ __all__ = [
     "Status",
     "UnknownProtocolError",
     "get_protocol",
+    "protocol_names",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from negotiation.model import Scenario
+from negotiation.plugins import clear_command_line_plugins, register_plugin
 from negotiation.scenario import parse_scenario, shipped_scenarios
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,3 +52,11 @@ def tiny() -> Scenario:
 @pytest.fixture(params=[p.stem for p in shipped_scenarios()])
 def shipped_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+def plugin() -> Iterator[Callable[[str], list[str]]]:
+    """Register an extension as ``--plugin SPEC`` would for one command; forgotten after
+    the test."""
+    yield register_plugin
+    clear_command_line_plugins()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -202,9 +203,11 @@ def test_a_campaign_stops_when_a_stage_needs_an_agreement_there_is_not(tmp_path:
     assert read_manifest(result.folder)["stopped"] == result.stopped
 
 
-def test_parties_remember_earlier_stages_and_only_their_own_trust(tmp_path: Path) -> None:
+def test_parties_remember_earlier_stages_and_only_their_own_trust(
+        tmp_path: Path, plugin: Callable[[str], list[str]]) -> None:
     SEEN.clear()
     rememberer = "tests.test_campaign:RememberingBoulware"
+    plugin(rememberer)  # files name import paths only once the command line vouches
     path = tiny_campaign(tmp_path, [
         {"id": "pilot", "kind": "negotiate"},
         {"id": "review", "kind": "evaluate", "reliability": {"a": 0.9, "b": 0.5}},
