@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -34,27 +35,41 @@ def test_the_example_strategy_plugs_in_by_import_path(tmp_path: Path) -> None:
     assert "examples.tough_negotiator:ToughNegotiator" in done.stdout
 
 
-def test_the_example_strategy_races_the_built_in_ones(tmp_path: Path) -> None:
+def test_the_example_strategy_races_the_built_in_ones_once_the_user_vouches_for_it(
+        tmp_path: Path) -> None:
     config = tmp_path / "race.yaml"
     config.write_text(textwrap.dedent("""
         scenarios: [rd-joint-venture, platform-app-vendor]
-        strategies: [examples.tough_negotiator:ToughNegotiator, boulware, conceder]
+        strategies: [examples.tough_negotiator:ToughNegotiator, tough, boulware, conceder]
         seeds: 1
     """))
-    done = negotiate("tournament", str(config), "--out", str(tmp_path / "r.csv"),
-                     "--workers", "1")
+    refused = negotiate("tournament", str(config), "--out", str(tmp_path / "r.csv"))
+    assert refused.returncode == 2
+    assert "strategies[0]" in refused.stderr and "--plugin" in refused.stderr
+    done = negotiate("--plugin", "tough=examples.tough_negotiator:ToughNegotiator",
+                     "tournament", str(config), "--out", str(tmp_path / "r.csv"),
+                     "--workers", "2")
     assert done.returncode == 0, done.stderr
     assert "examples.tough_negotiator:ToughNegotiator" in done.stdout  # on the leaderboard
+    assert "tough" in done.stdout.replace("examples.tough_negotiator:ToughNegotiator", "")
+
+
+@pytest.fixture
+def exclusivity_plugin(plugin: Callable[[str], list[str]]) -> None:
+    """What ``--plugin no_long_exclusivity=examples.no_long_exclusivity:NoLongExclusivity``
+    does on the command line."""
+    plugin("no_long_exclusivity=examples.no_long_exclusivity:NoLongExclusivity")
 
 
 def scenario_with_check(level: str) -> Scenario:
     data = load_scenario("platform-app-vendor").model_dump(mode="json")
     data["guardrails"] = {"custom": [{
-        "use": "examples.no_long_exclusivity:NoLongExclusivity",
+        "use": "no_long_exclusivity",
         "options": {"max_months": 12}, "proposals": level, "agreements": "block"}]}
     return Scenario.model_validate(data)
 
 
+@pytest.mark.usefixtures("exclusivity_plugin")
 def test_the_example_check_flags_long_exclusivity_on_every_proposal() -> None:
     result = anyio.run(lambda: run_scenario(scenario_with_check("warn"),
                                             agents={"platform": "hardliner"}, rounds=3))
@@ -67,6 +82,7 @@ def test_the_example_check_flags_long_exclusivity_on_every_proposal() -> None:
         assert codes["exclusivity_too_long"]["check"] == "no_long_exclusivity"
 
 
+@pytest.mark.usefixtures("exclusivity_plugin")
 def test_the_example_check_can_block_and_agents_recover() -> None:
     result = anyio.run(lambda: run_scenario(scenario_with_check("block")))
     blocked = [e for e in result.transcript.events if e["type"] == "blocked"]
@@ -99,7 +115,7 @@ def test_broken_extensions_fail_clearly_and_write_nothing(tmp_path: Path, case: 
     spec, message = BROKEN[case]
     out = tmp_path / "out"
     done = run_cli("run", "rd-joint-venture", "--agent", spec, "--out", str(out),
-                   cwd=tmp_path)
+                   cwd=tmp_path, pythonpath=tmp_path)
     assert done.returncode == 2
     assert spec.split("=", 1)[1] in done.stderr and message in done.stderr
     assert "Traceback" not in done.stderr
@@ -148,14 +164,26 @@ def test_installed_entry_points_are_listed_and_usable(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
 
 
-def test_a_protocol_by_import_path_must_fit_the_interface(tmp_path: Path) -> None:
+def test_a_protocol_given_by_plugin_must_fit_the_interface(tmp_path: Path) -> None:
     (tmp_path / "rules.py").write_text("class Half:\n    def start(self): ...\n")
     scenario = tmp_path / "s.yaml"
     text = (Path(__file__).parent.parent / "scenarios" / "rd-joint-venture.yaml").read_text()
-    scenario.write_text(text.replace("name: alternating_offers", "name: rules:Half"))
-    done = run_cli("run", str(scenario), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    scenario.write_text(text.replace("name: alternating_offers", "name: half"))
+    done = run_cli("--plugin", "half=rules:Half", "run", str(scenario), "--out",
+                   str(tmp_path / "out"), cwd=tmp_path, pythonpath=tmp_path)
     assert done.returncode == 2
-    assert "protocol 'rules:Half' does not fit the interface" in done.stderr
+    assert "protocol 'half' does not fit the interface" in done.stderr
+
+
+def test_a_plugin_module_in_the_current_folder_is_not_imported_by_accident(
+        tmp_path: Path) -> None:
+    (tmp_path / "tough.py").write_text("class Tough:\n    async def act(self, view): ...\n")
+    done = run_cli("--plugin", "tough:Tough", "agents", "list", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "no module named 'tough'" in done.stderr and "PYTHONPATH" in done.stderr
+    listed = run_cli("--plugin", "tough:Tough", "agents", "list", cwd=tmp_path,
+                     pythonpath=tmp_path)
+    assert listed.returncode == 0, listed.stderr
 
 
 def test_the_pytest_plugin_pins_a_negotiation(pytester: pytest.Pytester) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from agents import STRATEGIES
-from negotiation import render
+from negotiation import files, render
 from negotiation.cli.common import (
     USAGE_ERROR,
     console,
@@ -47,7 +47,7 @@ def generate(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        files.write_file(out, text, replace=True)
         console.print(f"wrote {for_terminal(str(out))}")
 
 
@@ -110,7 +110,7 @@ def schema(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        files.write_file(out, text, replace=True)
         console.print(f"wrote {for_terminal(out)}")
 
 
@@ -136,33 +136,33 @@ def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
 @friendly_errors
 def agents_list() -> None:
     """List the strategies: built in, installed (entry points) and special seats."""
-    from negotiation.plugins import AGENT_GROUP, installed
+    from negotiation.plugins import AGENT_GROUP, listed
 
     rows = [(s.name, "built in", s.description) for s in STRATEGIES.values()]
     rows.append(("llm:MODEL", "built in", "A language model through any OpenAI-compatible "
                                           "endpoint ($OPENAI_BASE_URL, $OPENAI_API_KEY)."))
     rows.append(("human", "built in", "You, at this terminal (same as --human ORG)."))
-    rows += [(e.name, e.value, e.description()) for e in installed(AGENT_GROUP).values()]
-    _listing("Strategies (or any import path: --agent ORG=mypkg.module:Class)", rows)
+    rows += [(e.name, e.value, e.description()) for e in listed(AGENT_GROUP)]
+    _listing("Strategies (add your own with --plugin NAME=mypkg.module:Class)", rows)
 
 
 @protocols_app.command(name="list")
 @friendly_errors
 def protocols_list() -> None:
     """List the protocols: built in and installed (entry points)."""
-    from negotiation.plugins import PROTOCOL_GROUP, installed
+    from negotiation.plugins import PROTOCOL_GROUP, listed
     from protocols import PROTOCOLS
 
     rows = [(name, "built in", p.description) for name, p in PROTOCOLS.items()]
-    rows += [(e.name, e.value, e.description()) for e in installed(PROTOCOL_GROUP).values()]
-    _listing("Protocols (or any import path in the scenario's protocol.name)", rows)
+    rows += [(e.name, e.value, e.description()) for e in listed(PROTOCOL_GROUP)]
+    _listing("Protocols (add your own with --plugin NAME=mypkg.module:Class)", rows)
 
 
 @guardrails_app.command(name="list")
 @friendly_errors
 def guardrails_list() -> None:
     """List the guardrail checks: built in and installed (entry points)."""
-    from negotiation.plugins import GUARDRAIL_GROUP, installed
+    from negotiation.plugins import GUARDRAIL_GROUP, listed
 
     rows = [
         ("validity", "built in", "Every issue set, values in domain, splits summing to 100."),
@@ -174,6 +174,6 @@ def guardrails_list() -> None:
         ("accountability", "built in", "A known proposer and a rationale on every proposal."),
         ("injection", "built in", "Instruction-like text in messages from other parties."),
     ]
-    rows += [(e.name, e.value, e.description()) for e in installed(GUARDRAIL_GROUP).values()]
+    rows += [(e.name, e.value, e.description()) for e in listed(GUARDRAIL_GROUP)]
     _listing("Guardrail checks (custom ones: guardrails.custom in the scenario)", rows)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,12 +13,12 @@ import typer
 import yaml
 from rich.console import Console
 
-from negotiation import render
+from negotiation import files, render
 from negotiation.errors import InputError, NegotiationError, exit_code
 from negotiation.safe_text import for_terminal
 from negotiation.strict_yaml import load_yaml, read_data_file
 
-console = Console(highlight=False)
+console = Console(highlight=False, emoji=False)  # ":name:" in data stays text
 
 USAGE_ERROR = 2
 P = ParamSpec("P")
@@ -45,6 +46,12 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
         except MemoryError:
             fail("out of memory: the scenario is too large for this machine; use coarser "
                  "steps or fewer options", exit_code(MemoryError()))
+        except (OSError, sqlite3.OperationalError) as error:
+            # The writers report a full disk themselves; this catches any other write.
+            if not (files.is_disk_full(error) or "disk is full" in str(error)):
+                raise
+            fail(f"no space left on the device ({error}); free some space and run the "
+                 "command again (a transcript stays valid: continue it with negotiate resume)")
 
     return wrapper
 
@@ -68,13 +75,38 @@ def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
     return prices
 
 
+def register_plugins(specs: list[str]) -> None:
+    """Register this invocation's ``--plugin [NAME=]module:attr`` extensions (the user's
+    own decision on the command line; files may then name them)."""
+    from negotiation.plugins import clear_command_line_plugins
+
+    clear_command_line_plugins()
+    for spec in specs:
+        _register(spec)
+
+
+def _register(spec: str) -> None:
+    from agents import STRATEGIES
+    from negotiation.engine import HUMAN, LLM
+    from negotiation.plugins import register_plugin
+    from protocols import PROTOCOLS
+
+    register_plugin(spec, taken=[*STRATEGIES, *PROTOCOLS, HUMAN, LLM])
+
+
 def parse_agent_overrides(values: list[str]) -> dict[str, str]:
+    """``--agent ORG=STRATEGY`` options; an import path given here is the user's own
+    decision, so it is registered like ``--plugin``."""
+    from negotiation.plugins import is_import_path
+
     overrides: dict[str, str] = {}
     for value in values:
         org, sep, spec = value.partition("=")
         if not sep or not org or not spec:
             raise UsageError(f"--agent '{value}' must look like ORG=STRATEGY, "
                              "e.g. --agent vendor=tit_for_tat")
+        if is_import_path(spec):
+            _register(spec.strip())
         overrides[org.strip()] = spec.strip()
     return overrides
 
