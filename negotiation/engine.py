@@ -62,6 +62,8 @@ class RunResult:
     transcript: TranscriptWriter
     path: Path | None = None
     agents: dict[str, str] = field(default_factory=dict)
+    #: Why an agent's failure ended the run (LLM errors, spent budgets, invalid moves).
+    failure: str | None = None
 
 
 def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -128,6 +130,7 @@ class Negotiation:
         self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
         self.utilities: dict[str, UtilityFunction] = self.analysis.functions
+        self.analysis.full_utilities  # before any agent keeps a vector: one copy is shared
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
 
@@ -377,7 +380,7 @@ class Session:
         self.result = RunResult(status=status, reason=reason, rounds=rounds,
                                 agreement=agreement, utilities=utilities,
                                 transcript=self.writer, path=self.writer.path,
-                                agents=dict(self.specs))
+                                agents=dict(self.specs), failure=self.failure)
         return self.result
 
 

@@ -21,6 +21,9 @@ from negotiation.cli.common import friendly_errors, register_plugins
 app = typer.Typer(
     name="negotiate",
     help="Rehearse and study partnership negotiations between organisations.",
+    epilog="Exit codes: 0 agreement or clean end · 1 verification failed · 2 bad input or "
+           "refused operation · 3 a run ended because an agent failed (LLM errors, budgets, "
+           "timeouts).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from negotiation import render
+from negotiation import files, render
 from negotiation.cli.common import (
     UsageError,
     console,
@@ -25,6 +25,7 @@ from negotiation.engine import (
     new_transcript_path,
     run_scenario,
 )
+from negotiation.errors import AGENT_FAILED
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
 from negotiation.scenario import (
@@ -109,6 +110,8 @@ def run(
 
         if record is None and replay is None and driver == "graph":
             record = path.with_suffix(".calls.jsonl")  # so a resumed run does not pay twice
+        if record is not None:
+            files.refuse_symlink(record)  # the recording is never written through a link
         llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
                                        max_cost=budget_cost, prices=load_prices(prices)),
                          record=record, replay=replay)
@@ -194,6 +197,10 @@ def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> 
     elif result.status == "agreement":
         console.print(f"The agreement is [bold]pending sign-off[/]: review it with "
                       f"[cyan]negotiate review {for_terminal(str(result.path))}[/]")
+    if result.failure is not None:
+        render.error_console().print(f"[bold red]The run ended because an agent failed:[/] "
+                                     f"{for_terminal(result.failure)}", soft_wrap=True)
+        raise typer.Exit(AGENT_FAILED)
 
 
 def resume(
