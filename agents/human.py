@@ -46,7 +46,7 @@ class HumanAgent:
     replay_from_transcript = True
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, emoji=False)
         self._briefed = False
 
     async def act(self, view: View) -> Action:
