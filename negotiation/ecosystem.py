@@ -20,6 +20,7 @@ from pathlib import Path
 from negotiation.analysis import shapley_values
 from negotiation.errors import InputError
 from negotiation.model import Actor, Ecosystem
+from negotiation.safe_text import for_mermaid, for_plot
 
 #: Coalitions are enumerated exactly up to this many actors (2^n subsets).
 MAX_ACTORS = 16
@@ -105,11 +106,11 @@ class EcosystemMap:
         """The ecosystem as a Mermaid graph: who meets whose needs."""
         lines = ["graph LR"]
         for actor in self.actors.values():
-            lines.append(f'    {actor.id}["{actor.name}"]')
+            lines.append(f'    {actor.id}["{for_mermaid(actor.name)}"]')
         for a, b in itertools.permutations(self.actors.values(), 2):
             met = sorted(set(b.needs) & set(a.capabilities))
             if met:
-                lines.append(f'    {a.id} -- "{", ".join(met)}" --> {b.id}')
+                lines.append(f'    {a.id} -- "{for_mermaid(", ".join(met))}" --> {b.id}')
         return "\n".join(lines) + "\n"
 
     def plot(self, path: Path) -> Path:
@@ -133,7 +134,8 @@ class EcosystemMap:
         for actor in actors:
             x, y = xy[actor.id]
             ax.scatter([x], [y], s=900 + 40 * actor.resources, color="#7fa7d8", zorder=3)
-            ax.annotate(actor.name, (x, y), ha="center", va="center", fontsize=8, zorder=4)
+            ax.annotate(for_plot(actor.name), (x, y), ha="center", va="center", fontsize=8,
+                        zorder=4)
         ax.set_axis_off()
         ax.set_title("Ecosystem: line width = complementarity (needs met)")
         figure.tight_layout()

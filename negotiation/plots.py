@@ -19,17 +19,11 @@ from matplotlib.figure import Figure
 
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
-from negotiation.safe_text import plain
+from negotiation.safe_text import for_plot
 
 #: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
 MAX_DRAWN = 20_000
 _MARKERS = {"Nash": "*", "Kalai–Smorodinsky": "D", "egalitarian": "^", "utilitarian": "s"}
-
-
-def _drawn(text: object) -> str:
-    """Scenario text as a literal label: no control characters, and ``$`` escaped so that
-    matplotlib does not parse it as mathtext (a bad formula would fail the whole plot)."""
-    return plain(text).replace("$", r"\$")
 
 
 def save_png(figure: Figure, path: Path) -> Path:
@@ -97,7 +91,7 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
     for ax, (i, j) in zip(axes, pairs, strict=True):
         _space_panel(ax, analysis, i, j)
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
-    figure.suptitle(f"{_drawn(analysis.scenario.title)}\n({analysis.method})", fontsize=10)
+    figure.suptitle(f"{for_plot(analysis.scenario.title)}\n({analysis.method})", fontsize=10)
     figure.tight_layout()
     return save_png(figure, path)
 
@@ -130,7 +124,7 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
     axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
-    figure.suptitle(f"Offers over time\n{_drawn(analysis.scenario.title)}", fontsize=10)
+    figure.suptitle(f"Offers over time\n{for_plot(analysis.scenario.title)}", fontsize=10)
     figure.tight_layout()
     return save_png(figure, path)
 
@@ -139,7 +133,7 @@ def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
     """Per party, the value of the agreement in force and the mean trust in its partners
     after every stage of a campaign."""
     stages = manifest["stages"]
-    labels = [_drawn(stage["id"]) for stage in stages]
+    labels = [for_plot(stage["id"]) for stage in stages]
     parties = list(dict.fromkeys(p for stage in stages for p in stage["parties"]))
     figure = Figure(figsize=(11, 4.4))
     value_ax, trust_ax = figure.subplots(1, 2)
@@ -148,8 +142,8 @@ def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
         values = [stage["values"].get(party, np.nan) for stage in stages]
         trust = [np.mean(list(stage["trust"][party].values()))
                  if stage["trust"].get(party) else np.nan for stage in stages]
-        value_ax.plot(labels, values, "-o", c=colours(k), label=_drawn(party))
-        trust_ax.plot(labels, trust, "-o", c=colours(k), label=_drawn(party))
+        value_ax.plot(labels, values, "-o", c=colours(k), label=for_plot(party))
+        trust_ax.plot(labels, trust, "-o", c=colours(k), label=for_plot(party))
     for stage_index, stage in enumerate(stages):
         if stage["kind"] == "evaluate":
             for ax in (value_ax, trust_ax):

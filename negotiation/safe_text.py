@@ -7,7 +7,8 @@ strings, two-character escapes) and the Unicode bidi overrides and isolates that
 what a reader sees (U+202A–U+202E, U+2066–U+2069, the "Trojan Source" characters).
 ``for_terminal`` also escapes Rich markup, for text placed in a string Rich parses;
 ``for_markdown`` escapes HTML and the Markdown characters that could open a heading, a
-link, an image, emphasis, code, a table cell or a raw HTML block.
+link, an image, emphasis, code, a table cell or a raw HTML block; ``for_mermaid`` keeps a
+label inside its quotes; ``for_plot`` keeps matplotlib from reading ``$…$`` as a formula.
 """
 
 from __future__ import annotations
@@ -62,3 +63,16 @@ def _escape_marker(match: re.Match[str]) -> str:
     if marker[0].isdigit():
         return f"{marker[:-1]}\\{marker[-1]}"
     return f"\\{marker}"
+
+
+def for_mermaid(text: object) -> str:
+    """``text`` for a quoted Mermaid label (``id["…"]``, ``-- "…" -->``): one line, with the
+    characters that could end the label or open markup written as Mermaid entity codes."""
+    codes = {"#": "#35;", '"': "#quot;", "<": "#lt;", ">": "#gt;", "`": "#96;"}
+    return "".join(codes.get(character, character) for character in plain(text, one_line=True))
+
+
+def for_plot(text: object) -> str:
+    """``text`` as a literal matplotlib label: ``$`` escaped, since a bad formula between two
+    dollar signs would fail the whole figure."""
+    return plain(text).replace("$", r"\$")

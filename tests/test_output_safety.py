@@ -27,8 +27,9 @@ from agents.base import Agent, View
 from agents.scripted_server import ScriptedServer, reply_json
 from negotiation.charter import render_html, write_charter
 from negotiation.cli import app
+from negotiation.ecosystem import EcosystemMap
 from negotiation.engine import Negotiation, agent_specs, build_agents
-from negotiation.model import Action
+from negotiation.model import Action, Ecosystem
 from negotiation.render import campaign_view
 from negotiation.safe_text import for_markdown, for_terminal, plain
 from negotiation.scenario import load_scenario
@@ -317,3 +318,29 @@ def test_the_html_charter_escapes_hostile_text(runs: Runs) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert not any(character in page for character in OBEYED)
     assert "<title>Partnership charter: Title [/] [bold]loud" in page
+
+
+def test_a_mermaid_graph_keeps_hostile_names_inside_their_labels() -> None:
+    ecosystem = Ecosystem.model_validate({"synergy": 1, "coordination_cost": 0, "actors": [
+        {"id": "a", "name": f'A"] --> b\nclick a "javascript:alert(1)" {EVIL}',
+         "capabilities": [f'x" --> c["{EVIL}'], "needs": [], "resources": 1},
+        {"id": "b", "name": "B", "capabilities": [], "needs": [f'x" --> c["{EVIL}'],
+         "resources": 1}]})
+    lines = EcosystemMap(ecosystem).mermaid().splitlines()
+    assert len(lines) == 4 and lines[0] == "graph LR"
+    assert re.fullmatch(r'    a\["[^"\n]*"\]', lines[1]) and lines[2] == '    b["B"]'
+    assert re.fullmatch(r'    a -- "[^"]*" --> b', lines[3])
+    assert "#quot;" in lines[1] and not any(c in lines[1] for c in OBEYED)
+
+
+def test_map_draws_hostile_actor_names_literally(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "scenarios" / "park-redevelopment.yaml").read_text())
+    for actor in data["ecosystem"]["actors"]:
+        actor["name"] = f"{actor['id']} {EVIL}"
+    scenario = tmp_path / "map.yaml"
+    scenario.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    mermaid, png = tmp_path / "map.mmd", tmp_path / "map.png"
+    output = invoke("map", str(scenario), "--png", str(png), "--mermaid", str(mermaid))
+    assert not any(character in output for character in OBEYED)
+    assert png.stat().st_size > 0                    # the $…$ in the names drew as text
+    assert not any(character in mermaid.read_text() for character in OBEYED)
