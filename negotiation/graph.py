@@ -115,30 +115,30 @@ class OwnTypesSerializer(JsonPlusSerializer):
 def _scan_msgpack(payload: bytes) -> None:
     """Refuse ``payload`` if any extension object in it names a class outside
     :data:`OWN_TYPES`; nothing is imported or constructed while scanning."""
+    refused: list[CheckpointError] = []  # ormsgpack does not chain what the hook raised
+
+    def refuse(what: str) -> CheckpointError:
+        refused.append(CheckpointError(f"the checkpoint holds {what}, which this program "
+                                       "never writes; it is not read"))
+        return refused[-1]
 
     def visit(code: int, data: bytes) -> None:
         if code == _SNAPSHOT_CODE:
             ormsgpack.unpackb(data, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
             return None
         if code not in _CONSTRUCTOR_CODES:
-            raise CheckpointError(f"the checkpoint holds an object of kind {code}, which "
-                                  "this program never writes; it is not read")
+            raise refuse(f"an object of kind {code}")
         parts = ormsgpack.unpackb(data, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
         named = tuple(parts[:2]) if isinstance(parts, list | tuple) else ()
         if named not in OWN_TYPES:
-            shown = ".".join(map(str, named)) or "an unnamed object"
-            raise CheckpointError(f"the checkpoint holds {shown}, which this program never "
-                                  "writes; it is not read")
+            raise refuse(".".join(map(str, named)) or "an unnamed object")
         return None
 
     try:
         ormsgpack.unpackb(payload, ext_hook=visit, option=ormsgpack.OPT_NON_STR_KEYS)
-    except CheckpointError:
-        raise
-    except Exception as error:  # ormsgpack wraps what the hook raised, or the data is bad
-        cause = error.__cause__ or error.__context__
-        if isinstance(cause, CheckpointError):
-            raise cause from None
+    except Exception as error:  # ormsgpack's wrapper around the hook's error, or bad data
+        if refused:
+            raise refused[0] from None
         raise CheckpointError(f"the checkpoint cannot be decoded ({error}); it is not "
                               "read") from None
 
@@ -209,6 +209,9 @@ def check_writable(folder: Path) -> None:
             os.close(fd)
             probe.unlink()
     except (OSError, files.OutputError) as error:
+        if files.is_disk_full(error):
+            raise TranscriptError(f"no space left in {folder}; free some space or choose "
+                                  "another --out folder") from None
         reason = error.strerror if isinstance(error, OSError) else error
         raise TranscriptError(f"cannot write transcripts to {folder}: {reason or error}; "
                               "choose another --out folder") from None
@@ -230,10 +233,15 @@ def claim_checkpoints(path: Path) -> None:
 
 
 def _checkpoint_failure(path: Path, error: sqlite3.Error, transcript: Path) -> TranscriptError:
-    if "full" in str(error):
+    """SQLite reports a full disk as SQLITE_FULL, or (failing to write its journal) as a
+    disk I/O error; with less than 1 MiB left, that is the full disk."""
+    free = shutil.disk_usage(path.parent).free
+    if "full" in str(error) or (isinstance(error, sqlite3.OperationalError)
+                                and "I/O" in str(error) and free < 2**20):
         return TranscriptError(f"no space left to write the checkpoint database {path} "
-                               f"({error}); the transcript is valid so far. Free some space "
-                               f"and continue with: negotiate resume {transcript}")
+                               f"({error}, {free // 1024} KiB free); the transcript is valid "
+                               "so far. Free some space and continue with: negotiate resume "
+                               f"{transcript}")
     return TranscriptError(f"cannot use the checkpoint database {path}: {error}")
 
 
@@ -369,6 +377,9 @@ class GraphDriver:
         try:
             async with aiosqlite.connect(str(path)) as connection:
                 yield AsyncSqliteSaver(connection, serde=OwnTypesSerializer())
+        except CheckpointError as error:
+            raise CheckpointError(f"{path}: {error}. Remove it to continue from the "
+                                  "transcript alone") from None
         except sqlite3.Error as error:
             raise _checkpoint_failure(path, error, self.transcript) from None
 
@@ -463,21 +474,34 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
 async def resume_signoff(transcript: Path) -> bool:
     """Resume a run paused for inline sign-off once a sign-off is recorded in its
     transcript; ``False`` if it was not paused for that."""
-    if not checkpoint_path(transcript).exists():
+    driver = _signoff_driver(transcript)
+    if driver is None or not await driver.pending_signoff():
         return False
+    await driver.stream(resume={"recorded": True})
+    return True
+
+
+async def check_signoff_checkpoint(transcript: Path) -> None:
+    """Read the paused graph's checkpoints now, so that a foreign or crafted database is
+    refused (``CheckpointError``) before a sign-off is recorded, not after."""
+    driver = _signoff_driver(transcript)
+    if driver is not None:
+        await driver.pending_signoff()
+
+
+def _signoff_driver(transcript: Path) -> GraphDriver | None:
+    """A driver that can answer the paused graph of ``transcript``; ``None`` if it has no
+    checkpoints.  Nothing it needs comes from outside the registry."""
+    if not checkpoint_path(transcript).exists():
+        return None
     events = load_verified(transcript)
     header = events[0]
     scenario = Scenario.model_validate(header["scenario"])
     _refuse_unregistered(transcript, header["agents"], scenario)
     negotiation = _Negotiation(scenario, rounds=header["protocol"]["rounds"])
-    writer = TranscriptWriter()
-    session = negotiation.session({}, seed=header["seed"], writer=writer,
+    session = negotiation.session({}, seed=header["seed"], writer=TranscriptWriter(),
                                   specs=header["agents"])
-    driver = GraphDriver(session, transcript, header["hash"], signoff_inline=True)
-    if not await driver.pending_signoff():
-        return False
-    await driver.stream(resume={"recorded": True})
-    return True
+    return GraphDriver(session, transcript, header["hash"], signoff_inline=True)
 
 
 def _refuse_unregistered(transcript: Path, specs: Mapping[str, str], scenario: Scenario

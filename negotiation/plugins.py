@@ -40,6 +40,10 @@ class PluginError(InputError):
     import path in a file."""
 
 
+class CheckOptionsError(PluginError):
+    """A registered guardrail check that refuses the options a scenario gives it."""
+
+
 def is_import_path(spec: str) -> bool:
     module, sep, attribute = spec.strip().partition(":")
     return bool(sep) and bool(attribute) and "=" not in attribute and \
@@ -210,7 +214,23 @@ def load_protocol(name: str) -> Any:
 
 
 def load_check(name: str, options: dict[str, Any] | None = None) -> Any:
-    """A registered guardrail check, built with the scenario's ``options``."""
+    """A registered guardrail check, built with the scenario's ``options``; an option it
+    does not take, or one its constructor rejects, is a ``CheckOptionsError``."""
     factory = _lookup(GUARDRAIL_GROUP, name, "guardrail check").load()
-    check = _build(factory, "guardrail check", name, **(options or {}))
+    options = options or {}
+    if options and callable(factory):
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            parameters = {}  # type: ignore[assignment]
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            unknown = sorted(set(options) - set(parameters))
+            if unknown:
+                raise CheckOptionsError(
+                    f"guardrail check '{name}' takes no option {', '.join(unknown)}; it "
+                    f"takes: {', '.join(parameters) or 'no options'}")
+    try:
+        check = _build(factory, "guardrail check", name, **options)
+    except PluginError as error:
+        raise CheckOptionsError(str(error)) from None
     return _require(check, "guardrail check", name, ["check"])

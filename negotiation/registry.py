@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from agents import StrategyError, make_agent
 from negotiation.engine import HUMAN, is_llm
 from negotiation.model import Scenario
-from negotiation.plugins import GUARDRAIL_GROUP, PluginError, load_check, registered
+from negotiation.plugins import CheckOptionsError, PluginError, load_check
 from negotiation.scenario import Problem
 from protocols import UnknownProtocolError, get_protocol
 
@@ -43,12 +43,12 @@ def extension_problems(scenario: Scenario) -> Iterator[Problem]:
         yield Problem("protocol.name", str(error))
     for k, custom in enumerate(scenario.guardrails.custom):
         where = f"guardrails.custom[{k}]"
-        if custom.use not in registered(GUARDRAIL_GROUP):
-            where += ".use"
         try:
             load_check(custom.use, custom.options)
+        except CheckOptionsError as error:
+            yield Problem(f"{where}.options", str(error))
         except PluginError as error:
-            yield Problem(where, str(error))
+            yield Problem(f"{where}.use", str(error))
 
 
 def header_problems(agents: Mapping[str, str], scenario: Scenario) -> Iterator[Problem]:

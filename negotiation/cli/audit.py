@@ -202,13 +202,16 @@ def review(
                           f"{for_terminal(signer[2])}.")
         approve = Prompt.ask("Decision", choices=["approve", "reject"]) == "approve"
         comment = comment or Prompt.ask("Comment", default="")
+    inline = events[0].get("options", {}).get("signoff") == "inline"
+    if inline:
+        from negotiation.graph import check_signoff_checkpoint, resume_signoff
+
+        anyio.run(lambda: check_signoff_checkpoint(transcript))  # refused before signing
     event = sign_off(transcript, approve=bool(approve), comment=comment,
                      reviewer=reviewer or "", org=signer[0] if signer else None,
                      key=signer[1] if signer else None)
     resumed = False
-    if events[0].get("options", {}).get("signoff") == "inline":
-        from negotiation.graph import resume_signoff
-
+    if inline:
         resumed = anyio.run(lambda: resume_signoff(transcript))
     who = (f"{for_terminal(event['signer'])} for {for_terminal(event['org'])} (key "
            f"{event['fingerprint'][:16]}…)" if signer else

@@ -74,7 +74,8 @@ def scenarios_list() -> None:
 @scenarios_app.command()
 @friendly_errors
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+    files: Annotated[list[str], typer.Argument(
+        help="Scenario files (or shipped names) to check.")],
 ) -> None:
     """Check scenario files; exit 2 if any is invalid, naming the file, field and fix."""
     failed = 0

@@ -97,6 +97,8 @@ def _register(spec: str) -> None:
 def parse_agent_overrides(values: list[str]) -> dict[str, str]:
     """``--agent ORG=STRATEGY`` options; an import path given here is the user's own
     decision, so it is registered like ``--plugin``."""
+    from agents import STRATEGIES
+    from negotiation.engine import LLM
     from negotiation.plugins import is_import_path
 
     overrides: dict[str, str] = {}
@@ -105,7 +107,7 @@ def parse_agent_overrides(values: list[str]) -> dict[str, str]:
         if not sep or not org or not spec:
             raise UsageError(f"--agent '{value}' must look like ORG=STRATEGY, "
                              "e.g. --agent vendor=tit_for_tat")
-        if is_import_path(spec):
+        if is_import_path(spec) and spec.partition(":")[0].strip() not in {LLM, *STRATEGIES}:
             _register(spec.strip())
         overrides[org.strip()] = spec.strip()
     return overrides
