@@ -1,8 +1,12 @@
 """A custom guardrail check: no exclusivity longer than a given number of months.
 
+Register it for a command with
+``negotiate --plugin no_long_exclusivity=examples.no_long_exclusivity:NoLongExclusivity``
+and name it in the scenario:
+
     guardrails:
       custom:
-        - use: examples.no_long_exclusivity:NoLongExclusivity
+        - use: no_long_exclusivity
           options: {max_months: 12}
           proposals: warn
           agreements: block
