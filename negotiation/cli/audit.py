@@ -28,7 +28,7 @@ from negotiation.lifecycle import (
     transcript_status,
 )
 from negotiation.model import Scenario
-from negotiation.safe_text import for_terminal
+from negotiation.safe_text import for_terminal, plain
 from negotiation.signing import (
     Signatory,
     fingerprint,
@@ -263,7 +263,7 @@ def transcripts_command(
         console.print(f"No transcripts in {for_terminal(str(folder))}.")
         return
     table = Table(title=f"Transcripts in {for_terminal(folder)}", title_justify="left")
-    for column in ("File", "Scenario", "Date", "Parties", "Outcome", "Status"):
+    for column in ("File", "Scenario", "Date", "Parties", "Outcome", "Status", "Signed"):
         table.add_column(column, overflow="fold")
     styles = {Status.RATIFIED: "bold green", Status.REJECTED: "red",
               Status.PENDING: "yellow", Status.TAMPERED: "bold white on red"}
@@ -272,7 +272,7 @@ def transcripts_command(
             status, events = transcript_status(path)
         except TranscriptError as error:
             table.add_row(for_terminal(path.name), "", "", "", for_terminal(error),
-                          Text("TAMPERED", style="bold red"))
+                          Text("TAMPERED", style="bold red"), "")
             continue
         header = events[0] if events else {}
         outcome = next((e for e in events if e["type"] == "outcome"), None)
@@ -282,8 +282,22 @@ def transcripts_command(
         table.add_row(for_terminal(path.name), for_terminal(header.get("scenario_id", "?")),
                       for_terminal(header.get("wall", {}).get("at", "?")[:16].replace("T", " ")),
                       for_terminal(", ".join(header.get("parties", []))), for_terminal(result),
-                      Text(status.value, style=styles.get(status, "")))
+                      Text(status.value, style=styles.get(status, "")),
+                      Text(signers(events, status)))
     console.print(table)
+
+
+def signers(events: list[dict[str, Any]], status: Status) -> str:
+    """Who signed, per organisation, and who is missing, in one cell."""
+    if status is Status.TAMPERED or not any(e["type"] == "signoff" for e in events):
+        return "" if status is not Status.PENDING else "no sign-off yet"
+    signed = sign_offs(events)
+    names = [f"{s.org or 'unsigned'}: {s.signer} {s.decision}d"
+             + (f" ({s.fingerprint[:8]})" if s.fingerprint else "")
+             for s in signed.signatures]
+    if signed.decision is None:
+        names += [f"{org}: {n} missing" for org, n in signed.missing().items()]
+    return plain("; ".join(names))
 
 
 
