@@ -21,7 +21,7 @@ from markdown_it import MarkdownIt
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
 from negotiation.errors import RefusedError
-from negotiation.lifecycle import Status, status_of
+from negotiation.lifecycle import Status, sign_offs, status_of
 from negotiation.model import DiscreteIssue, Scenario, SplitIssue
 from negotiation.safe_text import for_markdown, plain
 from negotiation.terms import format_value
@@ -70,6 +70,10 @@ _ENVIRONMENT.filters.update(paragraphs=_paragraphs, code=_code, link=_link)
 def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
     events = load_verified(path)
     header, status = negotiation_header(events, path), status_of(events)
+    if status is Status.TAMPERED:
+        raise CharterError(f"{path} has a sign-off that does not verify "
+                           f"({sign_offs(events).problems[0]}); no charter is written for it. "
+                           "Check it with negotiate verify")
     outcome = next((e for e in events if e["type"] == "outcome"), None)
     if outcome is None or outcome["status"] != "agreement":
         raise CharterError(f"{path} records no agreement (status: {status.value}); there is "
@@ -99,13 +103,15 @@ def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
     accountability = [{**row, "name": issues[row["issue"]].name,
                        "value": format_value(issues[row["issue"]], row["value"])}
                       for row in outcome["accountability"]]
-    signoff = next((e for e in events if e["type"] == "signoff"), None)
+    signed = sign_offs(events)
     return {
         "scenario": scenario, "header": header, "status": status.value,
         "agreement": outcome["agreement"], "terms": terms, "governance": governance,
         "shares": shares, "utilities": utilities, "fairness": outcome["fairness"],
         "verdict": outcome["verdict"], "accountability": accountability,
-        "signoff": signoff, "transcript_name": path.name, "head_hash": events[-1]["hash"],
+        "signatures": signed.signatures, "attributable": signed.attributable,
+        "missing": signed.missing() if signed.decision is None else {},
+        "transcript_name": path.name, "head_hash": events[-1]["hash"],
         "plot": plot,
     }
 

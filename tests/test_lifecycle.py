@@ -107,7 +107,8 @@ def test_the_charter_shows_the_sign_off_block_once_ratified(tmp_path: Path) -> N
     path = run(tmp_path, name="platform-app-vendor")
     sign_off(path, approve=True, reviewer="Katherine Johnson", comment="Approved | final")
     markdown = render_markdown(path)
-    assert "**RATIFIED** by Katherine Johnson" in markdown
+    assert "**RATIFIED** **(unsigned, not attributable)** by Katherine Johnson" in markdown
+    assert "**Unsigned (not attributable):**" in markdown
     assert "PENDING SIGN-OFF" not in markdown
     assert "Approved \\| final" in markdown  # a pipe cannot break the sign-off table
 

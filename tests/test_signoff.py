@@ -347,3 +347,35 @@ def test_a_signature_copied_from_another_transcript_does_not_verify(
 def test_verify_refuses_a_head_that_is_not_a_full_hash(run_file: Path) -> None:
     done = verify_cli(run_file, "--head", "abc")
     assert done.returncode == 2 and "64-character" in done.stderr
+
+
+# --- the charter ----------------------------------------------------------------------------
+
+
+def test_the_charter_names_each_signatory_with_their_key_and_who_is_missing(
+        run_file: Path, keys: dict[str, list[LocalKey]]) -> None:
+    from negotiation.charter import render_html, render_markdown
+
+    sign_off(run_file, approve=True, org="voltaic", key=keys["voltaic"][0].private_key())
+    pending = render_markdown(run_file)
+    assert "**PENDING SIGN-OFF**" in pending and "signed so far by Vera Volt for voltaic" in pending
+    assert "still missing: kestrel (1 more)" in pending
+    sign_off(run_file, approve=True, org="kestrel", key=keys["kestrel"][0].private_key())
+    ratified = render_markdown(run_file)
+    assert "**RATIFIED** by Vera Volt for voltaic" in ratified
+    assert "Kit Kestrel for kestrel" in ratified
+    for key in (keys["voltaic"][0], keys["kestrel"][0]):
+        assert key.signatory.fingerprint in ratified
+    assert "not attributable" not in ratified
+    assert verify(run_file).head_hash in ratified  # the head to check it against
+    page = render_html(run_file)
+    assert "Kit Kestrel" in page and keys["kestrel"][0].signatory.fingerprint in page
+
+
+def test_no_charter_is_written_for_a_transcript_whose_signature_fails(
+        run_file: Path, keys: dict[str, list[LocalKey]]) -> None:
+    sign_all(run_file, keys)
+    forged(run_file, change_terms)
+    done = negotiate("charter", str(run_file), config=run_file.parent)
+    assert done.returncode == 2 and "does not verify" in done.stderr
+    assert not list(run_file.parent.glob("*.md"))
