@@ -379,3 +379,22 @@ def test_no_charter_is_written_for_a_transcript_whose_signature_fails(
     done = negotiate("charter", str(run_file), config=run_file.parent)
     assert done.returncode == 2 and "does not verify" in done.stderr
     assert not list(run_file.parent.glob("*.md"))
+
+
+def test_an_inline_sign_off_waits_for_every_organisation_then_resumes_the_run(
+        tmp_path: Path, keys: dict[str, list[LocalKey]]) -> None:
+    config = tmp_path / "config"
+    scenario = signed_scenario(tmp_path, {"voltaic": keys["voltaic"],
+                                          "kestrel": keys["kestrel"][:1]})
+    done = negotiate("run", str(scenario), "--signoff", "inline", "-q", "--out",
+                     str(tmp_path / "runs"), config=config)
+    assert done.returncode == 0, done.stderr
+    (path,) = (tmp_path / "runs").glob("*.jsonl")
+    first = negotiate("review", str(path), "--approve", "--as", "voltaic", config=config)
+    assert first.returncode == 0, first.stderr
+    assert "Status: pending sign-off" in first.stdout
+    second = negotiate("review", str(path), "--approve", "--as", "kestrel", config=config)
+    assert second.returncode == 0, second.stderr
+    assert "paused run is resumed" in second.stdout and "Status: ratified" in second.stdout
+    assert transcript_status(path)[0] is Status.RATIFIED
+    assert negotiate("verify", str(path), config=config).returncode == 0
