@@ -19,7 +19,6 @@ import anyio
 
 from agents import Agent, History, Memory, Move, StrategyError, View, make_agent
 from agents.budget import BudgetExceeded
-from agents.human import HumanAgent
 from negotiation.analysis import SpaceAnalysis
 from negotiation.errors import InputError
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
@@ -82,12 +81,16 @@ LLM = "llm"
 
 def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None = None,
                  llm_run: LLMRun | None = None,
-                 human: Callable[[], Agent] = HumanAgent) -> dict[str, Agent]:
+                 human: Callable[[], Agent] | None = None) -> dict[str, Agent]:
     """An agent per party.  ``human`` seats a person at this terminal; ``llm`` uses the
     organisation's ``agent.llm`` settings and ``llm:MODEL`` names the model."""
     agents: dict[str, Agent] = {}
     for party, spec in specs.items():
         if spec == HUMAN:
+            if human is None:
+                from agents.human import HumanAgent  # the terminal seat: rich loads only here
+
+                human = HumanAgent
             agents[party] = human()
         elif is_llm(spec):
             from agents.llm import LLMAgent, LLMRun  # the openai SDK loads only when needed
@@ -286,6 +289,8 @@ class Session:
             raise
         except MemoryError:
             raise  # the machine failed, not the agent: the command ends with exit 2
+        except TranscriptError:
+            raise  # the transcript could not be written (a full disk): not the agent's fault
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             self.abort()
             raise
