@@ -20,8 +20,8 @@ CORE = ("negotiation.model", "negotiation.utility", "negotiation.analysis",
 
 def loaded_after_import(module: str) -> list[str]:
     """The top-level packages a fresh interpreter has loaded after importing ``module``."""
-    code = ("import sys, json, importlib; importlib.import_module(%r); "
-            "print(json.dumps(sorted(sys.modules)))" % module)
+    code = (f"import sys, json, importlib; importlib.import_module({module!r}); "
+            "print(json.dumps(sorted(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True)
     return list(json.loads(done.stdout))
