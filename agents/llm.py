@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.base import Memory, View
 from agents.budget import Budget
+from negotiation import files
 from negotiation.model import (
     Accept,
     Action,
@@ -93,6 +94,8 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
         self.inner = inner or httpx2.AsyncHTTPTransport()
         self.recorded = ReplayTransport(path, consume=True) \
             if replay_first and path.exists() else None
+        #: Replies that could not be recorded (a full disk), with the reason.
+        self.unrecorded: list[str] = []
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
@@ -104,15 +107,33 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
             line = json.dumps({"key": request_key(body), "request": json.loads(body),
                                "status": response.status_code,
                                "response": json.loads(content)}, sort_keys=True)
-            with self.path.open("a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            try:
+                _append_record(self.path, line)
+            except files.OutputError as error:
+                # Raised here it would reach the agent as a connection error (and a retry
+                # would pay again): the reply is used, and the transcript's own write of
+                # this call, on the same full disk, stops the run with a clear message.
+                self.unrecorded.append(str(error))
         return httpx2.Response(response.status_code, headers=response.headers,
                                content=content, request=request)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _append_record(path: Path, line: str) -> None:
+    """Append one recorded reply, whole and fsynced, never through a symlink (the first
+    reply creates the file exclusively); ``files.OutputError`` if it cannot."""
+    try:
+        fd = files.open_existing(path) if os.path.lexists(path) \
+            else files.create_exclusive(path)
+        try:
+            with files.locked(fd):
+                files.append_whole(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+    except OSError as error:
+        raise files.write_error(path, error) from None
 
 
 class ReplayTransport(httpx2.AsyncBaseTransport):

@@ -40,16 +40,21 @@ class OutputError(RefusedError):
     """An output cannot be written safely: a symlink or a foreign file is where it should
     go, or there is no space left.  Nothing half-written is left behind."""
 
+    #: The ``errno`` of the failed write, when there was one (``ENOSPC``: a full disk).
+    errno: int | None = None
+
 
 def is_disk_full(error: BaseException) -> bool:
-    return isinstance(error, OSError) and error.errno in _FULL
+    return getattr(error, "errno", None) in _FULL
 
 
 def write_error(path: Path, error: OSError, *, resume: str = "") -> OutputError:
     """The message for a failed write of ``path``: plain words, what to do next."""
     if is_disk_full(error):
-        return OutputError(f"no space left to write {path}; free some space and "
+        full = OutputError(f"no space left to write {path}; free some space and "
                            f"{resume or 'run the command again'}")
+        full.errno = error.errno
+        return full
     if error.errno == errno.ELOOP:
         return symlink_refused(path)
     return OutputError(f"cannot write {path}: {error.strerror or error}")

@@ -166,12 +166,18 @@ def check_checkpoints(path: Path, *, head: str, thread: str) -> None:
                 "SELECT COUNT(*) FROM checkpoints WHERE thread_id IS NOT ? OR "
                 "(CASE WHEN json_valid(metadata) THEN json_extract(metadata, ?) END) IS NOT ?",
                 (thread, f"$.{HEAD_KEY}", head)).fetchone()[0]
+            # Writes of this thread whose checkpoint was never saved (a run stopped between
+            # the two, e.g. by a full disk) are never read: LangGraph loads only the writes
+            # of the (bound) checkpoint it resumes from.  Any other thread's are foreign.
             orphans = db.execute(
-                "SELECT COUNT(*) FROM writes AS w WHERE NOT EXISTS (SELECT 1 FROM "
-                "checkpoints AS c WHERE c.thread_id = w.thread_id AND c.checkpoint_ns = "
-                "w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id)"
-            ).fetchone()[0] if "writes" in tables else 0
+                "SELECT COUNT(*) FROM writes AS w WHERE w.thread_id IS NOT ? AND NOT EXISTS "
+                "(SELECT 1 FROM checkpoints AS c WHERE c.thread_id = w.thread_id AND "
+                "c.checkpoint_ns = w.checkpoint_ns AND c.checkpoint_id = w.checkpoint_id)",
+                (thread,)).fetchone()[0] if "writes" in tables else 0
     except sqlite3.Error as error:
+        if _disk_full(path, error):  # e.g. a write-ahead log left by a run that ran out
+            raise _checkpoint_failure(path, error, path.with_name(f"{thread}.jsonl")
+                                      ) from None
         raise CheckpointError(f"{path}: not a checkpoint database this program can read "
                               f"({error}). {fix}") from None
     if foreign or orphans:
@@ -232,12 +238,16 @@ def claim_checkpoints(path: Path) -> None:
         os.close(files.create_exclusive(path))
 
 
+def _disk_full(path: Path, error: sqlite3.Error) -> bool:
+    """SQLite reports a full disk as SQLITE_FULL, or (failing to write its journal or log)
+    as a disk I/O error; with less than 1 MiB left, that is the full disk."""
+    return "full" in str(error) or ("I/O" in str(error)
+                                    and shutil.disk_usage(path.parent).free < 2**20)
+
+
 def _checkpoint_failure(path: Path, error: sqlite3.Error, transcript: Path) -> TranscriptError:
-    """SQLite reports a full disk as SQLITE_FULL, or (failing to write its journal) as a
-    disk I/O error; with less than 1 MiB left, that is the full disk."""
-    free = shutil.disk_usage(path.parent).free
-    if "full" in str(error) or (isinstance(error, sqlite3.OperationalError)
-                                and "I/O" in str(error) and free < 2**20):
+    if _disk_full(path, error):
+        free = shutil.disk_usage(path.parent).free
         return TranscriptError(f"no space left to write the checkpoint database {path} "
                                f"({error}, {free // 1024} KiB free); the transcript is valid "
                                "so far. Free some space and continue with: negotiate resume "
@@ -372,8 +382,8 @@ class GraphDriver:
     async def _saver(self) -> AsyncIterator[AsyncSqliteSaver]:
         """The checkpointer, once the database is known to belong to this transcript."""
         path = checkpoint_path(self.transcript)
-        check_checkpoints(path, head=self.head, thread=self.transcript.stem)
         claim_checkpoints(path)
+        check_checkpoints(path, head=self.head, thread=self.transcript.stem)
         try:
             async with aiosqlite.connect(str(path)) as connection:
                 yield AsyncSqliteSaver(connection, serde=OwnTypesSerializer())
@@ -402,6 +412,10 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
     """A new durable run; its checkpoints and LLM recording sit next to ``transcript``.
     A human seat's turns are graph interrupts, answered by ``answer``."""
     check_writable(transcript.parent)
+    try:  # before the transcript exists: a link planted there refuses the run up front
+        claim_checkpoints(checkpoint_path(transcript))
+    except files.OutputError as error:
+        raise TranscriptError(f"cannot keep checkpoints: {error}") from None
     specs = agent_specs(scenario, agents)
     run = _llm_run(specs, transcript, llm_run, replay_first=False)
     try:

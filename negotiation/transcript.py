@@ -108,7 +108,6 @@ class TranscriptWriter:
         self._pending: list[dict[str, Any]] = []
         self._fd: int | None = None
         self._temporary: Path | None = None  # the new file, until its header is linked
-        self._on_disk = self._head  # the hash of the file's last line
         if path is None:
             return
         try:
@@ -141,7 +140,6 @@ class TranscriptWriter:
             raise TranscriptError(f"{path} has already finished; nothing to resume")
         writer = cls(path, _continue_from=(0, GENESIS))
         writer._pending = list(result.events)
-        writer._on_disk = result.head_hash
         return writer
 
     @property
@@ -164,7 +162,6 @@ class TranscriptWriter:
             if not result.ok:
                 raise TranscriptError(f"{path} does not verify: {result.reason}")
             writer._seq, writer._head = len(result.events), result.head_hash
-            writer._on_disk = result.head_hash
             if head is not None and head != result.head_hash:
                 raise _conflict(path, result.events[-1])
         except BaseException:
@@ -197,7 +194,7 @@ class TranscriptWriter:
         if self._fd is not None:
             self._chain()
             try:
-                self._write(self._lines[-1])
+                self._write(self._lines[-1], after=event["prev_hash"])
             except BaseException:
                 # Nothing reached the file: forget the event, so the writer and the file agree.
                 self.events.pop()
@@ -208,7 +205,8 @@ class TranscriptWriter:
                 raise
         return event
 
-    def _write(self, line: str) -> None:
+    def _write(self, line: str, *, after: str) -> None:
+        """Write one line to the file, whose last line must be the event hashed ``after``."""
         assert self._fd is not None and self.path is not None
         data = (line + "\n").encode()
         try:
@@ -216,7 +214,7 @@ class TranscriptWriter:
                 self._publish(data)
             else:
                 with files.locked(self._fd):
-                    self._check_tail()
+                    self._check_tail(after)
                     files.append_whole(self._fd, data, fsync=self.fsync)
         except files.OutputError as error:
             raise TranscriptError(str(error)) from None
@@ -224,7 +222,6 @@ class TranscriptWriter:
             raise TranscriptError(str(files.write_error(
                 self.path, error, resume=f"continue with: negotiate resume {self.path}")
             )) from None
-        self._on_disk = self._head
 
     def _publish(self, first_line: bytes) -> None:
         """Write the header to the temporary file, fsync it and link it into place."""
@@ -238,11 +235,12 @@ class TranscriptWriter:
         self._temporary = None
         files.fsync_folder(self.path.parent)
 
-    def _check_tail(self) -> None:
-        """The file's last line must still be the event this writer knows as the last."""
+    def _check_tail(self, head: str) -> None:
+        """The file's last line must be the event ``head`` that the new one follows: else
+        another process appended meanwhile (or this writer fell out of step with it)."""
         assert self._fd is not None and self.path is not None
         size = os.fstat(self._fd).st_size
-        ending = f'"hash":"{self._on_disk}"}}\n'.encode()
+        ending = f'"hash":"{head}"}}\n'.encode()
         if size >= len(ending) and os.pread(self._fd, len(ending), size - len(ending)) == ending:
             return
         last = _last_line(self._fd, size)
@@ -251,7 +249,7 @@ class TranscriptWriter:
         except ValueError:
             event = None
         if isinstance(event, dict) and last.endswith(b"\n") \
-                and event.get("hash") == self._on_disk:
+                and event.get("hash") == head:
             return
         raise _conflict(self.path, event if isinstance(event, dict) else None)
 
@@ -281,13 +279,13 @@ class TranscriptWriter:
             self._take(self._pending.pop(0))
 
     def _adopt(self, event: dict[str, Any]) -> dict[str, Any]:
-        existing = self._pending.pop(0)
+        existing = self._pending[0]
         ours, theirs = deterministic_lines([event])[0], deterministic_lines([existing])[0]
-        if ours != theirs:
+        if ours != theirs:  # the event stays pending: nothing can be appended after this
             raise TranscriptError(
                 f"the resumed run diverged from {self.path} at line {existing['seq'] + 1}: "
                 f"it now produces {ours[:200]} where the file has {theirs[:200]}")
-        self._take(existing)
+        self._take(self._pending.pop(0))
         self._skip_interruptions()
         return existing
 

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from negotiation import render
+from negotiation import files, render
 from negotiation.analysis import SpaceAnalysis
 from negotiation.cli.common import (
     UsageError,
@@ -168,7 +168,7 @@ def map_command(
         eco.plot(png)
         console.print(f"Graph: [bold]{for_terminal(str(png))}[/]")
     if mermaid is not None:
-        mermaid.write_text(eco.mermaid(), encoding="utf-8")
+        files.write_file(mermaid, eco.mermaid(), replace=True)
         console.print(f"Mermaid: [bold]{for_terminal(str(mermaid))}[/]")
 
 
