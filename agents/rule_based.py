@@ -30,6 +30,9 @@ TARGET_WINDOW = 0.02
 MAX_CANDIDATES = 256
 #: Up to this many outcomes, similarity to an offer is computed once for the whole space.
 FULL_SIMILARITY_LIMIT = 200_000
+#: Up to this many ranked outcomes, their utilities are also kept as a list: bisect on it is
+#: several times faster than on an array, but 10^7 floats in a list take 320 MB.
+SORTED_LIST_LIMIT = 1_000_000
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
 
@@ -48,7 +51,7 @@ class Bidder:
         self.ascending_utility: FloatArray = utility[self.ascending]
         #: The same utilities as a list: bisect on it is several times faster than
         #: np.searchsorted for the one value looked up per turn.
-        self._sorted_utility: list[float] = ascending_utility
+        self._sorted_utility: list[float] | FloatArray = ascending_utility
         self.utility = utility
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
@@ -64,7 +67,7 @@ class Bidder:
         mask = self.keeps[self.ascending]
         self.ascending = self.ascending[mask]
         self.ascending_utility = self.ascending_utility[mask]
-        self._sorted_utility = self.ascending_utility.tolist()
+        self._sorted_utility = _searchable(self.ascending_utility)
         self._last_choice = None
 
     @property
@@ -73,11 +76,11 @@ class Bidder:
 
     @property
     def best_utility(self) -> float:
-        return self._sorted_utility[-1]
+        return float(self._sorted_utility[-1])
 
     @property
     def worst_utility(self) -> float:
-        return self._sorted_utility[0]
+        return float(self._sorted_utility[0])
 
     def offer(self, outcome: int) -> Offer:
         return self.space.offer(outcome)
@@ -96,7 +99,7 @@ class Bidder:
         if cached is None:
             if len(self._similarity) >= 64:
                 self._similarity.clear()
-            ref = self.space.indices[reference]
+            ref = self.space.value_indices(reference)
             columns = [table[:, ref[k]] for k, table in enumerate(self.space.similarity)]
             cached = np.asarray(functools.reduce(np.add.outer, columns).ravel(),
                                 dtype=np.float64)
@@ -128,10 +131,10 @@ class Bidder:
             for reference in others:
                 score = score + self._similarity_to(reference)[candidates]
         else:
-            rows = self.space.indices[candidates]
+            rows = self.space.value_indices(candidates)
             score = np.zeros(len(candidates))
             for reference in key[2:]:
-                ref = self.space.indices[reference]
+                ref = self.space.value_indices(reference)
                 for k, table in enumerate(self.space.similarity):
                     score += table[rows[:, k], ref[k]]
         choice = int(candidates[int(np.argmax(score))])
@@ -139,10 +142,15 @@ class Bidder:
         return choice
 
 
-_RANKINGS: dict[tuple[int, int], tuple[View, npt.NDArray[np.bool_], IndexArray, list[float]]] = {}
+_RANKINGS: dict[tuple[int, int], tuple[View, npt.NDArray[np.bool_], IndexArray,
+                                       list[float] | FloatArray]] = {}
 
 
-def _ranking(view: View) -> tuple[npt.NDArray[np.bool_], IndexArray, list[float]]:
+def _searchable(utilities: FloatArray) -> list[float] | FloatArray:
+    return utilities.tolist() if len(utilities) <= SORTED_LIST_LIMIT else utilities
+
+
+def _ranking(view: View) -> tuple[npt.NDArray[np.bool_], IndexArray, list[float] | FloatArray]:
     """Outcomes that keep the party's red lines and beat its reservation value, worst
     first, with their utilities.  Shared by every negotiation over the same utility
     function (read-only: a Bidder that learns more makes new arrays)."""
@@ -160,7 +168,7 @@ def _ranking(view: View) -> tuple[npt.NDArray[np.bool_], IndexArray, list[float]
     if len(_RANKINGS) >= 64:
         _RANKINGS.clear()
     # The view pins the ids it was keyed by; the list is never modified (forbid copies).
-    _RANKINGS[key] = (view, keeps, ascending, utility[ascending].tolist())
+    _RANKINGS[key] = (view, keeps, ascending, _searchable(utility[ascending]))
     return _RANKINGS[key][1:]
 
 

@@ -5,7 +5,9 @@ Everything is computed over the whole outcome space with numpy.  For spaces up t
 uniform sample of ``SAMPLE_SIZE`` outcomes and says so (``exact=False``): every reported
 point is then a real outcome, and with m samples the best sampled value of any measure lies
 in the top fraction q of all outcomes with probability 1 − (1 − q)^m (for m = 10^6 and
-q = 10^-5: 1 − e^-10).
+q = 10^-5: 1 − e^-10).  With three or more parties the frontier costs O(n · frontier)
+comparisons instead of O(n log n), so both numbers are ``MANY_PARTIES_LIMIT`` (a few
+seconds in the worst case, where every outcome is on the frontier).
 
 Definitions, with u_i a party's utility and d_i its reservation value (disagreement point):
 - Pareto frontier: outcomes no other feasible outcome weakly improves for all and strictly
@@ -43,6 +45,7 @@ from negotiation.utility import (
 
 EXACT_LIMIT = 2_000_000
 SAMPLE_SIZE = 1_000_000
+MANY_PARTIES_LIMIT = 50_000
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -50,9 +53,12 @@ def pareto_mask(points: FloatArray) -> BoolArray:
     """``True`` for the rows of ``points`` (n × m, larger is better) that no row dominates.
 
     Two parties: one sort and a running maximum (Kung, Luccio & Preparata 1975), exact and
-    O(n log n).  More parties: sort by the sum of utilities (only a point with a larger sum
-    can dominate), then repeatedly keep the best remaining point and drop what it dominates.
-    Identical points do not dominate each other; all copies of a frontier point are kept.
+    O(n log n).  More parties: block nested loops (Börzsönyi, Kossmann & Stocker 2001) in
+    the order of decreasing sum, ties broken lexicographically, so every point that
+    dominates another comes before it (rounding is monotone, so a dominating point's sum is
+    never smaller); a block is compared with the frontier found so far and with itself,
+    O(n · frontier) comparisons, vectorised.  Identical points do not dominate each other;
+    all copies of a frontier point are kept.
     """
     n = len(points)
     mask = np.zeros(n, dtype=bool)
@@ -71,15 +77,33 @@ def pareto_mask(points: FloatArray) -> BoolArray:
         before = np.concatenate(([-np.inf], np.maximum.accumulate(group_best)[:-1]))
         mask[order] = (second == group_best[group]) & (group_best > before)[group]
         return mask
-    remaining = np.argsort(-points.sum(axis=1), kind="stable")
-    while remaining.size:
-        best = points[remaining[0]]
-        rest = points[remaining]
-        dominated = np.all(rest <= best, axis=1) & np.any(rest < best, axis=1)
-        copies = np.all(rest == best, axis=1)
-        mask[remaining[copies]] = True
-        remaining = remaining[~(dominated | copies)]
+    order = np.lexsort((*(-points[:, ::-1].T), -points.sum(axis=1)))
+    front = np.empty((0, points.shape[1]))
+    for start in range(0, n, _BLOCK):
+        rows = order[start:start + _BLOCK]
+        block = points[rows]
+        dominated = _dominated_by(block, block)
+        for front_start in range(0, len(front), _FRONT_CHUNK):
+            dominated |= _dominated_by(block, front[front_start:front_start + _FRONT_CHUNK])
+        mask[rows[~dominated]] = True
+        front = np.concatenate((front, block[~dominated]))
     return mask
+
+
+_BLOCK = 256
+_FRONT_CHUNK = 4096
+
+
+def _dominated_by(points: FloatArray, others: FloatArray) -> BoolArray:
+    """``True`` for each row of ``points`` that some row of ``others`` dominates."""
+    # One party at a time, on (others × points) booleans: no float temporaries.
+    at_least = np.ones((len(others), len(points)), dtype=bool)
+    equal = np.ones_like(at_least)
+    for party in range(points.shape[1]):
+        mine, theirs = points[None, :, party], others[:, None, party]
+        at_least &= theirs >= mine
+        equal &= theirs == mine
+    return np.asarray((at_least & ~equal).any(axis=0), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -134,15 +158,20 @@ class SpaceAnalysis:
 
     @property
     def exact(self) -> bool:
-        return self.space.size <= EXACT_LIMIT
+        return self.space.size <= (EXACT_LIMIT if len(self.parties) <= 2
+                                   else MANY_PARTIES_LIMIT)
+
+    @property
+    def sample_size(self) -> int:
+        return SAMPLE_SIZE if len(self.parties) <= 2 else MANY_PARTIES_LIMIT
 
     @property
     def method(self) -> str:
         if self.exact:
             return f"exact over all {self.space.size:,} outcomes"
-        return (f"seeded uniform sample of {SAMPLE_SIZE:,} of {self.space.size:,} outcomes: "
-                "each reported optimum lies in the top 0.001% of outcomes with probability "
-                "1 − e^-10")
+        return (f"seeded uniform sample of {self.sample_size:,} of {self.space.size:,} "
+                f"outcomes: each reported optimum lies in the top {1000 / self.sample_size:.2g}% "
+                "of outcomes with probability 1 − e^-10")
 
     @cached_property
     def outcomes(self) -> IndexArray:
@@ -150,7 +179,7 @@ class SpaceAnalysis:
         if self.exact:
             return np.arange(self.space.size)
         rng = np.random.default_rng(self.seed)
-        return np.sort(rng.choice(self.space.size, size=SAMPLE_SIZE, replace=False))
+        return np.sort(rng.choice(self.space.size, size=self.sample_size, replace=False))
 
     @cached_property
     def functions(self) -> dict[str, UtilityFunction]:
@@ -159,11 +188,15 @@ class SpaceAnalysis:
 
     @cached_property
     def full_utilities(self) -> FloatArray:
-        """Utility of every outcome for every party, shape ``(size, parties)``."""
+        """Utility of every outcome for every party, shape ``(size, parties)``.
+
+        Stored column by column, and each party's utility function then reads its column,
+        so a large space holds every utility once (10^7 outcomes: 80 MB per party)."""
         functions = self.functions
-        table = np.empty((self.space.size, len(self.parties)))
+        table = np.empty((self.space.size, len(self.parties)), order="F")
         for k, party in enumerate(self.parties):
             table[:, k] = functions[party].vector
+            functions[party].vector = table[:, k]
         return table
 
     @cached_property

@@ -133,7 +133,8 @@ class Negotiation:
         self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
         self.utilities: dict[str, UtilityFunction] = self.analysis.functions
-        self.analysis.full_utilities  # before any agent keeps a vector: one copy is shared
+        # Tabled before any agent keeps a utility vector, so that they share one copy.
+        self.utility_table = self.analysis.full_utilities
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
 
@@ -163,7 +164,7 @@ class Negotiation:
         return settings
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
-        row = self.analysis.full_utilities[outcome].tolist()
+        row = self.utility_table[outcome].tolist()
         return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,

@@ -24,6 +24,10 @@ from negotiation.utility import InvalidOfferError, settled_value
 
 #: Weights may be written with a few decimals; they must sum to 1 within this tolerance.
 WEIGHT_TOLERANCE = 1e-6
+#: Outcomes × organisations: a run tables each organisation's utility of every outcome and
+#: each rule-based agent ranks them, about 30 bytes per pair at peak, so 2·10^7 (two parties
+#: at ``MAX_OUTCOMES``) keeps ``negotiate run`` and ``analyze`` under 1 GiB.
+MAX_UTILITIES = 2 * 10**7
 
 
 @dataclass(frozen=True)
@@ -270,6 +274,14 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
             "issues",
             f"the issues allow {size:,} different agreements, more than {MAX_OUTCOMES:,}; "
             "use coarser steps or fewer options",
+        )
+    elif size * len(org_ids) > MAX_UTILITIES:
+        yield Problem(
+            "issues",
+            f"the issues allow {size:,} different agreements for {len(org_ids)} "
+            f"organisations, more than {MAX_UTILITIES // len(org_ids):,} (runs keep every "
+            f"organisation's utility of every agreement, at most {MAX_UTILITIES:,} in all, "
+            "to stay within 1 GiB of memory); use coarser steps or fewer options",
         )
 
 

@@ -135,13 +135,13 @@ class OutcomeSpace:
             acc *= radix
         return tuple(reversed(strides))
 
-    @cached_property
-    def indices(self) -> IndexArray:
-        """``size × n_issues`` array: the value index of each issue in each outcome."""
-        outcome = np.arange(self.size, dtype=np.intp)
-        columns = [(outcome // stride) % radix for stride, radix in zip(self._strides,
-                                                                         self.radices, strict=True)]
-        return np.stack(columns, axis=1) if columns else np.zeros((1, 0), dtype=np.intp)
+    def value_indices(self, outcomes: IndexArray | int) -> IndexArray:
+        """The value index of each issue in ``outcomes``: one row per outcome (a single row
+        for one outcome), computed from the numbers rather than tabled for the whole space,
+        which would take ``size × issues × 8`` bytes."""
+        numbers = np.asarray(outcomes, dtype=np.intp)[..., None]
+        return np.asarray((numbers // np.array(self._strides, dtype=np.intp))
+                          % np.array(self.radices, dtype=np.intp), dtype=np.intp)
 
     @cached_property
     def similarity(self) -> tuple[FloatArray, ...]:
