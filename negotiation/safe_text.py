@@ -24,6 +24,7 @@ _SEQUENCE = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _BREAKS = re.compile(r"[\n\t]+")
+_BACKSLASHES = re.compile(r"(\\+)(?=\[(?![a-z#/@][^\[]*?\]))")  # before a "[" that is no tag
 
 # Markdown: characters active anywhere in a line, and block markers at a line's start
 # (a heading, a list item, a thematic break or setext underline); ``>`` and ``<`` become
@@ -45,7 +46,13 @@ def for_terminal(text: object, *, one_line: bool = False) -> str:
     ``[tags]`` escaped, so ``[/]`` or ``[bold]`` print literally."""
     from rich.markup import escape  # only the commands that print need rich
 
-    return escape(plain(text, one_line=one_line))
+    # Rich escapes "[" only where it opens a tag, yet reads "\\[" as "[" everywhere: a
+    # backslash before any other "[" needs one more to stay visible.  Trailing backslashes
+    # are doubled so that the tag written after this text still closes.
+    cleaned = plain(text, one_line=one_line)
+    body = cleaned.rstrip("\\")
+    trailing = "\\" * (2 * (len(cleaned) - len(body)))
+    return _BACKSLASHES.sub(r"\1\\", escape(body)) + trailing
 
 
 def for_markdown(text: object, *, multiline: bool = False) -> str:

@@ -16,7 +16,7 @@ import anyio
 import pexpect
 import pytest
 import yaml
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from rich.console import Console
@@ -162,6 +162,8 @@ def test_plain_text_holds_no_control_character(text: str) -> None:
                          plain(text))
 
 
+@example("\\[1] \\[")
+@example("ends with \\\\")
 @given(hostile_text)
 def test_rich_prints_for_terminal_text_exactly_as_plain_text(text: str) -> None:
     shown = Text.from_markup(f"[bold]{for_terminal(text)}[/] after", emoji=False)
