@@ -14,9 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from negotiation.cli import audit, catalog, run, study
-from negotiation.cli.keys import keys_app
 from negotiation.cli.catalog import scenario_json_schema
 from negotiation.cli.common import friendly_errors, register_plugins
+from negotiation.cli.keys import keys_app
 
 app = typer.Typer(
     name="negotiate",
