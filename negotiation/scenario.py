@@ -177,6 +177,7 @@ _FIXES = {
     "extra_forbidden": "remove this field or check its spelling",
     "union_tag_invalid": "set kind to one of: discrete, numeric, split",
     "union_tag_not_found": "add 'kind: discrete | numeric | split'",
+    "finite_number": "give a finite number",
 }
 
 

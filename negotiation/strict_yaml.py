@@ -122,11 +122,12 @@ def _check(loader: yaml.SafeLoader, root: Node, source: str) -> None:
             raise StrictYamlError(source, f"nested more than {MAX_DEPTH} levels deep; "
                                           "flatten the structure", node, field)
         if isinstance(node, SequenceNode):
-            stack.extend((child, depth + 1, f"{field}[{index}]")
-                         for index, child in enumerate(node.value))
+            stack.extend(reversed([(child, depth + 1, f"{field}[{index}]")
+                                   for index, child in enumerate(node.value)]))
             continue
         assert isinstance(node, MappingNode)
         first_line: dict[Any, int] = {}
+        children: list[tuple[Node, int, str]] = []
         for key_node, value_node in node.value:
             if not isinstance(key_node, ScalarNode):
                 raise StrictYamlError(source, "a key must be a plain value (text or a "
@@ -141,7 +142,8 @@ def _check(loader: yaml.SafeLoader, root: Node, source: str) -> None:
                                               f"{first_line[key]}); remove one of them",
                                       key_node, name)
             first_line[key] = key_node.start_mark.line + 1
-            stack.append((value_node, depth + 1, name))
+            children.append((value_node, depth + 1, name))
+        stack.extend(reversed(children))  # popped in document order: the first alias is named
 
 
 def _alias(source: str, node: Node, field: str) -> StrictYamlError:
