@@ -96,19 +96,39 @@ def test_review_asks_a_person_for_the_decision(tmp_path: Path) -> None:
     child = pexpect.spawn(str(NEGOTIATE), ["review", str(path)], encoding="utf-8", timeout=30,
                           env=env, dimensions=(60, 160))
     child.expect("Timeline")
+    child.expect("Your name")  # asked first: an empty name fails before the decision is lost
+    child.sendline("Grace Hopper")
     child.expect("Decision")
     child.sendline("reject")
-    child.expect("Your name")
-    child.sendline("Grace Hopper")
     child.expect("Comment")
     child.sendline("The cost split ignores who funds the pilot line.")
-    child.expect("by Grace Hopper; sign-off recorded")
+    child.expect("by Grace Hopper")
+    child.expect("unsigned, not attributable")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
     signoff = load_verified(path)[-1]
     assert signoff["type"] == "signoff" and signoff["decision"] == "reject"
     assert signoff["comment"] == "The cost split ignores who funds the pilot line."
+
+
+def test_review_with_an_empty_name_stops_before_asking_for_a_decision(tmp_path: Path) -> None:
+    from tests.test_cli import negotiate
+
+    assert negotiate("run", "rd-joint-venture", "-q", "--out", str(tmp_path)).returncode == 0
+    path = transcript(tmp_path)
+    before = path.read_bytes()
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    child = pexpect.spawn(str(NEGOTIATE), ["review", str(path)], encoding="utf-8", timeout=30,
+                          env=env, dimensions=(60, 160))
+    child.expect("Your name")
+    child.sendline("   ")
+    child.expect("needs the reviewer's name")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 2
+    assert "Decision" not in (child.before or "")
+    assert path.read_bytes() == before
 
 
 def test_a_human_seat_survives_a_killed_process_and_is_asked_again_on_resume(
