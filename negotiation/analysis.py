@@ -7,7 +7,7 @@ point is then a real outcome, and with m samples the best sampled value of any m
 in the top fraction q of all outcomes with probability 1 − (1 − q)^m (for m = 10^6 and
 q = 10^-5: 1 − e^-10).  With three or more parties the frontier costs O(n · frontier)
 comparisons instead of O(n log n), so both numbers are ``MANY_PARTIES_LIMIT`` (a few
-seconds in the worst case, where every outcome is on the frontier).
+seconds typically, half a minute if every outcome is on the frontier).
 
 Definitions, with u_i a party's utility and d_i its reservation value (disagreement point):
 - Pareto frontier: outcomes no other feasible outcome weakly improves for all and strictly
@@ -45,7 +45,7 @@ from negotiation.utility import (
 
 EXACT_LIMIT = 2_000_000
 SAMPLE_SIZE = 1_000_000
-MANY_PARTIES_LIMIT = 50_000
+MANY_PARTIES_LIMIT = 100_000
 BoolArray = npt.NDArray[np.bool_]
 
 
