@@ -264,19 +264,23 @@ class Referee:
     def feedback(self, verdict: Verdict, terms: dict[str, TermValue],
                  departed: Sequence[str] = ()) -> Feedback:
         """What the proposer of a blocked proposal may learn."""
-        crossed = [red_line for org in self.organizations if org.id not in departed
+        # The constraint is what a counterpart would say ("that is a deal-breaker"); why it
+        # holds (its reason) is the owner's private brief and is never passed on.
+        crossed = [red_line.model_copy(update={"reason": ""})
+                   for org in self.organizations if org.id not in departed
                    for red_line in org.preferences.red_lines
                    if red_line.issue in terms and self._safe_violates(red_line, terms)]
         crossed += [RedLine(issue=f.data["issue"], party=f.data["party"], op="==", value=0,
                             reason=f"{f.data['party']} has left the negotiation")
                     for f in verdict.findings if f.code == "share_for_departed"]
         sentences = []
+        if any(f.code == "red_line_crossed" and f.level == "block" for f in verdict.findings):
+            sentences += [f"the terms cross a red line: {_red_line_text(red_line)}"
+                          for red_line in crossed]
         for finding in verdict.findings:
-            if finding.level != "block":
+            if finding.level != "block" or finding.code == "red_line_crossed":
                 continue
-            if finding.code == "red_line_crossed":
-                sentences.append(f"the terms cross a red line: {_describe_red_line(finding)}")
-            elif finding.code == "below_reservation":
+            if finding.code == "below_reservation":
                 sentences.append("the terms leave another party worse off than its "
                                  "alternative to a deal")
             else:
@@ -530,16 +534,20 @@ class Referee:
         return findings
 
 
+_RED_LINE_VERBS = {"==": "must be", "!=": "must not be", "in": "must be one of",
+                   "not_in": "must not be any of", ">=": "must be at least",
+                   "<=": "must be at most", ">": "must be more than", "<": "must be less than"}
+
+
 def _red_line_text(red_line: RedLine) -> str:
-    subject = red_line.issue + (f" share of {red_line.party}" if red_line.party else "")
+    """A red line in words: ``data_access must not be full_customer_data``, or for a split
+    ``revenue_share: vendor's share must be at least 60``."""
     value = red_line.value
-    shown = ", ".join(value) if isinstance(value, list) else f"{value}"
-    return f"{subject} {red_line.op.replace('_', ' ')} {shown}"
-
-
-def _describe_red_line(finding: Finding) -> str:
-    return _red_line_text(RedLine.model_validate(
-        {k: v for k, v in finding.data.items() if k in RedLine.model_fields}))
+    shown = ", ".join(value) if isinstance(value, list) else f"{value:g}" \
+        if isinstance(value, float) else f"{value}"
+    subject = f"{red_line.issue}: {red_line.party}'s share" if red_line.party \
+        else red_line.issue
+    return f"{subject} {_RED_LINE_VERBS[red_line.op]} {shown}"
 
 
 def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],

@@ -3,6 +3,7 @@ agreement below a reservation value becomes final."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import anyio
@@ -211,3 +212,20 @@ def test_the_injection_prefilter_never_misses_what_the_full_scan_finds(parts: li
     fast, full = instruction_like(text), INSTRUCTION_LIKE.search(text)
     assert (fast is None) == (full is None)
     assert fast is None or full is None or fast.group(0) == full.group(0)
+
+
+def test_a_blocked_proposer_learns_the_red_line_in_words_but_never_its_private_reason() -> None:
+    scenario = load_scenario("platform-app-vendor")
+    result = anyio.run(lambda: run_scenario(scenario))
+    reasons = [r.reason for org in scenario.organizations for r in org.preferences.red_lines
+               if r.reason]
+    assert reasons
+    blocked = events(result, "blocked")
+    assert blocked
+    for event in blocked:
+        feedback = json.dumps(event["feedback"])
+        assert all(reason not in feedback for reason in reasons)
+        assert all(line["reason"] == "" for line in event["feedback"]["red_lines"])
+    first = blocked[0]["feedback"]["message"]
+    assert "data_access must not be full_customer_data" in first
+    assert "share of vendor" not in first  # a discrete issue has no shares
