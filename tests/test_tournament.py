@@ -134,6 +134,10 @@ def test_tournament_cli_with_expect(tmp_path: Path) -> None:
                         "--expect", str(golden))
     assert changed.returncode == 1
     assert "difference(s)" in changed.stdout and "status expected" in changed.stdout
+    missing = negotiate("tournament", str(config), "--out", str(tmp_path / "r4.csv"),
+                        "--expect", str(tmp_path / "no-such-golden.csv"))
+    assert missing.returncode == 2 and "no such golden file" in missing.stderr
+    assert not (tmp_path / "r4.csv").exists()  # refused before anything ran
 
 
 def test_a_broken_tournament_file_is_explained(tmp_path: Path) -> None:

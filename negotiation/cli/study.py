@@ -198,6 +198,10 @@ def tournament(
 
     from negotiation import tournament as t
 
+    if expect is not None and not expect.is_file():
+        raise UsageError(f"--expect {expect}: no such golden file. Make one from a run you "
+                         "trust: negotiate tournament CONFIG --out golden.csv, then compare "
+                         "later runs with --expect golden.csv --out new.csv")
     try:
         config = t.load_config(config_path)
         t.ensure_scenarios(config)
