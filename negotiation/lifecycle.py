@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
 
 from negotiation.errors import RefusedError
 from negotiation.model import Scenario
@@ -117,10 +118,17 @@ class SignOffs:
 
 
 def _scenario_of(events: list[dict[str, Any]]) -> Scenario | None:
+    """The embedded scenario; ``None`` for a campaign's evaluation stage (it has none)."""
     header = events[0] if events else {}
     if "scenario" not in header:
         return None
-    return Scenario.model_validate(header["scenario"])
+    try:
+        return Scenario.model_validate(header["scenario"])
+    except ValidationError as error:
+        raise TranscriptError(f"line 1: the embedded scenario is not valid "
+                              f"({error.error_count()} problem(s), first: "
+                              f"{error.errors()[0]['msg']}); the header was not written by "
+                              "negotiate") from None
 
 
 def _outcome(events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -262,7 +270,10 @@ def transcript_status(path: Path) -> tuple[Status, list[dict[str, Any]]]:
     result = verify(path)
     if not result.ok:
         return Status.TAMPERED, result.events
-    return status_of(result.events), result.events
+    try:
+        return status_of(result.events), result.events
+    except TranscriptError:  # a hash-valid header that negotiate never wrote
+        return Status.TAMPERED, result.events
 
 
 def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = "",

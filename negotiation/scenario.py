@@ -302,6 +302,14 @@ def _signatory_problems(scenario: Scenario, org_ids: list[str]) -> Iterator[Prob
                                              "quorum or add keys")
         keys = [key.public_key for key in declared.keys]
         yield from _duplicates(f"{where}.keys", keys)
+    owners: dict[str, str] = {}
+    for org_id, declared in scenario.signatories.items():
+        for index, key in enumerate(declared.keys):
+            other = owners.setdefault(key.public_key, org_id)
+            if other != org_id:
+                yield Problem(f"signatories.{org_id}.keys[{index}]",
+                              f"this key already signs for {other}; a key signs for one "
+                              "organisation only (make another with 'negotiate keys new')")
     missing = [org_id for org_id in org_ids if org_id not in scenario.signatories]
     if missing:
         yield Problem("signatories", f"no signatories for {missing}; once one organisation "

@@ -398,3 +398,21 @@ def test_an_inline_sign_off_waits_for_every_organisation_then_resumes_the_run(
     assert "paused run is resumed" in second.stdout and "Status: ratified" in second.stdout
     assert transcript_status(path)[0] is Status.RATIFIED
     assert negotiate("verify", str(path), config=config).returncode == 0
+
+
+def test_a_rechained_header_with_an_invalid_scenario_fails_verification_cleanly(
+        run_file: Path, keys: dict[str, list[LocalKey]]) -> None:
+    sign_all(run_file, keys)
+    forged(run_file, lambda events: events[0]["scenario"].pop("issues"))
+    done = verify_cli(run_file)
+    assert done.returncode == 1, done.stderr
+    assert "embedded scenario is not valid" in done.stdout and "Traceback" not in done.stderr
+    assert transcript_status(run_file)[0] is Status.TAMPERED
+
+
+def test_one_key_cannot_sign_for_two_organisations(
+        tmp_path: Path, keys: dict[str, list[LocalKey]]) -> None:
+    path = signed_scenario(tmp_path, {"voltaic": keys["voltaic"],
+                                      "kestrel": keys["voltaic"]})
+    done = negotiate("scenarios", "validate", str(path), config=tmp_path)
+    assert done.returncode == 2 and "already signs for voltaic" in done.stderr

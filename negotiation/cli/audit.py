@@ -101,7 +101,10 @@ def verify_command(
 def audit_problems(events: list[dict[str, Any]], expected: list[Signatory] | None,
                    head: str | None) -> list[str]:
     """What beyond the hash chain does not check out: signatures, trusted keys, the head."""
-    signed = sign_offs(events, expected)
+    try:
+        signed = sign_offs(events, expected)
+    except TranscriptError as error:
+        return [str(error)]
     problems = list(signed.problems)
     if expected is not None and not signed.attributable:
         problems.append("you gave signatory records, but this transcript's scenario declares "
