@@ -102,6 +102,9 @@ class View:
     legal: frozenset[ActionKind]
     feedback: Feedback | None = None
     memory: Memory | None = None
+    #: Parties that left while the others went on (the protocol says who): whoever left
+    #: gets and pays nothing.
+    departed: tuple[str, ...] = ()
 
     @property
     def time(self) -> float:

@@ -47,6 +47,7 @@ from negotiation.model import (
     WalkAway,
 )
 from negotiation.utility import InvalidOfferError, red_line_mask
+from protocols import get_protocol
 
 #: Tool rounds allowed within one turn before a move must be given.
 MAX_TOOL_ROUNDS = 3
@@ -278,20 +279,9 @@ class _Fixed:
     brief: str
 
 
-PROTOCOL_RULES = {
-    "alternating_offers": "parties take turns; an agreement forms when every other party "
-                          "accepts the same standing offer.",
-    "mediated_single_text": "a neutral mediator keeps one text; each round you approve it "
-                            "(accept) or state the full terms you want (propose); the "
-                            "mediator revises the text from what the parties asked for; "
-                            "the text is agreed when every party approves it in one round.",
-}
-
-
 def _fixed_parts(view: View, settings: LLMSettings) -> _Fixed:
     org = next(o for o in view.scenario.organizations if o.id == view.party)
-    protocol = PROTOCOL_RULES.get(view.scenario.protocol.name,
-                                  f"the '{view.scenario.protocol.name}' protocol.")
+    protocol = get_protocol(view.scenario.protocol.name).rules
     system = SYSTEM_PROMPT.format(name=org.name, party=view.party, persona=settings.persona,
                                   protocol=protocol).strip()
     prefs = view.preferences

@@ -185,13 +185,13 @@ class RuleBasedAgent:
     async def act(self, view: View) -> Action:
         if self._bidder is None:
             self._bidder = Bidder(view)
-        if view.state.left != self._left_seen:
+        if view.departed != self._left_seen:
             # Whoever left gets and pays nothing: offer only terms that say so.
-            self._left_seen = view.state.left
+            self._left_seen = view.departed
             self._bidder.forbid([RedLine(issue=issue.id, party=party, op="==", value=0)
                                  for issue in view.scenario.issues
                                  if isinstance(issue, SplitIssue)
-                                 for party in view.state.left if party in issue.parties],
+                                 for party in view.departed if party in issue.parties],
                                 None)
         if view.feedback is not None:
             blocked = self._last_offer

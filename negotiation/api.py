@@ -9,7 +9,8 @@ point in the groups ``negotiation.agents``, ``negotiation.protocols`` or
 - An **agent** has ``async def act(self, view: View) -> Action``.  Its constructor may take
   ``seed`` and ``party`` (both are offered when it is created).
 - A **protocol** implements ``NegotiationProtocol``: ``start``, ``legal_actions``, ``apply``
-  and ``pass_turn`` over a ``ProtocolState``, as pure functions.
+  and ``pass_turn`` over a ``ProtocolState``, as pure functions, plus the hooks the engine,
+  referee and prompts ask (subclass ``ProtocolBase`` for their defaults).
 - A **guardrail check** has a ``name`` and ``check(scenario, terms, subject) ->
   list[Failure]``; the scenario's policy decides whether a failure warns or blocks.
 """
@@ -38,7 +39,7 @@ from negotiation.model import (
 )
 from negotiation.scenario import ScenarioError, load_scenario, parse_scenario
 from negotiation.utility import OutcomeSpace, UtilityFunction, red_line_mask, violates
-from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState
+from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolBase, ProtocolState
 
 __all__ = [
     "Accept",
@@ -60,6 +61,7 @@ __all__ = [
     "OutcomeSpace",
     "Preferences",
     "Propose",
+    "ProtocolBase",
     "ProtocolState",
     "PublicScenario",
     "RedLine",

@@ -33,7 +33,6 @@ from negotiation.model import (
 from negotiation.plugins import load_check
 from negotiation.terms import format_value
 from negotiation.utility import InvalidOfferError, violates
-from protocols.mediated import MEDIATOR
 
 Level = Literal["pass", "warn", "block"]
 Subject = Literal["proposal", "agreement"]
@@ -318,15 +317,16 @@ class Referee:
     # --- agreements ------------------------------------------------------------------
 
     def check_agreement(self, terms: dict[str, TermValue], proposer: str, rationale: str,
-                        members: Sequence[str] | None = None, departed: Sequence[str] = ()
-                        ) -> tuple[Verdict, dict[str, Any]]:
+                        members: Sequence[str] | None = None, departed: Sequence[str] = (),
+                        composed: str | None = None) -> tuple[Verdict, dict[str, Any]]:
         """The verdict on an agreement and its full fairness report; for a sub-coalition
         (``departed`` non-empty) only its ``members`` count, and whoever left must get and
-        pay nothing."""
+        pay nothing.  ``composed`` says how the protocol composed the terms when no party
+        proposed them (a mediator's text): then nobody owes a rationale."""
         if departed:
             kept = list(members or [p for p in self.scenario.party_ids if p not in departed])
-            verdict, report = self.for_members(kept).check_agreement(terms, proposer,
-                                                                     rationale)
+            verdict, report = self.for_members(kept).check_agreement(
+                terms, proposer, rationale, composed=composed)
             gone = self._departed(terms, departed)
             report = {**report, "members": kept, "departed": list(departed)}
             return (verdict.with_findings(gone) if gone else verdict), report
@@ -334,7 +334,7 @@ class Referee:
         policy = self.policy
         findings: list[Finding] = [Finding(check="validity", level="pass", code="valid_terms",
                                            message="every issue is set to an allowed value")]
-        findings += self._accountability(proposer, rationale, "agreements")
+        findings += self._accountability(proposer, rationale, "agreements", composed)
         findings += self._red_lines(terms, outcome, policy.red_lines.agreements)
         findings += self._rationality(outcome, policy.individual_rationality.agreements)
         distance, better = self._efficiency(outcome)
@@ -382,12 +382,12 @@ class Referee:
     # --- checks ------------------------------------------------------------------------
 
     def _accountability(self, proposer: str, rationale: str,
-                        which: Literal["proposals", "agreements"]) -> list[Finding]:
+                        which: Literal["proposals", "agreements"],
+                        composed: str | None = None) -> list[Finding]:
         setting = getattr(self.policy.accountability, which)
-        if which == "agreements" and proposer == MEDIATOR:
+        if composed is not None:
             return [Finding(check="accountability", level="pass", code="accountable",
-                            message="composed by the mediator from the parties' requests",
-                            data={"proposer": MEDIATOR})]
+                            message=composed, data={"proposer": proposer})]
         if proposer not in self.scenario.party_ids:
             return [Finding(check="accountability", level=_level(True, setting),
                             code="unknown_proposer",

@@ -210,7 +210,10 @@ def load_protocol(name: str) -> Any:
     """A registered protocol."""
     factory = _lookup(PROTOCOL_GROUP, name, "protocol").load()
     protocol = _build(factory, "protocol", name)
-    return _require(protocol, "protocol", name, ["start", "legal_actions", "apply", "pass_turn"])
+    # The hooks too: a protocol written against negotiation.api.ProtocolBase has them all.
+    return _require(protocol, "protocol", name, ["start", "legal_actions", "apply", "pass_turn",
+                                                 "config_problems", "departed", "published",
+                                                 "describe_proposer"])
 
 
 def load_check(name: str, options: dict[str, Any] | None = None) -> Any:

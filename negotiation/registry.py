@@ -38,9 +38,13 @@ def extension_problems(scenario: Scenario) -> Iterator[Problem]:
         if problem is not None:
             yield Problem(f"organizations[{i}].agent.strategy", problem)
     try:
-        get_protocol(scenario.protocol.name)
+        protocol = get_protocol(scenario.protocol.name)
     except (UnknownProtocolError, PluginError) as error:
         yield Problem("protocol.name", str(error))
+    else:
+        for name, problem in protocol.config_problems(scenario.protocol,
+                                                      scenario.party_ids).items():
+            yield Problem(f"protocol.{name}", problem)
     for k, custom in enumerate(scenario.guardrails.custom):
         where = f"guardrails.custom[{k}]"
         try:

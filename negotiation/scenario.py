@@ -248,16 +248,6 @@ def semantic_problems(scenario: Scenario) -> Iterator[Problem]:
                 yield Problem(f"coalition_values[{i}].members[{j}]",
                               f"'{member}' is not an organisation; use one of {org_ids}")
 
-    min_coalition = scenario.protocol.min_coalition
-    if min_coalition is not None:
-        if scenario.protocol.name == "alternating_offers":
-            yield Problem("protocol.min_coalition", "alternating_offers ends when a party "
-                                                    "walks away; use mediated_single_text or "
-                                                    "remove min_coalition")
-        if min_coalition > len(org_ids):
-            yield Problem("protocol.min_coalition", f"{min_coalition} is more than the "
-                                                    f"{len(org_ids)} organisations")
-
     if scenario.ecosystem is not None:
         actor_ids = [actor.id for actor in scenario.ecosystem.actors]
         yield from _duplicates("ecosystem.actors", actor_ids)

@@ -11,8 +11,14 @@ from negotiation.plugins import (
     registered,
 )
 from protocols.alternating_offers import AlternatingOffers
-from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolState, Status
-from protocols.mediated import MEDIATOR, MediatedSingleText
+from protocols.base import (
+    IllegalActionError,
+    NegotiationProtocol,
+    ProtocolBase,
+    ProtocolState,
+    Status,
+)
+from protocols.mediated import MEDIATOR, MediatedSingleText, MediatedTable
 
 PROTOCOLS: dict[str, NegotiationProtocol] = {
     "alternating_offers": AlternatingOffers(),
@@ -50,7 +56,9 @@ __all__ = [
     "AlternatingOffers",
     "IllegalActionError",
     "MediatedSingleText",
+    "MediatedTable",
     "NegotiationProtocol",
+    "ProtocolBase",
     "ProtocolState",
     "Status",
     "UnknownProtocolError",

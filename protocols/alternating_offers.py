@@ -12,23 +12,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from negotiation.model import Accept, Action, ActionKind, Offer, Propose, WalkAway
-from protocols.base import IllegalActionError, ProtocolState
+from negotiation.model import (
+    Accept,
+    Action,
+    ActionKind,
+    Offer,
+    Propose,
+    ProtocolConfig,
+    WalkAway,
+)
+from protocols.base import IllegalActionError, ProtocolBase, ProtocolState
 
 _OPENING: frozenset[ActionKind] = frozenset({"propose", "walk_away"})
 _RESPONDING: frozenset[ActionKind] = frozenset({"propose", "accept", "walk_away"})
 _NOTHING: frozenset[ActionKind] = frozenset()
 
 
-class AlternatingOffers:
+class AlternatingOffers(ProtocolBase):
     """The stacked alternating-offers protocol as a pure state machine."""
 
     name = "alternating_offers"
     description = "Stacked alternating offers: parties take turns to accept, counter or leave."
+    rules = ("parties take turns; an agreement forms when every other party accepts the "
+             "same standing offer.")
 
-    def start(self, parties: Sequence[str], max_rounds: int, *,
-              min_parties: int | None = None) -> ProtocolState:
-        if min_parties is not None:
+    def start(self, parties: Sequence[str], max_rounds: int,
+              config: ProtocolConfig | None = None) -> ProtocolState:
+        if config is not None and config.min_coalition is not None:
             raise ValueError("alternating_offers ends when a party walks away; for "
                              "sub-coalitions use mediated_single_text")
         if len(parties) < 2:
@@ -99,5 +109,4 @@ class AlternatingOffers:
                 status = "no_agreement"
                 reason = f"deadline: no agreement after {state.max_rounds} rounds"
         return ProtocolState(state.parties, state.max_rounds, round_, turn, status,
-                             standing_offer, standing_proposer, accepted_by, reason,
-                             state.requests, state.left, state.min_parties)
+                             standing_offer, standing_proposer, accepted_by, reason)

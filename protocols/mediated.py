@@ -16,10 +16,20 @@ The mediator never sees a preference: it is this pure function of the public req
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import cast
 
-from negotiation.model import Accept, Action, ActionKind, Offer, Propose, TermValue, WalkAway
-from protocols.base import IllegalActionError, ProtocolState
+from negotiation.model import (
+    Accept,
+    Action,
+    ActionKind,
+    Offer,
+    Propose,
+    ProtocolConfig,
+    TermValue,
+    WalkAway,
+)
+from protocols.base import IllegalActionError, ProtocolBase, ProtocolState
 
 MEDIATOR = "mediator"
 
@@ -59,21 +69,38 @@ def revise(text: Offer | None, requests: Sequence[Offer]) -> Offer:
     return Offer(terms=terms)
 
 
-class MediatedSingleText:
+@dataclass(frozen=True, slots=True)
+class MediatedTable:
+    """What the mediated protocol keeps besides the common state (``ProtocolState.extra``)."""
+
+    #: What the parties asked for this round, approvals included.
+    requests: tuple[Offer, ...] = ()
+    #: Parties that left while the others went on (a sub-coalition negotiation).
+    left: tuple[str, ...] = ()
+    #: Fewest parties that may go on negotiating; ``None``: anyone leaving ends it.
+    min_parties: int | None = None
+
+
+class MediatedSingleText(ProtocolBase):
     """The mediated single-text protocol as a pure state machine.
 
-    Per round it keeps each party's answer in ``state.requests``; ``accepted_by`` holds
-    the parties that approved the current text this round.
+    Per round it keeps each party's answer in its :class:`MediatedTable`; ``accepted_by``
+    holds the parties that approved the current text this round.
     """
 
     name = "mediated_single_text"
     description = ("Mediated single text: parties approve or amend one text; a neutral "
                    "mediator revises it from what they asked for.")
+    rules = ("a neutral mediator keeps one text; each round you approve it (accept) or state "
+             "the full terms you want (propose); the mediator revises the text from what "
+             "the parties asked for; the text is agreed when every party approves it in one "
+             "round.")
 
-    def start(self, parties: Sequence[str], max_rounds: int, *,
-              min_parties: int | None = None) -> ProtocolState:
+    def start(self, parties: Sequence[str], max_rounds: int,
+              config: ProtocolConfig | None = None) -> ProtocolState:
+        min_parties = config.min_coalition if config is not None else None
         if min_parties is not None and not 2 <= min_parties <= len(parties):
-            raise ValueError(f"min_parties must lie between 2 and {len(parties)}")
+            raise ValueError(f"min_coalition must lie between 2 and {len(parties)}")
         if len(parties) < 2:
             raise ValueError("a negotiation needs at least two parties")
         if len(set(parties)) != len(parties) or MEDIATOR in parties:
@@ -82,7 +109,29 @@ class MediatedSingleText:
             raise ValueError("max_rounds must be at least 1")
         return ProtocolState(parties=tuple(parties), max_rounds=max_rounds, round=0, turn=0,
                              status="running", standing_offer=None, standing_proposer=None,
-                             accepted_by=frozenset(), reason="", min_parties=min_parties)
+                             accepted_by=frozenset(), reason="",
+                             extra=MediatedTable(min_parties=min_parties))
+
+    def config_problems(self, config: ProtocolConfig, parties: Sequence[str]
+                        ) -> dict[str, str]:
+        if config.min_coalition is not None and config.min_coalition > len(parties):
+            return {"min_coalition": f"{config.min_coalition} is more than the "
+                                     f"{len(parties)} organisations"}
+        return {}
+
+    def departed(self, state: ProtocolState) -> tuple[str, ...]:
+        return _table(state).left
+
+    def published(self, before: ProtocolState, after: ProtocolState) -> Offer | None:
+        """The mediator's revised text, once per revision (not when the run has ended)."""
+        if after.done or after.standing_proposer != MEDIATOR \
+                or after.standing_offer is before.standing_offer:
+            return None
+        return after.standing_offer
+
+    def describe_proposer(self, proposer: str) -> str | None:
+        return "composed by the mediator from the parties' requests" \
+            if proposer == MEDIATOR else None
 
     def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]:
         if state.done or party != state.current_party:
@@ -96,7 +145,8 @@ class MediatedSingleText:
             raise IllegalActionError(f"it is {state.current_party}'s turn, not {party}'s")
         if isinstance(action, WalkAway):
             remaining = tuple(p for p in state.parties if p != party)
-            if state.min_parties is None or len(remaining) < state.min_parties:
+            min_parties = _table(state).min_parties
+            if min_parties is None or len(remaining) < min_parties:
                 return _with(state, status="no_agreement", reason=f"{party} walked away")
             return self._leave(state, party, remaining)
         if isinstance(action, Accept):
@@ -104,9 +154,9 @@ class MediatedSingleText:
                 raise IllegalActionError(f"{party} cannot approve: the mediator has no text "
                                          "yet")
             return self._next(_with(state, accepted_by=state.accepted_by | {party},
-                                    requests=(*state.requests, state.standing_offer)))
+                                    extra=_requested(state, state.standing_offer)))
         if isinstance(action, Propose):
-            return self._next(_with(state, requests=(*state.requests, action.offer)))
+            return self._next(_with(state, extra=_requested(state, action.offer)))
         raise IllegalActionError(f"unknown action {action!r}")
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:
@@ -117,7 +167,9 @@ class MediatedSingleText:
     def _leave(self, state: ProtocolState, party: str,
                remaining: tuple[str, ...]) -> ProtocolState:
         """The others go on; the party whose turn comes next keeps the same position."""
-        left = _with(state, parties=remaining, left=(*state.left, party))
+        table = _table(state)
+        left = _with(state, parties=remaining,
+                     extra=replace(table, left=(*table.left, party)))
         if state.turn < len(remaining):
             return left
         return self._next(_with(left, turn=len(remaining) - 1))
@@ -128,21 +180,32 @@ class MediatedSingleText:
         if turn < len(state.parties):
             return _with(state, turn=turn)
         # End of a round: unanimity ends it; otherwise the mediator revises the text.
+        table = _table(state)
         if state.standing_offer is not None and len(state.accepted_by) == len(state.parties):
-            without = f" (without {', '.join(state.left)}, who left)" if state.left else ""
+            without = f" (without {', '.join(table.left)}, who left)" if table.left else ""
             return _with(state, status="agreement",
                          reason=f"every party approved the mediator's text{without}")
-        text = revise(state.standing_offer, state.requests) if state.requests \
+        text = revise(state.standing_offer, table.requests) if table.requests \
             else state.standing_offer
         round_ = state.round + 1
+        cleared = replace(table, requests=())
         if round_ >= state.max_rounds:
             return _with(state, round=round_, turn=0, status="no_agreement",
                          reason=f"deadline: no agreement after {state.max_rounds} rounds",
-                         requests=())
+                         extra=cleared)
         return _with(state, round=round_, turn=0, standing_offer=text,
                      standing_proposer=MEDIATOR if text is not None else None,
-                     accepted_by=frozenset(), requests=())
+                     accepted_by=frozenset(), extra=cleared)
 
 
 def _with(state: ProtocolState, **changes: object) -> ProtocolState:
     return replace(state, **changes)  # type: ignore[arg-type]
+
+
+def _table(state: ProtocolState) -> MediatedTable:
+    return cast(MediatedTable, state.extra)
+
+
+def _requested(state: ProtocolState, offer: Offer) -> MediatedTable:
+    table = _table(state)
+    return replace(table, requests=(*table.requests, offer))

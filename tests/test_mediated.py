@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from negotiation.engine import run_scenario
 from negotiation.generate import random_scenario
-from negotiation.model import ACTION, Accept, Offer, Propose, WalkAway
+from negotiation.model import ACTION, Accept, Offer, Propose, ProtocolConfig, WalkAway
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.transcript import load_verified
 from protocols import MEDIATOR, MediatedSingleText, get_protocol
@@ -239,7 +239,8 @@ def test_min_coalition_needs_the_mediated_protocol() -> None:
                                    max_size=60))
 def test_leaving_keeps_the_turn_order_of_those_who_stay(parties: int,
                                                         kinds: list[str]) -> None:
-    state = PROTOCOL.start([f"p{i}" for i in range(parties)], 4, min_parties=2)
+    config = ProtocolConfig(name=PROTOCOL.name, rounds=4, min_coalition=2)
+    state = PROTOCOL.start([f"p{i}" for i in range(parties)], 4, config)
     for kind in kinds:
         if state.done:
             break
@@ -251,7 +252,7 @@ def test_leaving_keeps_the_turn_order_of_those_who_stay(parties: int,
                   "accept": Accept(rationale="r"), "walk_away": WalkAway(rationale="r")}[kind]
         state = PROTOCOL.apply(state, party, action)
         if kind == "walk_away" and not state.done:
-            assert party not in state.parties and party in state.left
+            assert party not in state.parties and party in PROTOCOL.departed(state)
             assert len(state.parties) >= 2
             following = before[(before.index(party) + 1) % len(before)]
             if state.turn != 0 or state.round == 0:
