@@ -12,10 +12,9 @@ whole files are byte-identical across runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,26 +22,34 @@ from typing import Any
 
 from negotiation import files
 from negotiation.errors import InputError
+from negotiation.events import (
+    ENDINGS,
+    INTERRUPTIONS,
+    WALL,
+    Event,
+    EventError,
+    EventType,
+    Header,
+    Transcript,
+    canonical_json,
+    chain,
+    deterministic_lines,
+    event_hash,
+    line_of,
+    parse_event,
+)
+
+__all__ = ["FORMAT", "GENESIS", "INTERRUPTIONS", "WALL", "Transcript", "TranscriptConflict",
+           "TranscriptError", "TranscriptWriter", "Verification", "canonical_json", "clock",
+           "deterministic_lines", "drop_torn_tail", "event_hash", "load_verified",
+           "negotiation_header", "negotiation_of", "now", "read_transcript", "verify"]
 
 FORMAT = "negotiation-transcript/1"
 GENESIS = "0" * 64
-WALL = "wall"
-#: Events that mark an interruption rather than a negotiation step.
-INTERRUPTIONS = frozenset({"aborted", "resumed"})
 
 
 class TranscriptError(InputError):
     """A transcript cannot be written or read."""
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
-
-
-def event_hash(event: dict[str, Any]) -> str:
-    body = {key: value for key, value in event.items() if key != "hash"}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
 
 
 def now() -> datetime:
@@ -136,7 +143,7 @@ class TranscriptWriter:
         if not result.ok:
             raise TranscriptError(f"{path} does not verify: {result.reason}; it cannot be "
                                   "resumed")
-        if result.events[-1]["type"] in {"outcome", "signoff"}:
+        if result.events[-1]["type"] in ENDINGS:
             raise TranscriptError(f"{path} has already finished; nothing to resume")
         writer = cls(path, _continue_from=(0, GENESIS))
         writer._pending = list(result.events)
@@ -180,8 +187,11 @@ class TranscriptWriter:
         self._chain()
         return self._lines
 
-    def append(self, type_: str, body: dict[str, Any], *, wall: dict[str, Any] | None = None
-               ) -> dict[str, Any]:
+    def append(self, type_: EventType, body: dict[str, Any], *,
+               wall: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Record one event: ``type_`` and ``body`` (the fields docs/transcript-format.md
+        lists for it) as a plain record, chained and serialised by :mod:`negotiation.events`;
+        readers type it (:meth:`Transcript.of`)."""
         event: dict[str, Any] = {"seq": self._seq, "type": type_}
         event.update(body)
         self._skip_interruptions()
@@ -256,17 +266,13 @@ class TranscriptWriter:
     def _chain(self) -> None:
         """Hash every event not chained yet and make its line."""
         for event in self.events[self._chained:]:
-            event["prev_hash"] = self._head
-            # One serialisation serves both the hash and the line: the line is the
-            # canonical body with "hash" appended last; verify() re-canonicalises without it.
-            body_json = canonical_json(event)
-            event["hash"] = self._head = hashlib.sha256(body_json.encode()).hexdigest()
-            self._lines.append(f'{body_json[:-1]},"hash":"{event["hash"]}"}}')
+            self._lines.append(chain(event, self._head))
+            self._head = event["hash"]
         self._chained = len(self.events)
 
     def _take(self, existing: dict[str, Any]) -> dict[str, Any]:
         self._chain()
-        self._lines.append(canonical_json(existing))
+        self._lines.append(line_of(existing))
         self.events.append(existing)
         self._chained = len(self.events)
         self._seq = existing["seq"] + 1
@@ -322,7 +328,7 @@ def _last_line(fd: int, size: int) -> bytes:
 
 
 def _conflict(path: Path, last: dict[str, Any] | None) -> TranscriptConflict:
-    if last is not None and last.get("type") == "signoff":
+    if last is not None and last.get("type") == EventType.SIGNOFF:
         return TranscriptConflict(f"{path}: another sign-off was recorded meanwhile; review "
                                   "again (nothing was written)")
     return TranscriptConflict(f"{path} changed on disk since it was read (another process "
@@ -331,13 +337,17 @@ def _conflict(path: Path, last: dict[str, Any] | None) -> TranscriptConflict:
 
 @dataclass(frozen=True)
 class Verification:
-    """The result of re-computing a transcript's hash chain."""
+    """The result of re-computing a transcript's hash chain and typing its events.
+
+    ``events`` are the records of every line that checked out; ``transcript`` types them
+    (``None`` unless the whole file verified)."""
 
     ok: bool
     events: list[dict[str, Any]]
     head_hash: str
     bad_line: int | None = None
     reason: str = ""
+    transcript: Transcript | None = None
 
 
 def read_events(path: Path) -> Iterator[tuple[int, str]]:
@@ -352,8 +362,12 @@ def _refuse_constant(name: str) -> Any:
 
 
 def verify(path: Path) -> Verification:
-    """Re-compute the chain; report the first bad line (1-based) and why."""
+    """Re-compute the chain; report the first bad line (1-based) and why.
+
+    Each line is checked as raw JSON first (sequence, link, hash), and only then read as the
+    typed event its ``type`` names: a line is never trusted before its hash is."""
     events: list[dict[str, Any]] = []
+    typed: list[Event] = []
     head = GENESIS
     try:
         lines = list(read_events(path))
@@ -387,11 +401,16 @@ def verify(path: Path) -> Verification:
                                "(an event was deleted, inserted or reordered)")
         if event.get("hash") != event_hash(event):
             return bad(number, "hash does not match the event's content (the event was edited)")
-        if number == 1 and (event.get("type") != "header" or event.get("format") != FORMAT):
+        if number == 1 and (event.get("type") != EventType.HEADER
+                            or event.get("format") != FORMAT):
             return bad(number, f"the first event must be a {FORMAT} header")
+        try:
+            typed.append(parse_event(event, number))
+        except EventError as error:
+            return Verification(False, events, head, number, str(error))
         events.append(event)
         head = event["hash"]
-    return Verification(True, events, head)
+    return Verification(True, events, head, transcript=Transcript(tuple(typed), tuple(events)))
 
 
 def drop_torn_tail(path: Path) -> bool:
@@ -415,25 +434,39 @@ def drop_torn_tail(path: Path) -> bool:
     return True
 
 
-def load_verified(path: Path) -> list[dict[str, Any]]:
-    """The events of a transcript that verifies; ``TranscriptError`` naming the bad line."""
+def read_transcript(path: Path) -> Transcript:
+    """The typed events of a transcript that verifies; ``TranscriptError`` naming the first
+    bad line (a broken chain, or an event that is not what its type says)."""
     result = verify(path)
-    if not result.ok:
+    if not result.ok or result.transcript is None:
         raise TranscriptError(f"{path} is tampered or damaged: {result.reason}")
-    return result.events
+    return result.transcript
 
 
-def negotiation_header(events: list[dict[str, Any]], path: Path) -> dict[str, Any]:
+def load_verified(path: Path) -> list[dict[str, Any]]:
+    """The records of a transcript that verifies; ``TranscriptError`` naming the bad line."""
+    return list(read_transcript(path).records)
+
+
+def negotiation_of(transcript: Transcript, path: Path) -> Header:
     """The header of a negotiation's transcript; ``TranscriptError`` for any other kind."""
-    header = events[0] if events else {}
-    if "scenario" not in header:
-        kind = header.get("kind", "unknown")
+    header = transcript.header
+    if header is None or header.scenario is None:
+        kind = header.kind if header is not None and header.kind else "unknown"
         raise TranscriptError(f"{path} records a campaign's {kind} stage, not a negotiation; "
                               "see campaign.json beside it (negotiate verify FOLDER)")
     return header
 
 
-def deterministic_lines(events: list[dict[str, Any]]) -> list[str]:
-    """Events without wall-clock fields or hashes: what two runs with one seed share."""
-    drop = {WALL, "hash", "prev_hash"}
-    return [canonical_json({k: v for k, v in event.items() if k not in drop}) for event in events]
+def negotiation_header(events: Transcript | Sequence[Mapping[str, Any]], path: Path
+                       ) -> dict[str, Any]:
+    """The header record of a negotiation's transcript (see :func:`negotiation_of`)."""
+    transcript = _typed(events, path)
+    return transcript.record(negotiation_of(transcript, path))
+
+
+def _typed(events: Transcript | Sequence[Mapping[str, Any]], path: Path) -> Transcript:
+    try:
+        return Transcript.of(events)
+    except EventError as error:
+        raise TranscriptError(f"{path}: {error}") from None
