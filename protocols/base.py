@@ -64,9 +64,12 @@ class NegotiationProtocol(Protocol):
     name: str
     #: One line for ``negotiate protocols list``.
     description: str
-    #: The rules as a negotiator must know them, addressed to it ("you"): the LLM prompt
-    #: quotes this text.
-    rules: str
+
+    @property
+    def rules(self) -> str:
+        """The rules as a negotiator must know them, addressed to it ("you"): the LLM
+        prompt quotes this text."""
+        ...
 
     def start(self, parties: Sequence[str], max_rounds: int,
               config: ProtocolConfig | None = None) -> ProtocolState:
