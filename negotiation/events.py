@@ -182,7 +182,7 @@ class LlmCall(_Event):
     status: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    cost_usd: float = 0.0
+    cost_usd: float | None = None  # None: the price of the model is unknown
     error: str | None = None
 
 

@@ -15,7 +15,7 @@ sign-off decides, and is recorded and shown as unsigned: it is not attributable 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +25,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from negotiation.errors import RefusedError
+from negotiation.events import (
+    Aborted,
+    EventType,
+    Evaluation,
+    Move,
+    Outcome,
+    Signoff,
+    Transcript,
+)
 from negotiation.model import Scenario
 from negotiation.signing import (
     Signatory,
@@ -35,6 +44,9 @@ from negotiation.signing import (
     signature_valid,
 )
 from negotiation.transcript import TranscriptError, TranscriptWriter, verify
+
+#: A transcript's events: typed, or the hash-checked records they are read from.
+Events = Transcript | Sequence[Mapping[str, Any]]
 
 
 class Status(StrEnum):
@@ -117,13 +129,13 @@ class SignOffs:
         return "; ".join(parts)
 
 
-def _scenario_of(events: list[dict[str, Any]]) -> Scenario | None:
+def _scenario_of(transcript: Transcript) -> Scenario | None:
     """The embedded scenario; ``None`` for a campaign's evaluation stage (it has none)."""
-    header = events[0] if events else {}
-    if "scenario" not in header:
+    header = transcript.header
+    if header is None or header.scenario is None:
         return None
     try:
-        return Scenario.model_validate(header["scenario"])
+        return Scenario.model_validate(header.scenario)
     except ValidationError as error:
         raise TranscriptError(f"line 1: the embedded scenario is not valid "
                               f"({error.error_count()} problem(s), first: "
@@ -131,23 +143,20 @@ def _scenario_of(events: list[dict[str, Any]]) -> Scenario | None:
                               "negotiate") from None
 
 
-def _outcome(events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((e for e in events if e["type"] == "outcome"), None)
-
-
-def sign_offs(events: list[dict[str, Any]],
-              expected: Iterable[Signatory] | None = None) -> SignOffs:
+def sign_offs(events: Events, expected: Iterable[Signatory] | None = None) -> SignOffs:
     """Check every sign-off of a hash-verified transcript.
 
     Signatures are checked against the signatories the embedded scenario declares, and, if
     ``expected`` is given (records the reader obtained independently), every declared and
     every signing key must be among those: a forger who re-wrote the embedded scenario with
     their own keys is caught there."""
-    scenario = _scenario_of(events)
+    transcript = Transcript.of(events)
+    scenario = _scenario_of(transcript)
     declared = scenario.signatories if scenario is not None else {}
-    outcome = _outcome(events)
-    agreement = (outcome or {}).get("agreement") or {}
-    parties = list(agreement.get("parties") or (scenario.party_ids if scenario else []))
+    outcome = transcript.outcome
+    agreement = outcome.agreement if outcome is not None else None
+    parties = list((agreement.parties if agreement else None)
+                   or (scenario.party_ids if scenario else []))
     result = SignOffs(attributable=bool(declared))
     if declared:
         result.required = {org: declared[org].quorum for org in parties if org in declared}
@@ -161,97 +170,101 @@ def sign_offs(events: list[dict[str, Any]],
                 result.problems.append(f"the transcript declares {name} (key {short(fp)}) as "
                                        f"a signatory of {org}, which the signatory records "
                                        "you gave do not: the embedded scenario may be forged")
-    for event in events:
-        if event["type"] != "signoff":
-            continue
-        _check_one(event, keys, result, outcome)
+    for event in transcript.signoffs:
+        _check_one(transcript, event, keys, result, outcome)
     return result
 
 
-def _check_one(event: dict[str, Any], keys: Mapping[str, tuple[str, str, str]],
-               result: SignOffs, outcome: dict[str, Any] | None) -> None:
-    seq = event["seq"]
-    at = str(event.get("wall", {}).get("at", ""))
+def _check_one(transcript: Transcript, event: Signoff,
+               keys: Mapping[str, tuple[str, str, str]], result: SignOffs,
+               outcome: Outcome | None) -> None:
+    seq = event.seq
+    at = str(event.wall.get("at", ""))
     if result.decision is not None:
         result.problems.append(f"event {seq}: a sign-off after the agreement was already "
                                f"{result.decision.value}")
         return
-    if outcome is None or outcome.get("status") != "agreement" or \
-            event.get("agreement_event", {}).get("hash") != outcome.get("hash"):
+    if outcome is None or not outcome.agreed or \
+            event.agreement_event.get("hash") != outcome.hash:
         result.problems.append(f"event {seq}: the sign-off does not refer to this transcript's "
                                "agreement")
         return
-    decision = event.get("decision")
+    decision = event.decision
     if decision not in {"approve", "reject"}:
         result.problems.append(f"event {seq}: unknown decision {decision!r}")
         return
     if not result.attributable:
-        result.signatures.append(Signature(seq, decision, None, str(event.get("reviewer", "")),
-                                           None, str(event.get("comment", "")), at))
+        result.signatures.append(Signature(seq, decision, None, event.reviewer or "",
+                                           None, event.comment, at))
         result.decision = Status.RATIFIED if decision == "approve" else Status.REJECTED
         return
-    fp = event.get("fingerprint")
-    known = keys.get(fp) if isinstance(fp, str) else None
-    if known is None or known[0] != event.get("org"):
+    fp = event.fingerprint
+    known = keys.get(fp) if fp is not None else None
+    if known is None or known[0] != event.org:
         result.problems.append(f"event {seq}: signed with a key that is not a declared "
-                               f"signatory of {event.get('org')!r}")
+                               f"signatory of {event.org!r}")
         return
     org, name, public_key = known
-    if not signature_valid(public_key, event):
+    if not signature_valid(public_key, transcript.record(event)):
         result.problems.append(f"event {seq}: the signature of {name} for {org} does not "
                                "verify (the transcript or the sign-off was changed)")
         return
     if any(s.fingerprint == fp for s in result.signatures):
         result.problems.append(f"event {seq}: {name} signed twice")
         return
-    result.signatures.append(Signature(seq, decision, org, name, fp,
-                                       str(event.get("comment", "")), at))
+    result.signatures.append(Signature(seq, decision, org, name, fp, event.comment, at))
     if decision == "reject":
         result.decision = Status.REJECTED
     elif not result.missing():
         result.decision = Status.RATIFIED
 
 
-def status_of(events: list[dict[str, Any]], signed: SignOffs | None = None) -> Status:
+def status_of(events: Events, signed: SignOffs | None = None) -> Status:
     """The lifecycle status of a hash-verified transcript's events."""
-    types = [e["type"] for e in events]
-    if "signoff" in types:
-        signed = signed or sign_offs(events)
+    transcript = Transcript.of(events)
+    if transcript.has(Signoff):
+        signed = signed or sign_offs(transcript)
         if signed.problems:
             return Status.TAMPERED
         if signed.decision is not None:
             return signed.decision
-    if "evaluation" in types:  # a campaign's evaluation stage: nothing to sign
+    if transcript.has(Evaluation):  # a campaign's evaluation stage: nothing to sign
         return Status.EVALUATED
-    outcome = _outcome(events)
+    outcome = transcript.outcome
     if outcome is not None:
-        return Status.PENDING if outcome["status"] == "agreement" else Status.NO_AGREEMENT
-    if types and types[-1] == "aborted":
+        return Status.PENDING if outcome.agreed else Status.NO_AGREEMENT
+    if isinstance(transcript.last, Aborted):
         return Status.ABORTED
     return Status.IN_PROGRESS
 
 
-def stages(events: list[dict[str, Any]]) -> list[Stage]:
+def _level(verdict: Any) -> str:
+    return verdict.level if verdict is not None else "none"
+
+
+def stages(events: Events) -> list[Stage]:
     """The lifecycle steps reached, each with the event that shows it."""
+    transcript = Transcript.of(events)
     result: list[Stage] = []
-    outcome = _outcome(events)
-    proposals = [e for e in events if e["type"] == "move" and e["action"]["kind"] == "propose"]
-    if outcome is not None and "accountability" in outcome:
-        terms = (outcome.get("agreement") or outcome.get("blocked_agreement") or {})["terms"]
-        final = next(p for p in reversed(proposals) if p["action"]["offer"]["terms"] == terms)
-        result.append(Stage("proposed", final["seq"], f"by {final['party']} in round "
-                                                      f"{final['round'] + 1}"))
-        result.append(Stage("checked", final["seq"], f"referee: {final['verdict']['level']} "
-                                                     "on the proposal"))
-        result.append(Stage("accepted by all", outcome["seq"], outcome["reason"]))
-        if outcome["status"] == "agreement":
-            result.append(Stage("pending sign-off", outcome["seq"],
-                                f"referee: {outcome['verdict']['level']} on the agreement"))
+    outcome = transcript.outcome
+    proposals = [e for e in transcript.of_type(Move) if e.terms is not None]
+    if outcome is not None and outcome.accountability is not None:
+        agreement = outcome.agreement or outcome.blocked_agreement
+        terms = agreement.terms if agreement is not None else None
+        final = next(p for p in reversed(proposals) if p.terms == terms)
+        result.append(Stage("proposed", final.seq, f"by {final.party} in round "
+                                                    f"{final.round + 1}"))
+        result.append(Stage("checked", final.seq, f"referee: {_level(final.verdict)} "
+                                                  "on the proposal"))
+        result.append(Stage("accepted by all", outcome.seq, outcome.reason))
+        if outcome.agreed:
+            result.append(Stage("pending sign-off", outcome.seq,
+                                f"referee: {_level(outcome.verdict)} on the agreement"))
         else:
-            result.append(Stage("no agreement", outcome["seq"], outcome["reason"]))
+            result.append(Stage("no agreement", outcome.seq, outcome.reason))
     elif outcome is not None:
-        result.append(Stage("no agreement", outcome["seq"], outcome["reason"]))
-    signed = sign_offs(events) if any(e["type"] == "signoff" for e in events) else None
+        result.append(Stage("no agreement", outcome.seq, outcome.reason))
+    signed = sign_offs(transcript) if transcript.has(Signoff) else None
     for signature in signed.signatures if signed else []:
         name = {"approve": "approved", "reject": "rejected"}[signature.decision]
         result.append(Stage(name, signature.seq, f"by {signature.describe()}: "
@@ -259,19 +272,18 @@ def stages(events: list[dict[str, Any]]) -> list[Stage]:
     if signed is not None and signed.decision is not None:
         last = signed.signatures[-1]
         result.append(Stage(signed.decision.value, last.seq, signed.summary()))
-    for event in events:
-        if event["type"] == "aborted":
-            result.append(Stage("aborted", event["seq"], event["reason"]))
+    for aborted in transcript.of_type(Aborted):
+        result.append(Stage("aborted", aborted.seq, aborted.reason))
     return result
 
 
 def transcript_status(path: Path) -> tuple[Status, list[dict[str, Any]]]:
     """Status of a transcript file: TAMPERED when its chain or a signature fails."""
     result = verify(path)
-    if not result.ok:
+    if not result.ok or result.transcript is None:
         return Status.TAMPERED, result.events
     try:
-        return status_of(result.events), result.events
+        return status_of(result.transcript), result.events
     except TranscriptError:  # a hash-valid header that negotiate never wrote
         return Status.TAMPERED, result.events
 
@@ -288,12 +300,12 @@ def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = ""
         result = verify(path)
     except TranscriptError as error:
         raise SignOffError(str(error)) from None
-    if not result.ok:
+    if not result.ok or result.transcript is None:
         raise SignOffError(f"{path} is tampered or damaged ({result.reason}); it cannot be "
                            "signed. Re-run the negotiation.")
-    events = result.events
-    signed = sign_offs(events)
-    status = status_of(events, signed)
+    transcript = result.transcript
+    signed = sign_offs(transcript)
+    status = status_of(transcript, signed)
     if status is Status.TAMPERED:
         raise SignOffError(f"{path} has a sign-off that does not verify "
                            f"({signed.problems[0]}); it cannot be signed")
@@ -302,15 +314,15 @@ def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = ""
                            "Re-run the negotiation to decide again.")
     if status is not Status.PENDING:
         raise SignOffError(f"{path} has no agreement to sign (status: {status.value}).")
-    outcome = _outcome(events)
+    outcome = transcript.outcome
     assert outcome is not None
     body: dict[str, Any] = {
         "decision": "approve" if approve else "reject",
         "comment": comment.strip(),
-        "agreement_event": {"seq": outcome["seq"], "hash": outcome["hash"]},
+        "agreement_event": {"seq": outcome.seq, "hash": outcome.hash},
     }
     if signed.attributable:
-        body.update(_signer(path, events, signed, org, key))
+        body.update(_signer(path, transcript, signed, org, key))
     else:
         if key is not None or org is not None:
             raise SignOffError(f"{path}: its scenario declares no signatories, so a key "
@@ -326,16 +338,16 @@ def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = ""
     if signed.attributable:
         assert key is not None
         # The writer lays the event out as seq, type, body, prev_hash: sign exactly that.
-        body["signature"] = sign(key, {"seq": len(events), "type": "signoff", **body,
-                                       "prev_hash": result.head_hash})
+        body["signature"] = sign(key, {"seq": len(transcript), "type": EventType.SIGNOFF,
+                                       **body, "prev_hash": result.head_hash})
     with TranscriptWriter.append_to(path, head=result.head_hash) as writer:
-        return writer.append("signoff", body)
+        return writer.append(EventType.SIGNOFF, body)
 
 
-def _signer(path: Path, events: list[dict[str, Any]], signed: SignOffs, org: str | None,
+def _signer(path: Path, transcript: Transcript, signed: SignOffs, org: str | None,
             key: Ed25519PrivateKey | None) -> dict[str, Any]:
     """Who signs: the declared signatory whose key this is, for ``org``."""
-    scenario = _scenario_of(events)
+    scenario = _scenario_of(transcript)
     assert scenario is not None
     if org is None or key is None:
         raise SignOffError(f"{path}: its scenario declares signatories; sign with --as ORG "
