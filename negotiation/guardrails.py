@@ -6,49 +6,34 @@ blocks, warns or is off, separately for proposals and agreements.  The referee s
 organisation's private preferences; what it tells a blocked proposer is limited to the
 constraint that was crossed (``Feedback``), never another party's utilities or
 reservation value.
+
+The checks themselves live in :mod:`negotiation.checks` (one interface and one registry
+for built-in and custom checks); the referee runs them in registry order.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from negotiation.analysis import BoolArray, SpaceAnalysis, shapley_values
-from negotiation.model import (
-    Action,
-    CheckLevel,
-    Propose,
-    RedLine,
-    Scenario,
-    SplitIssue,
-    TermValue,
+from negotiation.checks import Case, CustomCheck, checks_for
+from negotiation.checks.base import Failure, Finding, GuardrailCheck, Level, Subject
+from negotiation.checks.builtin import (
+    INSTRUCTION_LIKE,
+    INSTRUCTION_PATTERNS,
+    instruction_like,
+    red_line_text,
 )
-from negotiation.plugins import load_check
-from negotiation.terms import format_value
+from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
 from negotiation.utility import InvalidOfferError, violates
 
-Level = Literal["pass", "warn", "block"]
-Subject = Literal["proposal", "agreement"]
 _RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
-
-
-class Finding(BaseModel):
-    """One check's result on one proposal or agreement."""
-
-    model_config = ConfigDict(frozen=True)
-
-    check: str
-    level: Level
-    code: str
-    message: str
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class Verdict(BaseModel):
@@ -72,24 +57,6 @@ class Verdict(BaseModel):
         return "; ".join(worst) if worst else "all checks passed"
 
 
-@dataclass(frozen=True)
-class Failure:
-    """What a custom check reports when terms fail it; the policy decides the level."""
-
-    code: str
-    message: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class GuardrailCheck(Protocol):
-    """The interface of a custom check: a name and one method."""
-
-    name: str
-
-    def check(self, scenario: Scenario, terms: dict[str, TermValue],
-              subject: Subject) -> list[Failure]: ...
-
-
 class Feedback(BaseModel):
     """What a blocked proposer is told: why, without anyone else's private numbers."""
 
@@ -101,44 +68,6 @@ class Feedback(BaseModel):
 
 
 PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
-
-#: Phrases that address a negotiator as if they were its instructions, not its counterpart.
-INSTRUCTION_PATTERNS = [
-    r"\bignore\b.{0,40}\b(instructions?|brief|rules|prompt|guidelines)\b",
-    r"\bdisregard\b",
-    r"\b(system|developer)\s+(prompt|message|instructions?)\b",
-    r"\bnew instructions?\b",
-    r"\byou (must|should|have to|are required to|will) (now )?(accept|agree|sign|concede)\b",
-    r"\breveal\b.{0,30}\b(brief|reservation|instructions?|prompt|red lines?)\b",
-    r"\bas an ai\b",
-    r"</?\s*untrusted",
-]
-#: All of them in one pattern: one scan per text instead of one per phrase.
-INSTRUCTION_LIKE = re.compile("|".join(f"(?:{p})" for p in INSTRUCTION_PATTERNS),
-                              re.IGNORECASE)
-#: A word every pattern needs: texts with none of them (nearly all) skip the full scan,
-#: which costs several times more than one literal scan, on every move.
-INSTRUCTION_WORDS = ("ignore", "disregard", "system", "developer", "instruction", "you",
-                     "reveal", "as an ai", "untrusted")
-#: The regex's case-insensitive matching equates İ, ı and ſ with ASCII letters, which
-#: ``str.lower`` does not (İ becomes i + U+0307): a lower-cased text holding ı, ſ or U+0307
-#: gets the full scan too.
-_MAY_BE_INSTRUCTION = re.compile("|".join([*map(re.escape, INSTRUCTION_WORDS),
-                                           "[\u0131\u017f\u0307]"]))
-
-
-def instruction_like(text: str) -> re.Match[str] | None:
-    """The first phrase of ``text`` that reads like instructions to a negotiator."""
-    if _MAY_BE_INSTRUCTION.search(text.lower()) is None:
-        return None
-    return INSTRUCTION_LIKE.search(text)
-
-
-def _level(failed: bool, setting: CheckLevel) -> Level:
-    if not failed or setting == "off":
-        return "pass"
-    return setting
-
 
 def verdict_of(subject: Subject, findings: list[Finding]) -> Verdict:
     level: Level = max((f.level for f in findings), key=_RANK.__getitem__, default="pass")
@@ -155,8 +84,8 @@ class Referee:
         self.space = self.analysis.space
         self.fair_shares = self._fair_shares()
         self._parties = frozenset(scenario.party_ids)
-        self.custom = [(spec, load_check(spec.use, spec.options))
-                       for spec in self.policy.custom]
+        self.checks = checks_for(self.policy)
+        self._custom = [check for check in self.checks if isinstance(check, CustomCheck)]
         self.organizations = self.analysis.organizations
         self._subsets: dict[tuple[str, ...], Referee] = {}
 
@@ -201,37 +130,26 @@ class Referee:
         except InvalidOfferError:
             outcome = None
         if outcome is not None and self._clean(proposer, action, outcome) \
-                and not self._custom(action.offer.terms, "proposal"):
+                and not self._custom_findings(action.offer.terms):
             return PASSED_PROPOSAL, outcome
-        findings: list[Finding] = []
-        findings += self._accountability(proposer, action.rationale, "proposals")
+        invalid = None
         try:
             outcome = self.space.index_of(action.offer.terms)
         except InvalidOfferError as error:
-            findings.append(Finding(check="validity", level="block", code="invalid_terms",
-                                    message=f"invalid terms: {error}"))
+            outcome, invalid = None, str(error)
+        case = Case("proposal", proposer, action.rationale, action.offer.terms, outcome,
+                    invalid)
+        findings = [finding for check in self.checks
+                    if outcome is not None or not check.needs_valid_terms
+                    for finding in check.on_proposal(self, case)]
+        if outcome is None:
             return verdict_of("proposal", findings), None
-        terms = action.offer.terms
-        findings += self._red_lines(terms, outcome, self.policy.red_lines.proposals)
-        findings += self._rationality(outcome, self.policy.individual_rationality.proposals)
-        if self.policy.pareto.proposals != "off":
-            findings += self._pareto(outcome, self.policy.pareto.proposals)
-        findings += self._shares(terms, self.policy.fairness.proposals)
-        findings += self._custom(terms, "proposal")
         return verdict_of("proposal", [f for f in findings if f.level != "pass"]), outcome
 
-    def _custom(self, terms: dict[str, TermValue], subject: Subject) -> list[Finding]:
-        """Findings of the scenario's custom checks that the terms fail."""
-        findings = []
-        for spec, check in self.custom:
-            setting = spec.proposals if subject == "proposal" else spec.agreements
-            if setting == "off":
-                continue
-            for failure in check.check(self.scenario, terms, subject):
-                findings.append(Finding(check=getattr(check, "name", spec.use),
-                                        level=setting, code=failure.code,
-                                        message=failure.message, data=dict(failure.data)))
-        return findings
+    def _custom_findings(self, terms: dict[str, TermValue]) -> list[Finding]:
+        """Findings of the scenario's custom checks that a proposal's terms fail."""
+        return [finding for check in self._custom
+                for finding in check.failures(self.scenario, terms, "proposal")]
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""
@@ -274,7 +192,7 @@ class Referee:
                     for f in verdict.findings if f.code == "share_for_departed"]
         sentences = []
         if any(f.code == "red_line_crossed" and f.level == "block" for f in verdict.findings):
-            sentences += [f"the terms cross a red line: {_red_line_text(red_line)}"
+            sentences += [f"the terms cross a red line: {red_line_text(red_line)}"
                           for red_line in crossed]
         for finding in verdict.findings:
             if finding.level != "block" or finding.code == "red_line_crossed":
@@ -298,21 +216,8 @@ class Referee:
     def check_text(self, party: str, action: Action) -> list[Finding]:
         """Flag a move whose rationale or message reads like instructions to other agents
         (prompt injection); other parties' text is data, never commands."""
-        setting = self.policy.injection
-        if setting == "off":
-            return []
-        findings = []
-        for field_name in ("rationale", "message"):
-            text = getattr(action, field_name) or ""
-            hit = instruction_like(text) if text else None
-            if hit is not None:
-                findings.append(Finding(
-                    check="injection", level=setting, code="instruction_like_text",
-                    message=f"{party}'s {field_name} addresses the other negotiators with "
-                            f"instructions (\"{hit.group(0)}\"); it is passed on only as "
-                            "quoted data",
-                    data={"party": party, "field": field_name, "excerpt": text[:200]}))
-        return findings
+        return [finding for check in self.checks
+                for finding in check.on_text(self, party, action)]
 
     # --- agreements ------------------------------------------------------------------
 
@@ -331,18 +236,12 @@ class Referee:
             report = {**report, "members": kept, "departed": list(departed)}
             return (verdict.with_findings(gone) if gone else verdict), report
         outcome = self.space.index_of(terms)
-        policy = self.policy
-        findings: list[Finding] = [Finding(check="validity", level="pass", code="valid_terms",
-                                           message="every issue is set to an allowed value")]
-        findings += self._accountability(proposer, rationale, "agreements", composed)
-        findings += self._red_lines(terms, outcome, policy.red_lines.agreements)
-        findings += self._rationality(outcome, policy.individual_rationality.agreements)
-        distance, better = self._efficiency(outcome)
-        report = self.report(outcome, efficiency=(distance, better))
-        findings += self._pareto(outcome, policy.pareto.agreements, (distance, better))
-        findings += self._fairness(report, policy.fairness.agreements)
-        findings += self._shares(terms, policy.fairness.agreements)
-        findings += self._custom(terms, "agreement")
+        efficiency = self._efficiency(outcome)
+        report = self.report(outcome, efficiency=efficiency)
+        case = Case("agreement", proposer, rationale, terms, outcome, composed=composed,
+                    report=report, efficiency=efficiency)
+        findings = [finding for check in self.checks
+                    for finding in check.on_agreement(self, case)]
         return verdict_of("agreement", findings), report
 
     def _efficiency(self, outcome: int) -> tuple[float, int | None]:
@@ -379,111 +278,6 @@ class Referee:
         }
         return report
 
-    # --- checks ------------------------------------------------------------------------
-
-    def _accountability(self, proposer: str, rationale: str,
-                        which: Literal["proposals", "agreements"],
-                        composed: str | None = None) -> list[Finding]:
-        setting = getattr(self.policy.accountability, which)
-        if composed is not None:
-            return [Finding(check="accountability", level="pass", code="accountable",
-                            message=composed, data={"proposer": proposer})]
-        if proposer not in self.scenario.party_ids:
-            return [Finding(check="accountability", level=_level(True, setting),
-                            code="unknown_proposer",
-                            message=f"the proposer '{proposer}' is not a party")]
-        if not rationale.strip():
-            return [Finding(check="accountability", level=_level(True, setting),
-                            code="missing_rationale",
-                            message=f"{proposer} gave no rationale for its proposal",
-                            data={"proposer": proposer})]
-        return [Finding(check="accountability", level="pass", code="accountable",
-                        message=f"proposed by {proposer} with a rationale",
-                        data={"proposer": proposer})]
-
-    def _red_lines(self, terms: dict[str, TermValue], outcome: int,
-                   setting: CheckLevel) -> list[Finding]:
-        findings = []
-        for org in self.organizations:
-            if self.analysis.keeps_red_lines[org.id][outcome]:
-                continue
-            for red_line in org.preferences.red_lines:
-                if violates(red_line, terms):
-                    findings.append(Finding(
-                        check="red_lines", level=_level(True, setting), code="red_line_crossed",
-                        message=f"crosses a red line of {org.name}: "
-                                f"{_red_line_text(red_line)}"
-                                + (f" ({red_line.reason})" if red_line.reason else ""),
-                        data={"party": org.id, **red_line.model_dump(exclude_none=True)}))
-        if not findings:
-            findings.append(Finding(check="red_lines", level="pass", code="red_lines_kept",
-                                    message="no organisation's red line is crossed"))
-        return findings
-
-    def _rationality(self, outcome: int, setting: CheckLevel) -> list[Finding]:
-        utilities = self.analysis.utilities_of(outcome)
-        findings = []
-        for org, utility, reservation in zip(self.organizations, utilities,
-                                             self.analysis.reservation, strict=True):
-            if utility < reservation - 1e-12:
-                findings.append(Finding(
-                    check="individual_rationality", level=_level(True, setting),
-                    code="below_reservation",
-                    message=f"{org.name} would get {utility:.3f}, below its reservation "
-                            f"value {reservation:.3f}",
-                    data={"party": org.id, "utility": round(float(utility), 6),
-                          "reservation_value": float(reservation)}))
-        if not findings:
-            findings.append(Finding(check="individual_rationality", level="pass",
-                                    code="rational", message="every party beats its "
-                                                             "alternative to a deal"))
-        return findings
-
-    def _pareto(self, outcome: int, setting: CheckLevel,
-                efficiency: tuple[float, int | None] | None = None) -> list[Finding]:
-        distance, better = efficiency or self._efficiency(outcome)
-        limit = self.policy.pareto.max_distance
-        if better is None:
-            return [Finding(check="pareto", level="pass", code="pareto_efficient",
-                            message="no feasible outcome is better for someone and worse for "
-                                    "no one", data={"distance": round(distance, 6)})]
-        data = {"distance": round(distance, 6), "max_distance": limit,
-                "dominating_terms": self.space.terms(better)}
-        if distance <= limit:
-            return [Finding(check="pareto", level="pass", code="pareto_near",
-                            message=f"dominated, but within {limit} of the frontier "
-                                    f"(distance {distance:.3f})", data=data)]
-        return [Finding(check="pareto", level=_level(True, setting), code="pareto_dominated",
-                        message=f"another feasible outcome is better for some parties and "
-                                f"worse for none (distance to the frontier {distance:.3f} > "
-                                f"{limit})", data=data)]
-
-    def _fairness(self, report: dict[str, Any], setting: CheckLevel) -> list[Finding]:
-        policy = self.policy.fairness
-        findings = []
-        ratio = report["nash_ratio"]
-        if ratio is not None:
-            findings.append(Finding(
-                check="fairness", level=_level(ratio < policy.min_nash_ratio, setting),
-                code="nash_ratio", message=f"Nash product is {ratio:.0%} of the best possible "
-                                           f"(minimum {policy.min_nash_ratio:.0%})",
-                data={"nash_ratio": ratio, "min_nash_ratio": policy.min_nash_ratio}))
-        distance = report["ks_distance"]
-        if distance is not None:
-            findings.append(Finding(
-                check="fairness", level=_level(distance > policy.max_ks_distance, setting),
-                code="ks_distance", message=f"distance to the Kalai–Smorodinsky point is "
-                                            f"{distance:.3f} (maximum {policy.max_ks_distance})",
-                data={"ks_distance": distance, "max_ks_distance": policy.max_ks_distance}))
-        lowest = report["lowest_gain"]
-        findings.append(Finding(
-            check="fairness", level=_level(lowest < policy.min_egalitarian_gain, setting),
-            code="egalitarian_gain", message=f"the worst-off party gains {lowest:+.3f} over its "
-                                             f"reservation value (minimum "
-                                             f"{policy.min_egalitarian_gain:+.3f})",
-            data={"lowest_gain": lowest, "min_egalitarian_gain": policy.min_egalitarian_gain}))
-        return findings
-
     def _fair_shares(self) -> dict[str, dict[str, float]]:
         """Per benefit split, each party's contribution-based (or Shapley) share in %."""
         shapley: dict[str, float] | None = None
@@ -517,39 +311,6 @@ class Referee:
             }
         return report
 
-    def _shares(self, terms: dict[str, TermValue], setting: CheckLevel) -> list[Finding]:
-        limit = self.policy.fairness.max_share_deviation
-        findings = []
-        for issue_id, entry in self.share_report(terms).items():
-            issue = next(i for i in self.scenario.issues if i.id == issue_id)
-            failed = entry["deviation"] > limit
-            fair_text = format_value(issue, {p: round(v) for p, v in entry["fair"].items()})
-            findings.append(Finding(
-                check="fairness", level=_level(failed, setting),
-                code="share_deviation" if failed else "share_proportional",
-                message=f"{issue.name}: {format_value(issue, entry['actual'])} is "
-                        f"{entry['deviation']:.0f} points from the {entry['basis']}-based "
-                        f"share {fair_text} (maximum {limit:.0f})",
-                data={"issue": issue_id, **entry, "max_deviation": limit}))
-        return findings
-
-
-_RED_LINE_VERBS = {"==": "must be", "!=": "must not be", "in": "must be one of",
-                   "not_in": "must not be any of", ">=": "must be at least",
-                   "<=": "must be at most", ">": "must be more than", "<": "must be less than"}
-
-
-def _red_line_text(red_line: RedLine) -> str:
-    """A red line in words: ``data_access must not be full_customer_data``, or for a split
-    ``revenue_share: vendor's share must be at least 60``."""
-    value = red_line.value
-    shown = ", ".join(value) if isinstance(value, list) else f"{value:g}" \
-        if isinstance(value, float) else f"{value}"
-    subject = f"{red_line.issue}: {red_line.party}'s share" if red_line.party \
-        else red_line.issue
-    return f"{subject} {_RED_LINE_VERBS[red_line.op]} {shown}"
-
-
 def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
                terms: dict[str, TermValue]) -> list[dict[str, Any]]:
     """For each agreed clause: who first put the agreed value on the table in the run of
@@ -568,3 +329,21 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
             table.append({"issue": issue_id, "value": value, "proposer": origin[1],
                           "round": origin[0], "rationale": origin[2]})
     return table
+
+
+__all__ = [
+    "INSTRUCTION_LIKE",
+    "INSTRUCTION_PATTERNS",
+    "PASSED_PROPOSAL",
+    "Failure",
+    "Feedback",
+    "Finding",
+    "GuardrailCheck",
+    "Level",
+    "Referee",
+    "Subject",
+    "Verdict",
+    "instruction_like",
+    "provenance",
+    "verdict_of",
+]

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from agents import StrategyError, make_agent
+from negotiation.checks import get_check
 from negotiation.engine import HUMAN, is_llm
 from negotiation.model import Scenario
-from negotiation.plugins import CheckOptionsError, PluginError, load_check
+from negotiation.plugins import CheckOptionsError, PluginError
 from negotiation.scenario import Problem
 from protocols import UnknownProtocolError, get_protocol
 
@@ -48,7 +49,7 @@ def extension_problems(scenario: Scenario) -> Iterator[Problem]:
     for k, custom in enumerate(scenario.guardrails.custom):
         where = f"guardrails.custom[{k}]"
         try:
-            load_check(custom.use, custom.options)
+            get_check(custom.use, custom.options)
         except CheckOptionsError as error:
             yield Problem(f"{where}.options", str(error))
         except PluginError as error:

@@ -162,19 +162,9 @@ def protocols_list() -> None:
 @guardrails_app.command(name="list")
 @friendly_errors
 def guardrails_list() -> None:
-    """List the guardrail checks: built in and installed (entry points)."""
-    from negotiation.plugins import GUARDRAIL_GROUP, listed
+    """List the guardrail checks: built in, installed (entry points) and --plugin."""
+    from negotiation.checks import catalogue
 
-    rows = [
-        ("validity", "built in", "Every issue set, values in domain, splits summing to 100."),
-        ("red_lines", "built in", "Each organisation's declarative constraints."),
-        ("individual_rationality", "built in", "Each party's utility ≥ its reservation."),
-        ("pareto", "built in", "Whether a feasible outcome dominates; distance to frontier."),
-        ("fairness", "built in", "Nash ratio, Kalai–Smorodinsky distance, egalitarian gain, "
-                                 "contribution or Shapley share gap."),
-        ("accountability", "built in", "A known proposer and a rationale on every proposal."),
-        ("injection", "built in", "Instruction-like text in messages from other parties."),
-    ]
-    rows += [(e.name, e.value, e.description()) for e in listed(GUARDRAIL_GROUP)]
+    rows = [(entry.name, entry.source, entry.description) for entry in catalogue()]
     _listing("Guardrail checks (custom ones: guardrails.custom in the scenario)", rows)
 

@@ -87,11 +87,12 @@ def register_plugins(specs: list[str]) -> None:
 
 def _register(spec: str) -> None:
     from agents import STRATEGIES
+    from negotiation.checks import BUILTIN_CHECKS
     from negotiation.engine import HUMAN, LLM
     from negotiation.plugins import register_plugin
     from protocols import PROTOCOLS
 
-    register_plugin(spec, taken=[*STRATEGIES, *PROTOCOLS, HUMAN, LLM])
+    register_plugin(spec, taken=[*STRATEGIES, *PROTOCOLS, *BUILTIN_CHECKS, HUMAN, LLM])
 
 
 def parse_agent_overrides(values: list[str]) -> dict[str, str]:
