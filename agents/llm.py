@@ -377,9 +377,9 @@ def evaluate_terms(view: View, terms: Mapping[str, TermValue]) -> dict[str, Any]
 class LLMAgent:
     """One organisation's LLM negotiator."""
 
-    def __init__(self, settings: LLMSettings, run: LLMRun | None = None) -> None:
+    def __init__(self, settings: LLMSettings, run: LLMRun) -> None:
         self.settings = settings
-        self.run = run or LLMRun()
+        self.run = run
         self._client: openai.AsyncOpenAI | None = None
         self._format = settings.response_format
         self._fixed: _Fixed | None = None

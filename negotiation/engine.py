@@ -1,422 +1,140 @@
-"""The plain driver: runs one negotiation from start to outcome, recording every event.
+"""The run context: one entry, :func:`open_run`, that builds everything a negotiation needs,
+and the plain driver that plays it.
 
-It is the fastest way to run rule-based negotiations (tournaments, CI) and the reference
-for every other driver: protocol and agents are called the same way everywhere.
+Every way of running a negotiation goes through :func:`open_run` — the plain loop
+(:func:`run_scenario`, tournaments, campaign stages, the pytest plugin) and the durable
+graph (:mod:`negotiation.graph`: new runs and resumed ones).  It resolves each
+organisation's strategy, creates the LLM client when an LLM sits, seats a person, opens the
+transcript and writes (or, resuming, re-checks) its header.  The drivers then differ only
+in how they schedule and persist the one turn function, :meth:`Session.turn`, and every
+driver delivers each event to the same ``on_event`` callback as it is recorded.
 """
 
 from __future__ import annotations
 
-import functools
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-import anyio
-
-from agents import Agent, History, Memory, Move, StrategyError, View, make_agent
-from agents.budget import BudgetExceeded
-from negotiation.analysis import SpaceAnalysis
-from negotiation.errors import InputError
-from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
-from negotiation.model import (
-    ACTION,
-    Action,
-    Agreement,
-    LLMSettings,
-    Propose,
-    Scenario,
-    TermValue,
+from agents import Memory
+from negotiation.model import Scenario
+from negotiation.seats import (
+    HUMAN,
+    LLM,
+    LLMOptions,
+    agent_specs,
+    build_agents,
+    is_llm,
+    llm_settings,
+    new_llm_run,
 )
-from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
-from negotiation.utility import UtilityFunction
-from protocols import MEDIATOR, IllegalActionError, get_protocol
+from negotiation.session import (
+    EventHook,
+    Negotiation,
+    RunResult,
+    Session,
+    ViewHook,
+    analysis_of,
+    package_version,
+)
+from negotiation.transcript import TranscriptError, TranscriptWriter, now
 
 if TYPE_CHECKING:
     from agents.llm import LLMRun
 
-EventHook = Callable[[dict[str, Any]], None]
-
-
-@functools.cache
-def package_version() -> str:
-    try:
-        return version("partnership-negotiation")
-    except PackageNotFoundError:
-        return "0+unknown"
+__all__ = [
+    "HUMAN", "LLM", "EventHook", "LLMOptions", "Negotiation", "RunContext", "RunResult",
+    "Session", "ViewHook", "agent_specs", "analysis_of", "build_agents", "is_llm",
+    "llm_settings", "new_llm_run", "new_transcript_path", "open_run", "package_version",
+    "run_scenario",
+]
 
 
 @dataclass
-class RunResult:
-    """How a run ended, with the transcript that records it."""
+class RunContext:
+    """Everything one negotiation needs, opened by :func:`open_run`."""
 
-    status: str
-    reason: str
-    rounds: int
-    agreement: Agreement | None
-    utilities: dict[str, float]
-    transcript: TranscriptWriter
-    path: Path | None = None
-    agents: dict[str, str] = field(default_factory=dict)
-    #: Why an agent's failure ended the run (LLM errors, spent budgets, invalid moves).
-    failure: str | None = None
-
-
-def agent_specs(scenario: Scenario, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The strategy spec for each organisation: the command line's, else the scenario's."""
-    overrides = dict(overrides or {})
-    unknown = set(overrides) - set(scenario.party_ids)
-    if unknown:
-        raise InputError(f"--agent names unknown organisation(s) {sorted(unknown)}; "
-                       f"choose from {scenario.party_ids}")
-    return {org.id: overrides.get(org.id, org.agent.strategy) for org in scenario.organizations}
-
-
-HUMAN = "human"
-LLM = "llm"
-
-
-def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None = None,
-                 llm_run: LLMRun | None = None,
-                 human: Callable[[], Agent] | None = None) -> dict[str, Agent]:
-    """An agent per party.  ``human`` seats a person at this terminal; ``llm`` uses the
-    organisation's ``agent.llm`` settings and ``llm:MODEL`` names the model."""
-    agents: dict[str, Agent] = {}
-    for party, spec in specs.items():
-        if spec == HUMAN:
-            if human is None:
-                from agents.human import HumanAgent  # the terminal seat: rich loads only here
-
-                human = HumanAgent
-            agents[party] = human()
-        elif is_llm(spec):
-            from agents.llm import LLMAgent, LLMRun  # the openai SDK loads only when needed
-
-            llm_run = llm_run or LLMRun()
-            agents[party] = LLMAgent(llm_settings(spec, party, scenario), llm_run)
-        else:
-            agents[party] = make_agent(spec, party=party, seed=seed)
-    return agents
-
-
-def is_llm(spec: str) -> bool:
-    return spec == LLM or spec.startswith(LLM + ":")
-
-
-def llm_settings(spec: str, party: str, scenario: Scenario | None) -> LLMSettings:
-    configured = scenario.organization(party).agent.llm if scenario is not None else None
-    model = spec.partition(":")[2].strip()
-    if configured is None and not model:
-        raise StrategyError(f"'{party}' uses an LLM agent but names no model: write "
-                            f"--agent {party}=llm:MODEL or give agent.llm.model in the "
-                            "scenario")
-    if configured is None:
-        return LLMSettings(model=model)
-    return configured.model_copy(update={"model": model}) if model else configured
-
-
-_PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
-
-
-class Negotiation:
-    """One run's fixed context: the scenario, its outcome space and every party's utility."""
-
-    def __init__(self, scenario: Scenario, *, rounds: int | None = None,
-                 analysis: SpaceAnalysis | None = None) -> None:
-        self.scenario = scenario
-        self.analysis = analysis or analysis_of(scenario)
-        self.public = self.analysis.public
-        self.space = self.analysis.space
-        self.referee = Referee(scenario, self.analysis)
-        self.parties = scenario.party_ids
-        self.utilities: dict[str, UtilityFunction] = self.analysis.functions
-        # Tabled before any agent keeps a utility vector, so that they share one copy.
-        self.utility_table = self.analysis.full_utilities
-        self.protocol = get_protocol(scenario.protocol.name)
-        self.max_rounds = rounds or scenario.protocol.rounds
-
-    def header(self, seed: int, specs: Mapping[str, str]) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "scenario_id": self.scenario.id,
-            "scenario_digest": self.analysis.digest,
-            "scenario": self.analysis.scenario_json,
-            "seed": seed,
-            "version": package_version(),
-            "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
-            "parties": self.scenario.party_ids,
-            "agents": dict(specs),
-            **({"llm": llm} if (llm := self._llm_header(specs)) else {}),
-        }
-
-    def _llm_header(self, specs: Mapping[str, str]) -> dict[str, Any]:
-        """The model settings of LLM agents, for the audit trail (no keys, no credentials)."""
-        settings = {}
-        for party, spec in specs.items():
-            if is_llm(spec):
-                dumped = llm_settings(spec, party, self.scenario).model_dump(mode="json")
-                if dumped.get("base_url"):
-                    dumped["base_url"] = _without_credentials(dumped["base_url"])
-                settings[party] = dumped
-        return settings
-
-    def utilities_of(self, outcome: int) -> dict[str, float]:
-        row = self.utility_table[outcome].tolist()
-        return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
-
-    def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
-                specs: Mapping[str, str], on_event: EventHook | None = None,
-                options: Mapping[str, Any] | None = None,
-                memory: Mapping[str, Memory] | None = None) -> Session:
-        return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event,
-                       options=options, memory=memory)
-
-    async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
-                  specs: Mapping[str, str], on_event: EventHook | None = None,
-                  options: Mapping[str, Any] | None = None,
-                  memory: Mapping[str, Memory] | None = None) -> RunResult:
-        """The plain driver: one loop over turns, no persistence beyond the transcript.
-        ``options`` go into the header; ``memory`` is what each party remembers of earlier
-        stages (campaigns)."""
-        session = self.session(agents, seed=seed, writer=writer, specs=specs,
-                               on_event=on_event, options=options, memory=memory)
-        session.open()
-        while not session.done:
-            await session.turn()
-        return session.finish()
-
-
-class Session:
-    """One negotiation in progress: the turn logic every driver calls.
-
-    ``open`` writes the header, ``turn`` plays one party's turn (act → referee → record →
-    protocol), ``finish`` checks any agreement and writes the outcome.
-    """
-
-    def __init__(self, negotiation: Negotiation, agents: Mapping[str, Agent], *, seed: int,
-                 writer: TranscriptWriter, specs: Mapping[str, str],
-                 on_event: EventHook | None = None,
-                 options: Mapping[str, Any] | None = None,
-                 memory: Mapping[str, Memory] | None = None) -> None:
-        self.negotiation = negotiation
-        self.options = dict(options or {})
-        self.memory = dict(memory or {})
-        self.agents = agents
-        self.seed = seed
-        self.writer = writer
-        self.specs = specs
-        self.on_event = on_event
-        self.state = negotiation.protocol.start(
-            negotiation.scenario.party_ids, negotiation.max_rounds,
-            min_parties=negotiation.scenario.protocol.min_coalition)
-        self.moves: list[Move] = []
-        self.history = History(self.moves)
-        self.private = {org.id: org.preferences for org in negotiation.scenario.organizations}
-        self.feedback: dict[str, Feedback] = {}
-        self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
-        self.failure: str | None = None
-        self.result: RunResult | None = None
-        #: Exceptions a driver uses for control flow (e.g. LangGraph's interrupt): they are
-        #: not an agent's failure and pass through a turn untouched.
-        self.passthrough: tuple[type[BaseException], ...] = ()
-        self._new_text = False
-
-    def record(self, type_: str, body: dict[str, Any],
-               wall: dict[str, Any] | None = None) -> dict[str, Any]:
-        event = self.writer.append(type_, body, wall=wall)
-        if self.on_event is not None:
-            self.on_event(event)
-        return event
-
-    def open(self, wall: dict[str, Any] | None = None) -> None:
-        header = self.negotiation.header(self.seed, self.specs)
-        if self.options:
-            header["options"] = self.options
-        self.record("header", header, wall=wall)
+    session: Session
+    specs: dict[str, str]
+    #: The run's LLM client, if an LLM sits (shared by its agents).
+    llm_run: LLMRun | None
+    #: The person in a human seat, asked for a move with ``prompt(view)``.
+    person: Any = None
 
     @property
-    def done(self) -> bool:
-        return self.state.done or self.failure is not None
+    def writer(self) -> TranscriptWriter:
+        return self.session.writer
 
-    async def turn(self) -> None:
-        """Play the current party's turn; errors end the run with a recorded reason."""
-        negotiation, state = self.negotiation, self.state
-        party = state.current_party
-        agent = self.agents[party]
-        view = self.current_view(consume_feedback=True)
-        try:
-            try:
-                recorded = self._recorded_action(party, agent)
-                action: Action = recorded if recorded is not None else await agent.act(view)
-            finally:
-                for call in _drain_calls(agent):
-                    latency = call.pop("latency_ms", None)
-                    self.record("llm_call", {"round": state.round, "party": party, **call},
-                                wall={"latency_ms": latency})
-            if action.kind not in view.legal:
-                raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
-                                         f"{sorted(view.legal)}")
-            body: dict[str, Any] = {"round": state.round, "party": party,
-                                    "action": action.model_dump(mode="json",
-                                                                exclude_none=True)}
-            referee = negotiation.referee
-            flagged = referee.check_text(party, action)
-            if isinstance(action, Propose):
-                verdict, outcome = referee.check_proposal(party, action, state.left)
-                if flagged:
-                    verdict = verdict.with_findings(flagged)
-                body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
-                                   else verdict.model_dump(mode="json"))
-                if verdict.blocked:
-                    self.feedback[party] = referee.feedback(verdict, action.offer.terms,
-                                                            state.left)
-                    body["feedback"] = self.feedback[party].model_dump(mode="json")
-                    self.record("blocked", body)
-                    self.state = negotiation.protocol.pass_turn(state)
-                    return
-                assert outcome is not None
-                body["utilities"] = negotiation.utilities_of(outcome)
-                self.proposals.append((state.round, party, action.offer.terms,
-                                       action.rationale))
-            elif flagged:
-                body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
-            self.state = negotiation.protocol.apply(state, party, action)
-            self._new_text = self.state.standing_proposer == MEDIATOR and \
-                self.state.standing_offer is not state.standing_offer
-        except self.passthrough:
-            raise
-        except MemoryError:
-            raise  # the machine failed, not the agent: the command ends with exit 2
-        except TranscriptError:
-            raise  # the transcript could not be written (a full disk): not the agent's fault
-        except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
-            self.abort()
-            raise
-        except BudgetExceeded as error:
-            self.failure = f"budget exhausted: {error}"
-            self.record("error", {"round": state.round, "party": party, "error": self.failure})
-            return
-        except IllegalActionError as error:
-            self.failure = f"{party} made an invalid move: {error}"
-            self.record("error", {"round": state.round, "party": party, "error": str(error)})
-            return
-        except Exception as error:  # an agent's own failure must not lose the transcript
-            self.failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
-            self.record("error", {"round": state.round, "party": party,
-                                  "error": f"{type(error).__name__}: {error}"})
-            return
-        self.record("move", body)
-        self.moves.append(Move(round=body["round"], party=party, action=action))
-        if self._new_text and self.state.standing_offer is not None and not self.state.done:
-            text = self.state.standing_offer
-            self.record("mediator_text", {
-                "round": self.state.round, "terms": text.terms,
-                "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
+    @property
+    def path(self) -> Path | None:
+        return self.session.writer.path
 
-    def current_view(self, *, consume_feedback: bool = False) -> View:
-        """The view of the party whose turn it is; its referee feedback is handed over
-        once, when the turn is taken (``consume_feedback``)."""
-        negotiation, state = self.negotiation, self.state
-        party = state.current_party
-        feedback = self.feedback.pop(party, None) if consume_feedback \
-            else self.feedback.get(party)
-        return View(party=party, scenario=negotiation.public, preferences=self.private[party],
-                    space=negotiation.space, utility=negotiation.utilities[party],
-                    state=state, history=self.history,
-                    legal=negotiation.protocol.legal_actions(state, party), feedback=feedback,
-                    memory=self.memory.get(party))
+    async def play(self) -> RunResult:
+        """The plain driver: every turn in one loop."""
+        return await self.session.play()
 
-    def abort(self) -> None:
-        """Leave a valid transcript that says the run was stopped (once)."""
-        if self.writer.events and self.writer.events[-1]["type"] == "aborted":
-            return
-        state = self.state
-        party = state.current_party
-        self.record("aborted", {"round": state.round, "party": party,
-                                "reason": f"interrupted during {party}'s turn in round "
-                                          f"{state.round + 1}"})
-
-    def _recorded_action(self, party: str, agent: Agent) -> Action | None:
-        """While a resumed run catches up, a person's earlier moves come from the
-        transcript: nobody is asked twice."""
-        if not self.writer.replaying or not getattr(agent, "replay_from_transcript", False):
-            return None
-        for event in self.writer.peek_pending():
-            if event["type"] in {"move", "blocked"} and event["party"] == party:
-                return ACTION.validate_python(event["action"])
+    def answer(self, payload: Any, session: Session) -> Any:
+        """Answer a durable run's pause: a human seat's turn is asked of :attr:`person`
+        with the turn's own view; any other pause (sign-off) is left unanswered."""
+        if isinstance(payload, dict) and payload.get("kind") == "human_turn" and \
+                self.person is not None:
+            action = self.person.prompt(session.current_view())
+            return action.model_dump(mode="json", exclude_none=True)
         return None
 
-    def finish(self) -> RunResult:
-        """Referee any agreement and write the outcome event."""
-        negotiation, state = self.negotiation, self.state
-        scenario = negotiation.scenario
-        body: dict[str, Any] = {
-            "reservation_values": {org.id: org.preferences.reservation_value
-                                   for org in scenario.organizations},
-        }
-        agreement: Agreement | None = None
-        utilities: dict[str, float] = {}
-        reason = self.failure or state.reason
-        if self.failure is None and state.status == "agreement":
-            assert state.standing_offer is not None and state.standing_proposer is not None
-            terms = state.standing_offer.terms
-            rationale = self.proposals[-1][3] if self.proposals else ""
-            verdict, report = negotiation.referee.check_agreement(
-                terms, state.standing_proposer, rationale, members=state.parties,
-                departed=state.left)
-            body["verdict"] = verdict.model_dump(mode="json")
-            body["fairness"] = report
-            body["accountability"] = provenance(self.proposals, terms)
-            candidate = Agreement(terms=terms, proposer=state.standing_proposer,
-                                  round=state.round, parties=list(state.parties))
-            if verdict.blocked:
-                reason = f"the referee blocked the agreement: {verdict.summary()}"
-                body["blocked_agreement"] = candidate.model_dump(mode="json")
-            else:
-                agreement = candidate
-                utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
-                body["agreement"] = agreement.model_dump(mode="json")
-                body["utilities"] = utilities
-        status = "agreement" if agreement else "no_agreement"
-        rounds = min(state.round + 1, negotiation.max_rounds)
-        self.record("outcome", {"status": status, "reason": reason, "rounds": rounds, **body})
-        self.result = RunResult(status=status, reason=reason, rounds=rounds,
-                                agreement=agreement, utilities=utilities,
-                                transcript=self.writer, path=self.writer.path,
-                                agents=dict(self.specs), failure=self.failure)
-        return self.result
 
+@asynccontextmanager
+async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = None,
+                   seed: int = 0, rounds: int | None = None, transcript: Path | None = None,
+                   resume: bool = False, fsync: bool = True, llm_run: LLMRun | None = None,
+                   llm: LLMOptions | None = None, on_event: EventHook | None = None,
+                   on_view: ViewHook | None = None, options: Mapping[str, Any] | None = None,
+                   memory: Mapping[str, Memory] | None = None, person: Any = None,
+                   durable: bool = False, wall: dict[str, Any] | None = None
+                   ) -> AsyncIterator[RunContext]:
+    """Open one negotiation of ``scenario`` and write its header.
 
-_ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
+    ``agents`` overrides organisations' strategies; the transcript goes to ``transcript``
+    (kept in memory when ``None``), or, with ``resume``, the run re-plays against that
+    existing transcript.  ``llm_run`` is a caller's shared LLM client (else one is made
+    from ``llm`` when an LLM sits, and closed at the end).  ``person`` takes a human seat
+    (by default a person at this terminal); a ``durable`` run pauses for them instead, and
+    :meth:`RunContext.answer` asks them.  ``options`` go into the header, ``memory`` is
+    what each party remembers of earlier stages (campaigns), ``wall`` the header's
+    wall-clock fields.
+    """
+    specs = agent_specs(scenario, agents)
+    negotiation = Negotiation(scenario, rounds=rounds)
+    if HUMAN in specs.values() and person is None:
+        from agents.human import HumanAgent  # the terminal seat: rich loads only here
 
+        person = HumanAgent()
+    seat: Any = person
+    if durable and person is not None:
+        from agents.human import InterruptingHuman
 
-def analysis_of(scenario: Scenario) -> SpaceAnalysis:
-    """The (read-only) space analysis of a scenario object, shared by runs that reuse it."""
-    cached = _ANALYSES.get(id(scenario))
-    if cached is not None and cached[0] is scenario:
-        _ANALYSES.move_to_end(id(scenario))
-        return cached[1]
-    analysis = SpaceAnalysis(scenario)
-    _ANALYSES[id(scenario)] = (scenario, analysis)  # holding the scenario pins its id
-    if len(_ANALYSES) > 16:
-        _ANALYSES.popitem(last=False)
-    return analysis
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _drain_calls(agent: Agent) -> list[dict[str, Any]]:
-    """Model calls an agent made this turn (LLM agents keep them; others have none)."""
-    drain = getattr(agent, "drain_calls", None)
-    return list(drain()) if callable(drain) else []
+        seat = InterruptingHuman()
+    own_llm = llm_run is None and any(is_llm(spec) for spec in specs.values())
+    if own_llm:
+        llm_run = new_llm_run(llm)
+    try:
+        # Agents first: an extension that fails to load must not leave an empty transcript.
+        built = build_agents(specs, seed, scenario, llm_run, human=lambda: seat)
+        writer = TranscriptWriter.resume(transcript) if resume and transcript is not None \
+            else TranscriptWriter(transcript, fsync=fsync)
+        try:
+            session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
+                                          on_event=on_event, options=options, memory=memory,
+                                          on_view=on_view)
+            session.open(wall=wall)
+            yield RunContext(session, specs, llm_run, person)
+        finally:
+            writer.close()
+    finally:
+        if own_llm and llm_run is not None:
+            await llm_run.aclose()
 
 
 def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
@@ -437,24 +155,15 @@ def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
 async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None = None,
                        agents: Mapping[str, str] | None = None, out_dir: Path | None = None,
                        transcript: Path | None = None, on_event: EventHook | None = None,
-                       fsync: bool = True, llm_run: LLMRun | None = None) -> RunResult:
-    """Run ``scenario`` with rule-based (or overridden) agents; write the transcript to
-    ``transcript``, or a new file in ``out_dir``, or keep it in memory when neither is given."""
-    specs = agent_specs(scenario, agents)
-    run = llm_run
-    if run is None and any(is_llm(spec) for spec in specs.values()):
-        from agents.llm import LLMRun
-
-        run = LLMRun()
-    built = build_agents(specs, seed, scenario, run)
-    negotiation = Negotiation(scenario, rounds=rounds)
+                       fsync: bool = True, llm_run: LLMRun | None = None,
+                       llm: LLMOptions | None = None, person: Any = None) -> RunResult:
+    """Run ``scenario`` with the plain driver and rule-based (or overridden) agents; write
+    the transcript to ``transcript``, or a new file in ``out_dir``, or keep it in memory
+    when neither is given."""
     path = transcript
     if path is None and out_dir is not None:
         path = new_transcript_path(out_dir, scenario, seed)
-    try:
-        with TranscriptWriter(path, fsync=fsync) as writer:
-            return await negotiation.run(built, seed=seed, writer=writer, specs=specs,
-                                         on_event=on_event)
-    finally:
-        if llm_run is None and run is not None:  # ours to close; a caller's may serve more
-            await run.aclose()
+    async with open_run(scenario, agents=agents, seed=seed, rounds=rounds, transcript=path,
+                        fsync=fsync, llm_run=llm_run, llm=llm, on_event=on_event,
+                        person=person) as run:
+        return await run.play()

@@ -20,12 +20,13 @@ pickle, never a constructor by import path (:class:`OwnTypesSerializer`).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -40,22 +41,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
-from agents.human import InterruptingHuman
 from negotiation import files
-from negotiation.engine import Negotiation as _Negotiation
-from negotiation.engine import (
-    RunResult,
-    Session,
-    agent_specs,
-    analysis_of,
-    build_agents,
-    is_llm,
-)
+from negotiation.engine import EventHook, LLMOptions, RunContext, RunResult, Session, open_run
 from negotiation.errors import RefusedError
 from negotiation.lifecycle import Status, transcript_status
 from negotiation.model import Scenario
 from negotiation.registry import header_problems
-from negotiation.transcript import TranscriptError, TranscriptWriter, load_verified
+from negotiation.transcript import TranscriptError, TranscriptWriter
 
 #: Answers a pause of the graph: (interrupt payload, session) → resume value, or None.
 Answer = Callable[[Any, Session], Any]
@@ -80,6 +72,11 @@ class CheckpointError(RefusedError):
 
 #: Checkpoint metadata key that binds every checkpoint to its transcript's header hash.
 HEAD_KEY = "transcript_head"
+
+#: The channel under which LangGraph saves the interrupts a paused graph waits on.
+_INTERRUPTS = "__interrupt__"
+#: The payload of the sign-off pause.
+_SIGNOFF_PAUSE = "pending sign-off"
 
 #: The only classes a checkpoint may hold: what LangGraph itself stores for this graph
 #: (interrupts for sign-off and human seats, resume commands).  Everything else in the
@@ -257,39 +254,38 @@ def _checkpoint_failure(path: Path, error: sqlite3.Error, transcript: Path) -> T
 
 @dataclass
 class GraphDriver:
-    """Runs one Session through a checkpointed LangGraph graph."""
+    """Runs one Session through a checkpointed LangGraph graph (without a session, it can
+    only answer a run paused for sign-off: nothing else needs the negotiation)."""
 
-    session: Session
+    session: Session | None
     transcript: Path
     head: str  # the transcript header's hash: binds the checkpoints to this transcript
     signoff_inline: bool = False
     pace: float = 0.0
 
     def build(self, checkpointer: AsyncSqliteSaver) -> CompiledStateGraph[Any, Any, Any, Any]:
-        session = self.session
-
         def progress(since: int) -> RunState:
-            events = session.writer.events
-            status = "done" if session.result is not None else "running"
+            events = self.live.writer.events
+            status = "done" if self.live.result is not None else "running"
             return {"events": len(events), "status": status,
                     "new_events": [_public_summary(e) for e in events[since:]]}
 
         async def turn(state: RunState) -> RunState:
             if self.pace:
                 await anyio.sleep(self.pace)
-            before = len(session.writer.events)
-            await session.turn()
+            before = len(self.live.writer.events)
+            await self.live.turn()
             return progress(before)
 
         def finish(state: RunState) -> RunState:
-            before = len(session.writer.events)
-            session.finish()
+            before = len(self.live.writer.events)
+            self.live.finish()
             return progress(before)
 
         def signoff(state: RunState) -> RunState:
             # 'negotiate review' records (and signs) each sign-off itself, then resumes the
             # graph: the node only waits, and reads the decision from the transcript.
-            interrupt({"transcript": str(self.transcript), "status": "pending sign-off"})
+            interrupt({"transcript": str(self.transcript), "status": _SIGNOFF_PAUSE})
             status, events = transcript_status(self.transcript)
             last = events[-1] if events else {}
             return {"status": status.value, "signoff": {"seq": last.get("seq", -1)},
@@ -301,10 +297,10 @@ class GraphDriver:
             return "signoff" if state.get("status") == Status.PENDING.value else END
 
         def after_turn(state: RunState) -> str:
-            return "finish" if session.done else "turn"
+            return "finish" if self.live.done else "turn"
 
         def after_finish(state: RunState) -> str:
-            result = session.result
+            result = self.live.result
             agreed = result is not None and result.status == "agreement"
             return "signoff" if self.signoff_inline and agreed else END
 
@@ -319,12 +315,20 @@ class GraphDriver:
         return graph.compile(checkpointer=checkpointer)
 
     @property
+    def live(self) -> Session:
+        """The session being driven (a sign-off-only driver has none)."""
+        if self.session is None:
+            raise RuntimeError("this graph driver only answers a sign-off pause")
+        return self.session
+
+    @property
     def config(self) -> RunnableConfig:
         return {"configurable": {"thread_id": self.transcript.stem},
                 "metadata": {HEAD_KEY: self.head}, "recursion_limit": 10**7}
 
     def __post_init__(self) -> None:
-        self.session.passthrough = (GraphBubbleUp,)
+        if self.session is not None:
+            self.session.passthrough = (GraphBubbleUp,)
 
     async def stream(self, resume: Any = None,
                      on_step: Callable[[RunState], None] | None = None) -> list[Any]:
@@ -339,7 +343,7 @@ class GraphDriver:
             elif snapshot.next:
                 start = None  # continue from the last checkpoint
             else:
-                start = {"events": len(self.session.writer.events), "status": "running"}
+                start = {"events": len(self.live.writer.events), "status": "running"}
             paused: list[Any] = []
             try:
                 # durability="sync": each checkpoint is on disk before the next step starts.
@@ -351,7 +355,7 @@ class GraphDriver:
                         elif isinstance(values, dict) and on_step is not None:
                             on_step(values)  # type: ignore[arg-type]
             except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
-                if self.session.result is None:
+                if self.session is not None and self.session.result is None:
                     self.session.abort()
                 raise
             return paused
@@ -360,23 +364,29 @@ class GraphDriver:
                     answer: Answer | None = None) -> None:
         """Run to the end, answering each pause with ``answer(payload, session)``; a pause
         it does not answer (``None``) leaves the run paused, resumable later."""
+        session = self.live
         resume: Any = None
         while True:
             paused = await self.stream(resume=resume, on_step=on_step)
             if not paused or answer is None:
                 return
             try:
-                resume = answer(paused[0], self.session)
+                resume = answer(paused[0], session)
             except KeyboardInterrupt:
-                self.session.abort()
+                session.abort()
                 raise
             if resume is None:
                 return
 
     async def pending_signoff(self) -> bool:
+        """Whether the run is paused for sign-off, read from its last checkpoint: the
+        interrupt it waits on (no graph, no negotiation is built)."""
         async with self._saver() as saver:
-            snapshot = await self.build(saver).aget_state(self.config)
-            return "signoff" in snapshot.next
+            saved = await saver.aget_tuple(self.config)
+        if saved is None:
+            return False
+        return any(channel == _INTERRUPTS and _is_signoff_pause(value)
+                   for _, channel, value in saved.pending_writes or ())
 
     @asynccontextmanager
     async def _saver(self) -> AsyncIterator[AsyncSqliteSaver]:
@@ -394,6 +404,12 @@ class GraphDriver:
             raise _checkpoint_failure(path, error, self.transcript) from None
 
 
+def _is_signoff_pause(value: Any) -> bool:
+    pauses = value if isinstance(value, list | tuple) else [value]
+    return any(isinstance(getattr(pause, "value", None), dict)
+               and pause.value.get("status") == _SIGNOFF_PAUSE for pause in pauses)
+
+
 def _public_summary(event: Mapping[str, Any]) -> dict[str, Any]:
     """The event as streamed: everything but the hash chain (the transcript keeps that)."""
     return {k: v for k, v in event.items() if k not in {"prev_hash", "hash", "scenario"}}
@@ -405,84 +421,77 @@ def _public_summary(event: Mapping[str, Any]) -> dict[str, Any]:
 async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
                     rounds: int | None = None, agents: Mapping[str, str] | None = None,
                     signoff_inline: bool = False, pace: float = 0.0,
-                    llm_run: Any = None,
+                    llm_run: Any = None, llm: LLMOptions | None = None, person: Any = None,
                     on_step: Callable[[RunState], None] | None = None,
-                    on_event: Callable[[dict[str, Any]], None] | None = None,
+                    on_event: EventHook | None = None,
                     answer: Answer | None = None) -> RunResult:
     """A new durable run; its checkpoints and LLM recording sit next to ``transcript``.
-    A human seat's turns are graph interrupts, answered by ``answer``."""
+    A human seat's turns are graph interrupts, answered by ``answer`` (by default: asked
+    of ``person``, a person at this terminal unless given)."""
     check_writable(transcript.parent)
     try:  # before the transcript exists: a link planted there refuses the run up front
         claim_checkpoints(checkpoint_path(transcript))
     except files.OutputError as error:
         raise TranscriptError(f"cannot keep checkpoints: {error}") from None
-    specs = agent_specs(scenario, agents)
-    run = _llm_run(specs, transcript, llm_run, replay_first=False)
-    try:
-        negotiation = _Negotiation(scenario, rounds=rounds, analysis=analysis_of(scenario))
-        # Agents first: an extension that fails to load must not leave an empty transcript.
-        built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
-        writer = TranscriptWriter(transcript)
-        try:
-            options = {"signoff": "inline"} if signoff_inline else None
-            session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
-                                          on_event=on_event, options=options)
-            session.open()
-            driver = GraphDriver(session, transcript, writer.events[0]["hash"],
-                                 signoff_inline, pace)
-            await driver.drive(on_step=on_step, answer=answer)
-        finally:
-            writer.close()
-    finally:
-        if run is not None and llm_run is None:
-            await run.aclose()
-    assert session.result is not None
-    return session.result
+    llm = llm or LLMOptions()
+    if llm.record is None and llm.replay is None:  # so that a resumed run does not pay twice
+        llm = replace(llm, record=calls_path(transcript))
+    async with open_run(scenario, agents=agents, seed=seed, rounds=rounds,
+                        transcript=transcript, llm_run=llm_run, llm=llm, on_event=on_event,
+                        options={"signoff": "inline"} if signoff_inline else None,
+                        person=person, durable=True) as run:
+        await _drive(run, transcript, signoff_inline, pace, on_step, answer)
+    assert run.session.result is not None
+    return run.session.result
 
 
 async def resume_run(transcript: Path, *, pace: float = 0.0,
                      on_step: Callable[[RunState], None] | None = None,
-                     on_event: Callable[[dict[str, Any]], None] | None = None,
+                     on_event: EventHook | None = None,
                      on_resumed: Callable[[int], None] | None = None,
-                     answer: Answer | None = None) -> RunResult:
-    """Continue an interrupted run from its transcript and checkpoints."""
-    writer = TranscriptWriter.resume(transcript)
-    try:
-        header = writer.peek_pending()[0]
-        scenario = Scenario.model_validate(header["scenario"])
-        specs: dict[str, str] = dict(header["agents"])
-        _refuse_unregistered(transcript, specs, scenario)
-        seed = int(header["seed"])
-        run = _llm_run(specs, transcript, None, replay_first=True)
-        try:
-            negotiation = _Negotiation(scenario, rounds=header["protocol"]["rounds"],
-                                       analysis=analysis_of(scenario))
-            built = build_agents(specs, seed, scenario, run, human=InterruptingHuman)
-            session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
-                                          options=header.get("options"))
-            session.open()
-            while writer.replaying and not session.done:
-                await session.turn()
-            if writer.replaying:
-                raise TranscriptError(f"{transcript}: the re-run ended before reaching the end "
-                                      "of the transcript; it cannot be resumed")
-            caught_up = len(writer.events)
-            session.on_event = on_event
-            session.record("resumed", {"after_seq": caught_up - 1,
-                                       "reason": "continued after an interruption"})
-            if on_resumed is not None:
-                on_resumed(caught_up)
-            driver = GraphDriver(session, transcript, writer.events[0]["hash"], pace=pace,
-                                 signoff_inline=header.get("options", {}).get("signoff")
-                                 == "inline")
-            await driver.drive(on_step=on_step, answer=answer)
-        finally:
-            if run is not None:
-                await run.aclose()
-    finally:
-        writer.close()
-    assert session.result is not None
-    return session.result
+                     person: Any = None, answer: Answer | None = None) -> RunResult:
+    """Continue an interrupted run from its transcript and checkpoints: re-play it against
+    the transcript (nothing is written twice, nobody is asked twice), then drive on."""
+    header = _header(transcript)
+    scenario = Scenario.model_validate(header["scenario"])
+    specs: dict[str, str] = dict(header["agents"])
+    _refuse_unregistered(transcript, specs, scenario)
+    options: dict[str, Any] = header.get("options") or {}
+    async with open_run(scenario, agents=specs, seed=int(header["seed"]),
+                        rounds=header["protocol"]["rounds"], transcript=transcript,
+                        resume=True, llm=LLMOptions(record=calls_path(transcript),
+                                                    replay_first=True),
+                        options=options, person=person, durable=True) as run:
+        session, writer = run.session, run.writer
+        while writer.replaying and not session.done:
+            await session.turn()
+        if writer.replaying:
+            raise TranscriptError(f"{transcript}: the re-run ended before reaching the end "
+                                  "of the transcript; it cannot be resumed")
+        caught_up = len(writer.events)
+        session.on_event = on_event
+        session.record("resumed", {"after_seq": caught_up - 1,
+                                   "reason": "continued after an interruption"})
+        if on_resumed is not None:
+            on_resumed(caught_up)
+        await _drive(run, transcript, options.get("signoff") == "inline", pace, on_step,
+                     answer)
+    assert run.session.result is not None
+    return run.session.result
+
+
+async def _drive(run: RunContext, transcript: Path, signoff_inline: bool, pace: float,
+                 on_step: Callable[[RunState], None] | None, answer: Answer | None) -> None:
+    driver = GraphDriver(run.session, transcript, run.writer.events[0]["hash"],
+                         signoff_inline, pace)
+    await driver.drive(on_step=on_step, answer=answer or run.answer)
+
+
+def _header(transcript: Path) -> dict[str, Any]:
+    """The pending header of a transcript being resumed."""
+    with TranscriptWriter.resume(transcript) as writer:
+        header: dict[str, Any] = writer.peek_pending()[0]
+    return header
 
 
 async def resume_signoff(transcript: Path) -> bool:
@@ -504,18 +513,16 @@ async def check_signoff_checkpoint(transcript: Path) -> None:
 
 
 def _signoff_driver(transcript: Path) -> GraphDriver | None:
-    """A driver that can answer the paused graph of ``transcript``; ``None`` if it has no
-    checkpoints.  Nothing it needs comes from outside the registry."""
+    """A driver that can only answer the sign-off pause of ``transcript``'s run; ``None``
+    if it has no checkpoints.  It needs the header's hash, nothing else."""
     if not checkpoint_path(transcript).exists():
         return None
-    events = load_verified(transcript)
-    header = events[0]
-    scenario = Scenario.model_validate(header["scenario"])
-    _refuse_unregistered(transcript, header["agents"], scenario)
-    negotiation = _Negotiation(scenario, rounds=header["protocol"]["rounds"])
-    session = negotiation.session({}, seed=header["seed"], writer=TranscriptWriter(),
-                                  specs=header["agents"])
-    return GraphDriver(session, transcript, header["hash"], signoff_inline=True)
+    try:
+        with transcript.open("rb") as handle:
+            head = json.loads(handle.readline())["hash"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TranscriptError(f"{transcript}: not a transcript ({error})") from None
+    return GraphDriver(None, transcript, str(head), signoff_inline=True)
 
 
 def _refuse_unregistered(transcript: Path, specs: Mapping[str, str], scenario: Scenario
@@ -525,18 +532,3 @@ def _refuse_unregistered(transcript: Path, specs: Mapping[str, str], scenario: S
     problems = list(header_problems(specs, scenario))
     if problems:
         raise TranscriptError(f"{transcript}: " + "; ".join(map(str, problems)))
-
-
-def _llm_run(specs: Mapping[str, str], transcript: Path, given: Any,
-             replay_first: bool) -> Any:
-    if given is not None:
-        return given
-    if not any(is_llm(spec) for spec in specs.values()):
-        return None
-    from agents.llm import LLMRun
-
-    try:
-        files.refuse_symlink(calls_path(transcript))  # refused now, not mid-run
-    except files.OutputError as error:
-        raise TranscriptError(f"cannot record the replies: {error}") from None
-    return LLMRun(record=calls_path(transcript), replay_first=replay_first)

@@ -28,14 +28,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from negotiation import files
-from negotiation.engine import Negotiation, analysis_of, build_agents, is_llm
+from negotiation.engine import is_llm, new_llm_run, open_run
 from negotiation.errors import InputError
 from negotiation.model import Scenario
 from negotiation.plugins import command_line_plugins, register_plugin
 from negotiation.registry import strategy_problem
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from negotiation.strict_yaml import StrictYamlError, load_yaml, read_data_file
-from negotiation.transcript import TranscriptWriter, drop_torn_tail
+from negotiation.transcript import drop_torn_tail
 
 #: Columns compared by ``--expect``: everything deterministic (wall time is not).
 DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds",
@@ -162,9 +162,7 @@ def run_batch(batch: Sequence[Job]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         llm_run = None
         if any(is_llm(spec) for job in batch for _, spec in job.seats):
-            from agents.llm import LLMRun
-
-            llm_run = LLMRun()
+            llm_run = new_llm_run()
         try:
             async with anyio.create_task_group() as group:
                 async def one(job: Job) -> None:
@@ -188,19 +186,10 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
         scenario = _SCENARIOS[job.scenario] = load_scenario(job.scenario)
     specs = dict(job.seats)
     start = time.perf_counter()
-    negotiation = Negotiation(scenario, rounds=job.rounds, analysis=analysis_of(scenario))
-    writer = TranscriptWriter()
-    own_run = llm_run is None and any(is_llm(spec) for spec in specs.values())
-    if own_run:
-        from agents.llm import LLMRun
-
-        llm_run = LLMRun()
-    try:
-        agents = build_agents(specs, job.seed, scenario, llm_run)
-        result = await negotiation.run(agents, seed=job.seed, writer=writer, specs=specs)
-    finally:
-        if own_run:
-            await llm_run.aclose()
+    async with open_run(scenario, agents=specs, seed=job.seed, rounds=job.rounds,
+                        llm_run=llm_run) as run:
+        result = await run.play()
+    writer = run.writer
     elapsed = time.perf_counter() - start
     events = writer.events
     outcome = events[-1]

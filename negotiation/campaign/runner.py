@@ -31,10 +31,11 @@ from negotiation.campaign.model import (
 from negotiation.campaign.trust import evaluate, reservation_values, rounded
 from negotiation.engine import (
     EventHook,
-    Negotiation,
-    agent_specs,
-    build_agents,
+    LLMOptions,
+    analysis_of,
     is_llm,
+    new_llm_run,
+    open_run,
     package_version,
 )
 from negotiation.errors import InputError
@@ -89,10 +90,8 @@ class CampaignRunner:
         result = CampaignResult(self.campaign, self.folder, self.results)
         llm_run, own = self.llm_run, False
         if llm_run is None and any(is_llm(spec) for spec in self._all_specs()):
-            from agents.llm import LLMRun
-
             # Every reply is kept beside the transcripts: the campaign replays offline.
-            llm_run, own = LLMRun(record=self.folder / LLM_CALLS), True
+            llm_run, own = new_llm_run(LLMOptions(record=self.folder / LLM_CALLS)), True
         try:
             for index, stage in enumerate(self.campaign.stages):
                 needs = isinstance(stage, EvaluateStage) or (
@@ -161,24 +160,20 @@ class CampaignRunner:
         data = stage_data(self.base, self.joined, stage,
                           _with_new_parties(self.base, fixed, parties), reservations)
         scenario = scenario_from_data(data, f"{self.loaded.source}, stage '{stage.id}'")
-        negotiation = Negotiation(scenario)
-        specs = agent_specs(scenario, {**{p: s for p, s in self.overrides.items()
-                                          if p in parties}, **stage.agents})
+        overrides = {**{p: s for p, s in self.overrides.items() if p in parties},
+                     **stage.agents}
         seed = derive_seed(self.seed, stage.id) % 2**31
-        agents = build_agents(specs, seed, scenario, llm_run)
-        memory = self._memories(stage, negotiation.space, scenario) if stage.memory else {}
+        memory = self._memories(stage, analysis_of(scenario).space, scenario) \
+            if stage.memory else {}
         link = self._link(index, stage)
         options = {"campaign": {**link, "trust": rounded(self.trust, parties),
                                 "reservation_values": reservations}}
-        with TranscriptWriter(path, fsync=self.fsync) as writer:
-            session = negotiation.session(agents, seed=seed, writer=writer, specs=specs,
-                                          options=options, memory=memory,
-                                          on_event=self.on_event)
-            session.open(wall=self._wall())
-            while not session.done:
-                await session.turn()
-            run = session.finish()
-            self._finish_link(path, writer)
+        async with open_run(scenario, agents=overrides, seed=seed, transcript=path,
+                            fsync=self.fsync, llm_run=llm_run, on_event=self.on_event,
+                            options=options, memory=memory, wall=self._wall()) as opened:
+            session = opened.session
+            run = await opened.play()
+            self._finish_link(path, opened.writer)
         status, reason = run.status, run.reason
         if run.agreement is not None:
             self.in_force = InForce(stage.id, dict(run.agreement.terms),

@@ -91,9 +91,9 @@ def campaign(
         async def run_all() -> Any:
             llm_run = None
             if replay is not None:
-                from agents.llm import LLMRun
+                from negotiation.engine import LLMOptions, new_llm_run
 
-                llm_run = LLMRun(replay=replay)
+                llm_run = new_llm_run(LLMOptions(replay=replay))
             try:
                 return await run_campaign(loaded, out, seed=seed, agents=overrides,
                                           on_stage=progress, llm_run=llm_run,

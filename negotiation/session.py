@@ -1,0 +1,391 @@
+"""One negotiation in progress: its fixed context (``Negotiation``) and the one turn
+function every driver calls (``Session.turn``: act → referee → record → protocol).
+
+Drivers differ only in how they schedule turns and persist them: the plain loop in
+:mod:`negotiation.engine`, the checkpointed graph in :mod:`negotiation.graph`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio
+
+from agents import Agent, History, Memory, Move, View
+from agents.budget import BudgetExceeded
+from negotiation.analysis import SpaceAnalysis
+from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
+from negotiation.model import ACTION, Action, Agreement, Offer, Propose, Scenario, TermValue
+from negotiation.seats import is_llm, llm_settings
+from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
+from negotiation.utility import UtilityFunction
+from protocols import IllegalActionError, get_protocol
+
+#: Sees every event as it is recorded, in every driver.
+EventHook = Callable[[dict[str, Any]], None]
+#: Sees the view of each turn once, when it is built (a studio shows each seat its own).
+ViewHook = Callable[[View], None]
+
+
+
+@functools.cache
+def package_version() -> str:
+    try:
+        return version("partnership-negotiation")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@dataclass
+class RunResult:
+    """How a run ended, with the transcript that records it."""
+
+    status: str
+    reason: str
+    rounds: int
+    agreement: Agreement | None
+    utilities: dict[str, float]
+    transcript: TranscriptWriter
+    path: Path | None = None
+    agents: dict[str, str] = field(default_factory=dict)
+    #: Why an agent's failure ended the run (LLM errors, spent budgets, invalid moves).
+    failure: str | None = None
+
+
+_PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
+
+
+class Negotiation:
+    """One run's fixed context: the scenario, its outcome space and every party's utility."""
+
+    def __init__(self, scenario: Scenario, *, rounds: int | None = None,
+                 analysis: SpaceAnalysis | None = None) -> None:
+        self.scenario = scenario
+        self.analysis = analysis or analysis_of(scenario)
+        self.public = self.analysis.public
+        self.space = self.analysis.space
+        self.referee = Referee(scenario, self.analysis)
+        self.parties = scenario.party_ids
+        self.utilities: dict[str, UtilityFunction] = self.analysis.functions
+        # Tabled before any agent keeps a utility vector, so that they share one copy.
+        self.utility_table = self.analysis.full_utilities
+        self.protocol = get_protocol(scenario.protocol.name)
+        self.max_rounds = rounds or scenario.protocol.rounds
+
+    def header(self, seed: int, specs: Mapping[str, str]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "scenario_id": self.scenario.id,
+            "scenario_digest": self.analysis.digest,
+            "scenario": self.analysis.scenario_json,
+            "seed": seed,
+            "version": package_version(),
+            "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
+            "parties": self.scenario.party_ids,
+            "agents": dict(specs),
+            **({"llm": llm} if (llm := self._llm_header(specs)) else {}),
+        }
+
+    def _llm_header(self, specs: Mapping[str, str]) -> dict[str, Any]:
+        """The model settings of LLM agents, for the audit trail (no keys, no credentials)."""
+        settings = {}
+        for party, spec in specs.items():
+            if is_llm(spec):
+                dumped = llm_settings(spec, party, self.scenario).model_dump(mode="json")
+                if dumped.get("base_url"):
+                    dumped["base_url"] = _without_credentials(dumped["base_url"])
+                settings[party] = dumped
+        return settings
+
+    def utilities_of(self, outcome: int) -> dict[str, float]:
+        row = self.utility_table[outcome].tolist()
+        return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
+
+    def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
+                specs: Mapping[str, str], on_event: EventHook | None = None,
+                options: Mapping[str, Any] | None = None,
+                memory: Mapping[str, Memory] | None = None,
+                on_view: ViewHook | None = None) -> Session:
+        return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event,
+                       options=options, memory=memory, on_view=on_view)
+
+    async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
+                  specs: Mapping[str, str], on_event: EventHook | None = None,
+                  options: Mapping[str, Any] | None = None,
+                  memory: Mapping[str, Memory] | None = None) -> RunResult:
+        """The plain driver: one loop over turns, no persistence beyond the transcript.
+        ``options`` go into the header; ``memory`` is what each party remembers of earlier
+        stages (campaigns)."""
+        session = self.session(agents, seed=seed, writer=writer, specs=specs,
+                               on_event=on_event, options=options, memory=memory)
+        session.open()
+        return await session.play()
+
+
+class Session:
+    """One negotiation in progress: the turn logic every driver calls.
+
+    ``open`` writes the header, ``turn`` plays one party's turn (act → referee → record →
+    protocol), ``finish`` checks any agreement and writes the outcome.
+    """
+
+    def __init__(self, negotiation: Negotiation, agents: Mapping[str, Agent], *, seed: int,
+                 writer: TranscriptWriter, specs: Mapping[str, str],
+                 on_event: EventHook | None = None,
+                 options: Mapping[str, Any] | None = None,
+                 memory: Mapping[str, Memory] | None = None,
+                 on_view: ViewHook | None = None) -> None:
+        self.negotiation = negotiation
+        self.options = dict(options or {})
+        self.memory = dict(memory or {})
+        self.agents = agents
+        self.seed = seed
+        self.writer = writer
+        self.specs = specs
+        self.on_event = on_event
+        self.on_view = on_view
+        self.state = negotiation.protocol.start(
+            negotiation.scenario.party_ids, negotiation.max_rounds,
+            negotiation.scenario.protocol)
+        self.moves: list[Move] = []
+        self.history = History(self.moves)
+        self.private = {org.id: org.preferences for org in negotiation.scenario.organizations}
+        self.feedback: dict[str, Feedback] = {}
+        self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
+        self.failure: str | None = None
+        self.result: RunResult | None = None
+        #: Exceptions a driver uses for control flow (e.g. LangGraph's interrupt): they are
+        #: not an agent's failure and pass through a turn untouched.
+        self.passthrough: tuple[type[BaseException], ...] = ()
+        self._published: Offer | None = None
+        #: The view of the turn in progress: built once, kept while the turn pauses.
+        self._view: View | None = None
+
+    def record(self, type_: str, body: dict[str, Any],
+               wall: dict[str, Any] | None = None) -> dict[str, Any]:
+        event = self.writer.append(type_, body, wall=wall)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
+
+    def open(self, wall: dict[str, Any] | None = None) -> None:
+        header = self.negotiation.header(self.seed, self.specs)
+        if self.options:
+            header["options"] = self.options
+        self.record("header", header, wall=wall)
+
+    @property
+    def done(self) -> bool:
+        return self.state.done or self.failure is not None
+
+    async def play(self) -> RunResult:
+        """The plain driver: every turn in one loop, nothing persisted but the transcript."""
+        while not self.done:
+            await self.turn()
+        return self.finish()
+
+    async def turn(self) -> None:
+        """Play the current party's turn; errors end the run with a recorded reason.
+
+        A turn that pauses (a driver's control-flow exception, e.g. a person's seat under
+        the graph driver) keeps its view, so the turn taken on resumption sees the same
+        view, referee feedback included; any other ending closes the turn."""
+        try:
+            await self._play_turn()
+        except self.passthrough:
+            raise
+        except BaseException:
+            self._view = None
+            raise
+        self._view = None
+
+    async def _play_turn(self) -> None:
+        negotiation, state = self.negotiation, self.state
+        party = state.current_party
+        agent = self.agents[party]
+        view = self.current_view()
+        try:
+            try:
+                recorded = self._recorded_action(party, agent)
+                action: Action = recorded if recorded is not None else await agent.act(view)
+            finally:
+                for call in _drain_calls(agent):
+                    latency = call.pop("latency_ms", None)
+                    self.record("llm_call", {"round": state.round, "party": party, **call},
+                                wall={"latency_ms": latency})
+            self.feedback.pop(party, None)  # handed over once, with the turn it was for
+            if action.kind not in view.legal:
+                raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
+                                         f"{sorted(view.legal)}")
+            body: dict[str, Any] = {"round": state.round, "party": party,
+                                    "action": action.model_dump(mode="json",
+                                                                exclude_none=True)}
+            referee = negotiation.referee
+            flagged = referee.check_text(party, action)
+            if isinstance(action, Propose):
+                departed = negotiation.protocol.departed(state)
+                verdict, outcome = referee.check_proposal(party, action, departed)
+                if flagged:
+                    verdict = verdict.with_findings(flagged)
+                body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
+                                   else verdict.model_dump(mode="json"))
+                if verdict.blocked:
+                    self.feedback[party] = referee.feedback(verdict, action.offer.terms,
+                                                            departed)
+                    body["feedback"] = self.feedback[party].model_dump(mode="json")
+                    self.record("blocked", body)
+                    self.state = negotiation.protocol.pass_turn(state)
+                    return
+                assert outcome is not None
+                body["utilities"] = negotiation.utilities_of(outcome)
+                self.proposals.append((state.round, party, action.offer.terms,
+                                       action.rationale))
+            elif flagged:
+                body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
+            self.state = negotiation.protocol.apply(state, party, action)
+            self._published = negotiation.protocol.published(state, self.state)
+        except self.passthrough:
+            raise
+        except MemoryError:
+            raise  # the machine failed, not the agent: the command ends with exit 2
+        except TranscriptError:
+            raise  # the transcript could not be written (a full disk): not the agent's fault
+        except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+            self.abort()
+            raise
+        except BudgetExceeded as error:
+            self.failure = f"budget exhausted: {error}"
+            self.record("error", {"round": state.round, "party": party, "error": self.failure})
+            return
+        except IllegalActionError as error:
+            self.failure = f"{party} made an invalid move: {error}"
+            self.record("error", {"round": state.round, "party": party, "error": str(error)})
+            return
+        except Exception as error:  # an agent's own failure must not lose the transcript
+            self.failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
+            self.record("error", {"round": state.round, "party": party,
+                                  "error": f"{type(error).__name__}: {error}"})
+            return
+        self.record("move", body)
+        self.moves.append(Move(round=body["round"], party=party, action=action))
+        text = self._published
+        if text is not None:
+            self.record("mediator_text", {
+                "round": self.state.round, "terms": text.terms,
+                "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
+
+    def current_view(self) -> View:
+        """The view of the party whose turn it is, built once per turn (``on_view`` sees
+        it then); the referee's feedback on that party's last blocked proposal is in it."""
+        if self._view is not None and self._view.state is self.state:
+            return self._view
+        negotiation, state = self.negotiation, self.state
+        party = state.current_party
+        self._view = View(party=party, scenario=negotiation.public,
+                          preferences=self.private[party], space=negotiation.space,
+                          utility=negotiation.utilities[party], state=state,
+                          history=self.history,
+                          legal=negotiation.protocol.legal_actions(state, party),
+                          feedback=self.feedback.get(party), memory=self.memory.get(party),
+                          departed=negotiation.protocol.departed(state))
+        if self.on_view is not None:
+            self.on_view(self._view)
+        return self._view
+
+    def abort(self) -> None:
+        """Leave a valid transcript that says the run was stopped (once)."""
+        if self.writer.events and self.writer.events[-1]["type"] == "aborted":
+            return
+        state = self.state
+        party = state.current_party
+        self.record("aborted", {"round": state.round, "party": party,
+                                "reason": f"interrupted during {party}'s turn in round "
+                                          f"{state.round + 1}"})
+
+    def _recorded_action(self, party: str, agent: Agent) -> Action | None:
+        """While a resumed run catches up, a person's earlier moves come from the
+        transcript: nobody is asked twice."""
+        if not self.writer.replaying or not getattr(agent, "replay_from_transcript", False):
+            return None
+        for event in self.writer.peek_pending():
+            if event["type"] in {"move", "blocked"} and event["party"] == party:
+                return ACTION.validate_python(event["action"])
+        return None
+
+    def finish(self) -> RunResult:
+        """Referee any agreement and write the outcome event."""
+        negotiation, state = self.negotiation, self.state
+        scenario = negotiation.scenario
+        body: dict[str, Any] = {
+            "reservation_values": {org.id: org.preferences.reservation_value
+                                   for org in scenario.organizations},
+        }
+        agreement: Agreement | None = None
+        utilities: dict[str, float] = {}
+        reason = self.failure or state.reason
+        if self.failure is None and state.status == "agreement":
+            assert state.standing_offer is not None and state.standing_proposer is not None
+            terms = state.standing_offer.terms
+            rationale = self.proposals[-1][3] if self.proposals else ""
+            protocol = negotiation.protocol
+            verdict, report = negotiation.referee.check_agreement(
+                terms, state.standing_proposer, rationale, members=state.parties,
+                departed=protocol.departed(state),
+                composed=protocol.describe_proposer(state.standing_proposer))
+            body["verdict"] = verdict.model_dump(mode="json")
+            body["fairness"] = report
+            body["accountability"] = provenance(self.proposals, terms)
+            candidate = Agreement(terms=terms, proposer=state.standing_proposer,
+                                  round=state.round, parties=list(state.parties))
+            if verdict.blocked:
+                reason = f"the referee blocked the agreement: {verdict.summary()}"
+                body["blocked_agreement"] = candidate.model_dump(mode="json")
+            else:
+                agreement = candidate
+                utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
+                body["agreement"] = agreement.model_dump(mode="json")
+                body["utilities"] = utilities
+        status = "agreement" if agreement else "no_agreement"
+        rounds = min(state.round + 1, negotiation.max_rounds)
+        self.record("outcome", {"status": status, "reason": reason, "rounds": rounds, **body})
+        self.result = RunResult(status=status, reason=reason, rounds=rounds,
+                                agreement=agreement, utilities=utilities,
+                                transcript=self.writer, path=self.writer.path,
+                                agents=dict(self.specs), failure=self.failure)
+        return self.result
+
+
+_ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
+
+
+def analysis_of(scenario: Scenario) -> SpaceAnalysis:
+    """The (read-only) space analysis of a scenario object, shared by runs that reuse it."""
+    cached = _ANALYSES.get(id(scenario))
+    if cached is not None and cached[0] is scenario:
+        _ANALYSES.move_to_end(id(scenario))
+        return cached[1]
+    analysis = SpaceAnalysis(scenario)
+    _ANALYSES[id(scenario)] = (scenario, analysis)  # holding the scenario pins its id
+    if len(_ANALYSES) > 16:
+        _ANALYSES.popitem(last=False)
+    return analysis
+
+
+def _without_credentials(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _drain_calls(agent: Agent) -> list[dict[str, Any]]:
+    """Model calls an agent made this turn (LLM agents keep them; others have none)."""
+    drain = getattr(agent, "drain_calls", None)
+    return list(drain()) if callable(drain) else []
