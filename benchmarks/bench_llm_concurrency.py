@@ -22,7 +22,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.llm import LLMRun
-from agents.scripted_server import Reply, ScriptedServer
+from negotiation.devtools.llm_server import Reply, ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.scenario import load_scenario

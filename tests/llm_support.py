@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agents.scripted_server import Reply, reply_json
+from negotiation.devtools.llm_server import Reply, reply_json
 
 
 def prompt(request: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ import yaml
 from agents import View
 from agents.llm import LLMRun
 from agents.rule_based import TimeDependent
-from agents.scripted_server import ScriptedServer
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.campaign import (
     MAX_RESERVATION,

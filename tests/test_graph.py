@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agents.scripted_server import ScriptedServer
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.graph import checkpoint_path, start_run

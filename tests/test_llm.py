@@ -13,7 +13,7 @@ import pytest
 
 from agents import View
 from agents.llm import Budget, LLMRun
-from agents.scripted_server import (
+from negotiation.devtools.llm_server import (
     Reply,
     ScriptedServer,
     reply_json,

@@ -24,7 +24,7 @@ from rich.text import Text
 from typer.testing import CliRunner
 
 from agents.base import Agent, View
-from agents.scripted_server import ScriptedServer, reply_json
+from negotiation.devtools.llm_server import ScriptedServer, reply_json
 from negotiation.charter import render_html, write_charter
 from negotiation.cli import app
 from negotiation.ecosystem import EcosystemMap

@@ -16,6 +16,7 @@ import typer
 from negotiation.cli import audit, catalog, run, study
 from negotiation.cli.catalog import scenario_json_schema
 from negotiation.cli.common import friendly_errors, register_plugins
+from negotiation.cli.dev import dev_app
 from negotiation.cli.keys import keys_app
 
 app = typer.Typer(
@@ -65,6 +66,7 @@ app.add_typer(catalog.agents_app, name="agents")
 app.add_typer(catalog.protocols_app, name="protocols")
 app.add_typer(catalog.guardrails_app, name="guardrails")
 app.add_typer(keys_app, name="keys")
+app.add_typer(dev_app, name="dev")
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 
 from agents.llm import LLMRun
-from agents.scripted_server import ScriptedServer
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import run_scenario
 from negotiation.scenario import load_scenario

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible chat-completions server on 127.0.0.1.
+"""A scripted OpenAI-compatible chat-completions server (127.0.0.1 by default).
 
 It answers ``POST /v1/chat/completions`` from a script instead of a model, over real HTTP,
 so the real ``openai`` client can be tested, demonstrated and benchmarked offline: good
@@ -67,9 +67,10 @@ Script = Callable[[dict[str, Any], int], Reply]
 
 
 class ScriptedServer:
-    """Serve ``script(request_body, call_number)`` on a free port until closed."""
+    """Serve ``script(request_body, call_number)`` until closed, on ``port`` (0: a free
+    one) of ``host``."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.script = script
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -110,13 +111,20 @@ class ScriptedServer:
             request_queue_size = 256  # the default backlog of 5 drops concurrent connects
             daemon_threads = True
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server((host, port), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}/v1"
+
+    def serve_forever(self) -> None:
+        """Serve in this thread until interrupted (the ``negotiate dev`` command)."""
+        try:
+            self._server.serve_forever()
+        finally:
+            self._server.server_close()
 
     def start(self) -> ScriptedServer:
         self._thread.start()
