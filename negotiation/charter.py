@@ -22,10 +22,10 @@ from negotiation import files
 from negotiation.analysis import SpaceAnalysis
 from negotiation.errors import RefusedError
 from negotiation.lifecycle import Status, sign_offs, status_of
-from negotiation.model import DiscreteIssue, Scenario, SplitIssue
+from negotiation.model import DiscreteIssue, SplitIssue
 from negotiation.safe_text import for_markdown, plain
 from negotiation.terms import format_value
-from negotiation.transcript import load_verified, negotiation_header
+from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
 Format = Literal["md", "html"]
 
@@ -68,50 +68,50 @@ _ENVIRONMENT.filters.update(paragraphs=_paragraphs, code=_code, link=_link)
 
 
 def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
-    events = load_verified(path)
-    header, status = negotiation_header(events, path), status_of(events)
+    events = read_transcript(path)
+    header, status = negotiation_of(events, path), status_of(events)
     if status is Status.TAMPERED:
         raise CharterError(f"{path} has a sign-off that does not verify "
                            f"({sign_offs(events).problems[0]}); no charter is written for it. "
                            "Check it with negotiate verify")
-    outcome = next((e for e in events if e["type"] == "outcome"), None)
-    if outcome is None or outcome["status"] != "agreement":
+    outcome = events.outcome
+    if outcome is None or outcome.agreement is None:
         raise CharterError(f"{path} records no agreement (status: {status.value}); there is "
                            "no charter to write")
-    if "fairness" not in outcome:
+    if outcome.fairness is None or outcome.verdict is None or outcome.utilities is None:
         raise CharterError(f"{path} was written before the referee's fairness report existed; "
                            "re-run the negotiation to get a charter")
-    scenario = Scenario.model_validate(header["scenario"])
+    scenario = embedded_scenario(header)
     issues = {issue.id: issue for issue in scenario.issues}
-    agreed = outcome["agreement"]["terms"]
+    agreed = outcome.agreement.terms
     terms = [{"name": issue.name, "value": format_value(issue, agreed[issue.id]),
               "description": issue.description} for issue in scenario.issues]
     governance = [t for t, issue in zip(terms, scenario.issues, strict=True)
                   if isinstance(issue, DiscreteIssue)]
     shares = []
-    for issue_id, entry in outcome["fairness"]["shares"].items():
+    for issue_id, entry in outcome.fairness["shares"].items():
         issue = issues[issue_id]
         assert isinstance(issue, SplitIssue)
         for party, actual in entry["actual"].items():
             shares.append({"pot": issue.pot or issue.name, "party": party, "actual": actual,
                            "fair": f"{entry['fair'][party]:.0f}%"})
-    reservations = outcome["reservation_values"]
-    utilities = [{"name": org.name, "utility": outcome["utilities"][org.id],
+    reservations, achieved = outcome.reservation_values, outcome.utilities
+    utilities = [{"name": org.name, "utility": achieved[org.id],
                   "reservation": reservations[org.id],
-                  "gain": outcome["utilities"][org.id] - reservations[org.id]}
+                  "gain": achieved[org.id] - reservations[org.id]}
                  for org in scenario.organizations]
     accountability = [{**row, "name": issues[row["issue"]].name,
                        "value": format_value(issues[row["issue"]], row["value"])}
-                      for row in outcome["accountability"]]
+                      for row in outcome.accountability or []]
     signed = sign_offs(events)
     return {
         "scenario": scenario, "header": header, "status": status.value,
-        "agreement": outcome["agreement"], "terms": terms, "governance": governance,
-        "shares": shares, "utilities": utilities, "fairness": outcome["fairness"],
-        "verdict": outcome["verdict"], "accountability": accountability,
+        "agreement": outcome.agreement, "terms": terms, "governance": governance,
+        "shares": shares, "utilities": utilities, "fairness": outcome.fairness,
+        "verdict": outcome.verdict, "accountability": accountability,
         "signatures": signed.signatures, "attributable": signed.attributable,
         "missing": signed.missing() if signed.decision is None else {},
-        "transcript_name": path.name, "head_hash": events[-1]["hash"],
+        "transcript_name": path.name, "head_hash": events.head_hash,
         "plot": plot,
     }
 
@@ -119,13 +119,13 @@ def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
 def _plot_png(path: Path) -> bytes:
     from negotiation.plots import plot_trace  # matplotlib loads only when a plot is drawn
 
-    events = load_verified(path)
-    scenario = Scenario.model_validate(negotiation_header(events, path)["scenario"])
-    proposals = [e for e in events if e["type"] == "move" and "utilities" in e]
-    outcome = next(e for e in events if e["type"] == "outcome")
+    events = read_transcript(path)
+    scenario = embedded_scenario(negotiation_of(events, path))
+    outcome = events.outcome
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / "plot.png"
-        plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), target)
+        plot_trace(SpaceAnalysis(scenario), events.proposals,
+                   outcome.utilities if outcome is not None else None, target)
         return target.read_bytes()
 
 
@@ -159,7 +159,7 @@ def render_html(path: Path) -> str:
     markdown = render_markdown(path, plot=f"data:image/png;base64,{image}")
     # Raw HTML off, no linkify: what data could smuggle in is shown, never obeyed.
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
-    status = status_of(load_verified(path))
+    status = status_of(read_transcript(path))
     css_class = {Status.RATIFIED: "ratified", Status.REJECTED: "rejected"}.get(status,
                                                                               "pending")
     title = html.escape(plain(charter_context(path, None)["scenario"].title))

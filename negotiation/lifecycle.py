@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import ValidationError
 
 from negotiation.errors import RefusedError
 from negotiation.events import (
     Aborted,
-    EventType,
     Evaluation,
+    EventType,
     Move,
     Outcome,
     Signoff,
@@ -43,7 +42,13 @@ from negotiation.signing import (
     sign,
     signature_valid,
 )
-from negotiation.transcript import TranscriptError, TranscriptWriter, verify
+from negotiation.transcript import (
+    TranscriptError,
+    TranscriptWriter,
+    Verification,
+    embedded_scenario,
+    verify,
+)
 
 #: A transcript's events: typed, or the hash-checked records they are read from.
 Events = Transcript | Sequence[Mapping[str, Any]]
@@ -134,13 +139,7 @@ def _scenario_of(transcript: Transcript) -> Scenario | None:
     header = transcript.header
     if header is None or header.scenario is None:
         return None
-    try:
-        return Scenario.model_validate(header.scenario)
-    except ValidationError as error:
-        raise TranscriptError(f"line 1: the embedded scenario is not valid "
-                              f"({error.error_count()} problem(s), first: "
-                              f"{error.errors()[0]['msg']}); the header was not written by "
-                              "negotiate") from None
+    return embedded_scenario(header)
 
 
 def sign_offs(events: Events, expected: Iterable[Signatory] | None = None) -> SignOffs:
@@ -280,12 +279,17 @@ def stages(events: Events) -> list[Stage]:
 def transcript_status(path: Path) -> tuple[Status, list[dict[str, Any]]]:
     """Status of a transcript file: TAMPERED when its chain or a signature fails."""
     result = verify(path)
+    return verified_status(result), result.events
+
+
+def verified_status(result: Verification) -> Status:
+    """Status of a verified file: TAMPERED when its chain or a signature fails."""
     if not result.ok or result.transcript is None:
-        return Status.TAMPERED, result.events
+        return Status.TAMPERED
     try:
-        return status_of(result.transcript), result.events
+        return status_of(result.transcript)
     except TranscriptError:  # a hash-valid header that negotiate never wrote
-        return Status.TAMPERED, result.events
+        return Status.TAMPERED
 
 
 def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = "",

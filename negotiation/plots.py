@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
+from negotiation.events import Move
 from negotiation.safe_text import for_plot
 
 #: Outcomes drawn in a scatter; larger spaces are thinned by a seeded sample.
@@ -96,7 +97,7 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
     return save_png(figure, path)
 
 
-def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
+def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Move],
                agreement: Mapping[str, float] | None, path: Path) -> Path:
     """Each party's offers over time, drawn in utility space on top of the frontier."""
     parties = analysis.parties
@@ -107,7 +108,7 @@ def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Mapping[str, Any]],
         front = analysis.frontier_utilities
         ax.scatter(front[:, i], front[:, j], s=6, c="#c8d6ea", label="Pareto frontier")
         for k, party in enumerate(parties):
-            own = [p["utilities"] for p in proposals if p["party"] == party]
+            own = [p.utilities for p in proposals if p.party == party and p.utilities]
             if not own:
                 continue
             xs = [u[parties[i]] for u in own]

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from negotiation.analysis import SpaceAnalysis
+from negotiation.events import Blocked, Move, Outcome, Transcript, VerdictRecord
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import format_value
@@ -43,75 +44,74 @@ def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
                  one_line=True)
 
 
-def move_line(scenario: Scenario, event: Mapping[str, Any],
+def move_line(scenario: Scenario, event: Move | Blocked,
               visible: set[str] | None = None) -> Text:
     """One line for a move event: round, party, action, terms and the utilities the viewer
     may see (everyone's, or only those of the ``visible`` parties, e.g. a human's own)."""
-    action = event["action"]
-    kind = action["kind"]
+    action = event.action
+    kind = action.kind
     line = Text()
-    line.append(f"R{event['round'] + 1:>3} ", style="dim")
-    line.append(f"{plain(event['party'], one_line=True):<12} ", style="bold")
+    line.append(f"R{event.round + 1:>3} ", style="dim")
+    line.append(f"{plain(event.party, one_line=True):<12} ", style="bold")
     line.append(f"{plain(kind, one_line=True):<9} ", style=_KIND_STYLE.get(kind, ""))
-    if event["type"] == "blocked":
-        line.append(short_terms(scenario, action["offer"]["terms"]), style="strike dim")
-        line.append(f"\n      BLOCKED: {plain(event['feedback']['message'], one_line=True)}",
+    if isinstance(event, Blocked):
+        line.append(short_terms(scenario, event.terms or {}), style="strike dim")
+        line.append(f"\n      BLOCKED: {plain(event.feedback['message'], one_line=True)}",
                     style="bold red")
         return line
-    if kind == "propose":
-        line.append(short_terms(scenario, action["offer"]["terms"]))
+    if event.terms is not None:
+        line.append(short_terms(scenario, event.terms))
         utilities = " ".join(f"{plain(p)}={u:.2f}"
-                             for p, u in event.get("utilities", {}).items()
+                             for p, u in (event.utilities or {}).items()
                              if visible is None or p in visible)
         line.append(f"  [{utilities}]", style="dim")
     else:
-        line.append(plain(action["rationale"], one_line=True), style="italic")
-    verdict = event.get("verdict")
-    if verdict and verdict["level"] == "warn":
-        codes = plain(", ".join(sorted({f["code"] for f in verdict["findings"]})), one_line=True)
+        line.append(plain(action.rationale, one_line=True), style="italic")
+    verdict = event.verdict
+    if verdict and verdict.level == "warn":
+        codes = plain(", ".join(sorted({f["code"] for f in verdict.findings})), one_line=True)
         line.append(f"  ⚠ {codes}", style="yellow")
     return line
 
 
-def verdict_view(verdict: Mapping[str, Any]) -> Table:
+def verdict_view(verdict: VerdictRecord) -> Table:
     """The referee's findings on an agreement, one row per check."""
-    table = Table(title=f"Referee: {for_terminal(verdict['level'].upper())}",
+    table = Table(title=f"Referee: {for_terminal(verdict.level.upper())}",
                   title_justify="left",
                   show_edge=False)
     table.add_column("Check", style="bold")
     table.add_column("Result")
     table.add_column("Finding")
     styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
-    for finding in verdict["findings"]:
+    for finding in verdict.findings:
         table.add_row(for_terminal(finding["check"].replace("_", " ")),
                       Text(plain(finding["level"]), style=styles.get(finding["level"], "")),
                       for_terminal(finding["message"]))
     return table
 
 
-def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
-                 agents: Mapping[str, str]) -> Group:
+def outcome_view(scenario: Scenario, outcome: Outcome, agents: Mapping[str, str]) -> Group:
     parts: list[Any] = []
-    if outcome["status"] == "agreement":
+    if outcome.agreement is not None:
         terms_table = Table(title="Agreed terms", title_justify="left", show_edge=False)
         terms_table.add_column("Issue", style="bold")
         terms_table.add_column("Agreed")
-        terms = outcome["agreement"]["terms"]
+        terms = outcome.agreement.terms
         for issue in scenario.issues:
             terms_table.add_row(for_terminal(issue.name),
                                 for_terminal(format_value(issue, terms[issue.id])))
-        parts += [Text(f"Agreement in round {outcome['agreement']['round'] + 1}",
+        parts += [Text(f"Agreement in round {outcome.agreement.round + 1}",
                        style="bold green"), terms_table]
     else:
-        parts.append(Text(f"No agreement: {plain(outcome['reason'])}", style="bold red"))
+        parts.append(Text(f"No agreement: {plain(outcome.reason)}", style="bold red"))
 
     parties = Table(title="Parties", title_justify="left", show_edge=False)
     for column in ("Organisation", "Agent", "Utility", "Reservation", "Gain"):
         parties.add_column(column, justify="right" if column in
                            {"Utility", "Reservation", "Gain"} else "left")
-    utilities = outcome.get("utilities", {})
+    utilities = outcome.utilities or {}
     for org in scenario.organizations:
-        reservation = outcome["reservation_values"][org.id]
+        reservation = outcome.reservation_values[org.id]
         utility = utilities.get(org.id)
         name, agent = for_terminal(org.name), for_terminal(agents[org.id])
         if utility is None:
@@ -122,8 +122,8 @@ def outcome_view(scenario: Scenario, outcome: Mapping[str, Any],
         parties.add_row(name, agent, f"{utility:.3f}", f"{reservation:.3f}",
                         Text(f"{gain:+.3f}", style=style))
     parts.append(parties)
-    if "verdict" in outcome:
-        parts.append(verdict_view(outcome["verdict"]))
+    if outcome.verdict is not None:
+        parts.append(verdict_view(outcome.verdict))
     return Group(*parts)
 
 
@@ -177,7 +177,7 @@ def profiles_view(scenario: Scenario) -> Table:
     return table
 
 
-def timeline_view(scenario: Scenario, events: list[dict[str, Any]]) -> Table:
+def timeline_view(scenario: Scenario, transcript: Transcript) -> Table:
     """Every move: round, proposer, terms, rationale and the referee's verdict."""
     table = Table(title="Timeline", title_justify="left", show_lines=False)
     table.add_column("Round", justify="right")
@@ -186,20 +186,18 @@ def timeline_view(scenario: Scenario, events: list[dict[str, Any]]) -> Table:
     table.add_column("Terms / rationale")
     table.add_column("Referee")
     styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
-    for event in events:
-        if event["type"] not in {"move", "blocked"}:
-            continue
-        action = event["action"]
+    for event in transcript.turns:
+        action = event.action
         detail = Text()
-        if action["kind"] == "propose":
-            detail.append(short_terms(scenario, action["offer"]["terms"]) + "\n")
-        detail.append(plain(action["rationale"]), style="italic dim")
-        verdict = event.get("verdict")
-        level = "blocked" if event["type"] == "blocked" else verdict["level"] if verdict else ""
-        table.add_row(for_terminal(event["round"] + 1), for_terminal(event["party"]),
-                      Text(plain(action["kind"]), style=_KIND_STYLE.get(action["kind"], "")),
+        if event.terms is not None:
+            detail.append(short_terms(scenario, event.terms) + "\n")
+        detail.append(plain(action.rationale), style="italic dim")
+        verdict = event.verdict
+        level = "blocked" if isinstance(event, Blocked) else verdict.level if verdict else ""
+        table.add_row(for_terminal(event.round + 1), for_terminal(event.party),
+                      Text(plain(action.kind), style=_KIND_STYLE.get(action.kind, "")),
                       detail,
-                      Text(level, style=styles.get(verdict["level"] if verdict else "", "")))
+                      Text(level, style=styles.get(verdict.level if verdict else "", "")))
     return table
 
 

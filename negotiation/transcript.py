@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from negotiation import files
 from negotiation.errors import InputError
 from negotiation.events import (
@@ -30,6 +32,7 @@ from negotiation.events import (
     EventError,
     EventType,
     Header,
+    Outcome,
     Transcript,
     canonical_json,
     chain,
@@ -38,11 +41,13 @@ from negotiation.events import (
     line_of,
     parse_event,
 )
+from negotiation.model import Scenario
 
 __all__ = ["FORMAT", "GENESIS", "INTERRUPTIONS", "WALL", "Transcript", "TranscriptConflict",
            "TranscriptError", "TranscriptWriter", "Verification", "canonical_json", "clock",
-           "deterministic_lines", "drop_torn_tail", "event_hash", "load_verified",
-           "negotiation_header", "negotiation_of", "now", "read_transcript", "verify"]
+           "deterministic_lines", "drop_torn_tail", "embedded_scenario", "event_hash",
+           "load_verified", "negotiation_header", "negotiation_of", "now", "read_transcript",
+           "verify"]
 
 FORMAT = "negotiation-transcript/1"
 GENESIS = "0" * 64
@@ -214,6 +219,14 @@ class TranscriptWriter:
                 self._head = event["prev_hash"]
                 raise
         return event
+
+    @property
+    def outcome(self) -> Outcome | None:
+        """The run's outcome, typed, once it is recorded (what a finished run shows)."""
+        record = next((e for e in reversed(self.events) if e["type"] == EventType.OUTCOME),
+                      None)
+        outcome = None if record is None else parse_event(record, record["seq"] + 1)
+        return outcome if isinstance(outcome, Outcome) else None
 
     def _write(self, line: str, *, after: str) -> None:
         """Write one line to the file, whose last line must be the event hashed ``after``."""
@@ -456,6 +469,18 @@ def negotiation_of(transcript: Transcript, path: Path) -> Header:
         raise TranscriptError(f"{path} records a campaign's {kind} stage, not a negotiation; "
                               "see campaign.json beside it (negotiate verify FOLDER)")
     return header
+
+
+def embedded_scenario(header: Header) -> Scenario:
+    """The scenario a negotiation's header embeds; ``TranscriptError`` when it is not one
+    (a hash-valid header that negotiate never wrote)."""
+    try:
+        return Scenario.model_validate(header.scenario)
+    except ValidationError as error:
+        raise TranscriptError(f"line 1: the embedded scenario is not valid "
+                              f"({error.error_count()} problem(s), first: "
+                              f"{error.errors()[0]['msg']}); the header was not written by "
+                              "negotiate") from None
 
 
 def negotiation_header(events: Transcript | Sequence[Mapping[str, Any]], path: Path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 import typer
@@ -20,12 +20,13 @@ from negotiation.cli.common import (
     UsageError,
     console,
 )
+from negotiation.events import Blocked, Header, Transcript
 from negotiation.lifecycle import (
     SignOffError,
     Status,
     sign_off,
     sign_offs,
-    transcript_status,
+    verified_status,
 )
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal, plain
@@ -39,8 +40,10 @@ from negotiation.signing import (
 )
 from negotiation.transcript import (
     TranscriptError,
-    load_verified,
-    negotiation_header,
+    Verification,
+    embedded_scenario,
+    negotiation_of,
+    read_transcript,
     verify,
 )
 
@@ -77,28 +80,28 @@ def verify_command(
         raise UsageError(f"--head {head!r} is not a chain head: give the full 64-character "
                          "hash as it was printed")
     result = verify(transcript)
-    if not result.ok:
+    if not result.ok or result.transcript is None:
         console.print(f"[bold red]TAMPERED[/] {for_terminal(transcript)}: "
                       f"{for_terminal(result.reason)}")
         raise typer.Exit(1)
-    problems = audit_problems(result.events, expected if signatories else None, head)
+    events = result.transcript
+    problems = audit_problems(events, expected if signatories else None, head)
     for problem in problems:
         console.print(f"[bold red]FAILED[/] {for_terminal(transcript)}: {for_terminal(problem)}")
     if problems:
         raise typer.Exit(1)
-    last = result.events[-1]
-    note = "" if last["type"] in {"outcome", "signoff"} else \
+    note = "" if events.finished else \
         "  [yellow](no outcome yet: the run is in progress or was interrupted)[/]"
-    console.print(f"[bold green]OK[/] {for_terminal(transcript)}: {len(result.events)} events, "
+    console.print(f"[bold green]OK[/] {for_terminal(transcript)}: {len(events)} events, "
                   f"head {result.head_hash}{note}")
-    if any(e["type"] == "signoff" for e in result.events) or signatories:
-        console.print(render.signoff_view(sign_offs(result.events, expected or None)))
+    if events.signoffs or signatories:
+        console.print(render.signoff_view(sign_offs(events, expected or None)))
     if head is not None:
         console.print(f"[bold green]OK[/] the recorded head {head[:16]}… is event "
-                      f"{next(e['seq'] for e in result.events if e['hash'] == head)}")
+                      f"{next(e.seq for e in events.events if e.hash == head)}")
 
 
-def audit_problems(events: list[dict[str, Any]], expected: list[Signatory] | None,
+def audit_problems(events: Transcript, expected: list[Signatory] | None,
                    head: str | None) -> list[str]:
     """What beyond the hash chain does not check out: signatures, trusted keys, the head."""
     try:
@@ -109,7 +112,7 @@ def audit_problems(events: list[dict[str, Any]], expected: list[Signatory] | Non
     if expected is not None and not signed.attributable:
         problems.append("you gave signatory records, but this transcript's scenario declares "
                         "no signatories: its sign-offs (if any) are not attributable")
-    if head is not None and all(event["hash"] != head for event in events):
+    if head is not None and all(event.hash != head for event in events.events):
         problems.append(f"the recorded head {head[:16]}… is not in the transcript: events "
                         "were removed or rewritten since it was recorded")
     return problems
@@ -121,26 +124,24 @@ def report(
         help="Draw each party's offers over time in utility space to this PNG.")] = None,
 ) -> None:
     """Summarise a run from its transcript alone; optionally plot the offers."""
-    events = load_verified(transcript)
-    scenario = Scenario.model_validate(negotiation_header(events, transcript)["scenario"])
-    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    events = read_transcript(transcript)
+    header = negotiation_of(events, transcript)
+    scenario = embedded_scenario(header)
+    outcome = events.outcome
     if outcome is None:
         raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
                          "interrupted); continue it with: negotiate resume {transcript}")
-    header = events[0]
-    console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
-                                        header["protocol"]["rounds"]))
-    moves = [e for e in events if e["type"] in {"move", "blocked"}]
-    blocked = sum(e["type"] == "blocked" for e in moves)
+    console.print(render.scenario_panel(scenario, header.agents, header.seed, rounds_of(header)))
+    moves = events.turns
+    blocked = sum(isinstance(e, Blocked) for e in moves)
     console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
-    console.print(render.outcome_view(scenario, outcome, header["agents"]))
-    if outcome["status"] == "agreement":
+    console.print(render.outcome_view(scenario, outcome, header.agents))
+    if outcome.agreed:
         console.print(render.signoff_view(sign_offs(events)))
     if plot is not None:
         from negotiation.plots import plot_trace
 
-        proposals = [e for e in moves if e["type"] == "move" and "utilities" in e]
-        plot_trace(SpaceAnalysis(scenario), proposals, outcome.get("utilities"), plot)
+        plot_trace(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
         console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
 
 
@@ -161,26 +162,25 @@ def review(
 ) -> None:
     """Review a run and sign it off: approve or reject its agreement.  With signatories in
     the scenario the decision is signed with your Ed25519 key for your organisation."""
-    status, events = transcript_status(transcript)
-    if status is Status.TAMPERED:
-        problems = sign_offs(events).problems if verify(transcript).ok else []
-        reason = problems[0] if problems else verify(transcript).reason
-        raise SignOffError(f"{transcript} is TAMPERED ({reason}); it cannot be reviewed or "
-                           "signed")
-    header = negotiation_header(events, transcript)
-    scenario = Scenario.model_validate(header["scenario"])
+    result = verify(transcript)
+    status = verified_status(result)
+    if status is Status.TAMPERED or result.transcript is None:
+        raise SignOffError(f"{transcript} is TAMPERED ({tampered_reason(result)}); it "
+                           "cannot be reviewed or signed")
+    events = result.transcript
+    header = negotiation_of(events, transcript)
+    scenario = embedded_scenario(header)
     if approve is not None and status is not Status.PENDING:
         sign_off(transcript, approve=approve, comment=comment)  # refuses, saying why
-    console.print(render.scenario_panel(scenario, header["agents"], header["seed"],
-                                        header["protocol"]["rounds"]))
+    console.print(render.scenario_panel(scenario, header.agents, header.seed, rounds_of(header)))
     console.print(render.profiles_view(scenario))
     console.print(render.timeline_view(scenario, events))
-    outcome = next((e for e in events if e["type"] == "outcome"), None)
+    outcome = events.outcome
     if outcome is not None:
-        console.print(render.outcome_view(scenario, outcome, header["agents"]))
-        if "fairness" in outcome:
-            console.print(render.fairness_view(outcome["fairness"]))
-        if outcome["status"] == "agreement":
+        console.print(render.outcome_view(scenario, outcome, header.agents))
+        if outcome.fairness is not None:
+            console.print(render.fairness_view(outcome.fairness))
+        if outcome.agreed:
             console.print(render.signoff_view(sign_offs(events)))
     console.print(f"\nStatus: [bold]{status.value}[/]")
     if status is not Status.PENDING:
@@ -205,7 +205,7 @@ def review(
                           f"{for_terminal(signer[2])}.")
         approve = Prompt.ask("Decision", choices=["approve", "reject"]) == "approve"
         comment = comment or Prompt.ask("Comment", default="")
-    inline = events[0].get("options", {}).get("signoff") == "inline"
+    inline = header.inline_signoff
     if inline:
         from negotiation.graph import check_signoff_checkpoint, resume_signoff
 
@@ -226,6 +226,21 @@ def review(
                   f"{for_terminal(transcript)} --head {event['hash']}[/] later proves that "
                   "nothing was cut from or changed in the transcript up to your sign-off.",
                   soft_wrap=True)
+
+
+def tampered_reason(result: Verification) -> str:
+    """Why a transcript reads as TAMPERED: its first bad line, or its first bad sign-off."""
+    if not result.ok or result.transcript is None:
+        return result.reason
+    try:
+        problems = sign_offs(result.transcript).problems
+    except TranscriptError as error:
+        return str(error)
+    return problems[0] if problems else "a sign-off does not verify"
+
+
+def rounds_of(header: Header) -> int:
+    return header.protocol.rounds if header.protocol is not None else 0
 
 
 def signing_key(scenario: Scenario, as_org: str | None, key_path: Path | None
@@ -272,27 +287,32 @@ def transcripts_command(
               Status.PENDING: "yellow", Status.TAMPERED: "bold white on red"}
     for path in files:
         try:
-            status, events = transcript_status(path)
+            result = verify(path)
         except TranscriptError as error:
             table.add_row(for_terminal(path.name), "", "", "", for_terminal(error),
                           Text("TAMPERED", style="bold red"), "")
             continue
-        header = events[0] if events else {}
-        outcome = next((e for e in events if e["type"] == "outcome"), None)
-        result = "—" if outcome is None else (
-            f"agreement in round {outcome['agreement']['round'] + 1}"
-            if outcome["status"] == "agreement" else outcome["reason"])
-        table.add_row(for_terminal(path.name), for_terminal(header.get("scenario_id", "?")),
-                      for_terminal(header.get("wall", {}).get("at", "?")[:16].replace("T", " ")),
-                      for_terminal(", ".join(header.get("parties", []))), for_terminal(result),
+        status = verified_status(result)
+        # A damaged file shows what its lines before the first bad one say.
+        typed = result.transcript or Transcript.of(result.events)
+        header, outcome = typed.header, typed.outcome
+        at = str(header.wall.get("at", "?")) if header is not None else "?"
+        ending = "—" if outcome is None else (
+            f"agreement in round {outcome.agreement.round + 1}"
+            if outcome.agreement is not None else outcome.reason)
+        table.add_row(for_terminal(path.name),
+                      for_terminal(header.scenario_id if header is not None else "?"),
+                      for_terminal(at[:16].replace("T", " ")),
+                      for_terminal(", ".join(header.parties if header is not None else [])),
+                      for_terminal(ending),
                       Text(status.value, style=styles.get(status, "")),
-                      Text(signers(events, status)))
+                      Text(signers(typed, status)))
     console.print(table)
 
 
-def signers(events: list[dict[str, Any]], status: Status) -> str:
+def signers(events: Transcript, status: Status) -> str:
     """Who signed, per organisation, and who is missing, in one cell."""
-    if status is Status.TAMPERED or not any(e["type"] == "signoff" for e in events):
+    if status is Status.TAMPERED or not events.signoffs:
         return "" if status is not Status.PENDING else "no sign-off yet"
     signed = sign_offs(events)
     names = [f"{s.org or 'unsigned'}: {s.signer} {s.decision}d"
