@@ -171,8 +171,8 @@ def test_the_graph_driver_writes_the_same_transcript_as_the_plain_one(
 
 def test_an_llm_agent_is_told_the_rules_from_the_protocol_itself(
         sealed: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from negotiation.devtools.llm_server import ScriptedServer
     from negotiation.analysis import SpaceAnalysis
+    from negotiation.devtools.llm_server import ScriptedServer
     from tests.llm_support import fair_dealer, prompt
 
     scenario = sealed("platform-app-vendor")
