@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 
-from negotiation import files, render
+from negotiation import render
 from negotiation.cli.common import (
     UsageError,
     console,
@@ -19,13 +19,13 @@ from negotiation.cli.common import (
 )
 from negotiation.engine import (
     HUMAN,
+    LLMOptions,
     RunResult,
-    agent_specs,
-    is_llm,
     new_transcript_path,
     run_scenario,
 )
 from negotiation.errors import AGENT_FAILED
+from negotiation.events import Blocked, Error, EventType, Header, MediatorText, Move, parse_event
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
 from negotiation.scenario import (
@@ -101,37 +101,25 @@ def run(
         raise UsageError(f"--replay {replay}: no such recording")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
-    specs = agent_specs(scenario, overrides)
     path = new_transcript_path(out, scenario, seed)
-    llm_run = None
-    if any(is_llm(spec) for spec in specs.values()):
-        from agents.budget import Budget
-        from agents.llm import LLMRun
-
-        if record is None and replay is None and driver == "graph":
-            record = path.with_suffix(".calls.jsonl")  # so a resumed run does not pay twice
-        if record is not None:
-            files.refuse_symlink(record)  # the recording is never written through a link
-        llm_run = LLMRun(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
-                                       max_cost=budget_cost, prices=load_prices(prices)),
-                         record=record, replay=replay)
     show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet,
                      visible={human} if human else None)
+    person = terminal_seat() if human is not None else None
 
     async def negotiate() -> RunResult:
-        try:
-            if driver == "plain":
-                return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
-                                          transcript=path, on_event=show, llm_run=llm_run)
-            from negotiation.graph import start_run
+        from agents.budget import Budget
 
-            return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
-                                   agents=overrides, signoff_inline=signoff == "inline",
-                                   pace=pace, llm_run=llm_run,
-                                   on_step=each_event(show), answer=answer_at_terminal)
-        finally:
-            if llm_run is not None:
-                await llm_run.aclose()
+        llm = LLMOptions(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
+                                       max_cost=budget_cost, prices=load_prices(prices)),
+                         record=record, replay=replay)
+        if driver == "plain":
+            return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
+                                      transcript=path, on_event=show, llm=llm, person=person)
+        from negotiation.graph import start_run
+
+        return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
+                               agents=overrides, signoff_inline=signoff == "inline",
+                               pace=pace, llm=llm, on_event=show, person=person)
 
     try:
         result = anyio.run(negotiate)
@@ -148,46 +136,34 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
               visible: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
     """Print events as they happen; ``visible`` limits whose utilities are shown."""
 
-    def show(event: dict[str, Any]) -> None:
-        if event["type"] == "header" and not quiet:
-            console.print(render.scenario_panel(scenario, event["agents"], seed, rounds))
-        elif event["type"] in {"move", "blocked"} and not quiet:
+    def show(record: dict[str, Any]) -> None:
+        event = parse_event(record, record["seq"] + 1)
+        if isinstance(event, Header) and not quiet:
+            console.print(render.scenario_panel(scenario, event.agents, seed, rounds))
+        elif isinstance(event, Move | Blocked) and not quiet:
             console.print(render.move_line(scenario, event, visible))
-        elif event["type"] == "mediator_text" and not quiet:
-            console.print(f"[dim]R{event['round'] + 1:>3}[/] [bold magenta]mediator[/]     "
+        elif isinstance(event, MediatorText) and not quiet:
+            console.print(f"[dim]R{event.round + 1:>3}[/] [bold magenta]mediator[/]     "
                           f"text      "
-                          f"{for_terminal(render.short_terms(scenario, event['terms']))}")
-        elif event["type"] == "error":
-            console.print(f"[bold red]{for_terminal(event['party'], one_line=True)}: "
-                          f"{for_terminal(event['error'], one_line=True)}[/]")
+                          f"{for_terminal(render.short_terms(scenario, event.terms))}")
+        elif isinstance(event, Error):
+            console.print(f"[bold red]{for_terminal(event.party, one_line=True)}: "
+                          f"{for_terminal(event.error, one_line=True)}[/]")
 
     return show
 
 
-def answer_at_terminal(payload: Any, session: Any) -> Any:
-    """Answer a paused durable run: a human seat's turn is asked here; a sign-off pause is
-    left for 'negotiate review'."""
-    if isinstance(payload, dict) and payload.get("kind") == "human_turn":
-        from agents.human import HumanAgent
+def terminal_seat() -> Any:
+    """The person at this terminal, one for the whole run whichever the driver."""
+    from agents.human import HumanAgent
 
-        action = HumanAgent(console).prompt(session.current_view())
-        return action.model_dump(mode="json", exclude_none=True)
-    return None
-
-
-def each_event(show: Callable[[dict[str, Any]], None]) -> Callable[[Any], None]:
-    """A graph-step callback that shows each event the step streamed."""
-
-    def on_step(step: Any) -> None:
-        for event in step.get("new_events", []):
-            show(event)
-
-    return on_step
+    return HumanAgent(console)
 
 
 def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> None:
     console.print()
-    outcome = next(e for e in reversed(result.transcript.events) if e["type"] == "outcome")
+    outcome = result.transcript.outcome
+    assert outcome is not None, "a finished run records its outcome"
     console.print(render.outcome_view(scenario, outcome, result.agents))
     console.print(f"\nTranscript: [bold]{for_terminal(str(result.path))}[/]  (check it with "
                   f"[cyan]negotiate verify {for_terminal(str(result.path))}[/])")
@@ -222,9 +198,9 @@ def resume(
     show = live_view(scenario, header["seed"], header["protocol"]["rounds"], quiet)
     from negotiation.graph import resume_run
 
+    person = terminal_seat() if "human" in header["agents"].values() else None
     result = anyio.run(lambda: resume_run(
-        path, pace=pace, answer=answer_at_terminal,
-        on_step=each_event(show),
+        path, pace=pace, person=person, on_event=show,
         on_resumed=lambda n: console.print(f"[bold]Resumed[/] after {n} recorded events.")))
     finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline")
 
@@ -235,7 +211,7 @@ def load_header(path: Path) -> dict[str, Any]:
             header = json.loads(handle.readline())
     except (OSError, json.JSONDecodeError) as error:
         raise UsageError(f"{path}: not a transcript ({error})") from None
-    if not isinstance(header, dict) or header.get("type") != "header":
+    if not isinstance(header, dict) or header.get("type") != EventType.HEADER:
         raise UsageError(f"{path}: not a transcript (no header)")
     return negotiation_header([header], path)
 
