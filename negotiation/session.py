@@ -21,6 +21,7 @@ import anyio
 from agents import Agent, History, Memory, Move, View
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
+from negotiation.events import TURNS, EventType
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
 from negotiation.model import ACTION, Action, Agreement, Offer, Propose, Scenario, TermValue
 from negotiation.seats import is_llm, llm_settings
@@ -168,7 +169,7 @@ class Session:
         #: The view of the turn in progress: built once, kept while the turn pauses.
         self._view: View | None = None
 
-    def record(self, type_: str, body: dict[str, Any],
+    def record(self, type_: EventType, body: dict[str, Any],
                wall: dict[str, Any] | None = None) -> dict[str, Any]:
         event = self.writer.append(type_, body, wall=wall)
         if self.on_event is not None:
@@ -179,7 +180,7 @@ class Session:
         header = self.negotiation.header(self.seed, self.specs)
         if self.options:
             header["options"] = self.options
-        self.record("header", header, wall=wall)
+        self.record(EventType.HEADER, header, wall=wall)
 
     @property
     def done(self) -> bool:
@@ -218,7 +219,8 @@ class Session:
             finally:
                 for call in _drain_calls(agent):
                     latency = call.pop("latency_ms", None)
-                    self.record("llm_call", {"round": state.round, "party": party, **call},
+                    self.record(EventType.LLM_CALL,
+                                {"round": state.round, "party": party, **call},
                                 wall={"latency_ms": latency})
             self.feedback.pop(party, None)  # handed over once, with the turn it was for
             if action.kind not in view.legal:
@@ -240,7 +242,7 @@ class Session:
                     self.feedback[party] = referee.feedback(verdict, action.offer.terms,
                                                             departed)
                     body["feedback"] = self.feedback[party].model_dump(mode="json")
-                    self.record("blocked", body)
+                    self.record(EventType.BLOCKED, body)
                     self.state = negotiation.protocol.pass_turn(state)
                     return
                 assert outcome is not None
@@ -262,22 +264,24 @@ class Session:
             raise
         except BudgetExceeded as error:
             self.failure = f"budget exhausted: {error}"
-            self.record("error", {"round": state.round, "party": party, "error": self.failure})
+            self.record(EventType.ERROR, {"round": state.round, "party": party,
+                                          "error": self.failure})
             return
         except IllegalActionError as error:
             self.failure = f"{party} made an invalid move: {error}"
-            self.record("error", {"round": state.round, "party": party, "error": str(error)})
+            self.record(EventType.ERROR, {"round": state.round, "party": party,
+                                          "error": str(error)})
             return
         except Exception as error:  # an agent's own failure must not lose the transcript
             self.failure = f"{party}'s agent failed: {type(error).__name__}: {error}"
-            self.record("error", {"round": state.round, "party": party,
-                                  "error": f"{type(error).__name__}: {error}"})
+            self.record(EventType.ERROR, {"round": state.round, "party": party,
+                                          "error": f"{type(error).__name__}: {error}"})
             return
-        self.record("move", body)
+        self.record(EventType.MOVE, body)
         self.moves.append(Move(round=body["round"], party=party, action=action))
         text = self._published
         if text is not None:
-            self.record("mediator_text", {
+            self.record(EventType.MEDIATOR_TEXT, {
                 "round": self.state.round, "terms": text.terms,
                 "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
 
@@ -301,11 +305,11 @@ class Session:
 
     def abort(self) -> None:
         """Leave a valid transcript that says the run was stopped (once)."""
-        if self.writer.events and self.writer.events[-1]["type"] == "aborted":
+        if self.writer.events and self.writer.events[-1]["type"] == EventType.ABORTED:
             return
         state = self.state
         party = state.current_party
-        self.record("aborted", {"round": state.round, "party": party,
+        self.record(EventType.ABORTED, {"round": state.round, "party": party,
                                 "reason": f"interrupted during {party}'s turn in round "
                                           f"{state.round + 1}"})
 
@@ -315,7 +319,7 @@ class Session:
         if not self.writer.replaying or not getattr(agent, "replay_from_transcript", False):
             return None
         for event in self.writer.peek_pending():
-            if event["type"] in {"move", "blocked"} and event["party"] == party:
+            if event["type"] in TURNS and event["party"] == party:
                 return ACTION.validate_python(event["action"])
         return None
 
@@ -354,7 +358,8 @@ class Session:
                 body["utilities"] = utilities
         status = "agreement" if agreement else "no_agreement"
         rounds = min(state.round + 1, negotiation.max_rounds)
-        self.record("outcome", {"status": status, "reason": reason, "rounds": rounds, **body})
+        self.record(EventType.OUTCOME, {"status": status, "reason": reason, "rounds": rounds,
+                                        **body})
         self.result = RunResult(status=status, reason=reason, rounds=rounds,
                                 agreement=agreement, utilities=utilities,
                                 transcript=self.writer, path=self.writer.path,

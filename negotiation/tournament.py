@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from negotiation import files
 from negotiation.engine import is_llm, new_llm_run, open_run
 from negotiation.errors import InputError
+from negotiation.events import EventType
 from negotiation.model import Scenario
 from negotiation.plugins import command_line_plugins, register_plugin
 from negotiation.registry import strategy_problem
@@ -196,7 +197,7 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
     reservations = outcome["reservation_values"]
     utilities = result.utilities or {p: reservations[p] for p in specs}
     fairness = outcome.get("fairness", {})
-    calls = [e for e in events if e["type"] == "llm_call"]
+    calls = [e for e in events if e["type"] == EventType.LLM_CALL]
     return {
         "job": job.key, "scenario": scenario.id, "seed": job.seed,
         "seats": json.dumps(specs), "status": result.status, "reason": result.reason,
@@ -205,7 +206,7 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
         "gains": json.dumps({p: round(utilities[p] - reservations[p], 6) for p in specs}),
         "welfare": round(sum(utilities.values()), 6),
         "nash_ratio": fairness.get("nash_ratio"), "ks_distance": fairness.get("ks_distance"),
-        "blocked": sum(e["type"] == "blocked" for e in events),
+        "blocked": sum(e["type"] == EventType.BLOCKED for e in events),
         "warnings": sum(1 for e in events if e.get("verdict", {}).get("level") == "warn"),
         "tokens": sum(c.get("prompt_tokens", 0) + c.get("completion_tokens", 0)
                       for c in calls),

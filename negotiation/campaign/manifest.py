@@ -9,6 +9,7 @@ from typing import Any
 
 from negotiation import files
 from negotiation.campaign.model import CampaignResult, LoadedCampaign
+from negotiation.events import STAGE_ENDS
 from negotiation.transcript import TranscriptError, verify
 
 MANIFEST = "campaign.json"
@@ -74,7 +75,7 @@ def verify_campaign(folder: Path) -> list[str]:
 def stage_end(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The event a next stage links to: the outcome, or the evaluation (sign-offs may be
     appended after it)."""
-    return next((e for e in events if e["type"] in {"outcome", "evaluation"}), None)
+    return next((e for e in events if e["type"] in STAGE_ENDS), None)
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from negotiation.engine import (
     package_version,
 )
 from negotiation.errors import InputError
+from negotiation.events import EventType
 from negotiation.model import Organization, Scenario, SplitIssue, TermValue
 from negotiation.scenario import scenario_from_data
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, now
@@ -221,11 +222,11 @@ class CampaignRunner:
         delivered, realised = evaluation.delivered, evaluation.realised
         link = self._link(index, stage)
         with TranscriptWriter(path, fsync=self.fsync) as writer:
-            writer.append("header", {
+            writer.append(EventType.HEADER, {
                 "format": FORMAT, "kind": "evaluation", "scenario_id": self.base.id,
                 "parties": parties, "seed": self.seed, "version": package_version(),
                 "options": {"campaign": link}}, wall=self._wall())
-            writer.append("evaluation", {
+            writer.append(EventType.EVALUATION, {
                 "agreement_in_force": {"stage": in_force.stage, "terms": in_force.terms,
                                        "utilities": in_force.utilities},
                 "model": stage.model_dump(mode="json", exclude={"id", "title", "kind"}),

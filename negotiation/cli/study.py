@@ -18,6 +18,7 @@ from negotiation.cli.common import (
     fail,
     parse_agent_overrides,
 )
+from negotiation.events import TURNS, EventType
 from negotiation.safe_text import for_terminal, plain
 from negotiation.scenario import (
     load_scenario,
@@ -77,14 +78,14 @@ def campaign(
                           f"({stage.kind}): {for_terminal(stage.reason, one_line=True)}")
 
         def on_event(event: dict[str, Any]) -> None:
-            if event["type"] == "header":
+            if event["type"] == EventType.HEADER:
                 link = event["options"]["campaign"]
                 current["stage"] = f"stage {link['index'] + 1}/{stages} {link['stage']}"
-            elif event["type"] in {"move", "blocked"}:
+            elif event["type"] in TURNS:
                 status.update(f"{for_terminal(current['stage'], one_line=True)}: round "
                               f"{event['round'] + 1}, {for_terminal(event['party'])} "
                               f"{event['action']['kind']}")
-            elif event["type"] == "error":
+            elif event["type"] == EventType.ERROR:
                 console.print(f"[bold red]{for_terminal(event['party'], one_line=True)}: "
                               f"{for_terminal(event['error'], one_line=True)}[/]")
 
