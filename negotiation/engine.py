@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from agents import Memory
-from negotiation.model import Scenario
+from agents import Memory, View
+from negotiation.model import Action, Scenario
 from negotiation.seats import (
     HUMAN,
     LLM,
@@ -45,11 +45,31 @@ if TYPE_CHECKING:
     from agents.llm import LLMRun
 
 __all__ = [
-    "HUMAN", "LLM", "EventHook", "LLMOptions", "Negotiation", "RunContext", "RunResult",
+    "HUMAN", "LLM", "EventHook", "LLMOptions", "Negotiation", "Person", "PersonSeat",
+    "RunContext", "RunResult",
     "Session", "ViewHook", "agent_specs", "analysis_of", "build_agents", "is_llm",
     "llm_settings", "new_llm_run", "new_transcript_path", "open_run", "package_version",
     "run_scenario",
 ]
+
+
+class Person(Protocol):
+    """Someone who takes a seat: asked for a move with the turn's view."""
+
+    def prompt(self, view: View) -> Action: ...
+
+
+@dataclass
+class PersonSeat:
+    """A person's seat under the plain driver: asked during the turn itself.  (The graph
+    driver pauses instead, and :meth:`RunContext.answer` asks the same person.)"""
+
+    person: Person
+    #: A resumed run takes a person's earlier moves from the transcript.
+    replay_from_transcript: ClassVar[bool] = True
+
+    async def act(self, view: View) -> Action:
+        return self.person.prompt(view)
 
 
 @dataclass
@@ -60,8 +80,8 @@ class RunContext:
     specs: dict[str, str]
     #: The run's LLM client, if an LLM sits (shared by its agents).
     llm_run: LLMRun | None
-    #: The person in a human seat, asked for a move with ``prompt(view)``.
-    person: Any = None
+    #: The person in a human seat, if one sits.
+    person: Person | None = None
 
     @property
     def writer(self) -> TranscriptWriter:
@@ -91,7 +111,7 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
                    resume: bool = False, fsync: bool = True, llm_run: LLMRun | None = None,
                    llm: LLMOptions | None = None, on_event: EventHook | None = None,
                    on_view: ViewHook | None = None, options: Mapping[str, Any] | None = None,
-                   memory: Mapping[str, Memory] | None = None, person: Any = None,
+                   memory: Mapping[str, Memory] | None = None, person: Person | None = None,
                    durable: bool = False, wall: dict[str, Any] | None = None
                    ) -> AsyncIterator[RunContext]:
     """Open one negotiation of ``scenario`` and write its header.
@@ -111,7 +131,7 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
         from agents.human import HumanAgent  # the terminal seat: rich loads only here
 
         person = HumanAgent()
-    seat: Any = person
+    seat: Any = None if person is None else PersonSeat(person)
     if durable and person is not None:
         from agents.human import InterruptingHuman
 
@@ -156,7 +176,8 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
                        agents: Mapping[str, str] | None = None, out_dir: Path | None = None,
                        transcript: Path | None = None, on_event: EventHook | None = None,
                        fsync: bool = True, llm_run: LLMRun | None = None,
-                       llm: LLMOptions | None = None, person: Any = None) -> RunResult:
+                       llm: LLMOptions | None = None, person: Person | None = None,
+                       on_view: ViewHook | None = None) -> RunResult:
     """Run ``scenario`` with the plain driver and rule-based (or overridden) agents; write
     the transcript to ``transcript``, or a new file in ``out_dir``, or keep it in memory
     when neither is given."""
@@ -165,5 +186,5 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
         path = new_transcript_path(out_dir, scenario, seed)
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds, transcript=path,
                         fsync=fsync, llm_run=llm_run, llm=llm, on_event=on_event,
-                        person=person) as run:
+                        on_view=on_view, person=person) as run:
         return await run.play()

@@ -42,8 +42,18 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, interrupt
 
 from negotiation import files
-from negotiation.engine import EventHook, LLMOptions, RunContext, RunResult, Session, open_run
+from negotiation.engine import (
+    EventHook,
+    LLMOptions,
+    Person,
+    RunContext,
+    RunResult,
+    Session,
+    ViewHook,
+    open_run,
+)
 from negotiation.errors import RefusedError
+from negotiation.events import EventType
 from negotiation.lifecycle import Status, transcript_status
 from negotiation.model import Scenario
 from negotiation.registry import header_problems
@@ -61,6 +71,8 @@ class RunState(TypedDict, total=False):
 
     events: int
     status: str
+    #: No longer written (every driver delivers events to ``on_event`` as they are
+    #: recorded; the transcript holds sign-offs); kept so that older checkpoints load.
     new_events: list[dict[str, Any]]
     signoff: dict[str, Any]
 
@@ -86,7 +98,10 @@ OWN_TYPES: frozenset[tuple[str, str]] = frozenset({
     ("langgraph.types", "Command"),
     ("langgraph.types", "Send"),
 })
-_CONSTRUCTOR_CODES = range(0, 6)  # ormsgpack ext codes LangGraph uses for (module, name, …)
+#: The ormsgpack ext codes of LangGraph's plain constructors, (module, name, args): the only
+#: way this driver's own types are written.  Method calls (3), pydantic models (4, 5) and
+#: arrays (6) are never written here, so they are refused even for an allowed class.
+_CONSTRUCTOR_CODES = range(0, 3)
 _SNAPSHOT_CODE = 7  # a delta snapshot: msgpack inside msgpack
 
 
@@ -264,33 +279,26 @@ class GraphDriver:
     pace: float = 0.0
 
     def build(self, checkpointer: AsyncSqliteSaver) -> CompiledStateGraph[Any, Any, Any, Any]:
-        def progress(since: int) -> RunState:
-            events = self.live.writer.events
+        def progress() -> RunState:
             status = "done" if self.live.result is not None else "running"
-            return {"events": len(events), "status": status,
-                    "new_events": [_public_summary(e) for e in events[since:]]}
+            return {"events": len(self.live.writer.events), "status": status}
 
         async def turn(state: RunState) -> RunState:
             if self.pace:
                 await anyio.sleep(self.pace)
-            before = len(self.live.writer.events)
             await self.live.turn()
-            return progress(before)
+            return progress()
 
         def finish(state: RunState) -> RunState:
-            before = len(self.live.writer.events)
             self.live.finish()
-            return progress(before)
+            return progress()
 
         def signoff(state: RunState) -> RunState:
             # 'negotiate review' records (and signs) each sign-off itself, then resumes the
             # graph: the node only waits, and reads the decision from the transcript.
             interrupt({"transcript": str(self.transcript), "status": _SIGNOFF_PAUSE})
-            status, events = transcript_status(self.transcript)
-            last = events[-1] if events else {}
-            return {"status": status.value, "signoff": {"seq": last.get("seq", -1)},
-                    "new_events": [_public_summary(last)] if last.get("type") == "signoff"
-                    else []}
+            status, _ = transcript_status(self.transcript)
+            return {"status": status.value}
 
         def after_signoff(state: RunState) -> str:
             # Several organisations sign one after the other: wait for the next.
@@ -333,7 +341,8 @@ class GraphDriver:
     async def stream(self, resume: Any = None,
                      on_step: Callable[[RunState], None] | None = None) -> list[Any]:
         """Run (or continue) the graph until it ends or pauses; ``on_step`` sees each
-        step's new events.  Returns the payloads of the interrupts it paused on."""
+        step's state (events reach the session's ``on_event`` as they are recorded).
+        Returns the payloads of the interrupts it paused on."""
         async with self._saver() as saver:
             graph = self.build(saver)
             snapshot = await graph.aget_state(self.config)
@@ -410,20 +419,16 @@ def _is_signoff_pause(value: Any) -> bool:
                and pause.value.get("status") == _SIGNOFF_PAUSE for pause in pauses)
 
 
-def _public_summary(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The event as streamed: everything but the hash chain (the transcript keeps that)."""
-    return {k: v for k, v in event.items() if k not in {"prev_hash", "hash", "scenario"}}
-
-
 # --- starting and resuming ------------------------------------------------------------
 
 
 async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
                     rounds: int | None = None, agents: Mapping[str, str] | None = None,
                     signoff_inline: bool = False, pace: float = 0.0,
-                    llm_run: Any = None, llm: LLMOptions | None = None, person: Any = None,
+                    llm_run: Any = None, llm: LLMOptions | None = None,
+                    person: Person | None = None,
                     on_step: Callable[[RunState], None] | None = None,
-                    on_event: EventHook | None = None,
+                    on_event: EventHook | None = None, on_view: ViewHook | None = None,
                     answer: Answer | None = None) -> RunResult:
     """A new durable run; its checkpoints and LLM recording sit next to ``transcript``.
     A human seat's turns are graph interrupts, answered by ``answer`` (by default: asked
@@ -438,6 +443,7 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
         llm = replace(llm, record=calls_path(transcript))
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds,
                         transcript=transcript, llm_run=llm_run, llm=llm, on_event=on_event,
+                        on_view=on_view,
                         options={"signoff": "inline"} if signoff_inline else None,
                         person=person, durable=True) as run:
         await _drive(run, transcript, signoff_inline, pace, on_step, answer)
@@ -449,7 +455,8 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                      on_step: Callable[[RunState], None] | None = None,
                      on_event: EventHook | None = None,
                      on_resumed: Callable[[int], None] | None = None,
-                     person: Any = None, answer: Answer | None = None) -> RunResult:
+                     person: Person | None = None, answer: Answer | None = None
+                     ) -> RunResult:
     """Continue an interrupted run from its transcript and checkpoints: re-play it against
     the transcript (nothing is written twice, nobody is asked twice), then drive on."""
     header = _header(transcript)
@@ -470,7 +477,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                                   "of the transcript; it cannot be resumed")
         caught_up = len(writer.events)
         session.on_event = on_event
-        session.record("resumed", {"after_seq": caught_up - 1,
+        session.record(EventType.RESUMED, {"after_seq": caught_up - 1,
                                    "reason": "continued after an interruption"})
         if on_resumed is not None:
             on_resumed(caught_up)
