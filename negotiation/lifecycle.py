@@ -33,8 +33,9 @@ from negotiation.events import (
     Signoff,
     Transcript,
 )
-from negotiation.model import Scenario
+from negotiation.model import OrgSignatories, Scenario
 from negotiation.signing import (
+    Expected,
     Signatory,
     fingerprint,
     public_key_of,
@@ -142,7 +143,8 @@ def _scenario_of(transcript: Transcript) -> Scenario | None:
     return embedded_scenario(header)
 
 
-def sign_offs(events: Events, expected: Iterable[Signatory] | None = None) -> SignOffs:
+def sign_offs(events: Events, expected: Expected | Iterable[Signatory] | None = None
+              ) -> SignOffs:
     """Check every sign-off of a hash-verified transcript.
 
     Signatures are checked against the signatories the embedded scenario declares, and, if
@@ -153,14 +155,16 @@ def sign_offs(events: Events, expected: Iterable[Signatory] | None = None) -> Si
     scenario = _scenario_of(transcript)
     declared = scenario.signatories if scenario is not None else {}
     outcome = transcript.outcome
-    agreement = outcome.agreement if outcome is not None else None
-    parties = list((agreement.parties if agreement else None)
-                   or (scenario.party_ids if scenario else []))
     result = SignOffs(attributable=bool(declared))
-    if declared:
-        result.required = {org: declared[org].quorum for org in parties if org in declared}
+    if declared and scenario is not None:
+        members = _members(transcript, scenario)
+        result.required = {org: declared[org].quorum for org in members if org in declared}
+        result.problems += _coverage_problems(transcript, scenario, members)
     keys = {fingerprint(key.public_key): (org, key.name, key.public_key)
             for org, spec in declared.items() for key in spec.keys}
+    if isinstance(expected, Expected):
+        result.problems += _quorum_problems(declared, expected.quorums)
+        expected = expected.records
     if expected is not None:
         trusted = {record.fingerprint: record for record in expected}
         for fp, (org, name, _) in keys.items():
@@ -172,6 +176,47 @@ def sign_offs(events: Events, expected: Iterable[Signatory] | None = None) -> Si
     for event in transcript.signoffs:
         _check_one(transcript, event, keys, result, outcome)
     return result
+
+
+def _quorum_problems(declared: Mapping[str, OrgSignatories],
+                     quorums: Mapping[str, int]) -> list[str]:
+    """A signatories block the reader trusts must be the transcript's: same organisations,
+    same quorums (keys are compared record by record)."""
+    problems = [f"the transcript's scenario asks {declared[org].quorum} signature(s) of {org}, "
+                f"the signatories you gave {quorum}: the embedded scenario may be forged"
+                for org, quorum in quorums.items()
+                if org in declared and declared[org].quorum != quorum]
+    problems += [f"the signatories you gave name {org}, which the transcript's scenario does "
+                 "not declare: the embedded scenario may be forged"
+                 for org in quorums if org not in declared]
+    if quorums:
+        problems += [f"the transcript's scenario declares signatories for {org}, which the "
+                     "signatories you gave do not" for org in declared if org not in quorums]
+    return problems
+
+
+def _members(transcript: Transcript, scenario: Scenario) -> list[str]:
+    """Who must sign: every organisation of the scenario but those whose own move left the
+    negotiation — derived from the moves, never from the agreement's list of parties, which
+    an editor could shorten before anyone signs."""
+    departed = {move.party for move in transcript.of_type(Move)
+                if move.action.kind == "walk_away"}
+    return [org for org in scenario.party_ids if org not in departed]
+
+
+def _coverage_problems(transcript: Transcript, scenario: Scenario,
+                       members: list[str]) -> list[str]:
+    """Declared signatories must cover every organisation (as a scenario file must), and the
+    agreement must be among exactly the organisations that stayed."""
+    problems = [f"the embedded scenario declares no signatories for {org}, so nobody could "
+                "sign for it: it was edited (a scenario file must declare every organisation)"
+                for org in scenario.party_ids if org not in scenario.signatories]
+    outcome = transcript.outcome
+    agreement = outcome.agreement if outcome is not None else None
+    if agreement is not None and sorted(agreement.parties) != sorted(members):
+        problems.append(f"the agreement names {sorted(agreement.parties)} as its parties, but "
+                        f"{sorted(members)} negotiated to the end: it was edited")
+    return problems
 
 
 def _check_one(transcript: Transcript, event: Signoff,
@@ -221,7 +266,8 @@ def _check_one(transcript: Transcript, event: Signoff,
 def status_of(events: Events, signed: SignOffs | None = None) -> Status:
     """The lifecycle status of a hash-verified transcript's events."""
     transcript = Transcript.of(events)
-    if transcript.has(Signoff):
+    outcome = transcript.outcome
+    if transcript.has(Signoff) or (outcome is not None and outcome.agreed):
         signed = signed or sign_offs(transcript)
         if signed.problems:
             return Status.TAMPERED
@@ -229,7 +275,6 @@ def status_of(events: Events, signed: SignOffs | None = None) -> Status:
             return signed.decision
     if transcript.has(Evaluation):  # a campaign's evaluation stage: nothing to sign
         return Status.EVALUATED
-    outcome = transcript.outcome
     if outcome is not None:
         return Status.PENDING if outcome.agreed else Status.NO_AGREEMENT
     if isinstance(transcript.last, Aborted):
@@ -311,8 +356,8 @@ def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = ""
     signed = sign_offs(transcript)
     status = status_of(transcript, signed)
     if status is Status.TAMPERED:
-        raise SignOffError(f"{path} has a sign-off that does not verify "
-                           f"({signed.problems[0]}); it cannot be signed")
+        raise SignOffError(f"{path} does not check out ({signed.problems[0]}); it cannot "
+                           "be signed")
     if status in {Status.RATIFIED, Status.REJECTED}:
         raise SignOffError(f"{path} is already {status.value}; a decision cannot be changed. "
                            "Re-run the negotiation to decide again.")

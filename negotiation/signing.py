@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from negotiation import files
 from negotiation.errors import InputError
+from negotiation.model import OrgSignatories
+from negotiation.strict_yaml import load_yaml, read_data_file
 from negotiation.transcript import canonical_json
 
 #: Prefix of every signed message, so a sign-off signature can never be replayed as
@@ -194,30 +196,71 @@ def public_key_of(private: Ed25519PrivateKey) -> str:
     return base64.b64encode(raw).decode()
 
 
-def read_signatories(path: Path) -> list[Signatory]:
-    """Signatory records from a YAML or JSON file: one record, or a list of them."""
+@dataclass(frozen=True)
+class Expected:
+    """Signatories a reader trusts, obtained outside the transcript: their records, and the
+    quorum of each organisation when a whole ``signatories:`` block was given."""
+
+    records: tuple[Signatory, ...]
+    quorums: Mapping[str, int]
+
+
+def _load(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        return load_yaml(read_data_file(path), str(path))
     except (OSError, UnicodeDecodeError) as error:
         raise SignatoryFileError(f"cannot read the signatory file {path}: {error}") from None
     except yaml.YAMLError as error:
         raise SignatoryFileError(f"{path}: not valid YAML ({error}); a signatory file holds "
-                        "org, name and public_key (as 'negotiate keys new' writes it)") from None
+                                 "org, name and public_key (as 'negotiate keys new' writes "
+                                 "it)") from None
+
+
+def _record(path: Path, index: int, item: Any) -> Signatory:
+    try:
+        return Signatory.model_validate(item)
+    except ValidationError as error:
+        problem = error.errors()[0]
+        where = ".".join(str(part) for part in problem["loc"]) or "(record)"
+        raise SignatoryFileError(f"{path}: record {index + 1}, field {where}: "
+                                 f"{problem['msg']}; a signatory record holds org, name "
+                                 "and public_key (base64)") from None
+
+
+def read_signatories(path: Path) -> list[Signatory]:
+    """Signatory records from a YAML or JSON file: one record, or a list of them."""
+    data = _load(path)
     items = data if isinstance(data, list) else [data]
-    records = []
-    for index, item in enumerate(items):
-        try:
-            records.append(Signatory.model_validate(item))
-        except ValidationError as error:
-            problem = error.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "(record)"
-            raise SignatoryFileError(f"{path}: record {index + 1}, field {where}: "
-                                     f"{problem['msg']}; a signatory record holds org, name "
-                                     "and public_key (base64)") from None
+    records = [_record(path, index, item) for index, item in enumerate(items)]
     if not records:
         raise SignatoryFileError(f"{path} holds no signatory record")
     return records
+
+
+def read_expected(paths: Sequence[Path]) -> Expected:
+    """What ``verify --signatories`` trusts: signatory records (as ``keys new`` writes
+    them), or a ``signatories:`` block with quorums (a scenario file you agreed to, or just
+    its block), which then must match the transcript's exactly."""
+    records: list[Signatory] = []
+    quorums: dict[str, int] = {}
+    for path in paths:
+        data = _load(path)
+        block = data.get("signatories") if isinstance(data, dict) else None
+        if block is None:
+            records += read_signatories(path)
+            continue
+        try:
+            declared = {org: OrgSignatories.model_validate(spec)
+                        for org, spec in dict(block).items()}
+        except (ValidationError, TypeError, ValueError) as error:
+            raise SignatoryFileError(f"{path}: signatories: not a block of organisation -> "
+                                     f"{{keys, quorum}} ({error})") from None
+        for org, spec in declared.items():
+            quorums[org] = spec.quorum
+            records += [_record(path, index, {"org": org, "name": key.name,
+                                              "public_key": key.public_key})
+                        for index, key in enumerate(spec.keys)]
+    return Expected(tuple(records), quorums)
 
 
 def signed_message(event: Mapping[str, Any]) -> bytes:

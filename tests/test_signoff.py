@@ -416,3 +416,45 @@ def test_one_key_cannot_sign_for_two_organisations(
                                       "kestrel": keys["voltaic"]})
     done = negotiate("scenarios", "validate", str(path), config=tmp_path)
     assert done.returncode == 2 and "already signs for voltaic" in done.stderr
+
+
+# --- one party cannot ratify alone (found by an adversarial review) ---------------------------
+
+
+def drop_kestrel_signatories(events: list[dict[str, Any]]) -> None:
+    events[0]["scenario"]["signatories"].pop("kestrel")
+
+
+def shrink_the_parties(events: list[dict[str, Any]]) -> None:
+    outcome_of(events)["agreement"]["parties"] = ["voltaic"]
+
+
+def lower_own_quorum(events: list[dict[str, Any]]) -> None:
+    events[0]["scenario"]["signatories"]["kestrel"]["quorum"] = 1
+
+
+@pytest.mark.parametrize("change", [drop_kestrel_signatories, shrink_the_parties])
+def test_an_edit_before_signing_cannot_let_one_organisation_ratify_alone(
+        run_file: Path, keys: dict[str, list[LocalKey]], change: Any) -> None:
+    forged(run_file, change)
+    with pytest.raises(SignOffError, match="edited"):
+        sign_off(run_file, approve=True, org="voltaic", key=keys["voltaic"][0].private_key())
+    assert transcript_status(run_file)[0] is not Status.RATIFIED
+    done = verify_cli(run_file)
+    assert done.returncode == 1 and "edited" in done.stdout
+
+
+def test_a_lowered_quorum_is_caught_against_the_scenario_you_agreed_to(
+        tmp_path: Path, keys: dict[str, list[LocalKey]]) -> None:
+    agreed = signed_scenario(tmp_path, keys, quorum={"kestrel": 2})
+    path = agreed_run(agreed, tmp_path / "runs")
+    forged(path, lower_own_quorum)
+    sign_all(path, keys)  # kestrel's one signature now "ratifies"
+    assert transcript_status(path)[0] is Status.RATIFIED  # self-consistent after the edit
+    done = verify_cli(path, "--signatories", str(agreed))
+    assert done.returncode == 1
+    assert "asks 1 signature(s) of kestrel, the signatories you gave 2" in done.stdout
+    honest = agreed_run(agreed, tmp_path / "honest")
+    sign_all(honest, keys)
+    sign_off(honest, approve=True, org="kestrel", key=keys["kestrel"][1].private_key())
+    assert verify_cli(honest, "--signatories", str(agreed)).returncode == 0

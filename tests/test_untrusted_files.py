@@ -366,3 +366,24 @@ def test_a_plugin_may_not_take_a_built_in_name() -> None:
                      "agents", "list")
     assert done.code == 2
     assert "'boulware' is a built-in name" in done.stderr
+
+
+def test_a_method_call_on_an_allowed_class_is_refused_too(tmp_path: Path) -> None:
+    # Found by an adversarial review: LangGraph's "method call" encoding (ext code 3) naming
+    # its own Interrupt class passed the class check and crashed review after signing.
+    method = ormsgpack.Ext(3, ormsgpack.packb(("langgraph.types", "Interrupt", "x",
+                                               "__class__")))
+    with pytest.raises(CheckpointError, match="kind 3"):
+        OwnTypesSerializer().loads_typed(("msgpack", ormsgpack.packb(method)))
+    done = subprocess.run([str(NEGOTIATE), "run", "rd-joint-venture", "--signoff", "inline",
+                           "-q", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    (transcript,) = tmp_path.glob("*.jsonl")
+    with sqlite3.connect(checkpoint_path(transcript)) as db:
+        db.execute("UPDATE writes SET value = ? WHERE type = 'msgpack' AND checkpoint_id = "
+                   "(SELECT MAX(checkpoint_id) FROM checkpoints)", (ormsgpack.packb(method),))
+    db.close()
+    before = transcript.read_bytes()
+    refused = negotiate("review", str(transcript), "--approve", "--reviewer", "Ana")
+    assert refused.code == 2 and "kind 3" in refused.stderr
+    assert transcript.read_bytes() == before, "refused before any sign-off is recorded"

@@ -31,12 +31,12 @@ from negotiation.lifecycle import (
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal, plain
 from negotiation.signing import (
-    Signatory,
+    Expected,
     fingerprint,
     load_private_key,
     local_keys,
     public_key_of,
-    read_signatories,
+    read_expected,
 )
 from negotiation.transcript import (
     TranscriptError,
@@ -53,9 +53,10 @@ def verify_command(
         help="A transcript (.jsonl) or a campaign folder to check.")],
     signatories: Annotated[list[Path] | None, typer.Option(
         "--signatories", metavar="FILE",
-        help="Signatory records you trust (from 'negotiate keys new', obtained from each "
-             "organisation directly): every declared and signing key must be among them. "
-             "Repeatable.")] = None,
+        help="Signatories you trust, obtained outside the transcript: records from "
+             "'negotiate keys new', or the scenario file you agreed to (its signatories: "
+             "block, whose quorums must then match too). Every declared and signing key must "
+             "be among them. Repeatable.")] = None,
     head: Annotated[str | None, typer.Option(
         metavar="HASH", help="A chain head recorded earlier (e.g. printed when you signed): "
                              "the transcript must still contain it (detects truncation and "
@@ -75,7 +76,7 @@ def verify_command(
         console.print(f"[bold green]OK[/] {for_terminal(transcript)}: every stage verified and "
                       "linked")
         return
-    expected = [record for path in signatories or [] for record in read_signatories(path)]
+    expected = read_expected(signatories) if signatories else None
     if head is not None and not re.fullmatch(r"[0-9a-f]{64}", head):
         raise UsageError(f"--head {head!r} is not a chain head: give the full 64-character "
                          "hash as it was printed")
@@ -85,9 +86,10 @@ def verify_command(
                       f"{for_terminal(result.reason)}")
         raise typer.Exit(1)
     events = result.transcript
-    problems = audit_problems(events, expected if signatories else None, head)
+    problems = audit_problems(events, expected, head)
     for problem in problems:
-        console.print(f"[bold red]FAILED[/] {for_terminal(transcript)}: {for_terminal(problem)}")
+        console.print(f"[bold red]FAILED[/] {for_terminal(transcript)}: {for_terminal(problem)}",
+                      soft_wrap=True)
     if problems:
         raise typer.Exit(1)
     note = "" if events.finished else \
@@ -95,13 +97,13 @@ def verify_command(
     console.print(f"[bold green]OK[/] {for_terminal(transcript)}: {len(events)} events, "
                   f"head {result.head_hash}{note}")
     if events.signoffs or signatories:
-        console.print(render.signoff_view(sign_offs(events, expected or None)))
+        console.print(render.signoff_view(sign_offs(events, expected)))
     if head is not None:
         console.print(f"[bold green]OK[/] the recorded head {head[:16]}… is event "
                       f"{next(e.seq for e in events.events if e.hash == head)}")
 
 
-def audit_problems(events: Transcript, expected: list[Signatory] | None,
+def audit_problems(events: Transcript, expected: Expected | None,
                    head: str | None) -> list[str]:
     """What beyond the hash chain does not check out: signatures, trusted keys, the head."""
     try:
