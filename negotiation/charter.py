@@ -11,6 +11,7 @@ import base64
 import html
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -21,7 +22,7 @@ from markdown_it import MarkdownIt
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
 from negotiation.errors import RefusedError
-from negotiation.lifecycle import Status, sign_offs, status_of
+from negotiation.lifecycle import Signature, Status, sign_offs, status_of
 from negotiation.model import DiscreteIssue, SplitIssue
 from negotiation.safe_text import for_markdown, plain
 from negotiation.terms import format_value
@@ -67,6 +68,15 @@ _ENVIRONMENT = Environment(loader=PackageLoader("negotiation", "templates"),
 _ENVIRONMENT.filters.update(paragraphs=_paragraphs, code=_code, link=_link)
 
 
+def _signed_by(signatures: Sequence[Signature]) -> _Markdown:
+    """``Ada for vendor (key `1a2b…`…), Kit for kestrel (…)``: each part escaped once."""
+    return _Markdown(", ".join(
+        for_markdown(s.signer) + (f" for {for_markdown(s.org)} (key "
+                                  f"{_code(s.fingerprint[:16] if s.fingerprint else '')}…)"
+                                  if s.org else "")
+        for s in signatures))
+
+
 def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
     events = read_transcript(path)
     header, status = negotiation_of(events, path), status_of(events)
@@ -110,6 +120,7 @@ def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
         "shares": shares, "utilities": utilities, "fairness": outcome.fairness,
         "verdict": outcome.verdict, "accountability": accountability,
         "signatures": signed.signatures, "attributable": signed.attributable,
+        "signed_by": _signed_by(signed.signatures),
         "missing": signed.missing() if signed.decision is None else {},
         "transcript_name": path.name, "head_hash": events.head_hash,
         "plot": plot,

@@ -175,6 +175,12 @@ def sign_offs(events: Events, expected: Expected | Iterable[Signatory] | None = 
                                        "you gave do not: the embedded scenario may be forged")
     for event in transcript.signoffs:
         _check_one(transcript, event, keys, result, outcome)
+    if result.decision is not None:
+        decided = result.signatures[-1].seq
+        result.problems += [f"event {event.seq}: a {event.type} after the agreement was "
+                            f"{result.decision.value}; nothing may follow the decision"
+                            for event in transcript.events[decided + 1:]
+                            if not isinstance(event, Signoff)]
     return result
 
 

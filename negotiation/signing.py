@@ -159,13 +159,16 @@ def signatory_yaml(record: Signatory) -> str:
 
 
 def local_keys(folder: Path | None = None) -> list[LocalKey]:
-    """Every key pair in ``folder`` (default :func:`keys_folder`) with a readable record."""
+    """Every key pair in ``folder`` (default :func:`keys_folder`) whose record beside it
+    describes that very key (a record naming another key is ignored, not believed)."""
     folder = folder or keys_folder()
     found = []
     for path in sorted(folder.glob("*.key")) if folder.is_dir() else []:
         record = path.with_suffix(".signatory.yaml")
         try:
-            found.append(LocalKey(path, read_signatories(record)[0]))
+            signatory = read_signatories(record)[0]
+            if signatory.public_key == public_key_of(load_private_key(path)):
+                found.append(LocalKey(path, signatory))
         except InputError:
             continue
     return found
@@ -176,6 +179,10 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         if path.is_symlink():
             raise SignatoryFileError(f"{path} is a symbolic link; give the key file itself")
+        if path.stat().st_mode & 0o077:
+            raise SignatoryFileError(f"{path} can be read by other users, so it no longer "
+                                     "proves who signed; make a new key with 'negotiate keys "
+                                     f"new' (or, if it never left your hands, chmod 600 {path})")
         data = path.read_bytes()
     except OSError as error:
         raise SignatoryFileError(f"cannot read the key {path}: {error.strerror or error}") from None

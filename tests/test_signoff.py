@@ -366,6 +366,7 @@ def test_the_charter_names_each_signatory_with_their_key_and_who_is_missing(
     assert "Kit Kestrel for kestrel" in ratified
     for key in (keys["voltaic"][0], keys["kestrel"][0]):
         assert key.signatory.fingerprint in ratified
+        assert f"(key `{key.signatory.fingerprint[:16]}`…)" in ratified  # escaped once
     assert "not attributable" not in ratified
     assert verify(run_file).head_hash in ratified  # the head to check it against
     page = render_html(run_file)
@@ -458,3 +459,42 @@ def test_a_lowered_quorum_is_caught_against_the_scenario_you_agreed_to(
     sign_all(honest, keys)
     sign_off(honest, approve=True, org="kestrel", key=keys["kestrel"][1].private_key())
     assert verify_cli(honest, "--signatories", str(agreed)).returncode == 0
+
+
+def test_nothing_may_follow_the_decision(run_file: Path,
+                                         keys: dict[str, list[LocalKey]]) -> None:
+    sign_all(run_file, keys)
+    events = events_of(run_file)
+    rewrite(run_file, [*events, dict(outcome_of(events))])  # a second outcome, appended
+    done = verify_cli(run_file)
+    assert done.returncode == 1 and "nothing may follow the decision" in done.stdout
+
+
+def test_keys_list_believes_no_record_that_names_another_key(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    folder = config / "negotiate" / "keys"
+    eve, kim = new_key("kestrel", "Eve", folder), new_key("kestrel", "Kim", folder)
+    eve.path.with_suffix(".signatory.yaml").write_text(
+        kim.path.with_suffix(".signatory.yaml").read_text())
+    listed = negotiate("keys", "list", config=config)
+    assert listed.stdout.count("Kim") == 1 and "Eve" not in listed.stdout
+
+
+def test_a_key_readable_by_others_is_refused(run_file: Path, tmp_path: Path) -> None:
+    key = next((tmp_path / "config" / "negotiate" / "keys").glob("voltaic-*.key"))
+    key.chmod(0o644)
+    done = negotiate("review", str(run_file), "--approve", "--key", str(key),
+                     config=tmp_path / "config")
+    assert done.returncode == 2 and "can be read by other users" in done.stderr
+
+
+def test_keys_new_refuses_a_symlinked_output_before_making_a_key(tmp_path: Path) -> None:
+    config, target = tmp_path / "config", tmp_path / "victim.txt"
+    target.write_text("keep me")
+    link = tmp_path / "out.yaml"
+    link.symlink_to(target)
+    done = negotiate("keys", "new", "--org", "vendor", "--name", "Ada", "--out", str(link),
+                     config=config)
+    assert done.returncode == 2 and "symbolic link" in done.stderr
+    assert target.read_text() == "keep me"
+    assert not list(config.glob("negotiate/keys/*.key"))

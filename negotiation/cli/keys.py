@@ -10,7 +10,7 @@ import yaml
 from rich.table import Table
 
 from negotiation.cli.common import console, friendly_errors
-from negotiation.files import write_file
+from negotiation.files import OutputError, refuse_symlink, write_file
 from negotiation.safe_text import for_terminal
 from negotiation.signing import keys_folder, local_keys, new_key, short, signatory_yaml
 
@@ -29,6 +29,10 @@ def keys_new(
 ) -> None:
     """Create an Ed25519 key pair: the private key stays in your config folder (mode 0600);
     the public record is printed and written, to go into the scenario's signatories."""
+    if out is not None:  # refuse a bad target before a key pair exists
+        refuse_symlink(out)
+        if out.exists():
+            raise OutputError(f"{out} already exists; refusing to overwrite it")
     key = new_key(org, name)
     record = key.signatory
     target = out or Path(f"{record.org}-{short(record.fingerprint)}.signatory.yaml")
