@@ -22,8 +22,8 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.llm import LLMRun
-from negotiation.devtools.llm_server import Reply, ScriptedServer
 from negotiation.analysis import SpaceAnalysis
+from negotiation.devtools.llm_server import Reply, ScriptedServer
 from negotiation.engine import run_scenario
 from negotiation.scenario import load_scenario
 from negotiation.tournament import TournamentConfig, run_tournament

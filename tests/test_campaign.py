@@ -14,7 +14,6 @@ import yaml
 from agents import View
 from agents.llm import LLMRun
 from agents.rule_based import TimeDependent
-from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
 from negotiation.campaign import (
     MAX_RESERVATION,
@@ -25,6 +24,7 @@ from negotiation.campaign import (
     run_campaign,
     verify_campaign,
 )
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.model import Action
 from negotiation.scenario import load_scenario
 from negotiation.transcript import deterministic_lines, load_verified

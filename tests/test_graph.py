@@ -13,8 +13,8 @@ from typing import Any
 import anyio
 import pytest
 
-from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.engine import run_scenario
 from negotiation.graph import checkpoint_path, start_run
 from negotiation.lifecycle import Status, transcript_status

@@ -13,6 +13,7 @@ import pytest
 
 from agents import View
 from agents.llm import Budget, LLMRun
+from negotiation.analysis import SpaceAnalysis
 from negotiation.devtools.llm_server import (
     Reply,
     ScriptedServer,
@@ -21,7 +22,6 @@ from negotiation.devtools.llm_server import (
     reply_text,
     reply_tool_call,
 )
-from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import RunResult, run_scenario
 from negotiation.model import Action, Offer, Propose, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data

@@ -145,8 +145,8 @@ def test_the_protocol_is_listed_and_found_by_name() -> None:
 
 def test_llm_and_rule_based_parties_share_a_mediated_negotiation(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    from negotiation.devtools.llm_server import ScriptedServer
     from negotiation.analysis import SpaceAnalysis
+    from negotiation.devtools.llm_server import ScriptedServer
     from tests.llm_support import fair_dealer, prompt
 
     scenario = mediated("park-redevelopment")

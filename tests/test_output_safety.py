@@ -24,9 +24,9 @@ from rich.text import Text
 from typer.testing import CliRunner
 
 from agents.base import Agent, View
-from negotiation.devtools.llm_server import ScriptedServer, reply_json
 from negotiation.charter import render_html, write_charter
 from negotiation.cli import app
+from negotiation.devtools.llm_server import ScriptedServer, reply_json
 from negotiation.ecosystem import EcosystemMap
 from negotiation.engine import Negotiation, agent_specs, build_agents
 from negotiation.model import Action, Ecosystem

@@ -180,8 +180,8 @@ def test_a_local_ray_cluster_gives_the_same_result_table(tmp_path: Path) -> None
 
 def test_llm_tournaments_run_concurrently_inside_workers_with_the_same_rows(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from negotiation.devtools.llm_server import ScriptedServer
     from negotiation.analysis import SpaceAnalysis
+    from negotiation.devtools.llm_server import ScriptedServer
     from negotiation.scenario import load_scenario
     from tests.llm_support import fair_dealer
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import anyio
 
 from agents.llm import LLMRun
-from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.analysis import SpaceAnalysis
+from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.engine import run_scenario
 from negotiation.scenario import load_scenario
 from tests.llm_support import fair_dealer
