@@ -35,7 +35,8 @@ def test_the_server_command_drives_an_llm_agent_end_to_end(tmp_path: Path) -> No
             capture_output=True, text=True, timeout=120, cwd=tmp_path,
             env={**env, "OPENAI_BASE_URL": found.group(1), "OPENAI_API_KEY": "scripted"})
         assert run.returncode == 0, run.stderr
-        transcript = next(tmp_path.glob("*.jsonl"))
+        transcript = next(p for p in tmp_path.glob("*.jsonl")
+                          if not p.name.endswith(".calls.jsonl"))
         text = transcript.read_text()
         assert '"llm_call"' in text and "standard marketplace split" in text
         checked = negotiate("verify", str(transcript))
