@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from negotiation.cli import app
 from negotiation.engine import run_scenario
+from negotiation.events import EventType
 from negotiation.graph import checkpoint_path, start_run
 from negotiation.lifecycle import Status, transcript_status
 from negotiation.scenario import load_scenario
@@ -42,6 +43,8 @@ from tests.test_graph import core
 
 SCENARIO = "rd-joint-venture"  # no signatories: unsigned sign-off with --reviewer
 OUTSIDE = b"precious data that belongs to someone else\n"
+#: The smallest header a transcript may start with (the writer's mechanics need no more).
+HEADER = {"format": "negotiation-transcript/1", "scenario_id": "writes", "seed": 0}
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -79,10 +82,10 @@ def test_a_new_transcript_appears_on_disk_only_with_its_header(tmp_path: Path) -
     path = tmp_path / "run.jsonl"
     with TranscriptWriter(path) as writer:
         assert not path.exists()
-        writer.append("header", {"format": "negotiation-transcript/1"})
+        writer.append(EventType.HEADER, HEADER)
         assert verify(path).ok and len(load_verified(path)) == 1
-        writer.append("note", {"text": "second"})
-    assert [e["type"] for e in load_verified(path)] == ["header", "note"]
+        writer.append(EventType.RESUMED, {"after_seq": 0, "reason": "second"})
+    assert [e["type"] for e in load_verified(path)] == ["header", "resumed"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.jsonl"]
 
 
@@ -101,8 +104,9 @@ folder = Path(sys.argv[1])
 print("ready", flush=True)
 for n in range(10**6):
     with TranscriptWriter(folder / f"run-{n}.jsonl", fsync=False) as writer:
-        writer.append("header", {"format": "negotiation-transcript/1", "body": "x" * 3000})
-        writer.append("move", {"n": n})
+        writer.append("header", {"format": "negotiation-transcript/1", "scenario_id": "w",
+                                 "seed": n, "body": "x" * 3000})
+        writer.append("resumed", {"after_seq": 0, "reason": str(n)})
 """
 
 
@@ -164,12 +168,12 @@ def test_an_append_based_on_an_old_head_is_refused(tmp_path: Path) -> None:
 def test_a_running_writer_refuses_to_append_after_a_foreign_line(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     with TranscriptWriter(path) as writer:
-        writer.append("header", {"format": "negotiation-transcript/1"})
+        writer.append(EventType.HEADER, HEADER)
         with TranscriptWriter.append_to(path) as intruder:
-            intruder.append("note", {"by": "someone else"})
+            intruder.append(EventType.RESUMED, {"after_seq": 0, "reason": "someone else"})
         with pytest.raises(TranscriptConflict, match="changed on disk"):
-            writer.append("move", {"n": 1})
-    assert [e["type"] for e in load_verified(path)] == ["header", "note"]
+            writer.append(EventType.RESUMED, {"after_seq": 0, "reason": "n=1"})
+    assert [e["type"] for e in load_verified(path)] == ["header", "resumed"]
 
 
 def _review_at_once(path: str, reviewer: str, barrier: Any, results: Any) -> None:
