@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from negotiation.analysis import BoolArray, SpaceAnalysis, shapley_values
 from negotiation.checks import Case, CustomCheck, checks_for
-from negotiation.checks.base import Failure, Finding, GuardrailCheck, Level, Subject
+from negotiation.checks.base import Check, Failure, Finding, GuardrailCheck, Level, Subject
 from negotiation.checks.builtin import (
     INSTRUCTION_LIKE,
     INSTRUCTION_PATTERNS,
@@ -86,6 +86,9 @@ class Referee:
         self._parties = frozenset(scenario.party_ids)
         self.checks = checks_for(self.policy)
         self._custom = [check for check in self.checks if isinstance(check, CustomCheck)]
+        # Every move's text is checked: ask only the checks that look at text at all.
+        self._text_checks = [check for check in self.checks
+                             if type(check).on_text is not Check.on_text]
         self.organizations = self.analysis.organizations
         self._subsets: dict[tuple[str, ...], Referee] = {}
 
@@ -216,7 +219,7 @@ class Referee:
     def check_text(self, party: str, action: Action) -> list[Finding]:
         """Flag a move whose rationale or message reads like instructions to other agents
         (prompt injection); other parties' text is data, never commands."""
-        return [finding for check in self.checks
+        return [finding for check in self._text_checks
                 for finding in check.on_text(self, party, action)]
 
     # --- agreements ------------------------------------------------------------------
