@@ -193,10 +193,11 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
     writer = run.writer
     elapsed = time.perf_counter() - start
     events = writer.events
-    outcome = events[-1]
-    reservations = outcome["reservation_values"]
+    outcome = writer.outcome  # typed; the counts below only look at each record's type
+    assert outcome is not None
+    reservations = outcome.reservation_values
     utilities = result.utilities or {p: reservations[p] for p in specs}
-    fairness = outcome.get("fairness", {})
+    fairness = outcome.fairness or {}
     calls = [e for e in events if e["type"] == EventType.LLM_CALL]
     return {
         "job": job.key, "scenario": scenario.id, "seed": job.seed,

@@ -54,21 +54,23 @@ def verify_campaign(folder: Path) -> list[str]:
             problems.append(str(error))
             previous = None
             continue
-        if not checked.ok:
+        if not checked.ok or checked.transcript is None or checked.transcript.header is None:
             problems.append(f"{path.name}: TAMPERED ({checked.reason})")
-        header = checked.events[0] if checked.events else {}
-        link = header.get("options", {}).get("campaign", {})
+            previous = None
+            continue
+        header = checked.transcript.header
+        link = header.options.get("campaign", {})
         expected = None if previous is None else {
             "transcript": previous["transcript"], "seq": previous["seq"]}
         if link.get("previous") != expected or \
-                header.get("wall", {}).get("previous_hash") != (previous or {}).get("hash"):
+                header.wall.get("previous_hash") != (previous or {}).get("hash"):
             problems.append(f"{path.name}: its link does not match the previous stage "
                             f"({'none' if expected is None else expected['transcript']})")
         if link.get("digest") != manifest.get("digest"):
             problems.append(f"{path.name}: written by another campaign (digest differs)")
-        last = stage_end(checked.events)
-        previous = None if last is None else {"transcript": path.name, "seq": last["seq"],
-                                              "hash": last["hash"]}
+        last = checked.transcript.stage_end
+        previous = None if last is None else {"transcript": path.name, "seq": last.seq,
+                                              "hash": last.hash}
     return problems
 
 
