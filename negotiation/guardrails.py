@@ -182,8 +182,9 @@ class Referee:
                           dtype=bool)
 
     def feedback(self, verdict: Verdict, terms: dict[str, TermValue],
-                 departed: Sequence[str] = ()) -> Feedback:
-        """What the proposer of a blocked proposal may learn."""
+                 departed: Sequence[str] = (), move: str = "propose") -> Feedback:
+        """What the party whose move (a proposal unless ``move`` says otherwise) was
+        blocked may learn."""
         # The constraint is what a counterpart would say ("that is a deal-breaker"); why it
         # holds (its reason) is the owner's private brief and is never passed on.
         crossed = [red_line.model_copy(update={"reason": ""})
@@ -205,7 +206,8 @@ class Referee:
                                  "alternative to a deal")
             else:
                 sentences.append(finding.message)
-        return Feedback(message="Proposal blocked by the referee: " + "; ".join(sentences),
+        subject = "Proposal" if move == "propose" else f"Your {move} move was"
+        return Feedback(message=f"{subject} blocked by the referee: " + "; ".join(sentences),
                         codes=sorted({f.code for f in verdict.findings if f.level == "block"}),
                         red_lines=crossed)
 

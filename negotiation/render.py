@@ -55,7 +55,8 @@ def move_line(scenario: Scenario, event: Move | Blocked,
     line.append(f"{plain(event.party, one_line=True):<12} ", style="bold")
     line.append(f"{plain(kind, one_line=True):<9} ", style=_KIND_STYLE.get(kind, ""))
     if isinstance(event, Blocked):
-        line.append(short_terms(scenario, event.terms or {}), style="strike dim")
+        line.append(short_terms(scenario, event.terms) if event.terms is not None
+                    else plain(action.rationale, one_line=True), style="strike dim")
         line.append(f"\n      BLOCKED: {plain(event.feedback['message'], one_line=True)}",
                     style="bold red")
         return line

@@ -231,26 +231,32 @@ class Session:
                                                                 exclude_none=True)}
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
+            departed = negotiation.protocol.departed(state)
+            outcome: int | None = None
             if isinstance(action, Propose):
-                departed = negotiation.protocol.departed(state)
                 verdict, outcome = referee.check_proposal(party, action, departed)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
+            else:
+                verdict = verdict_of("proposal", flagged)
+            if isinstance(action, Propose) or flagged:
                 body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
-                if verdict.blocked:
-                    self.feedback[party] = referee.feedback(verdict, action.offer.terms,
-                                                            departed)
-                    body["feedback"] = self.feedback[party].model_dump(mode="json")
-                    self.record(EventType.BLOCKED, body)
-                    self.state = negotiation.protocol.pass_turn(state)
-                    return
+            if verdict.blocked:
+                # Any move kind may be blocked (an accept or a walk-away carrying injected
+                # instructions too): never delivered, the turn passes with feedback.
+                terms = action.offer.terms if isinstance(action, Propose) else {}
+                self.feedback[party] = referee.feedback(verdict, terms, departed,
+                                                        move=action.kind)
+                body["feedback"] = self.feedback[party].model_dump(mode="json")
+                self.record(EventType.BLOCKED, body)
+                self.state = negotiation.protocol.pass_turn(state)
+                return
+            if isinstance(action, Propose):
                 assert outcome is not None
                 body["utilities"] = negotiation.utilities_of(outcome)
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))
-            elif flagged:
-                body["verdict"] = verdict_of("proposal", flagged).model_dump(mode="json")
             self.state = negotiation.protocol.apply(state, party, action)
             self._published = negotiation.protocol.published(state, self.state)
         except self.passthrough:

@@ -291,8 +291,9 @@ class Injection(Check):
                 findings.append(Finding(
                     check=self.name, level=setting, code="instruction_like_text",
                     message=f"{party}'s {field_name} addresses the other negotiators with "
-                            f"instructions (\"{hit.group(0)}\"); it is passed on only as "
-                            "quoted data",
+                            f"instructions (\"{hit.group(0)}\"); "
+                            + ("the move is not delivered" if setting == "block"
+                               else "it is passed on only as quoted data"),
                     data={"party": party, "field": field_name, "excerpt": text[:200]}))
         return findings
 
