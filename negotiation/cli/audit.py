@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -16,11 +17,12 @@ from rich.text import Text
 
 from negotiation import render
 from negotiation.analysis import SpaceAnalysis
+from negotiation.campaign.manifest import MANIFEST
 from negotiation.cli.common import (
     UsageError,
     console,
 )
-from negotiation.events import Blocked, Header, Transcript
+from negotiation.events import Blocked, EventType, Header, Transcript
 from negotiation.lifecycle import (
     SignOffError,
     Status,
@@ -50,7 +52,7 @@ from negotiation.transcript import (
 
 def verify_command(
     transcript: Annotated[Path, typer.Argument(
-        help="A transcript (.jsonl) or a campaign folder to check.")],
+        help="A transcript (.jsonl), a folder of runs, or a campaign folder to check.")],
     signatories: Annotated[list[Path] | None, typer.Option(
         "--signatories", metavar="FILE",
         help="Signatories you trust, obtained outside the transcript: records from "
@@ -63,8 +65,12 @@ def verify_command(
                              "rewrites).")] = None,
 ) -> None:
     """Re-compute a transcript's hash chain and check every sign-off signature; exit 1 and
-    say what failed.  Given a campaign folder, check every stage and the links between
-    them."""
+    say what failed.  Given a folder of runs, check each transcript in it; given a campaign
+    folder, check every stage and the links between them.  A last line cut short by a crash
+    is reported as interrupted ('negotiate resume' repairs it), not as tampering."""
+    if transcript.is_dir() and not (transcript / MANIFEST).exists():
+        verify_folder(transcript)
+        return
     if transcript.is_dir():
         from negotiation.campaign import verify_campaign
 
@@ -80,10 +86,10 @@ def verify_command(
     if head is not None and not re.fullmatch(r"[0-9a-f]{64}", head):
         raise UsageError(f"--head {head!r} is not a chain head: give the full 64-character "
                          "hash as it was printed")
-    result = verify(transcript)
+    result = checked(transcript)
     if not result.ok or result.transcript is None:
-        console.print(f"[bold red]TAMPERED[/] {for_terminal(transcript)}: "
-                      f"{for_terminal(result.reason)}")
+        console.print(f"{damage_label(transcript, result)} {for_terminal(transcript)}: "
+                      f"{for_terminal(damage_reason(transcript, result))}")
         raise typer.Exit(1)
     events = result.transcript
     problems = audit_problems(events, expected, head)
@@ -101,6 +107,83 @@ def verify_command(
     if head is not None:
         console.print(f"[bold green]OK[/] the recorded head {head[:16]}… is event "
                       f"{next(e.seq for e in events.events if e.hash == head)}")
+
+
+def checked(path: Path) -> Verification:
+    """``verify``, refusing (exit 2) a file that is not a transcript at all rather than
+    calling it tampered."""
+    result = verify(path)
+    if not result.ok and not looks_like_transcript(path):
+        raise TranscriptError(f"{path} is not a transcript: its first line is not a "
+                              "negotiate header (transcripts are the .jsonl files that "
+                              "'negotiate run' writes)")
+    return result
+
+
+def looks_like_transcript(path: Path) -> bool:
+    """Whether the file's first line is a JSON object that calls itself a header: a file
+    that does not is something else, not a tampered transcript."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline()
+        event = json.loads(first)
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(event, dict) and event.get("type") == EventType.HEADER
+
+
+def interrupted(path: Path, result: Verification) -> bool:
+    """A crash cut the last line short (no final newline) and every line before it holds:
+    ``negotiate resume`` drops that line and continues, so nothing was tampered with."""
+    if result.ok or result.bad_line is None or result.bad_line < 2:
+        return False
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    return not data.endswith(b"\n") and result.bad_line == data.count(b"\n") + 1
+
+
+def damage_label(path: Path, result: Verification) -> str:
+    return "[bold yellow]INTERRUPTED[/]" if interrupted(path, result) else "[bold red]TAMPERED[/]"
+
+
+def damage_reason(path: Path, result: Verification) -> str:
+    if interrupted(path, result):
+        return (f"interrupted: the last line was cut short by a crash; negotiate resume "
+                f"{path} repairs it")
+    return result.reason
+
+
+def verify_folder(folder: Path) -> None:
+    """Verify every transcript in a folder of ordinary runs, one line each; exit 1 when any
+    fails, 2 when there is none."""
+    files = transcript_files(folder)
+    if not files:
+        raise UsageError(f"{folder} holds no transcripts (.jsonl) and is not a campaign "
+                         f"folder (no {MANIFEST})")
+    failed = False
+    for path in files:
+        name = for_terminal(path.name)
+        try:
+            result = checked(path)
+        except TranscriptError as error:
+            console.print(f"[bold yellow]SKIPPED[/] {for_terminal(error)}", soft_wrap=True)
+            continue
+        problems = [damage_reason(path, result)] if not result.ok or result.transcript is None \
+            else audit_problems(result.transcript, None, None)
+        if problems:
+            failed = True
+            label = damage_label(path, result) if not result.ok else "[bold red]FAILED[/]"
+            console.print(f"{label} {name}: {for_terminal(problems[0])}", soft_wrap=True)
+        else:
+            console.print(f"[bold green]OK[/] {name}: {len(result.transcript or ())} events")
+    if failed:
+        raise typer.Exit(1)
+
+
+def transcript_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".calls.jsonl"))
 
 
 def audit_problems(events: Transcript, expected: Expected | None,
@@ -278,7 +361,7 @@ def transcripts_command(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts.")] = Path("transcripts"),
 ) -> None:
     """List runs with their scenario, date, parties, outcome and sign-off status."""
-    files = sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".calls.jsonl"))
+    files = transcript_files(folder)
     if not files:
         console.print(f"No transcripts in {for_terminal(str(folder))}.")
         return
@@ -292,9 +375,12 @@ def transcripts_command(
             result = verify(path)
         except TranscriptError as error:
             table.add_row(for_terminal(path.name), "", "", "", for_terminal(error),
-                          Text("TAMPERED", style="bold red"), "")
+                          Text("not a transcript"), "")
             continue
         status = verified_status(result)
+        if not result.ok and not looks_like_transcript(path):
+            table.add_row(for_terminal(path.name), "", "", "", "", Text("not a transcript"), "")
+            continue
         # A damaged file shows what its lines before the first bad one say.
         typed = result.transcript or Transcript.of(result.events)
         header, outcome = typed.header, typed.outcome
@@ -302,13 +388,16 @@ def transcripts_command(
         ending = "—" if outcome is None else (
             f"agreement in round {outcome.agreement.round + 1}"
             if outcome.agreement is not None else outcome.reason)
+        shown = Text(status.value, style=styles.get(status, ""))
+        if interrupted(path, result):
+            ending = f"cut short by a crash: negotiate resume {path.name} repairs it"
+            shown = Text("interrupted", style="yellow")
         table.add_row(for_terminal(path.name),
                       for_terminal(header.scenario_id if header is not None else "?"),
                       for_terminal(at[:16].replace("T", " ")),
                       for_terminal(", ".join(header.parties if header is not None else [])),
                       for_terminal(ending),
-                      Text(status.value, style=styles.get(status, "")),
-                      Text(signers(typed, status)))
+                      shown, Text(signers(typed, status)))
     console.print(table)
 
 
