@@ -9,6 +9,7 @@ and exit codes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -31,9 +32,26 @@ app = typer.Typer(
 )
 
 
+def package_version() -> str:
+    """The installed distribution's version (what ``pip show`` would say)."""
+    try:
+        return version("partnership-negotiation")
+    except PackageNotFoundError:
+        return "unknown (not installed: run pip install -e .)"
+
+
+def show_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"negotiate {package_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 @friendly_errors
 def plugins(
+    _version: Annotated[bool, typer.Option(
+        "--version", callback=show_version, is_eager=True,
+        help="Print the installed version and exit.")] = False,
     plugin: Annotated[list[str] | None, typer.Option(
         "--plugin", metavar="[NAME=]MODULE:ATTR",
         help="Register an agent, protocol or guardrail check by import path for this "
