@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ipaddress
 import json
 import os
 import ssl
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
@@ -31,6 +33,7 @@ import openai
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agents import StrategyError
 from agents.base import Memory, View
 from agents.budget import Budget
 from negotiation import files
@@ -175,6 +178,26 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
+#: Where the openai client sends requests when no base URL is set.
+OPENAI_DEFAULT_URL = "https://api.openai.com/v1"
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (``localhost`` or a loopback address)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class LLMConnectionError(RuntimeError):
+    """The model's server could not be reached (refused, unknown host) or did not answer
+    in time; the message names the URL and the model."""
+
+
 @dataclass
 class LLMRun:
     """What the LLM agents of a run share: the budget, the HTTP clients (one connection
@@ -188,9 +211,30 @@ class LLMRun:
     _clients: dict[tuple[str | None, str, float, int], openai.AsyncOpenAI] = field(
         default_factory=dict, repr=False)
 
-    def client(self, settings: LLMSettings) -> openai.AsyncOpenAI:
-        base_url = settings.base_url or os.environ.get("OPENAI_BASE_URL") or \
+    def base_url(self, settings: LLMSettings) -> str | None:
+        """Where ``settings`` sends requests: None is the OpenAI default."""
+        return settings.base_url or os.environ.get("OPENAI_BASE_URL") or \
             ("http://replay.invalid/v1" if self.replay else None)
+
+    def api_key(self, settings: LLMSettings) -> str:
+        """The key from ``settings.api_key_env``; without one, a placeholder only when
+        replaying or for a server on this machine (a loopback address), else an error."""
+        key = os.environ.get(settings.api_key_env)
+        if key:
+            return key
+        if self.replay is not None:
+            return "replay"
+        base_url = self.base_url(settings)
+        if base_url is not None and is_loopback(base_url):
+            return "not-needed-for-local-servers"
+        raise StrategyError(
+            f"the LLM agent for model '{settings.model}' needs an API key for "
+            f"{base_url or 'the OpenAI API (' + OPENAI_DEFAULT_URL + ')'}: set the "
+            f"environment variable {settings.api_key_env} (agent.llm.api_key_env); only "
+            "servers on this machine (localhost, 127.0.0.1, ::1) run without one")
+
+    def client(self, settings: LLMSettings) -> openai.AsyncOpenAI:
+        base_url = self.base_url(settings)
         key = (base_url, settings.api_key_env, settings.timeout, settings.max_retries)
         if key in self._clients:
             return self._clients[key]
@@ -201,8 +245,7 @@ class LLMRun:
             transport = httpx2.AsyncHTTPTransport(verify=_ssl_context())
             if self.record is not None:
                 transport = RecordingTransport(self.record, transport, self.replay_first)
-        api_key = os.environ.get(settings.api_key_env) or \
-            ("replay" if self.replay else "not-needed-for-local-servers")
+        api_key = self.api_key(settings)
         client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=settings.timeout,
             max_retries=settings.max_retries,
@@ -468,6 +511,18 @@ class LLMAgent:
                 return await self._complete(view, messages)
             record.update(status="error", error=_short(error))
             raise
+        except openai.APIConnectionError as error:
+            url = str(self._client.base_url).rstrip("/")
+            if isinstance(error, openai.APITimeoutError):
+                message = (f"no reply from {url} (model '{settings.model}') within "
+                           f"{settings.timeout:g} s; raise agent.llm.timeout or check the "
+                           "server")
+            else:
+                message = (f"cannot reach {url} (model '{settings.model}'): "
+                           f"{_connection_problem(error)}; check the base URL and that the "
+                           "server is running")
+            record.update(status="error", error=message)
+            raise LLMConnectionError(message) from None
         except (openai.APIError, anyio.get_cancelled_exc_class()) as error:
             record.update(status="error", error=_short(error))
             raise
@@ -507,6 +562,17 @@ def _strip_fences(content: str) -> str:
         text = text.split("\n", 1)[1] if "\n" in text else ""
         text = text.rsplit("```", 1)[0]
     return text.strip()
+
+
+def _connection_problem(error: openai.APIConnectionError) -> str:
+    """What went wrong, in the operating system's words when it gave some ("connection
+    refused"), rather than the HTTP library's "All connection attempts failed"."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and (cause.errno or cause.strerror):
+            return (os.strerror(cause.errno) if cause.errno else str(cause.strerror)).lower()
+        cause = cause.__cause__ or cause.__context__
+    return _short(error.__cause__ or error)
 
 
 def _short(error: BaseException) -> str:

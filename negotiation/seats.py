@@ -96,7 +96,12 @@ def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None 
             from agents.llm import LLMAgent
 
             llm_run = llm_run or new_llm_run()
-            agents[party] = LLMAgent(llm_settings(spec, party, scenario), llm_run)
+            settings = llm_settings(spec, party, scenario)
+            try:
+                llm_run.api_key(settings)  # a missing key is refused before the run starts
+            except StrategyError as error:
+                raise StrategyError(f"'{party}': {error}") from None
+            agents[party] = LLMAgent(settings, llm_run)
         else:
             agents[party] = make_agent(spec, party=party, seed=seed)
     return agents
