@@ -22,6 +22,7 @@ import os
 import ssl
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -120,6 +121,36 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
                 self.unrecorded.append(str(error))
         return httpx2.Response(response.status_code, headers=response.headers,
                                content=content, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+#: The attempts of the model call in progress in this task (the SDK retries inside a call).
+_ATTEMPTS: ContextVar[list[dict[str, Any]] | None] = ContextVar("llm_attempts", default=None)
+
+
+class AttemptsTransport(httpx2.AsyncBaseTransport):
+    """Notes each HTTP attempt of a model call (its status, or the error that ended it),
+    so the ``llm_call`` event shows retries the SDK made inside the call."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        attempts = _ATTEMPTS.get()
+        started = time.perf_counter()
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx2.TransportError as error:
+            if attempts is not None:
+                attempts.append({"error": type(error).__name__,
+                                 "ms": round((time.perf_counter() - started) * 1000, 1)})
+            raise
+        if attempts is not None:
+            attempts.append({"status": response.status_code,
+                             "ms": round((time.perf_counter() - started) * 1000, 1)})
+        return response
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -249,7 +280,8 @@ class LLMRun:
         client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=settings.timeout,
             max_retries=settings.max_retries,
-            http_client=httpx2.AsyncClient(transport=transport, timeout=settings.timeout))
+            http_client=httpx2.AsyncClient(transport=AttemptsTransport(transport),
+                                           timeout=settings.timeout))
         self._clients[key] = client
         return client
 
@@ -494,8 +526,11 @@ class LLMAgent:
                                 "temperature": settings.temperature,
                                 "max_tokens": settings.max_tokens, **extra}
         started = time.perf_counter()
-        record: dict[str, Any] = {"model": settings.model, "status": "ok"}
+        attempts: list[dict[str, Any]] = []
+        record: dict[str, Any] = {"model": settings.model, "status": "ok",
+                                  "attempts": attempts}
         self.calls.append(record)
+        attempts_token = _ATTEMPTS.set(attempts)
         try:
             # The request body is plain JSON already; client.post (the SDK's documented way
             # to send a raw body) skips re-walking it against the typed parameters, which
@@ -527,6 +562,7 @@ class LLMAgent:
             record.update(status="error", error=_short(error))
             raise
         finally:
+            _ATTEMPTS.reset(attempts_token)
             record["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         usage = completion.usage
         prompt_tokens = usage.prompt_tokens if usage else 0

@@ -218,10 +218,14 @@ class Session:
                 action: Action = recorded if recorded is not None else await agent.act(view)
             finally:
                 for call in _drain_calls(agent):
-                    latency = call.pop("latency_ms", None)
+                    # Retries depend on the network, not the seed: kept under ``wall``
+                    # with the latency, so a replayed run still matches its recording.
+                    wall = {"latency_ms": call.pop("latency_ms", None)}
+                    attempts = call.pop("attempts", [])
+                    if len(attempts) > 1:
+                        wall["attempts"] = attempts
                     self.record(EventType.LLM_CALL,
-                                {"round": state.round, "party": party, **call},
-                                wall={"latency_ms": latency})
+                                {"round": state.round, "party": party, **call}, wall=wall)
             self.feedback.pop(party, None)  # handed over once, with the turn it was for
             if action.kind not in view.legal:
                 raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
@@ -362,6 +366,8 @@ class Session:
                 utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
                 body["agreement"] = agreement.model_dump(mode="json")
                 body["utilities"] = utilities
+        if "zopa" in self.options:  # run with --anyway although no partnership is justified
+            body["zopa"] = self.options["zopa"]
         status = "agreement" if agreement else "no_agreement"
         rounds = min(state.round + 1, negotiation.max_rounds)
         self.record(EventType.OUTCOME, {"status": status, "reason": reason, "rounds": rounds,

@@ -199,6 +199,23 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(
     assert server.requests[0] == server.requests[2]  # the same request, retried
 
 
+def test_each_attempt_of_a_retried_call_is_recorded(
+        scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    honest = fair_dealer(nash_terms)
+    failures = {0: reply_status(500), 1: reply_status(429)}
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        return failures.get(number) or honest(request, number)
+
+    with ScriptedServer(script) as server:
+        result = run(scenario, server, monkeypatch, tmp_path, rounds=2)
+    first, *later = events_of(result, "llm_call")
+    assert [a["status"] for a in first["wall"]["attempts"]] == [500, 429, 200]
+    assert all(a["ms"] >= 0 for a in first["wall"]["attempts"])
+    assert all("attempts" not in call["wall"] for call in later)  # one attempt: no list
+
+
 def test_a_server_that_keeps_failing_ends_the_run_cleanly(
         scenario: Scenario, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with ScriptedServer(lambda request, n: reply_status(503)) as server:
