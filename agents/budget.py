@@ -39,8 +39,12 @@ class Budget:
             raise BudgetExceeded(f"cost budget spent (${self.cost:.4f} of "
                                  f"${self.max_cost:.4f})")
 
+    def count_requests(self, requests: int) -> None:
+        """Count a model call's HTTP requests, failed ones and retries included: each one
+        is a request the provider may bill or rate-limit."""
+        self.calls += requests
+
     def charge(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
-        self.calls += 1
         self.tokens += prompt_tokens + completion_tokens
         price = self.prices.get(model)
         if price is None:

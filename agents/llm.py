@@ -563,6 +563,7 @@ class LLMAgent:
             raise
         finally:
             _ATTEMPTS.reset(attempts_token)
+            self.run.budget.count_requests(max(len(attempts), 1))
             record["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         usage = completion.usage
         prompt_tokens = usage.prompt_tokens if usage else 0

@@ -255,6 +255,22 @@ def test_a_budget_stops_a_runaway_negotiation(
     assert [c["cost_usd"] for c in calls] == [0.00014] * 4  # 100 in × $1 + 20 out × $2 per 1M
 
 
+def test_retries_and_failed_requests_count_against_the_call_budget(
+        scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    honest = fair_dealer(nash_terms, accept_above=2.0)  # never accepts
+    failures = {0: reply_status(500), 1: reply_status(429)}
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        return failures.get(number) or honest(request, number)
+
+    llm_run = LLMRun(budget=Budget(max_calls=4))
+    with ScriptedServer(script) as server:
+        result = run(scenario, server, monkeypatch, tmp_path, llm_run=llm_run)
+    assert result.reason == "budget exhausted: call budget spent (4 of 4 calls)"
+    assert len(server.requests) == 4  # 500, 429, 200, then one more call: no fifth
+
+
 def test_the_agent_can_evaluate_candidate_terms_with_a_tool(
         scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
