@@ -21,7 +21,7 @@ import json
 import os
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,7 +69,8 @@ class LLMMove(BaseModel):
     kind: Literal["propose", "accept", "walk_away"]
     terms: dict[str, TermValue] | None = Field(
         default=None, description="Full terms, one value per issue; required to propose.")
-    rationale: str = Field(min_length=1, description="Why this move, in one sentence.")
+    rationale: str = Field(min_length=1, pattern=r"\S",
+                           description="Why this move, in one sentence.")
     message: str | None = Field(default=None, description="Optional note to the other "
                                                           "parties.")
 
@@ -311,13 +312,20 @@ def terms_schema(issues: list[Issue]) -> dict[str, Any]:
             "properties": {i.id: _value_schema(i) for i in issues}}
 
 
-def move_schema(issues: list[Issue]) -> dict[str, Any]:
+#: Every move kind a model may answer with, in the order the schema lists them.
+MOVE_KINDS = ("propose", "accept", "walk_away")
+
+
+def move_schema(issues: list[Issue], legal: Collection[str] = MOVE_KINDS) -> dict[str, Any]:
+    """The JSON Schema of a reply: only the ``legal`` move kinds of this turn (no accept
+    before an offer stands) and a rationale with at least one non-space character."""
     return {"type": "object", "additionalProperties": False,
             "required": ["kind", "rationale"],
             "properties": {
-                "kind": {"type": "string", "enum": ["propose", "accept", "walk_away"]},
+                "kind": {"type": "string",
+                         "enum": [kind for kind in MOVE_KINDS if kind in legal]},
                 "terms": {"anyOf": [terms_schema(issues), {"type": "null"}]},
-                "rationale": {"type": "string"},
+                "rationale": {"type": "string", "minLength": 1, "pattern": "\\S"},
                 "message": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
 
 
@@ -471,8 +479,8 @@ class LLMAgent:
         if self._client is None:
             self._client = self.run.client(self.settings)
             self._fixed = _fixed_parts(view, self.settings)
-            self._schema = move_schema(list(view.scenario.issues))
             self._tools = [_tool(view)] if self.settings.use_tools else []
+        self._schema = move_schema(list(view.scenario.issues), view.legal)
         messages = build_messages(view, self.settings, self._fixed)
         invalid = tool_rounds = 0
         while True:

@@ -255,6 +255,25 @@ def test_a_budget_stops_a_runaway_negotiation(
     assert [c["cost_usd"] for c in calls] == [0.00014] * 4  # 100 in × $1 + 20 out × $2 per 1M
 
 
+def test_the_schema_offers_only_the_moves_legal_now_and_needs_a_rationale(
+        scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    with ScriptedServer(fair_dealer(nash_terms, accept_above=2.0)) as server:
+        run(scenario, server, monkeypatch, tmp_path, rounds=2)
+    schemas = [r["response_format"]["json_schema"]["schema"] for r in server.requests]
+    kinds = [s["properties"]["kind"]["enum"] for s in schemas]
+    assert kinds[0] == ["propose", "walk_away"]  # the vendor opens: nothing to accept yet
+    assert ["propose", "accept", "walk_away"] in kinds[1:]
+    assert all(s["properties"]["rationale"]["minLength"] == 1 for s in schemas)
+
+
+def test_a_blank_rationale_in_json_mode_is_sent_back() -> None:
+    from agents.llm import LLMMove
+
+    with pytest.raises(ValueError):
+        LLMMove.model_validate_json('{"kind": "walk_away", "rationale": "   "}')
+
+
 def test_retries_and_failed_requests_count_against_the_call_budget(
         scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
