@@ -264,7 +264,24 @@ class SpaceAnalysis:
                                    f"{self.reservation[k]:.3f}")
         if not feasible.any():
             reasons["red_lines"] = "the organisations' red lines exclude every outcome"
+        elif not reasons and self.zopa_size == 0:
+            reasons.update(self._joint_blockers())
         return reasons
+
+    def _joint_blockers(self) -> dict[str, str]:
+        """Why there is no ZOPA when no single party is the blocker: the pairs that accept
+        no outcome in common, else the plain fact that no outcome suits all at once."""
+        accepts = self.feasible[:, None] & (self.utilities >= self.reservation - 1e-12)
+        orgs = self.organizations
+        reasons = {
+            f"{a.id}+{b.id}": f"{a.name} and {b.name} accept no outcome in common: each "
+                              "outcome one of them accepts leaves the other below its "
+                              "reservation value"
+            for (i, a), (j, b) in itertools.combinations(enumerate(orgs), 2)
+            if not (accepts[:, i] & accepts[:, j]).any()}
+        return reasons or {"all": f"every pair of the {len(orgs)} organisations shares an "
+                                  "acceptable outcome, but no outcome clears every "
+                                  "reservation value at once"}
 
     # Every solution below maximises a measure that is monotone in each party's utility,
     # so a maximiser over the ZOPA lies on the frontier: searching the rational frontier

@@ -177,14 +177,15 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
                        transcript: Path | None = None, on_event: EventHook | None = None,
                        fsync: bool = True, llm_run: LLMRun | None = None,
                        llm: LLMOptions | None = None, person: Person | None = None,
-                       on_view: ViewHook | None = None) -> RunResult:
+                       on_view: ViewHook | None = None,
+                       options: Mapping[str, Any] | None = None) -> RunResult:
     """Run ``scenario`` with the plain driver and rule-based (or overridden) agents; write
     the transcript to ``transcript``, or a new file in ``out_dir``, or keep it in memory
-    when neither is given."""
+    when neither is given.  ``options`` go into the header."""
     path = transcript
     if path is None and out_dir is not None:
         path = new_transcript_path(out_dir, scenario, seed)
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds, transcript=path,
                         fsync=fsync, llm_run=llm_run, llm=llm, on_event=on_event,
-                        on_view=on_view, person=person) as run:
+                        on_view=on_view, person=person, options=options) as run:
         return await run.play()

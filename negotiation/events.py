@@ -260,6 +260,8 @@ class Outcome(_Event):
     agreement: AgreementRecord | None = None
     blocked_agreement: AgreementRecord | None = None
     utilities: dict[str, float] | None = None
+    #: The zone-of-agreement verdict of a run started with ``--anyway`` although none exists.
+    zopa: dict[str, Any] | None = None
 
     @property
     def agreed(self) -> bool:

@@ -429,8 +429,10 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
                     person: Person | None = None,
                     on_step: Callable[[RunState], None] | None = None,
                     on_event: EventHook | None = None, on_view: ViewHook | None = None,
-                    answer: Answer | None = None) -> RunResult:
-    """A new durable run; its checkpoints and LLM recording sit next to ``transcript``.
+                    answer: Answer | None = None,
+                    options: Mapping[str, Any] | None = None) -> RunResult:
+    """A new durable run; its checkpoints and LLM recording sit next to ``transcript``,
+    ``options`` go into the header.
     A human seat's turns are graph interrupts, answered by ``answer`` (by default: asked
     of ``person``, a person at this terminal unless given)."""
     check_writable(transcript.parent)
@@ -444,7 +446,8 @@ async def start_run(scenario: Scenario, *, transcript: Path, seed: int = 0,
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds,
                         transcript=transcript, llm_run=llm_run, llm=llm, on_event=on_event,
                         on_view=on_view,
-                        options={"signoff": "inline"} if signoff_inline else None,
+                        options={**(options or {}),
+                                 **({"signoff": "inline"} if signoff_inline else {})} or None,
                         person=person, durable=True) as run:
         await _drive(run, transcript, signoff_inline, pace, on_step, answer)
     assert run.session.result is not None

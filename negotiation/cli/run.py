@@ -11,6 +11,7 @@ import anyio
 import typer
 
 from negotiation import render
+from negotiation.analysis import SpaceAnalysis
 from negotiation.cli.common import (
     UsageError,
     console,
@@ -24,7 +25,7 @@ from negotiation.engine import (
     new_transcript_path,
     run_scenario,
 )
-from negotiation.errors import AGENT_FAILED
+from negotiation.errors import AGENT_FAILED, RefusedError
 from negotiation.events import Blocked, Error, EventType, Header, MediatorText, Move, parse_event
 from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
@@ -75,8 +76,12 @@ def run(
         min=0, help="Seconds to pause between turns, to watch a run unfold.")] = 0.0,
     protocol: Annotated[str | None, typer.Option(
         help="Override the scenario's protocol, e.g. mediated_single_text.")] = None,
+    anyway: Annotated[bool, typer.Option(
+        "--anyway", help="Run even when no outcome suits every party (no zone of possible "
+                         "agreement); the outcome then records that verdict.")] = False,
 ) -> None:
-    """Run a negotiation and write its hash-chained transcript."""
+    """Run a negotiation and write its hash-chained transcript.  A scenario with no zone of
+    possible agreement is refused (exit 2) with the reasons, unless --anyway."""
     scenario = load_scenario(scenario_path)
     if protocol is not None:
         get_protocol(protocol)  # fail now, with the list of choices, if it is unknown
@@ -101,6 +106,7 @@ def run(
         raise UsageError(f"--replay {replay}: no such recording")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
+    options = zopa_verdict(scenario, seed, anyway)
     path = new_transcript_path(out, scenario, seed)
     show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet,
                      visible={human} if human else None)
@@ -114,12 +120,14 @@ def run(
                          record=record, replay=replay)
         if driver == "plain":
             return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
-                                      transcript=path, on_event=show, llm=llm, person=person)
+                                      transcript=path, on_event=show, llm=llm, person=person,
+                                      options=options)
         from negotiation.graph import start_run
 
         return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
                                agents=overrides, signoff_inline=signoff == "inline",
-                               pace=pace, llm=llm, on_event=show, person=person)
+                               pace=pace, llm=llm, on_event=show, person=person,
+                               options=options)
 
     try:
         result = anyio.run(negotiate)
@@ -130,6 +138,27 @@ def run(
                                      f"{for_terminal(resume_hint)}")
         raise typer.Exit(130) from None
     finish_view(scenario, result, signoff == "inline")
+
+
+class PartnershipNotJustified(RefusedError):
+    """The scenario has no zone of possible agreement: no outcome suits every party."""
+
+
+def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] | None:
+    """Check the zone of possible agreement before the first move, exactly or on a sample
+    as ``analyze`` does: refuse when there is none, or, ``anyway``, the header options that
+    carry the verdict into the outcome."""
+    analysis = SpaceAnalysis(scenario, seed=seed)
+    if analysis.zopa_size > 0:
+        return None
+    reasons = list(analysis.blockers().values())
+    if not anyway:
+        lines = "".join(f"\n  - {reason}" for reason in reasons)
+        raise PartnershipNotJustified(
+            f"partnership not justified: {scenario.id} has no zone of possible agreement "
+            f"({analysis.method}), so no outcome suits every party:{lines}\nChange the "
+            "scenario (see 'negotiate analyze'), or rehearse it anyway with --anyway.")
+    return {"zopa": {"justified": False, "reasons": reasons, "method": analysis.method}}
 
 
 def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
