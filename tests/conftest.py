@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +11,10 @@ import pytest
 from negotiation.model import Scenario
 from negotiation.plugins import clear_command_line_plugins, register_plugin
 from negotiation.scenario import parse_scenario, shipped_scenarios
+
+# pytest-xdist's workers inherit COLUMNS=80, and a rich Console fixes its width from COLUMNS
+# when it is made (at import): drop it so the CLI sizes itself per call, as in a serial run.
+os.environ.pop("COLUMNS", None)
 
 REPO = Path(__file__).resolve().parent.parent
 

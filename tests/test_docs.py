@@ -14,6 +14,7 @@ import pytest
 
 from negotiation.engine import run_scenario
 from negotiation.scenario import parse_scenario
+from negotiation.tournament import jobs, load_config
 from tests.conftest import REPO
 
 
@@ -156,3 +157,25 @@ def test_every_command_in_the_doc_runs_as_written(doc: str, tmp_path: Path) -> N
 def test_every_command_that_cannot_run_is_still_in_the_docs() -> None:
     written = {command for doc in DOCS for command in doc_commands(doc)}
     assert set(CANNOT_RUN) <= written, sorted(set(CANNOT_RUN) - written)
+
+
+# --- The YAML blocks that are whole files load as such; fragments are run above ---------
+
+def test_the_readme_tournament_block_is_a_complete_tournament_file(tmp_path: Path) -> None:
+    block = next(b for b in yaml_blocks("README.md") if b.startswith("scenarios:"))
+    (tmp_path / "t.yaml").write_text(block)
+    config = load_config(tmp_path / "t.yaml")
+    assert config.seeds == 2 and len(jobs(config)) > 0
+
+
+def test_the_campaign_guide_block_is_the_shipped_campaign_file_abridged() -> None:
+    # The guide elides the joining party's preferences ("..."), so it is not a whole file:
+    # every other line must be a line of campaigns/riverside-park.yaml, which runs above.
+    def lines(text: str) -> list[str]:
+        return [re.sub(r"\s+#\s.*$", "", line).rstrip() for line in text.splitlines()]
+
+    block = next(b for b in yaml_blocks("docs/campaigns.md") if b.startswith("id:"))
+    shipped = set(lines((REPO / "campaigns" / "riverside-park.yaml").read_text()))
+    shipped.add("agents: {}")  # an optional field the guide shows at its default
+    drifted = [line for line in lines(block) if "..." not in line and line not in shipped]
+    assert drifted == []

@@ -93,8 +93,9 @@ def terminal(driver: str, out: Path) -> str:
     """What a person at the terminal sees for the whole run, with the file name made
     neutral (each run has its own)."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "TERM": "dumb"}
+    # A relative --out keeps the printed path short wherever tmp_path is, so no line wraps.
     done = subprocess.run([str(NEGOTIATE), "run", SCENARIO, "--seed", "1", "--human",
-                           "vendor", "--driver", driver, "--out", str(out / driver)],
+                           "vendor", "--driver", driver, "--out", driver], cwd=out,
                           input=TYPED, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     return re.sub(r"\S*platform-app-vendor-seed1-\S+\.jsonl", "RUN.jsonl", done.stdout)
