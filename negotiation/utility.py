@@ -84,6 +84,16 @@ def settled_value(issue: Issue, value: TermValue) -> tuple[TermValue]:
     raise InvalidOfferError(f"{value!r} is not an allowed value of issue '{issue.id}'")
 
 
+def allowed_values_text(issue: Issue) -> str:
+    """What an issue accepts, in words a person or a model can act on."""
+    if isinstance(issue, DiscreteIssue):
+        return "one of " + ", ".join(issue.options)
+    if isinstance(issue, NumericIssue):
+        return f"a number from {issue.min:g} to {issue.max:g} in steps of {issue.step:g}"
+    return (f"a share for each of {', '.join(issue.parties)}, each a whole multiple of "
+            f"{issue.step}, summing to 100")
+
+
 @dataclass(frozen=True)
 class OutcomeSpace:
     """All outcomes of a scenario's issues, indexed ``0 … size-1``."""
@@ -200,7 +210,8 @@ class OutcomeSpace:
                 position = lookup[_hashable(value)]
             except (KeyError, TypeError):
                 raise InvalidOfferError(
-                    f"{value!r} is not an allowed value of issue '{issue.id}'"
+                    f"{value!r} is not an allowed value of issue '{issue.id}': "
+                    f"{allowed_values_text(issue)}"
                 ) from None
             outcome += position * stride
         extra = set(terms) - {issue.id for issue in self.issues}

@@ -274,6 +274,25 @@ def test_a_blank_rationale_in_json_mode_is_sent_back() -> None:
         LLMMove.model_validate_json('{"kind": "walk_away", "rationale": "   "}')
 
 
+def test_an_off_grid_split_is_sent_back_with_the_grid_and_the_sum(
+        scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    honest = fair_dealer(nash_terms)
+    off_grid = {**nash_terms, "revenue_share": {"platform": 33, "vendor": 67}}
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        if number == 0:
+            return reply_json({"kind": "propose", "terms": off_grid, "rationale": "Even."})
+        return honest(request, number)
+
+    with ScriptedServer(script) as server:
+        run(scenario, server, monkeypatch, tmp_path, rounds=1)
+    step = next(i for i in scenario.issues if i.id == "revenue_share").step  # type: ignore[union-attr]
+    re_ask = server.requests[1]["messages"][-1]["content"]
+    assert f"each a whole multiple of {step}, summing to 100" in re_ask
+    assert "platform, vendor" in re_ask
+
+
 def test_retries_and_failed_requests_count_against_the_call_budget(
         scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
