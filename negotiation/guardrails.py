@@ -14,7 +14,7 @@ for built-in and custom checks); the referee runs them in registry order.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -316,24 +316,41 @@ class Referee:
             }
         return report
 
-def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
-               terms: dict[str, TermValue]) -> list[dict[str, Any]]:
-    """For each agreed clause: who first put the agreed value on the table in the run of
-    proposals leading to the agreement, in which round, and with what rationale.
+OFFER_LEVEL = "(offer-level rationale)"
 
-    ``moves`` are the delivered proposals in order, as (round, proposer, terms, rationale).
+
+def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
+               terms: dict[str, TermValue],
+               names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """For each agreed clause: who first put the agreed value on the table, in which round,
+    and the part of that proposal's rationale about this clause.
+
+    ``moves`` are the delivered proposals in order, as (round, proposer, terms, rationale);
+    ``names`` maps issue ids to the names rationales use (``"moves on Revenue share (…)"``).
     """
+    names = names or {}
     table = []
     for issue_id, value in terms.items():
-        origin = None
-        for round_, proposer, offered, rationale in reversed(moves):
-            if offered.get(issue_id) != value:
-                break
-            origin = (round_, proposer, rationale)
+        origin = next(((round_, proposer, rationale) for round_, proposer, offered, rationale
+                       in moves if offered.get(issue_id) == value), None)
         if origin is not None:
             table.append({"issue": issue_id, "value": value, "proposer": origin[1],
-                          "round": origin[0], "rationale": origin[2]})
+                          "round": origin[0],
+                          "rationale": clause_rationale(origin[2], issue_id, names)})
     return table
+
+
+def clause_rationale(rationale: str, issue_id: str, names: Mapping[str, str]) -> str:
+    """The part of an offer's rationale about one clause (``"moves on X (a → b)"``), or the
+    rationale marked plainly as being about the whole offer."""
+    for name in (names.get(issue_id), issue_id):
+        if name and (start := rationale.find(f"{name} (")) >= 0:
+            end = rationale.find(")", start)
+            return "moves on " + rationale[start:end + 1 if end >= 0 else len(rationale)]
+    names_a_clause = any(f"{n} (" in rationale for n in (*names.values(), *names))
+    if names_a_clause or not rationale.strip():
+        return OFFER_LEVEL
+    return f"{OFFER_LEVEL} {rationale}"
 
 
 __all__ = [

@@ -355,7 +355,8 @@ class Session:
                 composed=protocol.describe_proposer(state.standing_proposer))
             body["verdict"] = verdict.model_dump(mode="json")
             body["fairness"] = report
-            body["accountability"] = provenance(self.proposals, terms)
+            body["accountability"] = provenance(
+                self.proposals, terms, {issue.id: issue.name for issue in scenario.issues})
             candidate = Agreement(terms=terms, proposer=state.standing_proposer,
                                   round=state.round, parties=list(state.parties))
             if verdict.blocked:

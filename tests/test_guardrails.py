@@ -182,9 +182,44 @@ def test_provenance_names_who_first_put_each_agreed_value_on_the_table() -> None
     ]
     table = provenance(moves, {"x": 2, "y": 2})
     assert table == [
-        {"issue": "x", "value": 2, "proposer": "b", "round": 0, "rationale": "counter on x"},
-        {"issue": "y", "value": 2, "proposer": "a", "round": 1, "rationale": "accept x, move y"},
+        {"issue": "x", "value": 2, "proposer": "b", "round": 0,
+         "rationale": "(offer-level rationale) counter on x"},
+        {"issue": "y", "value": 2, "proposer": "a", "round": 1,
+         "rationale": "(offer-level rationale) accept x, move y"},
     ]
+
+
+def test_provenance_credits_each_clause_with_the_part_of_the_rationale_about_it() -> None:
+    names = {"share": "Revenue share", "term": "Term"}
+    moves = [
+        (0, "a", {"share": 30, "term": 1}, "boulware: opens with the terms it prefers."),
+        (0, "b", {"share": 40, "term": 2}, "boulware: opens with the terms it prefers."),
+        (1, "a", {"share": 35, "term": 2},
+         "boulware: moves on Revenue share (30% → 35%), Term (1 → 2)."),
+    ]
+    table = provenance(moves, {"share": 35, "term": 2}, names)
+    by_issue = {row["issue"]: row for row in table}
+    assert by_issue["share"]["proposer"] == "a"
+    assert by_issue["share"]["rationale"] == "moves on Revenue share (30% → 35%)"
+    assert by_issue["term"]["proposer"] == "b"  # b put term 2 on the table first
+    assert by_issue["term"]["rationale"].startswith("(offer-level rationale)")
+
+
+def test_provenance_never_credits_a_repeat_when_an_earlier_proposal_introduced_the_value(
+        ) -> None:
+    names = {"share": "Revenue share", "term": "Term"}
+    moves = [
+        (0, "a", {"share": 30, "term": 1}, "boulware: opens with the terms it prefers."),
+        (0, "b", {"share": 40, "term": 1}, "boulware: opens with the terms it prefers."),
+        (1, "a", {"share": 35, "term": 1}, "boulware: moves on Revenue share (30% → 35%)."),
+        (1, "b", {"share": 38, "term": 1}, "boulware: moves on Revenue share (40% → 38%)."),
+        (2, "a", {"share": 35, "term": 1}, "boulware: repeats its offer."),
+    ]
+    (share, term) = provenance(moves, {"share": 35, "term": 1}, names)
+    assert (share["proposer"], share["round"]) == ("a", 1)
+    assert share["rationale"] == "moves on Revenue share (30% → 35%)"
+    assert "repeats its offer" not in share["rationale"]
+    assert term["round"] == 0 and "repeats" not in term["rationale"]
 
 
 def test_shapley_shares_replace_contributions_when_coalition_values_exist() -> None:
