@@ -21,7 +21,7 @@ import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.llm import LLMRun
+from agents.llm_client import LLMRun
 from negotiation.analysis import SpaceAnalysis
 from negotiation.devtools.llm_server import Reply, ScriptedServer
 from negotiation.engine import run_scenario

@@ -42,7 +42,7 @@ from negotiation.session import (
 from negotiation.transcript import TranscriptError, TranscriptWriter, now
 
 if TYPE_CHECKING:
-    from agents.llm import LLMRun
+    from agents.llm_client import LLMRun
 
 __all__ = [
     "HUMAN", "LLM", "EventHook", "LLMOptions", "Negotiation", "Person", "PersonSeat",

@@ -16,7 +16,7 @@ from negotiation.transcript import TranscriptError
 
 if TYPE_CHECKING:
     from agents.budget import Budget
-    from agents.llm import LLMRun
+    from agents.llm_client import LLMRun
 
 HUMAN = "human"
 LLM = "llm"
@@ -64,7 +64,7 @@ class LLMOptions:
 def new_llm_run(options: LLMOptions | None = None) -> LLMRun:
     """The shared client of a run's LLM agents (close it with ``aclose``); the recording is
     never written through a symlink."""
-    from agents.llm import LLMRun  # the openai SDK loads only when an LLM sits
+    from agents.llm_client import LLMRun  # the openai SDK loads only when an LLM sits
 
     options = options or LLMOptions()
     if options.record is not None:

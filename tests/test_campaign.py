@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from agents import View
-from agents.llm import LLMRun
+from agents.llm_client import LLMRun
 from agents.rule_based import TimeDependent
 from negotiation.analysis import SpaceAnalysis
 from negotiation.campaign import (

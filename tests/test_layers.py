@@ -58,3 +58,11 @@ def test_protocols_import_no_agent_engine_or_cli_code(path: str) -> None:
     offenders = [name for name in imported_modules(path)
                  if any(name == f or name.startswith(f + ".") for f in forbidden)]
     assert offenders == [], f"{path} imports {offenders}"
+
+
+def test_no_source_file_is_over_600_lines() -> None:
+    long = {str(path.relative_to(REPO)): count
+            for package in ("negotiation", "agents", "protocols")
+            for path in (REPO / package).rglob("*.py")
+            if (count := len(path.read_text().splitlines())) > 600}
+    assert long == {}, f"split these by concept: {long}"

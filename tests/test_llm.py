@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from agents import View
-from agents.llm import Budget, LLMRun
+from agents.budget import Budget
+from agents.llm_client import LLMRun
 from negotiation.analysis import SpaceAnalysis
 from negotiation.devtools.llm_server import (
     Reply,

@@ -46,7 +46,7 @@ from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter, no
 from negotiation.utility import InvalidOfferError, OutcomeSpace
 
 if TYPE_CHECKING:
-    from agents.llm import LLMRun
+    from agents.llm_client import LLMRun
 
 #: LLM requests and replies of a campaign, for ``--replay``.
 LLM_CALLS = "llm-calls.jsonl"

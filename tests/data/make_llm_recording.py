@@ -11,7 +11,7 @@ from pathlib import Path
 
 import anyio
 
-from agents.llm import LLMRun
+from agents.llm_client import LLMRun
 from negotiation.analysis import SpaceAnalysis
 from negotiation.devtools.llm_server import ScriptedServer
 from negotiation.engine import run_scenario
