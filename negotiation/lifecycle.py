@@ -395,7 +395,7 @@ def sign_off(path: Path, *, approve: bool, comment: str = "", reviewer: str = ""
         # The writer lays the event out as seq, type, body, prev_hash: sign exactly that.
         body["signature"] = sign(key, {"seq": len(transcript), "type": EventType.SIGNOFF,
                                        **body, "prev_hash": result.head_hash})
-    with TranscriptWriter.append_to(path, head=result.head_hash) as writer:
+    with TranscriptWriter.append_to(path, verified=result) as writer:
         return writer.append(EventType.SIGNOFF, body)
 
 

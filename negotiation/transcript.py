@@ -160,17 +160,21 @@ class TranscriptWriter:
         return bool(self._pending)
 
     @classmethod
-    def append_to(cls, path: Path, *, head: str | None = None) -> TranscriptWriter:
+    def append_to(cls, path: Path, *, head: str | None = None,
+                  verified: Verification | None = None) -> TranscriptWriter:
         """Continue an existing, verified transcript (e.g. to add a sign-off).
 
         ``head`` is the hash of the last event the caller's decision was based on; when the
         file has moved on since, nothing is written (``TranscriptConflict``).  Each append
         re-checks this under the file's lock, so of two concurrent sign-offs one wins and
-        the other is refused.  Close the writer (or use it as a context manager).
+        the other is refused.  A caller that has just verified the file passes that
+        ``verified`` result instead of having it read and hashed again: the locked tail
+        check at each append still refuses a file that moved on since.  Close the writer
+        (or use it as a context manager).
         """
         writer = cls(path, _continue_from=(0, GENESIS))
         try:
-            result = verify(path)
+            result = verified if verified is not None else verify(path)
             if not result.ok:
                 raise TranscriptError(f"{path} does not verify: {result.reason}")
             writer._seq, writer._head = len(result.events), result.head_hash
