@@ -73,7 +73,10 @@ def wait_for(path_glob: Path, at_least: int, process: subprocess.Popen[bytes]) -
                  if not p.name.endswith(".calls.jsonl")]
         if found and lines(found[0]) >= at_least:
             return found[0]
-        assert process.poll() is None, "the run ended before it could be interrupted"
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise AssertionError(f"the run ended (exit {process.returncode}) before it could "
+                                 f"be interrupted: {stderr}")
         time.sleep(0.005)
     raise AssertionError("the run did not progress")
 
