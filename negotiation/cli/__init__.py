@@ -9,7 +9,6 @@ and exit codes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from typing import Annotated, Any
 
 import typer
@@ -34,6 +33,8 @@ app = typer.Typer(
 
 def package_version() -> str:
     """The installed distribution's version (what ``pip show`` would say)."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("partnership-negotiation")
     except PackageNotFoundError:

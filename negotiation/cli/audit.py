@@ -5,49 +5,26 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import anyio
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from rich.prompt import Prompt
-from rich.table import Table
-from rich.text import Text
 
-from negotiation import render
-from negotiation.analysis import SpaceAnalysis
-from negotiation.campaign.manifest import MANIFEST
 from negotiation.cli.common import (
     UsageError,
     console,
 )
-from negotiation.events import Blocked, EventType, Header, Transcript
-from negotiation.lifecycle import (
-    SignOffError,
-    Status,
-    sign_off,
-    sign_offs,
-    verified_status,
-)
-from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal, plain
-from negotiation.signing import (
-    Expected,
-    fingerprint,
-    load_private_key,
-    local_keys,
-    public_key_of,
-    read_expected,
-)
-from negotiation.transcript import (
-    TranscriptError,
-    Verification,
-    embedded_scenario,
-    negotiation_of,
-    read_transcript,
-    verify,
-)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from negotiation.events import Header, Transcript
+    from negotiation.lifecycle import Status
+    from negotiation.model import Scenario
+    from negotiation.signing import Expected
+    from negotiation.transcript import Verification
 
 
 def verify_command(
@@ -68,6 +45,11 @@ def verify_command(
     say what failed.  Given a folder of runs, check each transcript in it; given a campaign
     folder, check every stage and the links between them.  A last line cut short by a crash
     is reported as interrupted ('negotiate resume' repairs it), not as tampering."""
+    from negotiation import render
+    from negotiation.campaign.manifest import MANIFEST
+    from negotiation.lifecycle import sign_offs
+    from negotiation.signing import read_expected
+
     if transcript.is_dir() and not (transcript / MANIFEST).exists():
         verify_folder(transcript)
         return
@@ -112,6 +94,8 @@ def verify_command(
 def checked(path: Path) -> Verification:
     """``verify``, refusing (exit 2) a file that is not a transcript at all rather than
     calling it tampered."""
+    from negotiation.transcript import TranscriptError, verify
+
     result = verify(path)
     if not result.ok and not looks_like_transcript(path):
         raise TranscriptError(f"{path} is not a transcript: its first line is not a "
@@ -123,6 +107,8 @@ def checked(path: Path) -> Verification:
 def looks_like_transcript(path: Path) -> bool:
     """Whether the file's first line is a JSON object that calls itself a header: a file
     that does not is something else, not a tampered transcript."""
+    from negotiation.events import EventType
+
     try:
         with path.open("rb") as handle:
             first = handle.readline()
@@ -158,6 +144,9 @@ def damage_reason(path: Path, result: Verification) -> str:
 def verify_folder(folder: Path) -> None:
     """Verify every transcript in a folder of ordinary runs, one line each; exit 1 when any
     fails, 2 when there is none."""
+    from negotiation.campaign.manifest import MANIFEST
+    from negotiation.transcript import TranscriptError
+
     files = transcript_files(folder)
     if not files:
         raise UsageError(f"{folder} holds no transcripts (.jsonl) and is not a campaign "
@@ -189,6 +178,9 @@ def transcript_files(folder: Path) -> list[Path]:
 def audit_problems(events: Transcript, expected: Expected | None,
                    head: str | None) -> list[str]:
     """What beyond the hash chain does not check out: signatures, trusted keys, the head."""
+    from negotiation.lifecycle import sign_offs
+    from negotiation.transcript import TranscriptError
+
     try:
         signed = sign_offs(events, expected)
     except TranscriptError as error:
@@ -207,8 +199,18 @@ def report(
     transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl).")],
     plot: Annotated[Path | None, typer.Option(
         help="Draw each party's offers over time in utility space to this PNG.")] = None,
+    conversation: Annotated[bool, typer.Option(
+        "--conversation", help="Replay the run as a conversation: each party's moves, "
+                               "messages and rationales, flagged and blocked text marked."
+    )] = False,
 ) -> None:
-    """Summarise a run from its transcript alone; optionally plot the offers."""
+    """Summarise a run from its transcript alone (with tokens and cost when it had LLM
+    agents); optionally replay its conversation or plot the offers."""
+    from negotiation import render
+    from negotiation.events import Blocked
+    from negotiation.lifecycle import sign_offs
+    from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
+
     events = read_transcript(transcript)
     header = negotiation_of(events, transcript)
     scenario = embedded_scenario(header)
@@ -217,13 +219,21 @@ def report(
         raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
                          "interrupted); continue it with: negotiate resume {transcript}")
     console.print(render.scenario_panel(scenario, header.agents, header.seed, rounds_of(header)))
+    if conversation:
+        from negotiation.conversation import conversation as turns
+        from negotiation.render_conversation import ConversationStyle, conversation_view
+
+        console.print(conversation_view(turns(scenario, events.events),
+                                        ConversationStyle(scenario.party_ids)))
     moves = events.turns
     blocked = sum(isinstance(e, Blocked) for e in moves)
     console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
     console.print(render.outcome_view(scenario, outcome, header.agents))
+    print_usage(events, header.agents)
     if outcome.agreed:
         console.print(render.signoff_view(sign_offs(events)))
     if plot is not None:
+        from negotiation.analysis import SpaceAnalysis
         from negotiation.plots import plot_trace
 
         plot_trace(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
@@ -247,6 +257,13 @@ def review(
 ) -> None:
     """Review a run and sign it off: approve or reject its agreement.  With signatories in
     the scenario the decision is signed with your Ed25519 key for your organisation."""
+    import anyio
+    from rich.prompt import Prompt
+
+    from negotiation import render
+    from negotiation.lifecycle import SignOffError, Status, sign_off, sign_offs, verified_status
+    from negotiation.transcript import embedded_scenario, negotiation_of, verify
+
     result = verify(transcript)
     status = verified_status(result)
     if status is Status.TAMPERED or result.transcript is None:
@@ -267,6 +284,7 @@ def review(
             console.print(render.fairness_view(outcome.fairness))
         if outcome.agreed:
             console.print(render.signoff_view(sign_offs(events)))
+    print_usage(events, header.agents)
     console.print(f"\nStatus: [bold]{status.value}[/]")
     if status is not Status.PENDING:
         return
@@ -313,8 +331,20 @@ def review(
                   soft_wrap=True)
 
 
+def print_usage(events: Transcript, agents: Mapping[str, str]) -> None:
+    """Tokens in/out and cost per party and in total, when the run had LLM calls."""
+    from negotiation.render_conversation import usage_of_run
+
+    table = usage_of_run(events.events, agents)
+    if table is not None:
+        console.print(table)
+
+
 def tampered_reason(result: Verification) -> str:
     """Why a transcript reads as TAMPERED: its first bad line, or its first bad sign-off."""
+    from negotiation.lifecycle import sign_offs
+    from negotiation.transcript import TranscriptError
+
     if not result.ok or result.transcript is None:
         return result.reason
     try:
@@ -332,6 +362,9 @@ def signing_key(scenario: Scenario, as_org: str | None, key_path: Path | None
                 ) -> tuple[str, Ed25519PrivateKey, str]:
     """The organisation, private key and signatory name to sign with: ``--key``, or the one
     local key that the scenario declares (for ``--as`` if given)."""
+    from negotiation.lifecycle import SignOffError
+    from negotiation.signing import fingerprint, load_private_key, local_keys, public_key_of
+
     declared = {fingerprint(k.public_key): (org, k.name)
                 for org, spec in scenario.signatories.items() for k in spec.keys}
     if key_path is not None:
@@ -361,6 +394,13 @@ def transcripts_command(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts.")] = Path("transcripts"),
 ) -> None:
     """List runs with their scenario, date, parties, outcome and sign-off status."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from negotiation.events import Transcript
+    from negotiation.lifecycle import Status, verified_status
+    from negotiation.transcript import TranscriptError, verify
+
     files = transcript_files(folder)
     if not files:
         console.print(f"No transcripts in {for_terminal(str(folder))}.")
@@ -403,6 +443,8 @@ def transcripts_command(
 
 def signers(events: Transcript, status: Status) -> str:
     """Who signed, per organisation, and who is missing, in one cell."""
+    from negotiation.lifecycle import Status, sign_offs
+
     if status is Status.TAMPERED or not events.signoffs:
         return "" if status is not Status.PENDING else "no sign-off yet"
     signed = sign_offs(events)

@@ -7,23 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from agents import STRATEGIES
-from negotiation import files, render
+from negotiation import files
 from negotiation.cli.common import (
     USAGE_ERROR,
     console,
+    error_console,
     friendly_errors,
 )
-from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
-from negotiation.scenario import (
-    ScenarioError,
-    load_scenario,
-    outcome_space_size,
-    shipped_scenarios,
-)
 
 scenarios_app = typer.Typer(help="List, validate and describe scenario files.",
                             no_args_is_help=True)
@@ -55,6 +47,15 @@ def generate(
 @friendly_errors
 def scenarios_list() -> None:
     """List the scenarios shipped with the sandbox."""
+    from rich.table import Table
+
+    from negotiation.scenario import (
+        ScenarioError,
+        load_scenario,
+        outcome_space_size,
+        shipped_scenarios,
+    )
+
     table = Table(title="Shipped scenarios", title_justify="left")
     for column in ("Name", "Title", "Parties", "Issues", "Outcomes"):
         table.add_column(column, no_wrap=column == "Name",
@@ -78,13 +79,15 @@ def validate(
         help="Scenario files (or shipped names) to check.")],
 ) -> None:
     """Check scenario files; exit 2 if any is invalid, naming the file, field and fix."""
+    from negotiation.scenario import ScenarioError, load_scenario, outcome_space_size
+
     failed = 0
     for path in files:
         try:
             scenario = load_scenario(path)
         except ScenarioError as error:
             failed += 1
-            render.error_console().print(f"[bold red]invalid[/] {for_terminal(str(error))}",
+            error_console().print(f"[bold red]invalid[/] {for_terminal(str(error))}",
                                          soft_wrap=True)
             continue
         console.print(f"[bold green]valid[/] {for_terminal(path)}: "
@@ -95,6 +98,8 @@ def validate(
 
 
 def scenario_json_schema() -> dict[str, Any]:
+    from negotiation.model import Scenario
+
     schema = Scenario.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema
@@ -124,6 +129,8 @@ guardrails_app = typer.Typer(help="Guardrail checks: built in and installed.",
 
 
 def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     table.add_column("Name", style="bold", no_wrap=True)
     table.add_column("Source")
@@ -137,6 +144,7 @@ def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
 @friendly_errors
 def agents_list() -> None:
     """List the strategies: built in, installed (entry points) and special seats."""
+    from agents import STRATEGIES
     from negotiation.plugins import AGENT_GROUP, listed
 
     rows = [(s.name, "built in", s.description) for s in STRATEGIES.values()]

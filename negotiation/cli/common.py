@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import math
-import sqlite3
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
 from typing import NoReturn, ParamSpec, TypeVar
 
 import typer
-import yaml
 from rich.console import Console
 
-from negotiation import files, render
+from negotiation import files
 from negotiation.errors import InputError, NegotiationError, exit_code
 from negotiation.safe_text import for_terminal
-from negotiation.strict_yaml import load_yaml, read_data_file
+
+# Start-up time is part of the interface (``negotiate --help`` answers at once): this module
+# and the command modules import only typer, rich's console and the light helpers at the
+# top; the models, numpy, analysis, LangGraph and the charter load inside the commands that
+# use them (tests/test_startup.py pins it).
 
 console = Console(highlight=False, emoji=False)  # ":name:" in data stays text
 
@@ -29,8 +32,13 @@ class UsageError(InputError):
     """Bad input on the command line, reported without a traceback."""
 
 
+def error_console() -> Console:
+    """A console on stderr for errors and, under ``--json``, for everything but the JSON."""
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
-    render.error_console().print(f"[bold red]error:[/] {for_terminal(message)}", soft_wrap=True)
+    error_console().print(f"[bold red]error:[/] {for_terminal(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -46,9 +54,9 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
         except MemoryError:
             fail("out of memory: the scenario is too large for this machine; use coarser "
                  "steps or fewer options", exit_code(MemoryError()))
-        except (OSError, sqlite3.OperationalError) as error:
+        except Exception as error:
             # The writers report a full disk themselves; this catches any other write.
-            if not (files.is_disk_full(error) or "disk is full" in str(error)):
+            if not is_disk_full(error):
                 raise
             fail(f"no space left on the device ({error}); free some space and run the "
                  "command again (a transcript stays valid: continue it with negotiate resume)")
@@ -56,10 +64,23 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def is_disk_full(error: Exception) -> bool:
+    """An OSError or SQLite error saying the device is full (sqlite3 is not imported just
+    to name its error class: a command that never opened a database cannot raise it)."""
+    sqlite3 = sys.modules.get("sqlite3")
+    kinds = (OSError,) if sqlite3 is None else (OSError, sqlite3.OperationalError)
+    return isinstance(error, kinds) and (files.is_disk_full(error)
+                                         or "disk is full" in str(error))
+
+
 def load_prices(path: Path | None) -> dict[str, tuple[float, float]]:
     """Read ``MODEL: {input: USD/1M tokens, output: USD/1M tokens}`` from a YAML file."""
     if path is None:
         return {}
+    import yaml
+
+    from negotiation.strict_yaml import load_yaml, read_data_file
+
     form = "a price table maps each model to {input: N, output: N} in US dollars per million " \
            "tokens"
     try:

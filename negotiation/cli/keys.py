@@ -6,13 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
-from rich.table import Table
 
 from negotiation.cli.common import console, friendly_errors
 from negotiation.files import OutputError, refuse_symlink, write_file
 from negotiation.safe_text import for_terminal
-from negotiation.signing import keys_folder, local_keys, new_key, short, signatory_yaml
 
 keys_app = typer.Typer(help="Signatory keys: who may sign off an agreement for an "
                             "organisation.", no_args_is_help=True)
@@ -29,6 +26,10 @@ def keys_new(
 ) -> None:
     """Create an Ed25519 key pair: the private key stays in your config folder (mode 0600);
     the public record is printed and written, to go into the scenario's signatories."""
+    import yaml
+
+    from negotiation.signing import new_key, short, signatory_yaml
+
     if out is not None:  # refuse a bad target before a key pair exists
         refuse_symlink(out)
         if out.exists():
@@ -52,6 +53,10 @@ def keys_new(
 @friendly_errors
 def keys_list() -> None:
     """List the signatory keys in your config folder."""
+    from rich.table import Table
+
+    from negotiation.signing import keys_folder, local_keys
+
     keys = local_keys()
     if not keys:
         console.print(f"No keys in {for_terminal(keys_folder())}; make one with "

@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import anyio
 import typer
 
-from negotiation import render
-from negotiation.analysis import SpaceAnalysis
 from negotiation.cli.common import (
     UsageError,
     console,
     load_prices,
     parse_agent_overrides,
 )
-from negotiation.engine import (
-    HUMAN,
-    LLMOptions,
-    RunResult,
-    new_transcript_path,
-    run_scenario,
-)
 from negotiation.errors import AGENT_FAILED, RefusedError
-from negotiation.events import Blocked, Error, EventType, Header, MediatorText, Move, parse_event
-from negotiation.model import Scenario
 from negotiation.safe_text import for_terminal
-from negotiation.scenario import (
-    load_scenario,
-)
-from negotiation.transcript import (
-    negotiation_header,
-)
-from protocols import get_protocol
+
+if TYPE_CHECKING:
+    from negotiation.engine import RunResult
+    from negotiation.model import Scenario
 
 
 def run(
@@ -82,6 +67,13 @@ def run(
 ) -> None:
     """Run a negotiation and write its hash-chained transcript.  A scenario with no zone of
     possible agreement is refused (exit 2) with the reasons, unless --anyway."""
+    import anyio
+
+    from negotiation import render
+    from negotiation.engine import HUMAN, LLMOptions, new_transcript_path, run_scenario
+    from negotiation.scenario import load_scenario
+    from protocols import get_protocol
+
     scenario = load_scenario(scenario_path)
     if protocol is not None:
         get_protocol(protocol)  # fail now, with the list of choices, if it is unknown
@@ -148,6 +140,8 @@ def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] 
     """Check the zone of possible agreement before the first move, exactly or on a sample
     as ``analyze`` does: refuse when there is none, or, ``anyway``, the header options that
     carry the verdict into the outcome."""
+    from negotiation.analysis import SpaceAnalysis
+
     analysis = SpaceAnalysis(scenario, seed=seed)
     if analysis.zopa_size > 0:
         return None
@@ -163,18 +157,24 @@ def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] 
 
 def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
               visible: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
-    """Print events as they happen; ``visible`` limits whose utilities are shown."""
+    """Print events as they happen, the moves as a conversation; ``visible`` (a human's
+    seat) limits whose utilities and blocked moves are shown."""
+    from negotiation import render
+    from negotiation.conversation import utterance
+    from negotiation.events import Blocked, Error, Header, MediatorText, Move, parse_event
+    from negotiation.render_conversation import ConversationStyle, turn_view
+
+    style = ConversationStyle(scenario.party_ids, visible)
 
     def show(record: dict[str, Any]) -> None:
         event = parse_event(record, record["seq"] + 1)
         if isinstance(event, Header) and not quiet:
             console.print(render.scenario_panel(scenario, event.agents, seed, rounds))
-        elif isinstance(event, Move | Blocked) and not quiet:
-            console.print(render.move_line(scenario, event, visible))
-        elif isinstance(event, MediatorText) and not quiet:
-            console.print(f"[dim]R{event.round + 1:>3}[/] [bold magenta]mediator[/]     "
-                          f"text      "
-                          f"{for_terminal(render.short_terms(scenario, event.terms))}")
+        elif isinstance(event, Move | Blocked | MediatorText) and not quiet:
+            if isinstance(event, Blocked) and visible is not None \
+                    and event.party not in visible:
+                return  # never delivered: the other seats do not see it either
+            console.print(turn_view(utterance(scenario, event), style))
         elif isinstance(event, Error):
             console.print(f"[bold red]{for_terminal(event.party, one_line=True)}: "
                           f"{for_terminal(event.error, one_line=True)}[/]")
@@ -190,10 +190,13 @@ def terminal_seat() -> Any:
 
 
 def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> None:
+    from negotiation import render
+
     console.print()
     outcome = result.transcript.outcome
     assert outcome is not None, "a finished run records its outcome"
     console.print(render.outcome_view(scenario, outcome, result.agents))
+    print_usage(result.transcript.events, result.agents)
     console.print(f"\nTranscript: [bold]{for_terminal(str(result.path))}[/]  (check it with "
                   f"[cyan]negotiate verify {for_terminal(str(result.path))}[/])")
     if inline_signoff and result.status == "agreement":
@@ -208,6 +211,15 @@ def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> 
         raise typer.Exit(AGENT_FAILED)
 
 
+def print_usage(events: Iterable[object], agents: Mapping[str, str]) -> None:
+    """Tokens in/out and cost per party and in total, when the run had LLM calls."""
+    from negotiation.render_conversation import usage_of_run
+
+    table = usage_of_run(events, agents)
+    if table is not None:
+        console.print(table)
+
+
 def resume(
     transcript: Annotated[str, typer.Argument(
         metavar="RUN", help="The interrupted run: its transcript file or its run id.")],
@@ -216,6 +228,10 @@ def resume(
     pace: Annotated[float, typer.Option(min=0, help="Seconds to pause between turns.")] = 0.0,
 ) -> None:
     """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped."""
+    import anyio
+
+    from negotiation.model import Scenario
+
     path = Path(transcript)
     if not path.exists() and (Path("transcripts") / f"{transcript}.jsonl").exists():
         path = Path("transcripts") / f"{transcript}.jsonl"
@@ -235,6 +251,9 @@ def resume(
 
 
 def load_header(path: Path) -> dict[str, Any]:
+    from negotiation.events import EventType
+    from negotiation.transcript import negotiation_header
+
     try:
         with path.open(encoding="utf-8") as handle:
             header = json.loads(handle.readline())

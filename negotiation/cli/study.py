@@ -5,24 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import anyio
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from negotiation import files, render
-from negotiation.analysis import SpaceAnalysis
+from negotiation import files
 from negotiation.cli.common import (
     UsageError,
     console,
     fail,
     parse_agent_overrides,
 )
-from negotiation.events import TURNS, EventType
 from negotiation.safe_text import for_terminal, plain
-from negotiation.scenario import (
-    load_scenario,
-)
 
 
 def analyze(
@@ -32,6 +24,10 @@ def analyze(
                     ] = None,
 ) -> None:
     """Analyse a scenario: zone of possible agreement, Pareto frontier, bargaining points."""
+    from negotiation import render
+    from negotiation.analysis import SpaceAnalysis
+    from negotiation.scenario import load_scenario
+
     scenario = load_scenario(scenario_path)
     analysis = SpaceAnalysis(scenario)
     console.print(render.analysis_view(analysis))
@@ -61,7 +57,11 @@ def campaign(
     """Run a campaign (pilot → evaluation → renegotiation → scale-up): one linked
     transcript per stage, a summary of terms and trust, and a plot.  LLM replies are
     recorded to llm-calls.jsonl beside the transcripts."""
+    import anyio
+
+    from negotiation import render
     from negotiation.campaign import LLM_CALLS, load_campaign, read_manifest, run_campaign
+    from negotiation.events import TURNS, EventType
 
     loaded = load_campaign(campaign_path)
     overrides = parse_agent_overrides(agent or [])
@@ -128,7 +128,11 @@ def map_command(
     mermaid: Annotated[Path | None, typer.Option(help="Write the graph as Mermaid.")] = None,
 ) -> None:
     """Map an ecosystem: complementarity, alignment, best coalitions and their Shapley split."""
+    from rich.table import Table
+    from rich.text import Text
+
     from negotiation.ecosystem import EcosystemError, EcosystemMap
+    from negotiation.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
     if scenario.ecosystem is None:
@@ -196,6 +200,7 @@ def tournament(
 ) -> None:
     """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
 
     from negotiation import tournament as t
 
