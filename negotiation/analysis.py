@@ -18,6 +18,16 @@ Definitions, with u_i a party's utility and d_i its reservation value (disagreem
   the best u_i in the ZOPA (the frontier point on the line from d to the ideal point).
 - Egalitarian (Kalai 1977): maximises min_i (u_i − d_i).
 - Utilitarian: maximises Σ u_i.
+
+Comparisons and ties.  Utilities are compared on a grid of ``10^-UTILITY_DECIMALS`` (each
+utility rounded to 9 decimals first), so float noise of a few ulps never makes one outcome
+dominate another: p dominates q when, after that rounding, p is at least as good for every
+party and better for one.  The frontier depends only on the set of points, never on their
+order.  A solution's measure ties when it is within a relative ``TIE_TOLERANCE`` of the
+best; ties are broken by the largest welfare (Σ u_i, compared the same way), then by the
+lowest outcome number.  Kalai–Smorodinsky leaves out a party whose best utility in the ZOPA
+equals its reservation value (it has nothing to gain: its ratio is undefined); when every
+party is left out, all ZOPA points tie and the welfare rule picks one.
 """
 
 from __future__ import annotations
@@ -44,26 +54,44 @@ from negotiation.utility import (
 )
 
 EXACT_LIMIT = 2_000_000
+#: Utilities are compared after rounding to this many decimals (the dominance tolerance).
+UTILITY_DECIMALS = 9
+#: Scores of a bargaining solution within this relative distance of the best are tied.
+TIE_TOLERANCE = 1e-9
 SAMPLE_SIZE = 1_000_000
 MANY_PARTIES_LIMIT = 100_000
 BoolArray = npt.NDArray[np.bool_]
 
 
+def grid_units(utilities: FloatArray) -> FloatArray:
+    """``utilities`` in whole units of ``10^-UTILITY_DECIMALS`` (integers held as floats,
+    exact below 2^53, so their sums and comparisons are exact)."""
+    return np.rint(np.asarray(utilities, dtype=np.float64) * 10.0**UTILITY_DECIMALS)
+
+
+def on_grid(utilities: FloatArray) -> FloatArray:
+    """``utilities`` rounded to ``UTILITY_DECIMALS``: the values every comparison uses."""
+    return np.asarray(grid_units(utilities) / 10.0**UTILITY_DECIMALS, dtype=np.float64)
+
+
 def pareto_mask(points: FloatArray) -> BoolArray:
     """``True`` for the rows of ``points`` (n × m, larger is better) that no row dominates.
 
-    Two parties: one sort and a running maximum (Kung, Luccio & Preparata 1975), exact and
-    O(n log n).  More parties: block nested loops (Börzsönyi, Kossmann & Stocker 2001) in
-    the order of decreasing sum, ties broken lexicographically, so every point that
-    dominates another comes before it (rounding is monotone, so a dominating point's sum is
-    never smaller); a block is compared with the frontier found so far and with itself,
+    Rows are compared on the grid of :func:`on_grid` (as integers, so sums are exact): a
+    row dominates another when it is at least as good in every column and better in one.
+    Two parties: one sort and a running maximum (Kung, Luccio & Preparata 1975), O(n log n).
+    More parties: block nested loops (Börzsönyi, Kossmann & Stocker 2001) in the order of
+    decreasing sum, ties broken lexicographically, so every point that dominates another
+    comes before it; a block is compared with the frontier found so far and with itself,
     O(n · frontier) comparisons, vectorised.  Identical points do not dominate each other;
-    all copies of a frontier point are kept.
+    all copies of a frontier point are kept.  The result depends only on the points, not on
+    their order.
     """
     n = len(points)
     mask = np.zeros(n, dtype=bool)
     if n == 0:
         return mask
+    points = grid_units(points)
     if points.shape[1] == 2:
         # Sort by the first utility, best first; group equal first utilities.  A point is on
         # the frontier iff it has its group's best second utility and that beats every
@@ -295,20 +323,30 @@ class SpaceAnalysis:
         return self.frontier[inside]
 
     def _point(self, name: str, score: FloatArray) -> Point | None:
+        """The rational frontier point with the best ``score``; ties (within a relative
+        ``TIE_TOLERANCE``) go to the largest welfare, then to the lowest outcome number."""
         candidates = self.rational_frontier
         if not candidates.size:
             return None
-        outcome = int(candidates[int(np.argmax(score))])
+        welfare = np.where(_near_best(score), self._candidate_utilities.sum(axis=1), -np.inf)
+        # ``candidates`` ascend, so the first of the tied is the lowest outcome number.
+        outcome = int(candidates[int(np.flatnonzero(_near_best(welfare))[0])])
         values = self.full_utilities[outcome]
         return Point(name, outcome, dict(self.space.terms(outcome)),
                      {p: round(float(u), 6) for p, u in zip(self.parties, values, strict=True)})
 
     @cached_property
     def _candidate_utilities(self) -> FloatArray:
-        return np.asarray(self.full_utilities[self.rational_frontier], dtype=np.float64)
+        """Utilities of the rational frontier points, on the comparison grid."""
+        return on_grid(np.asarray(self.full_utilities[self.rational_frontier],
+                                  dtype=np.float64))
+
+    @cached_property
+    def _reservation_on_grid(self) -> FloatArray:
+        return on_grid(self.reservation)
 
     def nash_product_of(self, utilities: FloatArray) -> FloatArray:
-        gains = np.clip(utilities - self.reservation, 0.0, None)
+        gains = np.clip(on_grid(utilities) - self._reservation_on_grid, 0.0, None)
         return np.asarray(np.prod(gains, axis=-1), dtype=np.float64)
 
     @cached_property
@@ -328,21 +366,25 @@ class SpaceAnalysis:
         return np.asarray(self._candidate_utilities.max(axis=0), dtype=np.float64)
 
     def ks_score(self, utilities: FloatArray) -> FloatArray:
-        span = np.maximum(self.ideal - self.reservation, 1e-12)
-        return np.asarray(((utilities - self.reservation) / span).min(axis=-1), dtype=np.float64)
+        """min_i (u_i − d_i) / (û_i − d_i) over the parties with something to gain
+        (û_i > d_i); 0 for every point when no party has."""
+        span = self.ideal - self._reservation_on_grid
+        counted = span > 0
+        utilities = on_grid(utilities)
+        if not counted.any():
+            return np.zeros(utilities.shape[:-1])
+        ratios = ((utilities - self._reservation_on_grid)[..., counted] / span[counted])
+        return np.asarray(ratios.min(axis=-1), dtype=np.float64)
 
     @cached_property
     def kalai_smorodinsky(self) -> Point | None:
-        # Among equal min-ratios, prefer the larger sum: the frontier point on the KS line.
-        utilities = self._candidate_utilities
-        return self._point("Kalai–Smorodinsky",
-                           self.ks_score(utilities) + 1e-9 * utilities.sum(axis=1))
+        # Among equal min-ratios the welfare tie-break picks the frontier point on the KS line.
+        return self._point("Kalai–Smorodinsky", self.ks_score(self._candidate_utilities))
 
     @cached_property
     def egalitarian(self) -> Point | None:
         utilities = self._candidate_utilities
-        score = (utilities - self.reservation).min(axis=1) + 1e-9 * utilities.sum(axis=1)
-        return self._point("egalitarian", score)
+        return self._point("egalitarian", (utilities - self._reservation_on_grid).min(axis=1))
 
     @cached_property
     def utilitarian(self) -> Point | None:
@@ -381,17 +423,26 @@ class SpaceAnalysis:
         if not len(front):
             return distances, dominating
         front_sum = front.sum(axis=1)
+        front_grid = on_grid(front)
         rows = max(1, 2**18 // len(front))  # bounds the (rows, frontier, parties) temporaries
         for start in range(0, len(outcomes), rows):
             points = self.full_utilities[outcomes[start:start + rows]]
             gap = front[None, :, :] - points[:, None, :]
             distances[start:start + rows] = np.sqrt(np.einsum("ofp,ofp->of", gap, gap)
                                                     .min(axis=1))
-            better = np.all(gap >= -1e-12, axis=2) & np.any(gap > 1e-12, axis=2)
+            # Dominance on the comparison grid, as the frontier itself was found.
+            grid_gap = front_grid[None, :, :] - on_grid(points)[:, None, :]
+            better = np.all(grid_gap >= 0, axis=2) & np.any(grid_gap > 0, axis=2)
             best = np.where(better, front_sum[None, :], -np.inf).argmax(axis=1)
             dominating[start:start + rows] = np.where(np.any(better, axis=1),
                                                       self.frontier[best], -1)
         return distances, dominating
+
+
+def _near_best(score: FloatArray) -> BoolArray:
+    """``True`` where ``score`` is within a relative ``TIE_TOLERANCE`` of its maximum."""
+    best = float(score.max())
+    return np.asarray(score >= best - TIE_TOLERANCE * abs(best), dtype=bool)
 
 
 def shapley_values(players: Sequence[str], value: Mapping[frozenset[str], float]

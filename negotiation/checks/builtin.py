@@ -165,15 +165,21 @@ class Pareto(Check):
                                     "no one", data={"distance": round(distance, 6)})]
         data = {"distance": round(distance, 6), "max_distance": limit,
                 "dominating_terms": referee.space.terms(better)}
+        # Say what the better outcome gives, with significant digits: a dominated outcome
+        # can lie a hair from the frontier, and "distance 0.000" would read as efficient.
+        analysis = referee.analysis
+        gains = (analysis.utilities_of(better) - analysis.utilities_of(case.outcome)).tolist()
+        gainer = max(range(len(gains)), key=gains.__getitem__)
+        better_by = (f"another feasible outcome gives {analysis.parties[gainer]} "
+                     f"{gains[gainer]:+.3g} and no one less")
         if distance <= limit:
             return [Finding(check=self.name, level="pass", code="pareto_near",
-                            message=f"dominated, but within {limit} of the frontier "
-                                    f"(distance {distance:.3f})", data=data)]
+                            message=f"dominated ({better_by}), but within {limit:g} of the "
+                                    f"frontier (distance {distance:.3g})", data=data)]
         return [Finding(check=self.name, level=level_of(True, setting),
                         code="pareto_dominated",
-                        message=f"another feasible outcome is better for some parties and "
-                                f"worse for none (distance to the frontier {distance:.3f} > "
-                                f"{limit})", data=data)]
+                        message=f"dominated: {better_by} (distance to the frontier "
+                                f"{distance:.3g} > {limit:g})", data=data)]
 
 
 class Fairness(Check):
@@ -198,23 +204,28 @@ class Fairness(Check):
                   ) -> list[Finding]:
         policy = referee.policy.fairness
         findings = []
+        # Thresholds are compared at the report's 6 decimals: a measure exactly at its
+        # limit passes (ratio 1/3 is reported as 0.333333, not below a minimum of 1/3).
         ratio = report["nash_ratio"]
         if ratio is not None:
             findings.append(Finding(
-                check=self.name, level=level_of(ratio < policy.min_nash_ratio, setting),
+                check=self.name,
+                level=level_of(ratio < round(policy.min_nash_ratio, 6), setting),
                 code="nash_ratio", message=f"Nash product is {ratio:.0%} of the best possible "
                                            f"(minimum {policy.min_nash_ratio:.0%})",
                 data={"nash_ratio": ratio, "min_nash_ratio": policy.min_nash_ratio}))
         distance = report["ks_distance"]
         if distance is not None:
             findings.append(Finding(
-                check=self.name, level=level_of(distance > policy.max_ks_distance, setting),
+                check=self.name,
+                level=level_of(distance > round(policy.max_ks_distance, 6), setting),
                 code="ks_distance", message=f"distance to the Kalai–Smorodinsky point is "
                                             f"{distance:.3f} (maximum {policy.max_ks_distance})",
                 data={"ks_distance": distance, "max_ks_distance": policy.max_ks_distance}))
         lowest = report["lowest_gain"]
         findings.append(Finding(
-            check=self.name, level=level_of(lowest < policy.min_egalitarian_gain, setting),
+            check=self.name,
+            level=level_of(lowest < round(policy.min_egalitarian_gain, 6), setting),
             code="egalitarian_gain", message=f"the worst-off party gains {lowest:+.3f} over its "
                                              f"reservation value (minimum "
                                              f"{policy.min_egalitarian_gain:+.3f})",
