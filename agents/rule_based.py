@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import functools
 import random
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,9 +21,18 @@ import numpy as np
 import numpy.typing as npt
 
 from agents.base import View
-from negotiation.model import Accept, Action, Offer, Propose, RedLine, SplitIssue, WalkAway
+from negotiation.model import (
+    Accept,
+    Action,
+    Offer,
+    Preferences,
+    Propose,
+    RedLine,
+    SplitIssue,
+    WalkAway,
+)
 from negotiation.terms import describe_change
-from negotiation.utility import FloatArray, IndexArray, red_line_mask
+from negotiation.utility import FloatArray, IndexArray, UtilityFunction, red_line_mask
 
 #: How far above the target an outcome may lie and still count as meeting it.
 TARGET_WINDOW = 0.02
@@ -41,18 +51,19 @@ class Bidder:
     """One agent's ranked outcomes: the search structure behind every rule-based strategy."""
 
     def __init__(self, view: View) -> None:
-        space = view.space
-        utility = view.utility.vector
-        keeps, ascending, ascending_utility = _ranking(view)
-        self.space = space
-        self.keeps = keeps
+        # Nothing here is proportional to the outcome space: the ranking is shared by every
+        # negotiation over the same utility function, and copied only if this one learns
+        # more (``forbid``).
+        ranking = _ranking(view)
+        self.space = view.space
+        self.keeps = ranking.keeps
         self.reservation_value = view.preferences.reservation_value
-        self.ascending: IndexArray = ascending
-        self.ascending_utility: FloatArray = utility[self.ascending]
+        self.ascending: IndexArray = ranking.ascending
+        self.ascending_utility: FloatArray = ranking.ascending_utility
         #: The same utilities as a list: bisect on it is several times faster than
         #: np.searchsorted for the one value looked up per turn.
-        self._sorted_utility: list[float] | FloatArray = ascending_utility
-        self.utility = utility
+        self._sorted_utility: list[float] | FloatArray = ranking.searchable
+        self.utility = view.utility.vector
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
         self._last_choice: tuple[tuple[int, ...], int] | None = None
@@ -111,6 +122,12 @@ class Bidder:
         outcome = self.outcome_of(offer)
         return float(self.utility[outcome]) if self.keeps[outcome] else -1.0
 
+    def lowest_at_least(self, target: float) -> int:
+        """The acceptable outcome worth least among those worth at least ``target`` (the
+        best one if none is)."""
+        start = bisect.bisect_left(self._sorted_utility, target)
+        return int(self.ascending[min(start, len(self.ascending) - 1)])
+
     def outcome_for(self, target: float, references: Sequence[Offer] = ()) -> int:
         """The acceptable outcome just above ``target`` most similar to ``references``."""
         sorted_utility = self._sorted_utility
@@ -142,34 +159,44 @@ class Bidder:
         return choice
 
 
-_RANKINGS: dict[tuple[int, int], tuple[View, npt.NDArray[np.bool_], IndexArray,
-                                       list[float] | FloatArray]] = {}
+@dataclass(frozen=True)
+class Ranking:
+    """One party's acceptable outcomes, worst first (read-only, shared across runs)."""
+
+    preferences: Preferences
+    keeps: npt.NDArray[np.bool_]
+    ascending: IndexArray
+    ascending_utility: FloatArray
+    searchable: list[float] | FloatArray
+
+
+#: Per utility function (a per-scenario object): its ranking.  Weak keys, so that a
+#: ranking lives exactly as long as the scenario analysis that owns the utility function.
+_RANKINGS: weakref.WeakKeyDictionary[UtilityFunction, Ranking] = weakref.WeakKeyDictionary()
 
 
 def _searchable(utilities: FloatArray) -> list[float] | FloatArray:
     return utilities.tolist() if len(utilities) <= SORTED_LIST_LIMIT else utilities
 
 
-def _ranking(view: View) -> tuple[npt.NDArray[np.bool_], IndexArray, list[float] | FloatArray]:
+def _ranking(view: View) -> Ranking:
     """Outcomes that keep the party's red lines and beat its reservation value, worst
     first, with their utilities.  Shared by every negotiation over the same utility
     function (read-only: a Bidder that learns more makes new arrays)."""
-    key = (id(view.utility), id(view.preferences))
-    cached = _RANKINGS.get(key)
-    if cached is not None and cached[0].utility is view.utility \
-            and cached[0].preferences is view.preferences:
-        return cached[1], cached[2], cached[3]
+    cached = _RANKINGS.get(view.utility)
+    if cached is not None and cached.preferences is view.preferences:
+        return cached
     utility = view.utility.vector
     keeps = red_line_mask(view.space, view.preferences.red_lines)
     outcomes = np.flatnonzero(keeps & (utility >= view.preferences.reservation_value))
     ascending = outcomes[np.argsort(utility[outcomes], kind="stable")]
-    keeps.flags.writeable = False
-    ascending.flags.writeable = False
-    if len(_RANKINGS) >= 64:
-        _RANKINGS.clear()
-    # The view pins the ids it was keyed by; the list is never modified (forbid copies).
-    _RANKINGS[key] = (view, keeps, ascending, _searchable(utility[ascending]))
-    return _RANKINGS[key][1:]
+    ascending_utility = utility[ascending]
+    for array in (keeps, ascending, ascending_utility):
+        array.flags.writeable = False
+    ranking = Ranking(view.preferences, keeps, ascending, ascending_utility,
+                      _searchable(ascending_utility))
+    _RANKINGS[view.utility] = ranking
+    return ranking
 
 
 class RuleBasedAgent:

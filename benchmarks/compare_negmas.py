@@ -1,91 +1,204 @@
-"""Side by side with NegMAS, in one process: negotiation throughput on the same bilateral
-domain (3 issues × 10 values, 100 rounds, linear-additive, Boulware vs Conceder), and the
-Pareto frontier plus Nash point on 10^5 outcomes; then the peak memory of a
-10,000-negotiation tournament.  Installs nothing: NegMAS must already be importable.
+"""Side by side with NegMAS on equal work, in one process: negotiations of the same domains
+by the same negotiators, warm and cold, bilateral and 3-party, from 10^2 to 10^6 outcomes.
 
-    .venv/bin/pip install negmas   # into the benchmark environment only
-    .venv/bin/python benchmarks/compare_negmas.py [--tournament 10000]
+Equal work:
+- the same decisions: NegMAS's time-based conceding negotiators (Boulware ``1 − t^4`` vs
+  Conceder ``1 − t^0.25``, a linear third party) against the same curves and acceptance
+  rule on our side (``peer.AspirationCurve``); before timing a configuration, one run of
+  each must reach the same agreement in the same number of rounds, or no ratio is printed;
+- **warm**: each system keeps its per-scenario set-up across negotiations (ours: one
+  ``SpaceAnalysis``, whose utility functions carry the rankings; NegMAS: a prebuilt outcome
+  space and utility functions, a presorted inverse per utility function handed over with
+  ``ufun_inverter=``, callbacks off);  **cold**: each pays its set-up in every negotiation
+  (ours: a new ``SpaceAnalysis``; NegMAS: new issues, outcome space, utility functions and
+  inverses);
+- our side runs the whole engine (referee on every move and on the agreement, protocol,
+  in-memory transcript) and is timed twice: with the transcript's hash chain computed, as
+  a real run writes it, and without.  Ratios use the former.
+
+Timing: a warm-up, then ``--repeats`` alternations of the three timings, each long enough
+to last about ``--budget`` seconds; the table shows medians and ranges (min–max) per
+negotiation, and ``benchmarks/floor.py``'s pure-Python loop for the same negotiation.  The
+last lines are machine-readable, one per configuration: ``ratio warm bilateral 1e3: 7.3``
+(NegMAS's time per negotiation over ours).  Installs nothing: NegMAS must be importable.
+
+    /tmp/negmas-venv/bin/python benchmarks/compare_negmas.py [--sizes 1e2,1e3] [--modes warm]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
-import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
+import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_frontier import domain, negmas_time, ours
-from bench_negotiation import (
-    OUR_DEFAULTS,
-    benchmark_scenario,
-    measure,
-    measure_negmas,
-    side_by_side,
-)
-from peer import negmas_available
+from bench_frontier import domain
+from floor import Floor
+from peer import NegmasSide, aspiration_agents, negmas_available, same_moves
 
-from negotiation.tournament import TournamentConfig, run_tournament
+from negotiation.analysis import SpaceAnalysis
+from negotiation.model import Scenario
+from negotiation.session import Negotiation
+from negotiation.transcript import TranscriptWriter
+
+ROUNDS = 100
+SIZES = {"1e2": 100, "1e3": 1_000, "1e4": 10_000, "1e5": 100_000, "1e6": 1_000_000}
+PARTIES = {"bilateral": 2, "3-party": 3}
 
 
-def peak_rss_mib() -> tuple[float, float]:
-    """Peak resident memory of this process and of its (finished) children, in MiB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
+class OurSide:
+    """Our engine on one scenario: warm shares one ``SpaceAnalysis`` across negotiations,
+    cold builds a new one for each."""
+
+    def __init__(self, scenario: Scenario, rounds: int, *, warm: bool) -> None:
+        self.scenario = scenario
+        self.rounds = rounds
+        self.analysis = SpaceAnalysis(scenario) if warm else None
+
+    async def _one(self, chain: bool) -> tuple[dict[str, Any] | None, int]:
+        analysis = self.analysis or SpaceAnalysis(self.scenario)
+        negotiation = Negotiation(self.scenario, rounds=self.rounds, analysis=analysis)
+        agents = aspiration_agents(self.scenario)
+        with TranscriptWriter(None) as writer:
+            result = await negotiation.run(agents, seed=0, writer=writer,
+                                           specs=dict.fromkeys(agents, "aspiration"))
+            if chain:
+                assert len(writer.head_hash) == 64  # every event hashed and serialised
+        return (None if result.agreement is None else dict(result.agreement.terms),
+                result.rounds)
+
+    def run(self, count: int = 1, *, chain: bool = True) -> tuple[dict[str, Any] | None, int]:
+        async def many() -> tuple[dict[str, Any] | None, int]:
+            last: tuple[dict[str, Any] | None, int] = (None, 0)
+            for _ in range(count):
+                last = await self._one(chain)
+            return last
+
+        return anyio.run(many)
+
+
+def per_run(action: Callable[[int], object], count: int) -> float:
+    """Seconds per negotiation of ``count`` negotiations done by ``action``."""
+    start = time.perf_counter()
+    action(count)
+    return (time.perf_counter() - start) / count
+
+
+def calibrated(action: Callable[[int], object], budget: float) -> int:
+    """How many negotiations last about ``budget`` seconds (one timed run decides)."""
+    once = per_run(action, 1)
+    return max(1, min(10_000, round(budget / max(once, 1e-6))))
+
+
+@dataclass
+class Result:
+    mode: str
+    parties: str
+    size: str
+    rounds: int = 0
+    refused: str | None = None
+    chained: list[float] = field(default_factory=list)
+    unchained: list[float] = field(default_factory=list)
+    peer: list[float] = field(default_factory=list)
+    floor: float | None = None
+
+    @property
+    def ratios(self) -> list[float]:
+        return sorted(p / o for p, o in zip(self.peer, self.chained, strict=True))
+
+
+def measure(mode: str, parties: str, size: str, repeats: int, budget: float) -> Result:
+    scenario = domain(SIZES[size], PARTIES[parties])
+    warm = mode == "warm"
+    result = Result(mode, parties, size)
+    ours = OurSide(scenario, ROUNDS, warm=warm)
+    peer = NegmasSide(scenario, ROUNDS, warm=warm)
+    # The check doubles as the warm-up of both systems.
+    mine, theirs = ours.run(), peer.run()
+    result.rounds = mine[1]
+    result.refused = same_moves(mine, theirs)
+    if result.refused:
+        return result
+    if warm:
+        floor = Floor(scenario, ROUNDS)
+        if floor.run() != mine:
+            result.refused = f"the floor loop disagrees: {floor.run()} vs {mine}"
+            return result
+        result.floor = min(per_run(floor.runs, calibrated(floor.runs, budget / 4))
+                           for _ in range(repeats))
+
+    def chained(count: int) -> object:
+        return ours.run(count, chain=True)
+
+    def unchained(count: int) -> object:
+        return ours.run(count, chain=False)
+
+    def theirs_many(count: int) -> object:
+        for _ in range(count):
+            peer.run()
+        return None
+
+    counts = [calibrated(action, budget) for action in (chained, unchained, theirs_many)]
+    for _ in range(repeats):
+        result.chained.append(per_run(chained, counts[0]))
+        result.unchained.append(per_run(unchained, counts[1]))
+        result.peer.append(per_run(theirs_many, counts[2]))
+    return result
+
+
+def span(values: list[float], scale: float = 1e6) -> str:
+    """Median and range, in µs by default."""
+    ordered = sorted(values)
+    return (f"{statistics.median(ordered) * scale:9.0f} ({ordered[0] * scale:.0f}–"
+            f"{ordered[-1] * scale:.0f})")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=300)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default=",".join(SIZES),
+                        help="outcome-space sizes, comma-separated (default: all)")
+    parser.add_argument("--modes", default="warm,cold", help="warm, cold or both")
+    parser.add_argument("--parties", default="bilateral,3-party")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--tournament", type=int, default=10_000)
+    parser.add_argument("--budget", type=float, default=0.3,
+                        help="seconds per timing (each repeat times three of them)")
     args = parser.parse_args()
     if not negmas_available():
         print("NegMAS is not importable here: install it into this environment to compare.")
-        return
-
-    print("== Negotiation throughput (same domain, same process) ==")
-    scenario = benchmark_scenario()
-    measure("ours, NegMAS's curves", scenario, args.runs, None)
-    measure("ours, our boulware/conceder", scenario, args.runs, None, OUR_DEFAULTS)
-    measure_negmas(scenario, max(args.runs // 5, 10))
-    ours_rates, peer_rates = side_by_side(scenario, args.repeats, args.runs,
-                                          max(args.runs // 5, 10))
-    ratios = sorted(o / p for o, p in zip(ours_rates, peer_rates, strict=True))
-    print(f"alternating {args.repeats}×: ours {statistics.median(ours_rates):.0f}/s, NegMAS "
-          f"{statistics.median(peer_rates):.0f}/s (medians); throughput ratio ours/NegMAS, same "
-          f"curves: median {statistics.median(ratios):.1f}× (range {ratios[0]:.1f}–"
-          f"{ratios[-1]:.1f}×)")
-
-    print("\n== Pareto frontier + Nash (+ Kalai–Smorodinsky) on 10^5 outcomes, 2 parties ==")
-    big = domain(100_000, 2)
-    seconds, size = ours(big)
-    peer = negmas_time(big)
-    assert peer is not None
-    print(f"ours {seconds:.3f} s ({size} frontier points)   NegMAS {peer[0]:.3f} s "
-          f"({peer[1]} points)   ratio NegMAS/ours {peer[0] / seconds:.1f}×")
-
-    print(f"\n== Peak memory of a {args.tournament:,}-negotiation tournament ==")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "bench.yaml"
-        path.write_text(yaml.safe_dump(scenario.model_dump(mode="json")))
-        config = TournamentConfig(scenarios=[str(path)], strategies=["boulware", "conceder"],
-                                  seeds=max(args.tournament // 4, 1))
-        before = peak_rss_mib()
-        start = time.perf_counter()
-        count = run_tournament(config, Path(folder) / "results.csv", workers=2)
-        elapsed = time.perf_counter() - start
-        own, children = peak_rss_mib()
-    print(f"{count:,} negotiations in {elapsed:.1f} s ({count / elapsed:.0f}/s on 2 processes); "
-          f"peak RSS: driver {own:.0f} MiB (was {before[0]:.0f} before), workers "
-          f"{children:.0f} MiB each at most")
+        raise SystemExit(2)
+    results = []
+    print(f"{'mode':<5} {'parties':<9} {'size':<4} {'rounds':>6}  {'ours+chain µs':>22}  "
+          f"{'ours µs':>22}  {'NegMAS µs':>24}  {'floor µs':>8}  ratio (range)")
+    for mode in args.modes.split(","):
+        for parties in args.parties.split(","):
+            for size in args.sizes.split(","):
+                result = measure(mode, parties, size, args.repeats, args.budget)
+                results.append(result)
+                head = f"{mode:<5} {parties:<9} {size:<4} {result.rounds:>6}"
+                if result.refused:
+                    print(f"{head}  refused: {result.refused}")
+                    continue
+                ratios = result.ratios
+                floor = "—" if result.floor is None else f"{result.floor * 1e6:.0f}"
+                print(f"{head}  {span(result.chained):>22}  {span(result.unchained):>22}  "
+                      f"{span(result.peer):>24}  {floor:>8}  {statistics.median(ratios):.1f}× "
+                      f"({ratios[0]:.1f}–{ratios[-1]:.1f})", flush=True)
+    print()
+    for result in results:
+        label = f"ratio {result.mode} {result.parties} {result.size}"
+        if result.refused:
+            print(f"{label}: refused")
+        else:
+            print(f"{label}: {statistics.median(result.ratios):.1f}")
 
 
 if __name__ == "__main__":
