@@ -81,8 +81,13 @@ def make_agent(spec: str, *, party: str, seed: int) -> Agent:
     ``spec`` is a built-in strategy (``boulware``, ``time_dependent:beta=0.5``) or the name
     of a registered extension: installed under the entry point group
     ``negotiation.agents``, or given on the command line with ``--plugin``.  An import path
-    is refused unless ``--plugin`` registered it: a spec may come from a file."""
+    is refused unless ``--plugin`` registered it: a spec may come from a file.
+    ``negmas:NAME`` seats one of NegMAS's own negotiators (:mod:`agents.negmas_seat`)."""
     stripped = spec.strip()
+    if stripped.startswith("negmas:"):
+        from agents.negmas_seat import negmas_agent  # NegMAS loads only for its seats
+
+        return negmas_agent(stripped, party=party, seed=seed)
     if stripped.partition(":")[0] not in STRATEGIES:
         if stripped in registered(AGENT_GROUP):
             return cast(Agent, load_agent(stripped, seed=derive_seed(seed, party),
