@@ -21,6 +21,7 @@ from markdown_it import MarkdownIt
 
 from negotiation import files
 from negotiation.analysis import SpaceAnalysis
+from negotiation.conversation import conversation
 from negotiation.errors import RefusedError
 from negotiation.lifecycle import Signature, Status, sign_offs, status_of
 from negotiation.model import DiscreteIssue, SplitIssue
@@ -77,7 +78,8 @@ def _signed_by(signatures: Sequence[Signature]) -> _Markdown:
         for s in signatures))
 
 
-def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
+def charter_context(path: Path, plot: str | None, conversation_section: bool = True
+                    ) -> dict[str, Any]:
     events = read_transcript(path)
     header, status = negotiation_of(events, path), status_of(events)
     if status is Status.TAMPERED:
@@ -123,7 +125,8 @@ def charter_context(path: Path, plot: str | None) -> dict[str, Any]:
         "signed_by": _signed_by(signed.signatures),
         "missing": signed.missing() if signed.decision is None else {},
         "transcript_name": path.name, "head_hash": events.head_hash,
-        "plot": plot,
+        "plot": plot, "conversation": conversation(scenario, events.events),
+        "conversation_section": conversation_section,
     }
 
 
@@ -140,8 +143,23 @@ def _plot_png(path: Path) -> bytes:
         return target.read_bytes()
 
 
-def render_markdown(path: Path, plot: str | None = None) -> str:
-    return _ENVIRONMENT.get_template("charter.md.j2").render(charter_context(path, plot))
+def render_markdown(path: Path, plot: str | None = None,
+                    conversation_section: bool = True) -> str:
+    """The charter in Markdown; its last section replays the conversation unless
+    ``conversation_section`` is off (the HTML page folds it into ``<details>`` instead)."""
+    return _ENVIRONMENT.get_template("charter.md.j2").render(
+        charter_context(path, plot, conversation_section))
+
+
+def _conversation_html(path: Path, render: MarkdownIt) -> str:
+    """The conversation as a collapsed ``<details>`` block: the summary is ours, the turns
+    are the same escaped Markdown as in the Markdown charter, rendered with raw HTML off."""
+    context = charter_context(path, None)
+    turns = context["conversation"]
+    body = render.render(_ENVIRONMENT.get_template("conversation.md.j2").render(context))
+    return (f'<h2>Conversation</h2>\n<details class="conversation">\n<summary>{len(turns)} '
+            f"turns: each party's moves, messages and rationales, with the referee's marks"
+            f"</summary>\n{body}</details>\n")
 
 
 _STYLE = """
@@ -162,14 +180,18 @@ body.pending::before { content: "PENDING SIGN-OFF"; position: fixed; top: 40%; l
              color: rgba(179, 38, 30, .12); pointer-events: none; z-index: 10; }
 img { max-width: 100%; }
 code { background: #eef3f9; padding: 0 .25rem; border-radius: 3px; }
+details.conversation summary { cursor: pointer; color: #1f4e8c; }
+details.conversation li { margin: .3rem 0; }
 """
 
 
 def render_html(path: Path) -> str:
     image = base64.b64encode(_plot_png(path)).decode()
-    markdown = render_markdown(path, plot=f"data:image/png;base64,{image}")
+    markdown = render_markdown(path, plot=f"data:image/png;base64,{image}",
+                               conversation_section=False)
     # Raw HTML off, no linkify: what data could smuggle in is shown, never obeyed.
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body = renderer.render(markdown) + _conversation_html(path, renderer)
     status = status_of(read_transcript(path))
     css_class = {Status.RATIFIED: "ratified", Status.REJECTED: "rejected"}.get(status,
                                                                               "pending")

@@ -1,0 +1,72 @@
+"""A run as a conversation: who said what, why, and what the referee made of it.
+
+Pure data from transcript events, for the console (:mod:`negotiation.render_conversation`)
+and the charter to render.  Texts here are as recorded (a model's or a scenario's words):
+every renderer escapes them for its medium (``negotiation.safe_text``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from negotiation.events import Blocked, MediatorText, Move
+from negotiation.model import Scenario
+from negotiation.terms import format_value
+
+MEDIATOR = "mediator"
+INJECTION_CODE = "instruction_like_text"
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One turn of the conversation.
+
+    ``kind`` is the move (``propose``, ``accept``, ``walk_away``) or ``text`` for a
+    mediator's single text; ``flagged`` names the fields (``message``, ``rationale``) the
+    injection check found instruction-like; ``warnings`` are the referee's warn-level
+    findings; ``blocked`` is what the party was told when its move was not delivered."""
+
+    round: int
+    party: str
+    kind: str
+    terms: str | None = None
+    message: str = ""
+    rationale: str = ""
+    utilities: Mapping[str, float] | None = None
+    flagged: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    blocked: str | None = None
+
+
+def terms_line(scenario: Scenario, terms: Mapping[str, Any]) -> str:
+    """The terms on one line, in the scenario's words (unescaped)."""
+    return " · ".join(format_value(issue, terms[issue.id])
+                      for issue in scenario.issues if issue.id in terms)
+
+
+def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utterance:
+    """The conversation turn of one move, blocked move or mediator text."""
+    if isinstance(event, MediatorText):
+        return Utterance(event.round, MEDIATOR, "text", terms_line(scenario, event.terms),
+                         utilities=event.utilities)
+    action = event.action
+    findings = event.verdict.findings if event.verdict is not None else []
+    flagged = tuple(dict.fromkeys(
+        str(finding.get("data", {}).get("field", "message")) for finding in findings
+        if finding.get("code") == INJECTION_CODE))
+    warnings = tuple(str(finding.get("message", "")) for finding in findings
+                     if finding.get("level") == "warn")
+    blocked = str(event.feedback.get("message", "")) if isinstance(event, Blocked) else None
+    return Utterance(
+        round=event.round, party=event.party, kind=action.kind,
+        terms=terms_line(scenario, event.terms) if event.terms is not None else None,
+        message=action.message or "", rationale=action.rationale,
+        utilities=event.utilities, flagged=flagged, warnings=warnings, blocked=blocked)
+
+
+def conversation(scenario: Scenario, events: Iterable[object]) -> list[Utterance]:
+    """Every turn of a run, in order (other events are skipped)."""
+    return [utterance(scenario, event) for event in events
+            if isinstance(event, Move | Blocked | MediatorText)]
