@@ -27,7 +27,8 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.base import Memory, View
-from agents.llm_client import CALL_ATTEMPTS, LLMConnectionError, LLMRun
+from agents.budget import BudgetExceeded, prompt_token_bound
+from agents.llm_client import CALL_METER, CallMeter, LLMConnectionError, LLMRun
 from negotiation.model import (
     Accept,
     Action,
@@ -293,7 +294,8 @@ class LLMAgent:
 
     async def _complete(self, view: View, messages: list[dict[str, Any]]) -> Any:
         assert self._client is not None
-        self.run.budget.check()
+        budget = self.run.budget
+        budget.check()
         settings = self.settings
         extra: dict[str, Any] = {}
         if self._tools:
@@ -304,14 +306,16 @@ class LLMAgent:
         else:
             extra["response_format"] = {"type": "json_object"}
         body: dict[str, Any] = {"model": settings.model, "messages": messages,
-                                "temperature": settings.temperature,
-                                "max_tokens": settings.max_tokens, **extra}
+                                "temperature": settings.temperature, **extra}
+        reservation = budget.reserve(settings.model, prompt_token_bound(body),
+                                     settings.max_tokens)
+        body["max_tokens"] = reservation.max_tokens
         started = time.perf_counter()
-        attempts: list[dict[str, Any]] = []
+        meter = CallMeter(budget)
         record: dict[str, Any] = {"model": settings.model, "status": "ok",
-                                  "attempts": attempts}
+                                  "attempts": meter.attempts}
         self.calls.append(record)
-        attempts_token = CALL_ATTEMPTS.set(attempts)
+        meter_token = CALL_METER.set(meter)
         try:
             # The request body is plain JSON already; client.post (the SDK's documented way
             # to send a raw body) skips re-walking it against the typed parameters, which
@@ -320,13 +324,13 @@ class LLMAgent:
             completion = await self._client.post("/chat/completions", body=body,
                                                  cast_to=ChatCompletion)
         except openai.BadRequestError as error:
-            if self._format == "json_schema" and "response_format" in str(error):
-                # The server has no structured output: fall back to JSON mode + validation.
-                self._format = "json_object"
-                record["status"] = "fallback_to_json_mode"
-                return await self._complete(view, messages)
-            record.update(status="error", error=_short(error))
-            raise
+            if self._format != "json_schema" or "response_format" not in str(error):
+                record.update(status="error", error=_short(error))
+                raise
+            # The server has no structured output: fall back to JSON mode + validation.
+            self._format = "json_object"
+            record["status"] = "fallback_to_json_mode"
+            completion = None
         except openai.APIConnectionError as error:
             url = str(self._client.base_url).rstrip("/")
             if isinstance(error, openai.APITimeoutError):
@@ -339,17 +343,19 @@ class LLMAgent:
                            "server is running")
             record.update(status="error", error=message)
             raise LLMConnectionError(message) from None
-        except (openai.APIError, anyio.get_cancelled_exc_class()) as error:
+        except (BudgetExceeded, openai.APIError, anyio.get_cancelled_exc_class()) as error:
             record.update(status="error", error=_short(error))
             raise
         finally:
-            CALL_ATTEMPTS.reset(attempts_token)
-            self.run.budget.count_requests(max(len(attempts), 1))
+            CALL_METER.reset(meter_token)
+            budget.release(reservation)
             record["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
+        if completion is None:
+            return await self._complete(view, messages)
         usage = completion.usage
         prompt_tokens = usage.prompt_tokens if usage else 0
         completion_tokens = usage.completion_tokens if usage else 0
-        cost = self.run.budget.charge(settings.model, prompt_tokens, completion_tokens)
+        cost = budget.charge(settings.model, prompt_tokens, completion_tokens)
         record.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                       cost_usd=None if cost is None else round(cost, 8))
         return completion.choices[0].message

@@ -77,30 +77,42 @@ class RecordingTransport(httpx2.AsyncBaseTransport):
         await self.inner.aclose()
 
 
-#: The attempts of the model call in progress in this task (the SDK retries inside a call).
-CALL_ATTEMPTS: ContextVar[list[dict[str, Any]] | None] = ContextVar("llm_attempts", default=None)
+@dataclass
+class CallMeter:
+    """The model call in progress in this task: each HTTP attempt the SDK makes inside it
+    (retries included) is admitted by the budget before it is sent and noted after."""
+
+    budget: Budget
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: The meter of the model call in progress in this task (the SDK retries inside a call).
+CALL_METER: ContextVar[CallMeter | None] = ContextVar("llm_call_meter", default=None)
 
 
 class AttemptsTransport(httpx2.AsyncBaseTransport):
-    """Notes each HTTP attempt of a model call (its status, or the error that ended it),
-    so the ``llm_call`` event shows retries the SDK made inside the call."""
+    """Admits each HTTP attempt of a model call against the call budget (a spent budget
+    raises ``BudgetExceeded`` before the request leaves) and notes its status, or the
+    error that ended it, so the ``llm_call`` event shows retries the SDK made."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
         self.inner = inner
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        attempts = CALL_ATTEMPTS.get()
+        meter = CALL_METER.get()
+        if meter is not None:
+            meter.budget.admit_request()
         started = time.perf_counter()
         try:
             response = await self.inner.handle_async_request(request)
         except httpx2.TransportError as error:
-            if attempts is not None:
-                attempts.append({"error": type(error).__name__,
-                                 "ms": round((time.perf_counter() - started) * 1000, 1)})
+            if meter is not None:
+                meter.attempts.append({"error": type(error).__name__,
+                                       "ms": round((time.perf_counter() - started) * 1000, 1)})
             raise
-        if attempts is not None:
-            attempts.append({"status": response.status_code,
-                             "ms": round((time.perf_counter() - started) * 1000, 1)})
+        if meter is not None:
+            meter.attempts.append({"status": response.status_code,
+                                   "ms": round((time.perf_counter() - started) * 1000, 1)})
         return response
 
     async def aclose(self) -> None:

@@ -101,6 +101,11 @@ def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None 
                 llm_run.api_key(settings)  # a missing key is refused before the run starts
             except StrategyError as error:
                 raise StrategyError(f"'{party}': {error}") from None
+            budget = llm_run.budget
+            if budget.max_cost is not None and settings.model not in budget.prices:
+                raise StrategyError(f"'{party}': a cost budget is set but the price table "
+                                    f"has no price for model '{settings.model}'; add it "
+                                    "to the --prices file")
             agents[party] = LLMAgent(settings, llm_run)
         else:
             agents[party] = make_agent(spec, party=party, seed=seed)

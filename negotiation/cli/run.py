@@ -42,12 +42,14 @@ def run(
     replay: Annotated[Path | None, typer.Option(
         help="LLM agents: answer from this recording, offline.")] = None,
     budget_calls: Annotated[int | None, typer.Option(
-        min=1, help="LLM agents: stop the run after this many model calls.")] = None,
+        min=1, help="LLM agents: at most this many HTTP requests to the model, every "
+                    "attempt counted (retries and failed requests too), not turns.")] = None,
     budget_tokens: Annotated[int | None, typer.Option(
-        min=1, help="LLM agents: stop the run after this many tokens.")] = None,
+        min=1, help="LLM agents: at most this many tokens; each call's max_tokens is "
+                    "capped so the budget cannot be exceeded.")] = None,
     budget_cost: Annotated[float | None, typer.Option(
-        min=0, help="LLM agents: stop the run after this many US dollars (needs --prices).")
-    ] = None,
+        min=0, help="LLM agents: at most this many US dollars, capped like "
+                    "--budget-tokens (needs --prices).")] = None,
     prices: Annotated[Path | None, typer.Option(
         help="YAML price table: MODEL: {input: USD per 1M tokens, output: USD per 1M}.")
     ] = None,

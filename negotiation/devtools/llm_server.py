@@ -31,22 +31,26 @@ class Reply:
 
 
 def _completion(message: dict[str, Any], model: str = "scripted",
-                finish_reason: str = "stop") -> str:
+                finish_reason: str = "stop", usage: tuple[int, int] = (100, 20)) -> str:
     return json.dumps({
         "id": "chatcmpl-scripted", "object": "chat.completion", "created": 0, "model": model,
         "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1],
+                  "total_tokens": sum(usage)},
     })
 
 
-def reply_text(content: str, delay: float = 0.0) -> Reply:
-    """A completion whose message content is ``content`` verbatim (e.g. malformed JSON)."""
-    return Reply(body=_completion({"role": "assistant", "content": content}), delay=delay)
+def reply_text(content: str, delay: float = 0.0, usage: tuple[int, int] = (100, 20)) -> Reply:
+    """A completion whose message content is ``content`` verbatim (e.g. malformed JSON);
+    ``usage`` is the (prompt, completion) tokens it reports."""
+    return Reply(body=_completion({"role": "assistant", "content": content}, usage=usage),
+                 delay=delay)
 
 
-def reply_json(move: dict[str, Any], delay: float = 0.0) -> Reply:
+def reply_json(move: dict[str, Any], delay: float = 0.0,
+               usage: tuple[int, int] = (100, 20)) -> Reply:
     """A completion whose content is ``move`` as JSON."""
-    return reply_text(json.dumps(move), delay=delay)
+    return reply_text(json.dumps(move), delay=delay, usage=usage)
 
 
 def reply_tool_call(name: str, arguments: dict[str, Any], call_id: str = "call_1") -> Reply:
@@ -64,6 +68,29 @@ def reply_status(status: int, retry_after_ms: int = 1) -> Reply:
 
 
 Script = Callable[[dict[str, Any], int], Reply]
+
+
+def within_max_tokens(reply: Reply, max_tokens: Any) -> Reply:
+    """A completion cut at the request's ``max_tokens``, as a real server does: the
+    usage reports at most that many completion tokens, the text is cut (four characters
+    a token) and ``finish_reason`` is ``length``."""
+    if reply.status != 200 or not isinstance(max_tokens, int):
+        return reply
+    try:
+        completion = json.loads(reply.body)
+        usage = completion["usage"]
+        if usage["completion_tokens"] <= max_tokens:
+            return reply
+        usage["completion_tokens"] = max_tokens
+        usage["total_tokens"] = usage["prompt_tokens"] + max_tokens
+        for choice in completion["choices"]:
+            choice["finish_reason"] = "length"
+            content = choice["message"].get("content")
+            if isinstance(content, str):
+                choice["message"]["content"] = content[:4 * max_tokens]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return reply  # not a completion: served as scripted
+    return Reply(reply.status, json.dumps(completion), reply.delay, reply.headers)
 
 
 class ScriptedServer:
@@ -92,7 +119,7 @@ class ScriptedServer:
                 with server._lock:
                     number = len(server.requests)
                     server.requests.append(body)
-                reply = server.script(body, number)
+                reply = within_max_tokens(server.script(body, number), body.get("max_tokens"))
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = reply.body.encode()

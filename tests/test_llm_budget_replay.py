@@ -1,0 +1,135 @@
+"""LLM budgets that are never overshot, and replays that refuse a different run.
+
+Through the real openai client, over real HTTP, against the scripted server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from agents.budget import Budget, prompt_token_bound
+from agents.llm_client import LLMRun
+from negotiation.analysis import SpaceAnalysis
+from negotiation.devtools.llm_server import Reply, ScriptedServer, reply_json, reply_status
+from negotiation.engine import RunResult, run_scenario
+from negotiation.scenario import load_scenario
+from negotiation.transcript import load_verified
+from tests.test_cli import NEGOTIATE, REPO
+
+SCENARIO = "platform-app-vendor"
+
+
+def greedy_after_429s(terms: dict[str, Any]) -> Any:
+    """Every call first gets a 429 (the client retries), then a proposal that uses every
+    completion token the request allows (the worst case for a budget) and reports a
+    prompt of a quarter of the request's size."""
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        if number % 2 == 0:
+            return reply_status(429)
+        prompt = len(json.dumps(request)) // 4
+        return reply_json({"kind": "propose", "terms": terms, "rationale": "Firm."},
+                          usage=(prompt, request["max_tokens"]))
+
+    return script
+
+
+def budget_run(budget: Budget, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+               ) -> tuple[RunResult, list[dict[str, Any]], list[dict[str, Any]]]:
+    scenario = load_scenario(SCENARIO)
+    nash = SpaceAnalysis(scenario).nash
+    assert nash is not None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ScriptedServer(greedy_after_429s(nash.terms)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = anyio.run(lambda: run_scenario(
+            scenario, agents={"vendor": "llm:scripted"}, out_dir=tmp_path,
+            llm_run=LLMRun(budget=budget)))
+    assert result.path is not None
+    calls = [e for e in load_verified(result.path) if e["type"] == "llm_call"]
+    return result, calls, server.requests
+
+
+def test_a_token_budget_is_never_exceeded_under_429_retries(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    budget = Budget(max_tokens=15_000)
+    result, calls, requests = budget_run(budget, monkeypatch, tmp_path)
+    assert result.reason.startswith("budget exhausted: token budget spent")
+    used = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
+    assert used == budget.tokens <= 15_000
+    assert len(requests) == 2 * len(calls)  # every call went 429, then 200
+    assert budget.calls == len(requests)  # each attempt counted
+    caps = [r["max_tokens"] for r in requests]
+    assert caps[0] == 800 and min(caps) < 800  # the last call's reply was capped
+    assert all(c["wall"]["attempts"][0]["status"] == 429 for c in calls)
+
+
+def test_a_cost_budget_is_never_exceeded_under_429_retries(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    budget = Budget(max_cost=0.055, prices={"scripted": (1.0, 10.0)})
+    result, calls, requests = budget_run(budget, monkeypatch, tmp_path)
+    assert result.reason.startswith("budget exhausted: cost budget spent")
+    assert sum(c["cost_usd"] for c in calls) == pytest.approx(budget.cost)
+    assert budget.cost <= 0.055
+    assert min(r["max_tokens"] for r in requests) < 800
+
+
+def test_a_call_is_refused_when_its_prompt_alone_could_spend_the_budget(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result, calls, requests = budget_run(Budget(max_tokens=500), monkeypatch, tmp_path)
+    assert requests == [] and calls == []
+    assert "token budget spent (0 of 500 tokens used; the next call needs up to" \
+        in result.reason
+
+
+def test_the_prompt_bound_is_the_request_size_in_bytes() -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "héllo"}]}
+    assert prompt_token_bound(body) == len(
+        '{"model":"m","messages":[{"role":"user","content":"héllo"}]}'.encode())
+
+
+def test_a_spent_budget_ends_negotiate_run_with_exit_3_and_says_so(tmp_path: Path) -> None:
+    scenario = load_scenario(SCENARIO)
+    nash = SpaceAnalysis(scenario).nash
+    assert nash is not None
+    with ScriptedServer(greedy_after_429s(nash.terms)) as server:
+        env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1",
+               "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
+        done = subprocess.run(
+            [str(NEGOTIATE), "run", SCENARIO, "--agent", "vendor=llm:scripted", "--driver",
+             "plain", "--budget-tokens", "15000", "-q", "--out", str(tmp_path)],
+            capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert done.returncode == 3, done.stderr
+    assert "token budget spent" in done.stderr and "Traceback" not in done.stderr
+    errors = [e for e in load_verified(next(tmp_path.glob("*.jsonl")))
+              if e["type"] == "error"]
+    assert errors[-1]["error"].startswith("budget exhausted: token budget spent")
+
+
+def test_budget_calls_help_says_it_counts_http_requests() -> None:
+    from typer.testing import CliRunner
+
+    from negotiation.cli import app
+
+    shown = CliRunner().invoke(app, ["run", "--help"], env={"COLUMNS": "300"}).output
+    assert "HTTP requests" in shown and "not turns" in shown
+
+
+def test_a_cost_budget_without_a_price_for_the_model_is_refused_before_the_run(
+        tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("other-model: {input: 1, output: 2}\n")
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1",
+           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test"}
+    done = subprocess.run(
+        [str(NEGOTIATE), "run", SCENARIO, "--agent", "vendor=llm:scripted", "--budget-cost",
+         "1", "--prices", str(prices), "-q", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no price for model 'scripted'" in done.stderr
