@@ -184,6 +184,12 @@ class Preferences(Strict):
     )
     batna: str = Field(default="", description="What the organisation does without a deal.")
     red_lines: list[RedLine] = Field(default_factory=list)
+    # Left out of dumps when 1, so the digests and views of undiscounted scenarios (and the
+    # transcripts and recordings that hold them) stay what they were before it existed.
+    discount: float = Field(
+        default=1.0, gt=0.0, le=1.0, exclude_if=lambda d: d == 1.0,
+        description="GENIUS-style discount factor d: an agreement at normalised time t in "
+                    "[0, 1] is worth utility × d^t to this organisation (1: no discounting).")
 
 
 # --- organisations and scenarios -----------------------------------------------------------

@@ -220,7 +220,7 @@ class OutcomeSpace:
         return outcome
 
 
-def _value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | None,
+def value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | None,
                  org_id: str) -> FloatArray:
     """Score of each value of ``issue`` for one organisation, in [0, 1]."""
     if fn is None:
@@ -251,7 +251,7 @@ class UtilityFunction:
         self.reservation_value = preferences.reservation_value
         self.weights = np.array([preferences.weights.get(i.id, 0.0) for i in space.issues])
         self.tables: tuple[FloatArray, ...] = tuple(
-            self.weights[k] * _value_table(issue, space.values[k],
+            self.weights[k] * value_table(issue, space.values[k],
                                            preferences.values.get(issue.id), org_id)
             for k, issue in enumerate(space.issues)
         )
