@@ -102,9 +102,18 @@ def negmas_agent(spec: str, *, party: str, seed: int) -> NegMASSeat:
 
 
 def describe(cls: type) -> str:
-    """The first line of a negotiator class's docstring."""
-    doc = inspect.getdoc(cls) or ""
-    return doc.splitlines()[0] if doc else cls.__name__
+    """The first paragraph of a negotiator class's docstring, on one line."""
+    paragraph = (inspect.getdoc(cls) or "").split("\n\n")[0]
+    return " ".join(paragraph.split()) or cls.__name__
+
+
+def catalogue_rows() -> list[tuple[str, str, str]]:
+    """``agents list`` rows: each seatable NegMAS negotiator, or how to install NegMAS."""
+    version = negmas_version()
+    if version is None:
+        return [(f"{PREFIX}NAME", "not installed", f"NegMAS's negotiators as seats: {INSTALL}")]
+    return [(f"{PREFIX}{name}", f"NegMAS {version}", describe(cls))
+            for name, cls in negotiator_classes().items()]
 
 
 class NegMASSeat:

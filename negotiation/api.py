@@ -13,6 +13,12 @@ point in the groups ``negotiation.agents``, ``negotiation.protocols`` or
   referee and prompts ask (subclass ``ProtocolBase`` for their defaults).
 - A **guardrail check** has a ``name`` and ``check(scenario, terms, subject) ->
   list[Failure]``; the scenario's policy decides whether a failure warns or blocks.
+
+For notebooks and scripts: ``run(scenario, agents=..., seed=...)`` plays one negotiation
+and blocks until it ends (also inside Jupyter's event loop; ``arun`` is the async form),
+returning a ``RunResult`` with the outcome, the fairness report, the transcript path and
+``events_frame()`` / ``offers_frame()`` DataFrames; ``tournament(...)`` returns its rows as
+a DataFrame.  ``run_scenario`` is the async engine entry, as before.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from agents.base import Agent, History, Move, View, derive_seed
 from agents.rule_based import Bidder, TimeDependentCurve
 from negotiation.analysis import SpaceAnalysis, pareto_mask, shapley_values
-from negotiation.engine import RunResult, run_scenario
+from negotiation.engine import run_scenario
 from negotiation.guardrails import Failure, Feedback, Finding, GuardrailCheck, Verdict
 from negotiation.model import (
     Accept,
@@ -37,6 +43,7 @@ from negotiation.model import (
     TermValue,
     WalkAway,
 )
+from negotiation.notebook import RunResult, arun, run, tournament
 from negotiation.scenario import ScenarioError, load_scenario, parse_scenario
 from negotiation.utility import OutcomeSpace, UtilityFunction, red_line_mask, violates
 from protocols.base import IllegalActionError, NegotiationProtocol, ProtocolBase, ProtocolState
@@ -75,12 +82,15 @@ __all__ = [
     "Verdict",
     "View",
     "WalkAway",
+    "arun",
     "derive_seed",
     "load_scenario",
     "pareto_mask",
     "parse_scenario",
     "red_line_mask",
+    "run",
     "run_scenario",
     "shapley_values",
+    "tournament",
     "violates",
 ]

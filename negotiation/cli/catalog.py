@@ -15,6 +15,7 @@ from negotiation.cli.common import (
     error_console,
     friendly_errors,
 )
+from negotiation.cli.output import JsonFlag, emit
 from negotiation.safe_text import for_terminal
 
 scenarios_app = typer.Typer(help="List, validate and describe scenario files.",
@@ -45,7 +46,7 @@ def generate(
 
 @scenarios_app.command(name="list")
 @friendly_errors
-def scenarios_list() -> None:
+def scenarios_list(as_json: JsonFlag = False) -> None:
     """List the scenarios shipped with the sandbox."""
     from rich.table import Table
 
@@ -60,16 +61,24 @@ def scenarios_list() -> None:
     for column in ("Name", "Title", "Parties", "Issues", "Outcomes"):
         table.add_column(column, no_wrap=column == "Name",
                          justify="right" if column in {"Issues", "Outcomes"} else "left")
+    rows: list[dict[str, Any]] = []
     for path in shipped_scenarios():
         try:
             scenario = load_scenario(path)
         except ScenarioError as error:
+            rows.append({"name": path.stem, "valid": False, "problem": error.problems[0]})
             table.add_row(path.stem, f"[red]invalid: {for_terminal(error.problems[0])}[/]", "", "",
                           "")
             continue
+        rows.append({"name": path.stem, "valid": True, "title": scenario.title,
+                     "parties": scenario.party_ids, "issues": len(scenario.issues),
+                     "outcomes": outcome_space_size(scenario), "path": str(path)})
         table.add_row(path.stem, for_terminal(scenario.title), ", ".join(scenario.party_ids),
                       str(len(scenario.issues)), f"{outcome_space_size(scenario):,}")
-    console.print(table)
+    if as_json:
+        emit({"scenarios": rows})
+    else:
+        console.print(table)
 
 
 @scenarios_app.command()
@@ -145,12 +154,14 @@ def _listing(title: str, rows: list[tuple[str, str, str]]) -> None:
 def agents_list() -> None:
     """List the strategies: built in, installed (entry points) and special seats."""
     from agents import STRATEGIES
+    from agents.negmas_seat import catalogue_rows
     from negotiation.plugins import AGENT_GROUP, listed
 
     rows = [(s.name, "built in", s.description) for s in STRATEGIES.values()]
     rows.append(("llm:MODEL", "built in", "A language model through any OpenAI-compatible "
                                           "endpoint ($OPENAI_BASE_URL, $OPENAI_API_KEY)."))
     rows.append(("human", "built in", "You, at this terminal (same as --human ORG)."))
+    rows += catalogue_rows()
     rows += [(e.name, e.value, e.description()) for e in listed(AGENT_GROUP)]
     _listing("Strategies (add your own with --plugin NAME=mypkg.module:Class)", rows)
 

@@ -37,29 +37,38 @@ def error_console() -> Console:
     return Console(stderr=True, highlight=False, emoji=False)
 
 
-def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+def fail(message: str, code: int = USAGE_ERROR, *, as_json: bool = False) -> NoReturn:
+    """Say what went wrong on stderr and exit with ``code``; under ``--json`` stdout also
+    gets the error as a JSON object."""
     error_console().print(f"[bold red]error:[/] {for_terminal(message)}", soft_wrap=True)
+    if as_json:
+        from negotiation.cli.output import emit, error_object
+
+        emit(error_object(message, code))
     raise typer.Exit(code)
 
 
 def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the errors a user can fix into a message and exit code 2, never a traceback."""
+    """Turn the errors a user can fix into a message and exit code 2, never a traceback
+    (under ``--json``, a command's ``as_json`` parameter, also a JSON error object)."""
 
     @wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        as_json = bool(kwargs.get("as_json"))
         try:
             return command(*args, **kwargs)
         except NegotiationError as error:
-            fail(str(error), exit_code(error))
+            fail(str(error), exit_code(error), as_json=as_json)
         except MemoryError:
             fail("out of memory: the scenario is too large for this machine; use coarser "
-                 "steps or fewer options", exit_code(MemoryError()))
+                 "steps or fewer options", exit_code(MemoryError()), as_json=as_json)
         except Exception as error:
             # The writers report a full disk themselves; this catches any other write.
             if not is_disk_full(error):
                 raise
             fail(f"no space left on the device ({error}); free some space and run the "
-                 "command again (a transcript stays valid: continue it with negotiate resume)")
+                 "command again (a transcript stays valid: continue it with negotiate resume)",
+                 as_json=as_json)
 
     return wrapper
 
@@ -120,6 +129,7 @@ def parse_agent_overrides(values: list[str]) -> dict[str, str]:
     """``--agent ORG=STRATEGY`` options; an import path given here is the user's own
     decision, so it is registered like ``--plugin``."""
     from agents import STRATEGIES
+    from agents.negmas_seat import is_negmas
     from negotiation.engine import LLM
     from negotiation.plugins import is_import_path
 
@@ -129,7 +139,8 @@ def parse_agent_overrides(values: list[str]) -> dict[str, str]:
         if not sep or not org or not spec:
             raise UsageError(f"--agent '{value}' must look like ORG=STRATEGY, "
                              "e.g. --agent vendor=tit_for_tat")
-        if is_import_path(spec) and spec.partition(":")[0].strip() not in {LLM, *STRATEGIES}:
+        if is_import_path(spec) and spec.partition(":")[0].strip() not in {LLM, *STRATEGIES} \
+                and not is_negmas(spec):
             _register(spec.strip())
         overrides[org.strip()] = spec.strip()
     return overrides
