@@ -11,15 +11,15 @@ from rich.table import Table
 from rich.text import Text
 
 from negotiation.analysis import SpaceAnalysis
-from negotiation.events import Blocked, Move, Outcome, Transcript, VerdictRecord
+from negotiation.conversation import terms_line
+from negotiation.events import Blocked, Outcome, Transcript, VerdictRecord
 from negotiation.model import Scenario
+from negotiation.render_conversation import KIND_STYLE
 from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import format_value
 
 if TYPE_CHECKING:
     from negotiation.lifecycle import SignOffs
-
-_KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red"}
 
 
 def scenario_panel(scenario: Scenario, agents: Mapping[str, str], seed: int,
@@ -40,39 +40,7 @@ def scenario_panel(scenario: Scenario, agents: Mapping[str, str], seed: int,
 
 def short_terms(scenario: Scenario, terms: Mapping[str, Any]) -> str:
     """The terms on one line, as plain text (``for_terminal`` it where Rich parses markup)."""
-    return plain(" · ".join(format_value(issue, terms[issue.id]) for issue in scenario.issues),
-                 one_line=True)
-
-
-def move_line(scenario: Scenario, event: Move | Blocked,
-              visible: set[str] | None = None) -> Text:
-    """One line for a move event: round, party, action, terms and the utilities the viewer
-    may see (everyone's, or only those of the ``visible`` parties, e.g. a human's own)."""
-    action = event.action
-    kind = action.kind
-    line = Text()
-    line.append(f"R{event.round + 1:>3} ", style="dim")
-    line.append(f"{plain(event.party, one_line=True):<12} ", style="bold")
-    line.append(f"{plain(kind, one_line=True):<9} ", style=_KIND_STYLE.get(kind, ""))
-    if isinstance(event, Blocked):
-        line.append(short_terms(scenario, event.terms) if event.terms is not None
-                    else plain(action.rationale, one_line=True), style="strike dim")
-        line.append(f"\n      BLOCKED: {plain(event.feedback['message'], one_line=True)}",
-                    style="bold red")
-        return line
-    if event.terms is not None:
-        line.append(short_terms(scenario, event.terms))
-        utilities = " ".join(f"{plain(p)}={u:.2f}"
-                             for p, u in (event.utilities or {}).items()
-                             if visible is None or p in visible)
-        line.append(f"  [{utilities}]", style="dim")
-    else:
-        line.append(plain(action.rationale, one_line=True), style="italic")
-    verdict = event.verdict
-    if verdict and verdict.level == "warn":
-        codes = plain(", ".join(sorted({f["code"] for f in verdict.findings})), one_line=True)
-        line.append(f"  ⚠ {codes}", style="yellow")
-    return line
+    return plain(terms_line(scenario, terms), one_line=True)
 
 
 def verdict_view(verdict: VerdictRecord) -> Table:
@@ -196,7 +164,7 @@ def timeline_view(scenario: Scenario, transcript: Transcript) -> Table:
         verdict = event.verdict
         level = "blocked" if isinstance(event, Blocked) else verdict.level if verdict else ""
         table.add_row(for_terminal(event.round + 1), for_terminal(event.party),
-                      Text(plain(action.kind), style=_KIND_STYLE.get(action.kind, "")),
+                      Text(plain(action.kind), style=KIND_STYLE.get(action.kind, "")),
                       detail,
                       Text(level, style=styles.get(verdict.level if verdict else "", "")))
     return table

@@ -21,7 +21,7 @@ from negotiation.usage import Usage, total_usage, usage_by_party
 
 PALETTE = ("cyan", "magenta", "green", "blue", "bright_cyan", "bright_magenta",
            "bright_green", "bright_blue")
-_KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red",
+KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red",
                "text": "magenta"}
 _PARTY_WIDTH = 12  # wide enough for most ids; longer ones widen the column
 
@@ -82,7 +82,7 @@ def turn_view(turn: Utterance, style: ConversationStyle) -> Table:
         lines.append(Text(f"✖ BLOCKED: {plain(turn.blocked)}", style="bold red"))
     grid.add_row(Text(f"R{turn.round + 1:>3}", style="dim"),
                  Text(plain(turn.party, one_line=True), style=f"bold {colour}"),
-                 Text(plain(turn.kind, one_line=True), style=_KIND_STYLE.get(turn.kind, "")),
+                 Text(plain(turn.kind, one_line=True), style=KIND_STYLE.get(turn.kind, "")),
                  Text("\n").join(lines) if lines else Text(""))
     return grid
 
