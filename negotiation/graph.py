@@ -20,6 +20,7 @@ pickle, never a constructor by import path (:class:`OwnTypesSerializer`).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import shutil
@@ -59,7 +60,8 @@ from negotiation.model import Scenario
 from negotiation.registry import header_problems
 from negotiation.transcript import TranscriptError, TranscriptWriter
 
-#: Answers a pause of the graph: (interrupt payload, session) → resume value, or None.
+#: Answers a pause of the graph: (interrupt payload, session) → resume value, or None
+#: (or an awaitable of it: a studio seat waits for its person without blocking the loop).
 Answer = Callable[[Any, Session], Any]
 
 #: Free space required before a run starts, so that it cannot fail half-way for lack of it.
@@ -381,6 +383,8 @@ class GraphDriver:
                 return
             try:
                 resume = answer(paused[0], session)
+                if inspect.isawaitable(resume):  # a studio seat waits for its person
+                    resume = await resume
             except KeyboardInterrupt:
                 session.abort()
                 raise

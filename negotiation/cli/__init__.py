@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from negotiation.cli import audit, catalog, run, study
+from negotiation.cli import audit, catalog, interop, run, serve, study
 from negotiation.cli.catalog import scenario_json_schema
 from negotiation.cli.common import friendly_errors, register_plugins
 from negotiation.cli.dev import dev_app
@@ -77,10 +77,13 @@ COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("transcripts", audit.transcripts_command),
     ("charter", audit.charter),
     ("tournament", study.tournament),
+    ("serve", serve.serve),
 ]
 for name, command in COMMANDS:
     app.command(name=name)(friendly_errors(command))
 
+app.add_typer(interop.import_app, name="import")
+app.add_typer(interop.export_app, name="export")
 app.add_typer(catalog.agents_app, name="agents")
 app.add_typer(catalog.protocols_app, name="protocols")
 app.add_typer(catalog.guardrails_app, name="guardrails")

@@ -1,0 +1,69 @@
+"""``negotiate serve``: the rehearsal studio, a local web app where a team takes seats."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from negotiation.cli.common import UsageError, console, error_console
+from negotiation.safe_text import for_terminal
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` listens on this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(
+        help="Address to listen on. The default serves this machine only; any other "
+             "address lets anyone who can reach it open the studio.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    transcripts: Annotated[Path, typer.Option(
+        help="Folder for the rehearsals' transcripts (open ones resume on restart).")
+    ] = Path("transcripts"),
+    scenarios: Annotated[Path | None, typer.Option(
+        help="A folder of scenario files to offer besides the shipped ones.")] = None,
+    keys: Annotated[Path | None, typer.Option(
+        help="Folder of signatory keys the server signs seats' sign-offs with (default: "
+             "your local keys, see 'negotiate keys list').")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(
+        min=1, help="Seconds a person may take for a turn; then a rule-based strategy "
+                    "plays it (recorded in the move's rationale).")] = None,
+    idle_strategy: Annotated[str, typer.Option(
+        help="The strategy that plays an idle seat's turn.")] = "conceder",
+) -> None:
+    """Start the rehearsal studio: pick a scenario, give people secret seat links, watch
+    the referee, and sign the agreement off in the browser.  Stop it with Ctrl-C; open
+    rehearsals continue when it starts again."""
+    import uvicorn
+
+    from agents import make_agent
+    from negotiation.graph import check_writable
+    from negotiation.studio import Studio, create_app
+
+    make_agent(idle_strategy, party="-", seed=0)  # an unknown strategy fails now
+    if scenarios is not None and not scenarios.is_dir():
+        raise UsageError(f"--scenarios {scenarios}: no such folder")
+    check_writable(transcripts)
+    if not is_loopback(host):
+        error_console().print(
+            f"[bold yellow]warning:[/] listening on {for_terminal(host)}: anyone who can "
+            "reach this address can open the studio and set up rehearsals. Seat links stay "
+            "secret, but the traffic is not encrypted; put it behind HTTPS or keep the "
+            "default 127.0.0.1.", soft_wrap=True)
+    studio = Studio(transcripts, scenario_folder=scenarios, keys_folder=keys,
+                    idle_timeout=idle_timeout, idle_strategy=idle_strategy)
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{port}/[/] "
+                  f"(transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)")
+    uvicorn.run(create_app(studio), host=host, port=port, log_level="warning",
+                timeout_graceful_shutdown=2, access_log=False)

@@ -1,0 +1,321 @@
+"""A rehearsal: one durable run of the graph driver with people in some seats.
+
+Each rehearsal is an ordinary ``negotiate run`` (:func:`negotiation.graph.start_run`, or
+:func:`~negotiation.graph.resume_run` after a restart) driven in the background.  A human
+seat's turn is the graph's interrupt; :meth:`Rehearsal.answer` waits for that seat's move
+over HTTP (or, past the idle timeout, lets a rule-based strategy play the turn) and hands it
+back, so the move goes through the same session and referee as at the terminal.  Sign-off
+appends to the transcript through :func:`negotiation.lifecycle.sign_off`, signed with a
+server-side key when the scenario declares signatories.
+
+Next to the transcript a small ``<run>.studio.json`` keeps what the transcript does not:
+the sha256 of each seat's secret token (never the token), the idle settings and the
+approvals gathered so far, so that a restarted server recognises the same links.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agents import View, make_agent
+from negotiation import files
+from negotiation.engine import HUMAN
+from negotiation.errors import InputError, NegotiationError, RefusedError
+from negotiation.events import EventType
+from negotiation.lifecycle import SignOffError, Status, sign_off, status_of
+from negotiation.model import ACTION, Action, Propose, Scenario
+from negotiation.studio.seating import Table, observer_view, seat_view, text
+from negotiation.transcript import verify
+from negotiation.utility import InvalidOfferError
+
+SIDECAR = ".studio.json"
+
+
+class MoveRefused(RefusedError):
+    """A seat's move that cannot be played now (not its turn, not legal, off the grid)."""
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def sidecar_path(transcript: Path) -> Path:
+    return transcript.with_suffix(SIDECAR)
+
+
+class Sidecar(BaseModel):
+    """What the studio keeps next to a rehearsal's transcript (no secret in clear)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seats: dict[str, str]
+    observer: str
+    idle_timeout: float | None = None
+    idle_strategy: str = "conceder"
+    approvals: dict[str, str] = {}
+    rejections: dict[str, str] = {}
+
+
+@dataclass
+class Turn:
+    """A person's turn in progress: the view the session built, and where the move goes."""
+
+    party: str
+    view: View
+    move: asyncio.Future[Action]
+
+
+class _Seated:
+    """The person ``open_run`` seats: every turn is answered by :meth:`Rehearsal.answer`."""
+
+    def prompt(self, view: View) -> Action:
+        raise RefusedError("a studio seat is answered over HTTP, not at a terminal")
+
+
+@dataclass
+class Rehearsal:
+    """One rehearsal: its run, its seats, and what changed for whoever is watching."""
+
+    transcript: Path
+    scenario: Scenario
+    specs: dict[str, str]
+    sidecar: Sidecar
+    seed: int = 0
+    rounds: int | None = None
+    signing_keys: Mapping[str, Ed25519PrivateKey] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    turn: Turn | None = None
+    problem: str | None = None
+    running: bool = False
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        self.table = Table(self.scenario)
+        self._changed = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    @property
+    def id(self) -> str:
+        return self.transcript.stem
+
+    @property
+    def people(self) -> list[str]:
+        return [party for party, spec in self.specs.items() if spec == HUMAN]
+
+    # --- who is asking ------------------------------------------------------------------
+
+    def seat_of(self, token: str) -> str | None:
+        """The organisation whose secret ``token`` this is, compared in constant time."""
+        wanted = digest(token)
+        found = None
+        for party, stored in self.sidecar.seats.items():
+            if hmac.compare_digest(stored, wanted):
+                found = party
+        return found
+
+    def is_observer(self, token: str) -> bool:
+        return hmac.compare_digest(self.sidecar.observer, digest(token))
+
+    # --- live updates -------------------------------------------------------------------
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+        self.notify()
+
+    def notify(self) -> None:
+        self.version += 1
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def changed(self, seen: int, timeout: float) -> int:
+        """Wait until the version moves past ``seen`` (or ``timeout`` passes)."""
+        if self.version == seen:
+            waiter = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter.wait(), timeout)
+        return self.version
+
+    # --- the run ------------------------------------------------------------------------
+
+    async def run(self, *, resume: bool) -> None:
+        """Drive the run to its end (or until the server stops): a new one, or one that a
+        restart left open, continued from its transcript and checkpoints."""
+        from negotiation.graph import resume_run, start_run  # LangGraph loads with a run
+
+        self.running = True
+        self.notify()
+        try:
+            if resume:
+                await resume_run(self.transcript, on_event=self.record, answer=self.answer,
+                                 person=_Seated())
+            else:
+                await start_run(self.scenario, transcript=self.transcript, seed=self.seed,
+                                rounds=self.rounds, agents=self.specs, person=_Seated(),
+                                on_event=self.record, answer=self.answer)
+        except NegotiationError as error:
+            self.problem = text(error)
+        finally:
+            self.running = False
+            self.turn = None
+            self.notify()
+
+    async def answer(self, payload: Any, session: Any) -> Any:
+        """The graph paused for a person: wait for their seat's move (or stand in)."""
+        if not isinstance(payload, dict) or payload.get("kind") != "human_turn":
+            return None
+        view: View = session.current_view()
+        turn = Turn(view.party, view, asyncio.get_running_loop().create_future())
+        self.turn = turn
+        self.notify()
+        try:
+            timeout = self.sidecar.idle_timeout
+            try:
+                action = await asyncio.wait_for(asyncio.shield(turn.move), timeout)
+            except TimeoutError:
+                action = await self._stand_in(view, timeout or 0.0)
+        finally:
+            self.turn = None
+        return action.model_dump(mode="json", exclude_none=True)
+
+    async def _stand_in(self, view: View, waited: float) -> Action:
+        """An idle seat's turn, played by the configured rule-based strategy; the move's
+        rationale says so, so the transcript records it."""
+        strategy = self.sidecar.idle_strategy
+        agent = make_agent(strategy, party=view.party, seed=self.seed)
+        action = await agent.act(view)
+        note = (f"[seat idle for {waited:g} s: the {strategy} strategy played this turn] ")
+        return action.model_copy(update={"rationale": note + action.rationale})
+
+    def submit(self, party: str, move: Mapping[str, Any]) -> None:
+        """A seat's move, checked as the session will check it before it is handed over."""
+        turn = self.turn
+        if turn is None or turn.party != party or turn.move.done():
+            raise MoveRefused("it is not your turn: wait for the other parties")
+        try:
+            action = ACTION.validate_python(dict(move))
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in error.errors()[:3])
+            raise MoveRefused(f"the move is not valid: {problems}") from None
+        if not action.rationale.strip():
+            raise MoveRefused("give a short reason: every move is recorded with who made it "
+                              "and why")
+        if action.kind not in turn.view.legal:
+            raise MoveRefused(f"'{action.kind}' is not allowed now; allowed: "
+                              f"{sorted(turn.view.legal)}")
+        if isinstance(action, Propose):
+            try:
+                turn.view.utility(action.offer)
+            except (InvalidOfferError, KeyError, TypeError, ValueError) as error:
+                raise MoveRefused(f"the offer is not valid: {text(error)}") from None
+        turn.move.set_result(action)
+
+    # --- sign-off -----------------------------------------------------------------------
+
+    async def decide(self, party: str, *, approve: bool, comment: str) -> None:
+        """Record ``party``'s seat's approval or rejection of the agreement."""
+        async with self._lock:
+            status = status_of(self.events)
+            if status is not Status.PENDING:
+                raise SignOffError(f"there is nothing to sign now (status: {status.value})")
+            names = self.table.names
+            if self.scenario.signatories:
+                key = self.signing_keys.get(party)
+                if key is None:
+                    raise SignOffError(
+                        f"this server holds no signatory key for {party}: sign with "
+                        f"'negotiate review {self.transcript} --as {party}' on the machine "
+                        "that holds it")
+                await asyncio.to_thread(sign_off, self.transcript, approve=approve,
+                                        comment=comment, org=party, key=key)
+            elif not approve:
+                self.sidecar.rejections[party] = comment.strip()
+                self.save()
+                await asyncio.to_thread(sign_off, self.transcript, approve=False,
+                                        comment=comment,
+                                        reviewer=f"{names[party]} seat (studio)")
+            else:
+                if party in self.sidecar.approvals:
+                    raise SignOffError("you have already approved; waiting for the others")
+                self.sidecar.approvals[party] = comment.strip()
+                self.save()
+                if all(p in self.sidecar.approvals for p in self.people):
+                    who = " and ".join(f"{names[p]} seat" for p in self.people)
+                    said = "; ".join(f"{names[p]}: {self.sidecar.approvals[p]}"
+                                     for p in self.people if self.sidecar.approvals[p])
+                    await asyncio.to_thread(sign_off, self.transcript, approve=True,
+                                            comment=said, reviewer=f"{who} (studio)")
+            self.events = verify(self.transcript).events
+            self.notify()
+
+    def signoff_state(self, party: str | None) -> dict[str, Any]:
+        status = status_of(self.events)
+        decisions = [e for e in self.events if e["type"] == EventType.SIGNOFF]
+        mine = None
+        if party is not None:
+            mine = next((e["decision"] for e in decisions if e.get("org") == party), None)
+            if mine is None and party in self.sidecar.approvals:
+                mine = "approve"
+            if mine is None and party in self.sidecar.rejections:
+                mine = "reject"
+        signed = bool(self.scenario.signatories)
+        return {"status": status.value, "signed": signed,
+                "can_sign": party is not None and (not signed or party in self.signing_keys),
+                "decided": mine,
+                "approved": sorted(self.sidecar.approvals) if not signed else
+                sorted({e["org"] for e in decisions if e.get("decision") == "approve"}),
+                "ratified": status is Status.RATIFIED}
+
+    # --- projections --------------------------------------------------------------------
+
+    def seat_state(self, party: str) -> dict[str, Any]:
+        turn = self.turn
+        legal = sorted(turn.view.legal) if turn is not None and turn.party == party else None
+        state = seat_view(self.table, party, self.events, legal)
+        state["waiting_for"] = self._waiting_for()
+        state["signoff"] = self.signoff_state(party) if state["outcome"] else None
+        state["problem"] = self.problem
+        state["version"] = self.version
+        return state
+
+    def observer_state(self) -> dict[str, Any]:
+        state = observer_view(self.table, self.events, self._waiting_for())
+        state["signoff"] = self.signoff_state(None) if state["outcome"] else None
+        state["problem"] = self.problem
+        state["version"] = self.version
+        return state
+
+    def _waiting_for(self) -> str | None:
+        if self.turn is not None:
+            return self.table.names.get(self.turn.party, self.turn.party)
+        return None
+
+    # --- persistence --------------------------------------------------------------------
+
+    def save(self) -> None:
+        files.write_file(sidecar_path(self.transcript),
+                         self.sidecar.model_dump_json(indent=1), replace=True)
+
+
+def new_tokens(parties: list[str]) -> tuple[dict[str, str], str]:
+    """A secret link token per seat and one for the observer (256 bits each)."""
+    return {party: secrets.token_urlsafe(32) for party in parties}, secrets.token_urlsafe(32)
+
+
+def load_sidecar(path: Path) -> Sidecar:
+    try:
+        return Sidecar.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: not a studio file ({error})") from None

@@ -1,0 +1,189 @@
+"""The studio's rehearsals: the scenarios it offers, the rehearsals it runs, the runs it
+keeps, and the rehearsals a restart finds open and continues."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property, partial
+from pathlib import Path
+from typing import Any
+
+from anyio.abc import TaskGroup
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agents import strategy_names
+from negotiation.engine import HUMAN, new_transcript_path
+from negotiation.errors import InputError, NegotiationError
+from negotiation.lifecycle import Status, status_of
+from negotiation.model import Scenario
+from negotiation.scenario import load_scenario, shipped_scenarios
+from negotiation.signing import local_keys
+from negotiation.studio.rehearsal import (
+    SIDECAR,
+    Rehearsal,
+    Sidecar,
+    digest,
+    load_sidecar,
+    new_tokens,
+)
+from negotiation.studio.seating import text
+from negotiation.transcript import verify
+
+#: Statuses of a run that a restarted server continues.
+OPEN = frozenset({Status.IN_PROGRESS, Status.ABORTED})
+#: The environment variable naming the model an "LLM" seat uses (base URL and key: the
+#: OpenAI client's usual OPENAI_BASE_URL and OPENAI_API_KEY).
+LLM_MODEL_ENV = "NEGOTIATE_STUDIO_LLM_MODEL"
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A scenario the studio offers: where it comes from, or why it cannot be used."""
+
+    key: str
+    path: Path
+    scenario: Scenario | None
+    problem: str = ""
+
+
+@dataclass
+class Studio:
+    """Everything one ``negotiate serve`` holds."""
+
+    transcripts: Path
+    scenario_folder: Path | None = None
+    keys_folder: Path | None = None
+    idle_timeout: float | None = None
+    idle_strategy: str = "conceder"
+    rehearsals: dict[str, Rehearsal] = field(default_factory=dict)
+    group: TaskGroup | None = None
+    closing: bool = False
+    #: Rehearsals found in the folder that could not be loaded, and why.
+    problems: list[str] = field(default_factory=list)
+
+    # --- scenarios and seats ------------------------------------------------------------
+
+    @cached_property
+    def catalogue(self) -> dict[str, Listed]:
+        """Shipped scenarios, then the folder's (a name already taken is skipped)."""
+        found: dict[str, Listed] = {}
+        folder = sorted(self.scenario_folder.glob("*.yaml")) if self.scenario_folder and \
+            self.scenario_folder.is_dir() else []
+        for path in [*shipped_scenarios(), *folder]:
+            if path.stem in found:
+                continue
+            try:
+                found[path.stem] = Listed(path.stem, path, load_scenario(path))
+            except NegotiationError as error:
+                found[path.stem] = Listed(path.stem, path, None, text(error))
+        return found
+
+    def scenario(self, key: str) -> Scenario:
+        listed = self.catalogue.get(key)
+        if listed is None or listed.scenario is None:
+            raise LookupError(key)
+        return listed.scenario
+
+    def seat_choices(self) -> list[tuple[str, str]]:
+        """What may sit at each organisation: a person, a strategy, the server's LLM."""
+        choices = [(HUMAN, "a person (secret link)")]
+        choices += [(name, f"rule-based: {name}") for name in strategy_names()]
+        model = os.environ.get(LLM_MODEL_ENV, "").strip()
+        if model:
+            choices.append((f"llm:{model}", f"LLM: {text(model)}"))
+        return choices
+
+    def signing_keys(self, scenario: Scenario) -> dict[str, Ed25519PrivateKey]:
+        """The server's private keys that the scenario declares, per organisation."""
+        declared = {key.public_key: org for org, spec in scenario.signatories.items()
+                    for key in spec.keys}
+        held: dict[str, Ed25519PrivateKey] = {}
+        for local in local_keys(self.keys_folder):
+            org = declared.get(local.signatory.public_key)
+            if org is not None and org not in held:
+                held[org] = local.private_key()
+        return held
+
+    # --- rehearsals ---------------------------------------------------------------------
+
+    def create(self, key: str, seats: dict[str, str], *, rounds: int | None = None,
+               seed: int = 0) -> tuple[Rehearsal, dict[str, str], str]:
+        """A new rehearsal, started in the background; its seat tokens and observer token
+        are returned once and only their hashes are kept."""
+        scenario = self.scenario(key)
+        allowed = {value for value, _ in self.seat_choices()}
+        for party in scenario.party_ids:
+            if seats.get(party) not in allowed:
+                raise InputError(f"choose who sits at {party}")
+        if rounds is not None and not 1 <= rounds <= 1000:
+            raise InputError("the deadline must be between 1 and 1000 rounds")
+        path = new_transcript_path(self.transcripts, scenario, seed)
+        people = [party for party in scenario.party_ids if seats[party] == HUMAN]
+        tokens, observer = new_tokens(people)
+        sidecar = Sidecar(seats={p: digest(t) for p, t in tokens.items()},
+                          observer=digest(observer), idle_timeout=self.idle_timeout,
+                          idle_strategy=self.idle_strategy)
+        rehearsal = Rehearsal(path, scenario, dict(seats), sidecar, seed=seed, rounds=rounds,
+                              signing_keys=self.signing_keys(scenario))
+        rehearsal.save()
+        self.rehearsals[rehearsal.id] = rehearsal
+        self._start(rehearsal, resume=False)
+        return rehearsal, tokens, observer
+
+    def _start(self, rehearsal: Rehearsal, *, resume: bool) -> None:
+        if self.group is None:
+            raise RuntimeError("the studio is not serving")
+        self.group.start_soon(partial(rehearsal.run, resume=resume))
+
+    def reopen(self) -> list[str]:
+        """Load every rehearsal of the transcript folder; continue the open ones.
+        Returns the problems of the ones that cannot be loaded."""
+        problems = []
+        for side in sorted(self.transcripts.glob(f"*{SIDECAR}")):
+            transcript = side.with_name(side.name.removesuffix(SIDECAR) + ".jsonl")
+            try:
+                rehearsal = self._load(transcript, load_sidecar(side))
+            except NegotiationError as error:
+                problems.append(f"{transcript.name}: {text(error)}")
+                continue
+            self.rehearsals[rehearsal.id] = rehearsal
+            if status_of(rehearsal.events) in OPEN:
+                self._start(rehearsal, resume=True)
+        return problems
+
+    def _load(self, transcript: Path, sidecar: Sidecar) -> Rehearsal:
+        result = verify(transcript)
+        if not result.ok or not result.events:
+            raise InputError(f"does not verify ({result.reason})")
+        header = result.events[0]
+        scenario = Scenario.model_validate(header["scenario"])
+        return Rehearsal(transcript, scenario, dict(header["agents"]), sidecar,
+                         seed=int(header["seed"]), rounds=header["protocol"]["rounds"],
+                         signing_keys=self.signing_keys(scenario), events=result.events)
+
+    # --- past runs ----------------------------------------------------------------------
+
+    def past_runs(self) -> list[dict[str, Any]]:
+        """Every transcript in the folder with its lifecycle status, newest first."""
+        runs = []
+        for path in sorted(self.transcripts.glob("*.jsonl"), reverse=True):
+            if path.name.endswith(".calls.jsonl"):
+                continue
+            result = verify(path)
+            header = result.events[0] if result.events else {}
+            try:
+                status = status_of(result.events).value if result.ok else "TAMPERED"
+            except NegotiationError:
+                status = "TAMPERED"
+            runs.append({"name": path.stem, "status": status,
+                         "scenario": text(header.get("scenario_id", "?")),
+                         "events": len(result.events)})
+        return runs
+
+    def past_run(self, name: str) -> Path:
+        """The transcript of a listed run (a name is looked up, never joined to a path)."""
+        for path in self.transcripts.glob("*.jsonl"):
+            if path.stem == name and not path.name.endswith(".calls.jsonl"):
+                return path
+        raise LookupError(name)
