@@ -12,6 +12,8 @@ driver delivers each event to the same ``on_event`` callback as it is recorded.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -140,6 +142,9 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
     if own_llm:
         llm_run = new_llm_run(llm)
     try:
+        if llm_run is not None and any(is_llm(spec) for spec in specs.values()):
+            # A replay of another run is refused here, before any transcript is written.
+            llm_run.begin_run(scenario.id, negotiation.analysis.digest, seed, specs)
         # Agents first: an extension that fails to load must not leave an empty transcript.
         built = build_agents(specs, seed, scenario, llm_run, human=lambda: seat)
         writer = TranscriptWriter.resume(transcript) if resume and transcript is not None \
@@ -158,18 +163,22 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
 
 
 def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:
-    """A fresh file name ``<scenario>-seed<N>-<UTC time>.jsonl`` that does not exist yet."""
+    """A fresh file name ``<scenario>-seed<N>-<UTC time>-<8 hex>.jsonl`` not in use yet.
+
+    The random part keeps runs started in one folder in the same second apart: each picks
+    its name before any of them has written (a counter over existing files would give them
+    all the same one).  The writer links the file into place exclusively, so even a clash
+    of the 32 random bits could never overwrite a transcript."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise TranscriptError(f"cannot create the transcript folder {out_dir}: "
                               f"{error.strerror or error}") from None
     stem = f"{scenario.id}-seed{seed}-{now():%Y%m%dT%H%M%SZ}"
-    path, n = out_dir / f"{stem}.jsonl", 1
-    while path.exists():
-        n += 1
-        path = out_dir / f"{stem}-{n}.jsonl"
-    return path
+    while True:
+        path = out_dir / f"{stem}-{secrets.token_hex(4)}.jsonl"
+        if not os.path.lexists(path):
+            return path
 
 
 async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None = None,

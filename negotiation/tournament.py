@@ -441,27 +441,44 @@ class Standing:
     high: float
 
 
+#: Resampled values drawn at once: bounds the bootstrap's memory whatever the data's size.
+BOOTSTRAP_CHUNK = 1 << 20
+
+
 def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean (seeded: reproducible)."""
+    """Percentile bootstrap confidence interval of the mean (seeded: reproducible).
+
+    Resamples are drawn a chunk of rows at a time from one generator, which continues its
+    stream across calls, so the means equal those of one ``resamples × n`` draw while the
+    memory stays at ``BOOTSTRAP_CHUNK`` indices.  The interval depends on the order of
+    ``values``: callers pass them in a stable order (see :func:`leaderboard`)."""
     data = np.asarray(values, dtype=np.float64)
     if data.size == 0:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
-    means = data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    means = np.empty(resamples)
+    rows = max(1, BOOTSTRAP_CHUNK // data.size)
+    for start in range(0, resamples, rows):
+        count = min(rows, resamples - start)
+        picks = rng.integers(0, data.size, size=(count, data.size))
+        means[start:start + count] = data[picks].mean(axis=1)
     tail = (1.0 - level) / 2.0
     return float(np.quantile(means, tail)), float(np.quantile(means, 1.0 - tail))
 
 
 def leaderboard(rows: Sequence[Mapping[str, str]]) -> list[Standing]:
-    """Each strategy's mean gain over reservation per seat played (0 without agreement)."""
+    """Each strategy's mean gain over reservation per seat played (0 without agreement).
+
+    Rows are taken in the order of their job key and seats in the order of their party, so
+    the bootstrap intervals do not depend on the order of the CSV's rows."""
     gains: dict[str, list[float]] = {}
     agreements: dict[str, list[bool]] = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda row: (row["job"], sorted(row.items()))):
         seats: dict[str, str] = json.loads(row["seats"])
         row_gains: dict[str, float] = json.loads(row["gains"])
         agreed = row["status"] == "agreement"
-        for party, strategy in seats.items():
+        for party, strategy in sorted(seats.items()):
             gains.setdefault(strategy, []).append(row_gains[party] if agreed else 0.0)
             agreements.setdefault(strategy, []).append(agreed)
     standings = []
@@ -469,7 +486,7 @@ def leaderboard(rows: Sequence[Mapping[str, str]]) -> list[Standing]:
         low, high = bootstrap_ci(values)
         standings.append(Standing(strategy, len(values), float(np.mean(agreements[strategy])),
                                   float(np.mean(values)), low, high))
-    return sorted(standings, key=lambda s: -s.mean_gain)
+    return sorted(standings, key=lambda s: (-s.mean_gain, s.strategy))
 
 
 def compare_with_golden(csv_path: Path, golden: Path) -> list[str]:
