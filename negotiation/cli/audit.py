@@ -14,7 +14,9 @@ import typer
 from negotiation.cli.common import (
     UsageError,
     console,
+    error_console,
 )
+from negotiation.cli.output import JsonFlag, emit
 from negotiation.safe_text import for_terminal, plain
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ def verify_command(
         metavar="HASH", help="A chain head recorded earlier (e.g. printed when you signed): "
                              "the transcript must still contain it (detects truncation and "
                              "rewrites).")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Re-compute a transcript's hash chain and check every sign-off signature; exit 1 and
     say what failed.  Given a folder of runs, check each transcript in it; given a campaign
@@ -50,6 +53,14 @@ def verify_command(
     from negotiation.lifecycle import sign_offs
     from negotiation.signing import read_expected
 
+    if as_json:
+        from negotiation.cli.audit_json import verify_object
+
+        checked_json = verify_object(transcript, signatories, head)
+        emit(checked_json)
+        if not checked_json["ok"]:
+            raise typer.Exit(1)
+        return
     if transcript.is_dir() and not (transcript / MANIFEST).exists():
         verify_folder(transcript)
         return
@@ -203,6 +214,7 @@ def report(
         "--conversation", help="Replay the run as a conversation: each party's moves, "
                                "messages and rationales, flagged and blocked text marked."
     )] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Summarise a run from its transcript alone (with tokens and cost when it had LLM
     agents); optionally replay its conversation or plot the offers."""
@@ -211,13 +223,24 @@ def report(
     from negotiation.lifecycle import sign_offs
     from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
+    if as_json:
+        if conversation:
+            raise UsageError("--conversation replays the run for reading; leave it out "
+                             "with --json (the moves are in the transcript itself)")
+        from negotiation.cli.audit_json import report_object, report_plot
+
+        emit({**report_object(transcript), "plot": None if plot is None else str(plot)})
+        if plot is not None:
+            report_plot(transcript, plot)
+            error_console().print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+        return
     events = read_transcript(transcript)
     header = negotiation_of(events, transcript)
     scenario = embedded_scenario(header)
     outcome = events.outcome
     if outcome is None:
         raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
-                         "interrupted); continue it with: negotiate resume {transcript}")
+                         f"interrupted); continue it with: negotiate resume {transcript}")
     console.print(render.scenario_panel(scenario, header.agents, header.seed, rounds_of(header)))
     if conversation:
         from negotiation.conversation import conversation as turns
@@ -392,8 +415,14 @@ def signing_key(scenario: Scenario, as_org: str | None, key_path: Path | None
 
 def transcripts_command(
     folder: Annotated[Path, typer.Argument(help="Folder of transcripts.")] = Path("transcripts"),
+    as_json: JsonFlag = False,
 ) -> None:
     """List runs with their scenario, date, parties, outcome and sign-off status."""
+    if as_json:
+        from negotiation.cli.audit_json import transcripts_object
+
+        emit(transcripts_object(folder))
+        return
     from rich.table import Table
     from rich.text import Text
 

@@ -12,9 +12,11 @@ import typer
 from negotiation.cli.common import (
     UsageError,
     console,
+    error_console,
     load_prices,
     parse_agent_overrides,
 )
+from negotiation.cli.output import JsonFlag, emit
 from negotiation.errors import AGENT_FAILED, RefusedError
 from negotiation.safe_text import for_terminal
 
@@ -40,7 +42,12 @@ def run(
     record: Annotated[Path | None, typer.Option(
         help="LLM agents: store every request/reply pair in this file.")] = None,
     replay: Annotated[Path | None, typer.Option(
-        help="LLM agents: answer from this recording, offline.")] = None,
+        help="LLM agents: answer from this recording, offline; refused when it was "
+             "recorded with another scenario, seed or agent set.")] = None,
+    replay_anyway: Annotated[bool, typer.Option(
+        "--replay-anyway", help="Replay even a recording made with another scenario, "
+                                "seed or agent set (requests it lacks fail the run).")
+    ] = False,
     budget_calls: Annotated[int | None, typer.Option(
         min=1, help="LLM agents: at most this many HTTP requests to the model, every "
                     "attempt counted (retries and failed requests too), not turns.")] = None,
@@ -66,6 +73,7 @@ def run(
     anyway: Annotated[bool, typer.Option(
         "--anyway", help="Run even when no outcome suits every party (no zone of possible "
                          "agreement); the outcome then records that verdict.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript.  A scenario with no zone of
     possible agreement is refused (exit 2) with the reasons, unless --anyway."""
@@ -87,6 +95,9 @@ def run(
             raise UsageError(f"--human '{human}' is not an organisation of {scenario.id}; "
                              f"choose one of {scenario.party_ids}")
         overrides[human] = HUMAN
+    if human is not None and as_json:
+        raise UsageError("--human takes turns at the terminal; leave out --json (the "
+                         "transcript records the run for scripts)")
     if driver not in {"graph", "plain"}:
         raise UsageError(f"--driver must be graph or plain, not '{driver}'")
     if signoff not in {"later", "inline"}:
@@ -96,14 +107,16 @@ def run(
     if record is not None and replay is not None:
         raise UsageError("--record and --replay exclude each other: record a live run, then "
                          "replay it")
+    if replay_anyway and replay is None:
+        raise UsageError("--replay-anyway goes with --replay FILE")
     if replay is not None and not replay.is_file():
         raise UsageError(f"--replay {replay}: no such recording")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
     options = zopa_verdict(scenario, seed, anyway)
     path = new_transcript_path(out, scenario, seed)
-    show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet,
-                     visible={human} if human else None)
+    show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet or as_json,
+                     visible={human} if human else None, as_json=as_json)
     person = terminal_seat() if human is not None else None
 
     async def negotiate() -> RunResult:
@@ -111,7 +124,7 @@ def run(
 
         llm = LLMOptions(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
                                        max_cost=budget_cost, prices=load_prices(prices)),
-                         record=record, replay=replay)
+                         record=record, replay=replay, replay_anyway=replay_anyway)
         if driver == "plain":
             return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
                                       transcript=path, on_event=show, llm=llm, person=person,
@@ -131,7 +144,7 @@ def run(
                                      "with an 'aborted' event and still verifies."
                                      f"{for_terminal(resume_hint)}")
         raise typer.Exit(130) from None
-    finish_view(scenario, result, signoff == "inline")
+    finish_view(scenario, result, signoff == "inline", as_json=as_json, seed=seed)
 
 
 class PartnershipNotJustified(RefusedError):
@@ -158,9 +171,11 @@ def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] 
 
 
 def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
-              visible: set[str] | None = None) -> Callable[[dict[str, Any]], None]:
+              visible: set[str] | None = None, *, as_json: bool = False
+              ) -> Callable[[dict[str, Any]], None]:
     """Print events as they happen, the moves as a conversation; ``visible`` (a human's
-    seat) limits whose utilities and blocked moves are shown."""
+    seat) limits whose utilities and blocked moves are shown; under ``--json`` only agent
+    errors are shown, on stderr."""
     from negotiation import render
     from negotiation.conversation import utterance
     from negotiation.events import Blocked, Error, Header, MediatorText, Move, parse_event
@@ -178,7 +193,8 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
                 return  # never delivered: the other seats do not see it either
             console.print(turn_view(utterance(scenario, event), style))
         elif isinstance(event, Error):
-            console.print(f"[bold red]{for_terminal(event.party, one_line=True)}: "
+            (error_console() if as_json else console).print(
+                          f"[bold red]{for_terminal(event.party, one_line=True)}: "
                           f"{for_terminal(event.error, one_line=True)}[/]")
 
     return show
@@ -191,9 +207,19 @@ def terminal_seat() -> Any:
     return HumanAgent(console)
 
 
-def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool) -> None:
+def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool, *,
+                as_json: bool = False, seed: int = 0) -> None:
     from negotiation import render
 
+    if as_json:
+        from negotiation.cli.output import run_json
+
+        emit(run_json(result, scenario_id=scenario.id, seed=seed))
+        if result.failure is not None:
+            error_console().print(f"[bold red]The run ended because an agent failed:[/] "
+                                  f"{for_terminal(result.failure)}", soft_wrap=True)
+            raise typer.Exit(AGENT_FAILED)
+        return
     console.print()
     outcome = result.transcript.outcome
     assert outcome is not None, "a finished run records its outcome"
@@ -228,10 +254,12 @@ def resume(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")
                      ] = False,
     pace: Annotated[float, typer.Option(min=0, help="Seconds to pause between turns.")] = 0.0,
+    as_json: JsonFlag = False,
 ) -> None:
     """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped."""
     import anyio
 
+    from negotiation import render
     from negotiation.model import Scenario
 
     path = Path(transcript)
@@ -242,14 +270,22 @@ def resume(
                          "'negotiate transcripts'")
     header = load_header(path)
     scenario = Scenario.model_validate(header["scenario"])
-    show = live_view(scenario, header["seed"], header["protocol"]["rounds"], quiet)
+    seed, rounds = header["seed"], header["protocol"]["rounds"]
+    person = terminal_seat() if "human" in header["agents"].values() else None
+    if person is not None and as_json:
+        raise UsageError("this run has a human seat, which takes turns at the terminal; "
+                         "resume it without --json")
+    if not (quiet or as_json):  # the header is on disk already: the live view never sees it
+        console.print(render.scenario_panel(scenario, header["agents"], seed, rounds))
+    show = live_view(scenario, seed, rounds, quiet or as_json, as_json=as_json)
     from negotiation.graph import resume_run
 
-    person = terminal_seat() if "human" in header["agents"].values() else None
+    notes = error_console() if as_json else console
     result = anyio.run(lambda: resume_run(
         path, pace=pace, person=person, on_event=show,
-        on_resumed=lambda n: console.print(f"[bold]Resumed[/] after {n} recorded events.")))
-    finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline")
+        on_resumed=lambda n: notes.print(f"[bold]Resumed[/] after {n} recorded events.")))
+    finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline",
+                as_json=as_json, seed=seed)
 
 
 def load_header(path: Path) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from negotiation import files
 from negotiation.cli.common import (
     UsageError,
     console,
+    error_console,
     fail,
     parse_agent_overrides,
 )
+from negotiation.cli.output import JsonFlag, emit
 from negotiation.safe_text import for_terminal, plain
 
 
@@ -22,6 +24,7 @@ def analyze(
         metavar="SCENARIO", help="A scenario file, or the name of a shipped scenario.")],
     plot: Annotated[Path | None, typer.Option(help="Draw the utility space to this PNG.")
                     ] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Analyse a scenario: zone of possible agreement, Pareto frontier, bargaining points."""
     from negotiation import render
@@ -30,12 +33,18 @@ def analyze(
 
     scenario = load_scenario(scenario_path)
     analysis = SpaceAnalysis(scenario)
-    console.print(render.analysis_view(analysis))
+    if as_json:
+        from negotiation.cli.output import analysis_json
+
+        emit({**analysis_json(analysis), "plot": None if plot is None else str(plot)})
+    else:
+        console.print(render.analysis_view(analysis))
     if plot is not None:
         from negotiation.plots import plot_space
 
         plot_space(analysis, plot)
-        console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+        (error_console() if as_json else console).print(
+            f"Plot: [bold]{for_terminal(str(plot))}[/]")
 
 
 
@@ -197,6 +206,7 @@ def tournament(
         help="Ray cluster address (default: start a local Ray instance).")] = None,
     concurrency: Annotated[int, typer.Option(
         min=1, help="Negotiations at once per worker (raise it for LLM agents).")] = 1,
+    as_json: JsonFlag = False,
 ) -> None:
     """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -204,6 +214,7 @@ def tournament(
 
     from negotiation import tournament as t
 
+    shown = error_console() if as_json else console  # under --json: stdout holds the JSON
     if expect is not None and not expect.is_file():
         raise UsageError(f"--expect {expect}: no such golden file. Make one from a run you "
                          "trust: negotiate tournament CONFIG --out golden.csv, then compare "
@@ -217,15 +228,15 @@ def tournament(
         skipped = sum(job.key in done for job in all_jobs)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                      console=console, transient=True) as bar:
+                      console=shown, transient=True) as bar:
             task = bar.add_task("negotiating", total=len(all_jobs), completed=skipped)
             ran = t.run_tournament(config, csv_path, workers=workers, parquet=parquet,
                                    progress=lambda n, _: bar.update(task,
                                                                     completed=skipped + n),
                                    backend=backend, address=address,
                                    concurrency=concurrency)
-        console.print(f"{ran} negotiations run, {skipped} already done; results in "
-                      f"[bold]{for_terminal(str(csv_path))}[/]")
+        shown.print(f"{ran} negotiations run, {skipped} already done; results in "
+                    f"[bold]{for_terminal(str(csv_path))}[/]")
         standings = t.leaderboard(t.read_rows(csv_path))
         table = Table(title="Leaderboard: mean gain over reservation value per seat",
                       title_justify="left")
@@ -234,19 +245,30 @@ def tournament(
         for s in standings:
             table.add_row(for_terminal(s.strategy), str(s.negotiations), f"{s.agreement_rate:.0%}",
                           f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]")
-        console.print(table)
+        if not as_json:
+            shown.print(table)
         if plot is not None:
             t.plot_leaderboard(standings, plot)
-            console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+            shown.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+        differences = [] if expect is None else t.compare_with_golden(csv_path, expect)
+        if as_json:
+            emit({"config": str(config_path), "results": str(csv_path), "ran": ran,
+                  "skipped": skipped, "leaderboard": [
+                      {"strategy": s.strategy, "seats": s.negotiations,
+                       "agreement_rate": s.agreement_rate, "mean_gain": s.mean_gain,
+                       "ci95": [s.low, s.high]} for s in standings],
+                  "plot": None if plot is None else str(plot),
+                  "golden": None if expect is None else {
+                      "file": str(expect), "matches": not differences,
+                      "differences": differences}})
         if expect is not None:
-            differences = t.compare_with_golden(csv_path, expect)
             if differences:
-                console.print(f"[bold red]{len(differences)} difference(s) from "
-                              f"{for_terminal(str(expect))}:[/]")
+                shown.print(f"[bold red]{len(differences)} difference(s) from "
+                            f"{for_terminal(str(expect))}:[/]")
                 for line in differences[:50]:
-                    console.print(f"  {for_terminal(line)}")
+                    shown.print(f"  {for_terminal(line)}")
                 raise typer.Exit(1)
-            console.print(f"[bold green]Matches {for_terminal(str(expect))}[/]")
+            shown.print(f"[bold green]Matches {for_terminal(str(expect))}[/]")
     except t.TournamentError as error:
-        fail(str(error))
+        fail(str(error), as_json=as_json)
 
