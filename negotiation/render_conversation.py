@@ -19,10 +19,12 @@ from negotiation.conversation import MEDIATOR, Utterance
 from negotiation.safe_text import plain
 from negotiation.usage import Usage, total_usage, usage_by_party
 
-PALETTE = ("cyan", "magenta", "green", "blue", "bright_cyan", "bright_magenta",
-           "bright_green", "bright_blue")
-KIND_STYLE = {"propose": "cyan", "accept": "bold green", "walk_away": "bold red",
-               "text": "magenta"}
+# Party colours stay clear of the green, red and yellow that mark accepts, walk-aways,
+# blocks and flags.
+PALETTE = ("cyan", "magenta", "blue", "bright_cyan", "bright_magenta", "bright_blue",
+           "deep_sky_blue1", "orchid")
+KIND_STYLE = {"propose": "bold", "accept": "bold green", "walk_away": "bold red",
+              "text": "bold"}
 _PARTY_WIDTH = 12  # wide enough for most ids; longer ones widen the column
 
 

@@ -19,13 +19,16 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from negotiation.analysis import SpaceAnalysis
 from negotiation.cli import app
 from negotiation.cli.common import console
 from negotiation.cli.run import live_view
+from negotiation.conversation import conversation
 from negotiation.devtools.llm_server import Reply, ScriptedServer, reply_json
+from negotiation.render_conversation import ConversationStyle, conversation_view
 from negotiation.scenario import load_scenario
 from negotiation.transcript import read_transcript
 from tests.llm_support import situation
@@ -248,6 +251,20 @@ def test_report_conversation_in_a_real_process_shows_hostile_text_literally(
     assert done.returncode == 0, done.stderr
     assert_literal(done.stdout)
     assert "⚠ flagged" in done.stdout and f"llm:{EVIL_MODEL}" in done.stdout
+
+
+def test_each_party_speaks_in_its_own_colour(rule_based: LlmRun) -> None:
+    scenario = load_scenario(SCENARIO)
+    style = ConversationStyle(scenario.party_ids)
+    terminal = Console(force_terminal=True, color_system="standard", width=120)
+    with terminal.capture() as capture:
+        terminal.print(conversation_view(
+            conversation(scenario, read_transcript(rule_based.transcript).events), style))
+    shown = capture.get()
+    colours = {party: set(re.findall(rf"R +\d+\x1b\[0m \x1b\[([0-9;]+)m{party} ", shown))
+               for party in scenario.party_ids}
+    assert all(len(codes) == 1 for codes in colours.values()), colours
+    assert colours["platform"] != colours["vendor"]
 
 
 # the human seat's view ---------------------------------------------------------------------
