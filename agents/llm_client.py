@@ -11,6 +11,7 @@ import json
 import os
 import ssl
 import time
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ import openai
 from agents import StrategyError
 from agents.budget import Budget
 from negotiation import files
+from negotiation.errors import InputError, RefusedError
 from negotiation.model import (
     LLMSettings,
 )
@@ -134,6 +136,39 @@ def _append_record(path: Path, line: str) -> None:
         raise files.write_error(path, error) from None
 
 
+#: The key of a recording's line that names the run it was made for.
+RUN_KEY = "run"
+
+
+def run_identity(scenario_id: str, scenario_digest: str, seed: int,
+                 agents: Mapping[str, str]) -> dict[str, Any]:
+    """What a recording must have been made with for a replay to be the same run: the
+    scenario (its digest), the seed and each organisation's agent."""
+    return {"scenario_id": scenario_id, "scenario_digest": scenario_digest, "seed": seed,
+            "agents": dict(agents)}
+
+
+class ReplayMismatch(RefusedError):
+    """A replay of a recording made with another scenario, seed or agent set."""
+
+
+def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    said = []
+    if recorded.get("scenario_digest") != current["scenario_digest"]:
+        same_id = recorded.get("scenario_id") == current["scenario_id"]
+        said.append(f"scenario '{recorded.get('scenario_id')}'"
+                    + (" with other contents" if same_id else "")
+                    + f" (this run: '{current['scenario_id']}')")
+    if recorded.get("seed") != current["seed"]:
+        said.append(f"seed {recorded.get('seed')} (this run: {current['seed']})")
+    if recorded.get("agents") != current["agents"]:
+        agents = recorded.get("agents") or {}
+        said.append("agents " + ", ".join(f"{k}={v}" for k, v in sorted(agents.items()))
+                    + " (this run: " + ", ".join(f"{k}={v}" for k, v in
+                                                 sorted(current["agents"].items())) + ")")
+    return said
+
+
 class ReplayTransport(httpx2.AsyncBaseTransport):
     """Serves recorded replies offline; identical requests get their replies in order."""
 
@@ -144,9 +179,14 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as error:
             raise FileNotFoundError(f"cannot read the recording {path}: {error}") from None
+        #: The runs the recording was made for (``run_identity``), in order.
+        self.runs: list[dict[str, Any]] = []
         for number, line in enumerate(lines, start=1):
             try:
                 entry = json.loads(line)
+                if RUN_KEY in entry:
+                    self.runs.append(dict(entry[RUN_KEY]))
+                    continue
                 self.replies.setdefault(entry["key"], []).append(entry["response"])
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise ValueError(f"{path}, line {number}: not a recorded reply") from None
@@ -202,8 +242,33 @@ class LLMRun:
     replay: Path | None = None
     #: Record to ``record`` but answer requests already recorded there (resumed runs).
     replay_first: bool = False
+    #: Replay even a recording made for another scenario, seed or agent set.
+    replay_anyway: bool = False
     _clients: dict[tuple[str | None, str, float, int], openai.AsyncOpenAI] = field(
         default_factory=dict, repr=False)
+
+    def begin_run(self, scenario_id: str, scenario_digest: str, seed: int,
+                  agents: Mapping[str, str]) -> None:
+        """A negotiation starts: a replay refuses (``ReplayMismatch``) a recording made
+        for another scenario, seed or agent set, unless ``replay_anyway``; a recording
+        notes the run (once) before its replies.  A recording that names no run (made
+        before recordings did) is replayed as it is."""
+        identity = run_identity(scenario_id, scenario_digest, seed, agents)
+        if self.replay is not None:
+            try:
+                runs = ReplayTransport(self.replay).runs
+            except (FileNotFoundError, ValueError) as error:
+                raise InputError(str(error)) from None
+            if runs and identity not in runs and not self.replay_anyway:
+                raise ReplayMismatch(
+                    f"the recording {self.replay.name} was made with "
+                    + "; ".join(_differences(runs[-1], identity))
+                    + ": its replies would not match this run's requests. Replay it with "
+                    "the recorded settings, or add --replay-anyway to try regardless")
+        if self.record is not None:
+            recorded = ReplayTransport(self.record).runs if self.record.exists() else []
+            if identity not in recorded:
+                _append_record(self.record, json.dumps({RUN_KEY: identity}, sort_keys=True))
 
     def base_url(self, settings: LLMSettings) -> str | None:
         """Where ``settings`` sends requests: None is the OpenAI default."""

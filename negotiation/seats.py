@@ -59,6 +59,8 @@ class LLMOptions:
     replay: Path | None = None
     #: Record to ``record`` but answer the requests already recorded there (resumed runs).
     replay_first: bool = False
+    #: Replay even a recording made for another scenario, seed or agent set.
+    replay_anyway: bool = False
 
 
 def new_llm_run(options: LLMOptions | None = None) -> LLMRun:
@@ -72,11 +74,11 @@ def new_llm_run(options: LLMOptions | None = None) -> LLMRun:
             files.refuse_symlink(options.record)  # refused now, not mid-run
         except files.OutputError as error:
             raise TranscriptError(f"cannot record the replies: {error}") from None
-    if options.budget is None:
-        return LLMRun(record=options.record, replay=options.replay,
-                      replay_first=options.replay_first)
-    return LLMRun(budget=options.budget, record=options.record, replay=options.replay,
-                  replay_first=options.replay_first)
+    run = LLMRun(record=options.record, replay=options.replay,
+                 replay_first=options.replay_first, replay_anyway=options.replay_anyway)
+    if options.budget is not None:
+        run.budget = options.budget
+    return run
 
 
 def build_agents(specs: Mapping[str, str], seed: int, scenario: Scenario | None = None,

@@ -122,14 +122,89 @@ def test_budget_calls_help_says_it_counts_http_requests() -> None:
 
 
 def test_a_cost_budget_without_a_price_for_the_model_is_refused_before_the_run(
-        tmp_path: Path) -> None:
-    prices = tmp_path / "prices.yaml"
-    prices.write_text("other-model: {input: 1, output: 2}\n")
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1",
-           "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "OPENAI_API_KEY": "sk-test"}
-    done = subprocess.run(
-        [str(NEGOTIATE), "run", SCENARIO, "--agent", "vendor=llm:scripted", "--budget-cost",
-         "1", "--prices", str(prices), "-q", "--out", str(tmp_path)],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agents import StrategyError
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    budget = Budget(max_cost=1.0, prices={"other-model": (1.0, 2.0)})
+    with pytest.raises(StrategyError, match="no price for model 'scripted'") as refused:
+        anyio.run(lambda: run_scenario(load_scenario(SCENARIO),
+                                       agents={"vendor": "llm:scripted"}, out_dir=tmp_path,
+                                       llm_run=LLMRun(budget=budget)))
+    assert refused.value.exit_code == 2
+    assert not list(tmp_path.glob("*.jsonl"))
+
+
+# --- replay ------------------------------------------------------------------------------
+
+COMMITTED = Path(__file__).parent / "data" / "llm-vendor-platform.calls.jsonl"
+
+
+def replay(monkeypatch: pytest.MonkeyPatch, out: Path, seed: int = 0,
+           agents: dict[str, str] | None = None, scenario: str = SCENARIO,
+           anyway: bool = False) -> RunResult:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    return anyio.run(lambda: run_scenario(
+        load_scenario(scenario), seed=seed, agents=agents or {"vendor": "llm:scripted"},
+        out_dir=out, llm_run=LLMRun(replay=COMMITTED, replay_anyway=anyway)))
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    ({"seed": 1}, "seed 0 (this run: 1)"),
+    ({"agents": {"vendor": "llm:scripted", "platform": "tit_for_tat"}},
+     "agents platform=boulware, vendor=llm:scripted (this run: platform=tit_for_tat, "
+     "vendor=llm:scripted)"),
+    ({"scenario": "rd-joint-venture", "agents": {"voltaic": "llm:scripted"}},
+     "scenario 'platform-app-vendor' (this run: 'rd-joint-venture')"),
+])
+def test_replaying_another_seed_scenario_or_agent_set_is_refused_and_says_what_differs(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: dict[str, Any],
+        said: str) -> None:
+    from agents.llm_client import ReplayMismatch
+
+    with pytest.raises(ReplayMismatch) as refused:
+        replay(monkeypatch, tmp_path, **change)
+    assert said in str(refused.value) and "--replay-anyway" in str(refused.value)
+    assert refused.value.exit_code == 2
+    assert not list(tmp_path.glob("*.jsonl"))  # refused before any transcript
+
+
+def test_replay_anyway_replays_a_recording_made_with_another_seed(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    result = replay(monkeypatch, tmp_path, seed=1, anyway=True)
+    assert result.status == "agreement"  # boulware ignores the seed: every request matches
+
+
+def test_negotiate_run_refuses_a_replay_with_another_seed_with_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    env.pop("OPENAI_BASE_URL", None)
+    command = [str(NEGOTIATE), "run", SCENARIO, "--agent", "vendor=llm:scripted", "--seed", "1",
+               "--replay", str(COMMITTED), "--driver", "plain", "-q", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env,
+                          timeout=120)
     assert done.returncode == 2, done.stderr
-    assert "no price for model 'scripted'" in done.stderr
+    assert "was made with seed 0 (this run: 1)" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    anyway = subprocess.run([*command, "--replay-anyway"], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=120)
+    assert anyway.returncode == 0, anyway.stderr
+
+
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [difference for key in sorted(set(a) | set(b))
+                for difference in _differences(a.get(key), b.get(key), f"{path}.{key}")]
+    return [] if a == b else [path]
+
+
+def test_two_replays_differ_only_in_the_named_wall_clock_fields(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = replay(monkeypatch, tmp_path / "first")
+    second = replay(monkeypatch, tmp_path / "second")
+    assert first.path is not None and second.path is not None
+    a, b = load_verified(first.path), load_verified(second.path)
+    assert [e["type"] for e in a] == [e["type"] for e in b]
+    differing = {path for x, y in zip(a, b, strict=True) for path in _differences(x, y)}
+    # What README.md promises: everything but the latency (and the hashes that cover it).
+    assert differing <= {".wall.latency_ms", ".hash", ".prev_hash"}
