@@ -26,6 +26,8 @@ PALETTE = ("cyan", "magenta", "blue", "bright_cyan", "bright_magenta", "bright_b
 KIND_STYLE = {"propose": "bold", "accept": "bold green", "walk_away": "bold red",
               "text": "bold"}
 _PARTY_WIDTH = 12  # wide enough for most ids; longer ones widen the column
+#: A model may write pages; the console shows this much of each text, the transcript all.
+SHOWN_CHARACTERS = 1200
 
 
 class ConversationStyle:
@@ -44,13 +46,21 @@ class ConversationStyle:
         return self.colours.get(party, "white")
 
 
+def shortened(text: str) -> str:
+    """``text`` cut to :data:`SHOWN_CHARACTERS`, saying how much more the transcript holds."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    return (f"{text[:SHOWN_CHARACTERS]}… (+{len(text) - SHOWN_CHARACTERS:,} characters: "
+            "the transcript has them all)")
+
+
 def _said(label: str, text: str, style: str, flagged: bool, blocked: bool) -> Text:
     line = Text()
     if flagged:
         line.append("⚠ flagged ", style="bold yellow")
         style = "yellow"
     line.append(label, style="dim")
-    line.append(plain(text), style=f"{style} strike" if blocked else style)
+    line.append(shortened(plain(text)), style=f"{style} strike" if blocked else style)
     return line
 
 
@@ -74,8 +84,8 @@ def turn_view(turn: Utterance, style: ConversationStyle) -> Table:
                          style="dim")
         lines.append(terms)
     if turn.message:
-        lines.append(_said("“", turn.message + "”", colour, "message" in turn.flagged,
-                           blocked))
+        lines.append(_said("“", turn.message, colour, "message" in turn.flagged, blocked))
+        lines[-1].append("”", style="dim")
     if turn.rationale:
         lines.append(_said("why: ", turn.rationale, "italic dim",
                            "rationale" in turn.flagged, blocked))

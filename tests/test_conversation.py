@@ -26,9 +26,14 @@ from negotiation.analysis import SpaceAnalysis
 from negotiation.cli import app
 from negotiation.cli.common import console
 from negotiation.cli.run import live_view
-from negotiation.conversation import conversation
+from negotiation.conversation import Utterance, conversation
 from negotiation.devtools.llm_server import Reply, ScriptedServer, reply_json
-from negotiation.render_conversation import ConversationStyle, conversation_view
+from negotiation.render_conversation import (
+    SHOWN_CHARACTERS,
+    ConversationStyle,
+    conversation_view,
+    turn_view,
+)
 from negotiation.scenario import load_scenario
 from negotiation.transcript import read_transcript
 from tests.llm_support import situation
@@ -265,6 +270,19 @@ def test_each_party_speaks_in_its_own_colour(rule_based: LlmRun) -> None:
                for party in scenario.party_ids}
     assert all(len(codes) == 1 for codes in colours.values()), colours
     assert colours["platform"] != colours["vendor"]
+
+
+def test_a_very_long_message_is_cut_on_screen_and_says_how_much_more_there_is() -> None:
+    turn = Utterance(round=0, party="vendor", kind="walk_away", message="word " * 2000,
+                     rationale="Too long.")
+    terminal = Console(width=100)
+    with terminal.capture() as capture:
+        terminal.print(turn_view(turn, ConversationStyle(["vendor"])))
+    shown = capture.get()
+    assert f"… (+{10_000 - SHOWN_CHARACTERS:,} characters: the transcript has them all)" in \
+        " ".join(shown.split())
+    assert shown.count("word") == SHOWN_CHARACTERS // len("word ")
+    assert "why: Too long." in shown
 
 
 # the human seat's view ---------------------------------------------------------------------
