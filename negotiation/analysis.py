@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from negotiation.events import CanonicalObject
 from negotiation.model import Organization, PublicScenario, Scenario
 from negotiation.scenario import scenario_digest
 from negotiation.utility import (
@@ -177,7 +178,8 @@ class SpaceAnalysis:
 
     @cached_property
     def scenario_json(self) -> dict[str, Any]:
-        return self.scenario.model_dump(mode="json")
+        # Every header embeds it: its canonical JSON is computed once, not once per run.
+        return CanonicalObject(self.scenario.model_dump(mode="json"))
 
     @cached_property
     def digest(self) -> str:

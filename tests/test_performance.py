@@ -1,0 +1,106 @@
+"""Performance work that must not change what a run records, nor carry results across runs."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+from pathlib import Path
+
+import anyio
+
+from agents.rule_based import _RANKINGS, Bidder
+from negotiation.analysis import SpaceAnalysis
+from negotiation.events import CanonicalObject, canonical_json, chain
+from negotiation.scenario import load_scenario
+from negotiation.seats import build_agents
+from negotiation.session import Negotiation
+from negotiation.transcript import TranscriptWriter, verify
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from bench_frontier import domain
+from compare_negmas import OurSide
+from floor import Floor
+from peer import same_moves
+
+
+def test_a_header_with_a_precomputed_scenario_hashes_like_a_plain_one() -> None:
+    scenario = load_scenario("platform-app-vendor").model_dump(mode="json")
+    record = {"seq": 0, "type": "header", "scenario": scenario, "seed": 3, "wall": {"at": "x"}}
+    precomputed = {**record, "scenario": CanonicalObject(scenario)}
+    plain_line = chain(dict(record), "0" * 64)
+    assert chain(precomputed, "0" * 64) == plain_line
+    assert plain_line.startswith(canonical_json({**record, "prev_hash": "0" * 64})[:-1])
+
+
+def test_runs_sharing_one_analysis_write_transcripts_that_verify(tmp_path: Path) -> None:
+    scenario = load_scenario("platform-app-vendor")
+    analysis = SpaceAnalysis(scenario)
+    specs = {party: "boulware" for party in scenario.party_ids}
+
+    async def run(seed: int) -> Path:
+        path = tmp_path / f"{seed}.jsonl"
+        with TranscriptWriter(path) as writer:
+            await Negotiation(scenario, analysis=analysis).run(
+                build_agents(specs, seed), seed=seed, writer=writer, specs=specs)
+        return path
+
+    paths = [anyio.run(run, seed) for seed in (1, 2)]
+    assert all(verify(path).ok for path in paths)
+
+
+def test_bidders_share_the_ranking_of_their_utility_function_but_not_their_state() -> None:
+    scenario = domain(100_000, 2)
+    side = OurSide(scenario, 100, warm=True)
+    side.run()
+    assert side.analysis is not None
+    function = side.analysis.functions[scenario.party_ids[0]]
+    ranking = _RANKINGS[function]
+    side.run()
+    assert _RANKINGS[function] is ranking  # per scenario: computed once
+    assert not ranking.ascending.flags.writeable  # and never written to
+    assert not ranking.ascending_utility.flags.writeable
+
+
+def test_a_warm_bidder_allocates_nothing_proportional_to_the_outcome_space() -> None:
+    # It used to gather all 10^6 utilities (8 MB) per agent per negotiation.
+    scenario = domain(1_000_000, 2)
+    analysis = SpaceAnalysis(scenario)
+    session = Negotiation(scenario, analysis=analysis).session(
+        {}, seed=0, writer=TranscriptWriter(None), specs={})
+    view = session.current_view()
+    Bidder(view)  # the first one ranks the outcomes, once per scenario
+    tracemalloc.start()
+    Bidder(view)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100_000
+
+
+def test_rankings_go_when_their_scenario_analysis_goes() -> None:
+    scenario = domain(1_000, 2)
+    side = OurSide(scenario, 100, warm=True)
+    side.run()
+    assert side.analysis is not None
+    before = len(_RANKINGS)
+    side.analysis = None
+    gc.collect()
+    assert len(_RANKINGS) <= before - 2
+
+
+def test_the_floor_loop_reaches_the_engines_agreement_in_the_same_round() -> None:
+    for parties in (2, 3):
+        scenario = domain(1_000, parties)
+        ours = OurSide(scenario, 100, warm=True).run()
+        assert ours[0] is not None
+        assert Floor(scenario, 100).run() == ours
+        assert OurSide(scenario, 100, warm=False).run(chain=False) == ours
+
+
+def test_the_benchmark_refuses_runs_that_did_different_work() -> None:
+    terms = {"i0": "v1"}
+    assert same_moves((terms, 5), (dict(terms), 5)) is None
+    assert "different agreements" in (same_moves((terms, 5), ({"i0": "v2"}, 5)) or "")
+    assert "different lengths" in (same_moves((terms, 5), (terms, 6)) or "")
+    assert "different agreements" in (same_moves((terms, 5), (None, 5)) or "")
