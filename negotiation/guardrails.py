@@ -31,7 +31,7 @@ from negotiation.checks.builtin import (
     red_line_text,
 )
 from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
-from negotiation.utility import InvalidOfferError, violates
+from negotiation.utility import FloatArray, InvalidOfferError, discount_factors, violates
 
 _RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
 
@@ -228,23 +228,27 @@ class Referee:
 
     def check_agreement(self, terms: dict[str, TermValue], proposer: str, rationale: str,
                         members: Sequence[str] | None = None, departed: Sequence[str] = (),
-                        composed: str | None = None) -> tuple[Verdict, dict[str, Any]]:
+                        composed: str | None = None, time: float = 0.0
+                        ) -> tuple[Verdict, dict[str, Any]]:
         """The verdict on an agreement and its full fairness report; for a sub-coalition
         (``departed`` non-empty) only its ``members`` count, and whoever left must get and
         pay nothing.  ``composed`` says how the protocol composed the terms when no party
-        proposed them (a mediator's text): then nobody owes a rationale."""
+        proposed them (a mediator's text): then nobody owes a rationale.  ``time`` is the
+        normalised time of the agreement: parties that discount judge it at u · d^t."""
         if departed:
             kept = list(members or [p for p in self.scenario.party_ids if p not in departed])
             verdict, report = self.for_members(kept).check_agreement(
-                terms, proposer, rationale, composed=composed)
+                terms, proposer, rationale, composed=composed, time=time)
             gone = self._departed(terms, departed)
             report = {**report, "members": kept, "departed": list(departed)}
             return (verdict.with_findings(gone) if gone else verdict), report
         outcome = self.space.index_of(terms)
         efficiency = self._efficiency(outcome)
-        report = self.report(outcome, efficiency=efficiency)
+        factors = self.discount_factors(time)
+        report = self.report(outcome, efficiency=efficiency, time=time)
         case = Case("agreement", proposer, rationale, terms, outcome, composed=composed,
-                    report=report, efficiency=efficiency)
+                    report=report, efficiency=efficiency,
+                    factors=None if factors is None else tuple(factors.tolist()))
         findings = [finding for check in self.checks
                     for finding in check.on_agreement(self, case)]
         return verdict_of("agreement", findings), report
@@ -253,13 +257,25 @@ class Referee:
         """Distance to the Pareto frontier and a dominating outcome, if any."""
         return self.analysis.efficiency(outcome)
 
-    def report(self, outcome: int, efficiency: tuple[float, int | None] | None = None
-               ) -> dict[str, Any]:
+    def discount_factors(self, time: float) -> FloatArray | None:
+        """Each organisation's d^t at normalised time ``time``; ``None`` if nobody
+        discounts (then every report reads exactly as before discounting existed)."""
+        if all(org.preferences.discount == 1.0 for org in self.organizations):
+            return None
+        return discount_factors([org.preferences for org in self.organizations], time)
+
+    def report(self, outcome: int, efficiency: tuple[float, int | None] | None = None,
+               time: float = 0.0) -> dict[str, Any]:
         """Every fairness and efficiency measure of one outcome (``efficiency``: the
-        result of ``_efficiency`` when the caller has it already)."""
+        result of ``_efficiency`` when the caller has it already).  When parties discount,
+        utilities, gains and the Nash and Kalai–Smorodinsky measures use the discounted
+        utility u · d^t at normalised time ``time`` (the report's ``discount`` says so);
+        the Pareto distance does not change (a positive factor per party keeps dominance)."""
         distance, better = efficiency or self._efficiency(outcome)
         analysis = self.analysis
-        utilities = analysis.utilities_of(outcome)
+        undiscounted = analysis.utilities_of(outcome)
+        factors = self.discount_factors(time)
+        utilities = undiscounted if factors is None else undiscounted * factors
         gains = utilities - analysis.reservation
         best_nash = analysis.best_nash_product
         # One point: plain floats beat numpy's per-call overhead here.
@@ -281,6 +297,16 @@ class Referee:
             "shares": self.share_report(self.space.terms(outcome)),
             "reference_points": {p.name: p.utilities for p in analysis.special_points()},
         }
+        if factors is not None:
+            report["discount"] = {
+                "time": round(time, 6),
+                "factors": {p: round(float(f), 6) for p, f in zip(parties, factors, strict=True)},
+                "undiscounted_utilities": {p: round(float(u), 6) for p, u in
+                                           zip(parties, undiscounted, strict=True)},
+                "note": "utilities, gains, the Nash product and the Kalai-Smorodinsky distance "
+                        "are discounted: u × d^t at the moment of agreement (t = "
+                        f"{time:.3f} of the deadline); reservation values are not",
+            }
         return report
 
     def _fair_shares(self) -> dict[str, dict[str, float]]:

@@ -278,6 +278,17 @@ class UtilityFunction:
         return self.of_outcome(self.space.index_of(terms))
 
 
+def discount_factor(discount: float, time: float) -> float:
+    """GENIUS's discounting: an agreement at normalised time ``t ∈ [0, 1]`` is worth
+    ``U(o) · d^t`` to a party with discount factor ``d`` (``d = 1``: no discounting)."""
+    return float(discount ** min(max(time, 0.0), 1.0))
+
+
+def discount_factors(preferences: Sequence[Preferences], time: float) -> FloatArray:
+    """``d_i^t`` for each party, in the order given."""
+    return np.array([discount_factor(p.discount, time) for p in preferences])
+
+
 def utility_functions(scenario: Scenario, space: OutcomeSpace | None = None
                       ) -> dict[str, UtilityFunction]:
     """Every organisation's utility function over one shared outcome space."""

@@ -75,6 +75,9 @@ class Case:
     #: An agreement's fairness report and (distance to the frontier, a dominating outcome).
     report: dict[str, Any] | None = None
     efficiency: tuple[float, int | None] | None = None
+    #: Each organisation's discount factor d^t at the moment of agreement (the referee's
+    #: organisations, in order); ``None`` when nobody discounts.
+    factors: tuple[float, ...] | None = None
 
 
 class Check:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from negotiation.checks.base import Case, Check, Finding, level_of
 from negotiation.model import Action, CheckLevel, RedLine
 from negotiation.terms import format_value
@@ -121,6 +123,10 @@ class IndividualRationality(Check):
         assert case.outcome is not None
         analysis = referee.analysis
         utilities = analysis.utilities_of(case.outcome)
+        discounted = ""
+        if case.factors is not None:
+            utilities = utilities * np.array(case.factors)
+            discounted = " (discounted at the moment of agreement)"
         findings = []
         for org, utility, reservation in zip(referee.organizations, utilities,
                                              analysis.reservation, strict=True):
@@ -128,8 +134,8 @@ class IndividualRationality(Check):
                 findings.append(Finding(
                     check=self.name, level=level_of(True, setting),
                     code="below_reservation",
-                    message=f"{org.name} would get {utility:.3f}, below its reservation "
-                            f"value {reservation:.3f}",
+                    message=f"{org.name} would get {utility:.3f}{discounted}, below its "
+                            f"reservation value {reservation:.3f}",
                     data={"party": org.id, "utility": round(float(utility), 6),
                           "reservation_value": float(reservation)}))
         if not findings:
