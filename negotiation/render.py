@@ -10,15 +10,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from negotiation.analysis import SpaceAnalysis
-from negotiation.conversation import terms_line
+from negotiation.conversation import terms_line, utterance
 from negotiation.events import Blocked, Outcome, Transcript, VerdictRecord
 from negotiation.model import Scenario
-from negotiation.render_conversation import KIND_STYLE
+from negotiation.render_conversation import KIND_STYLE, spoken
 from negotiation.safe_text import for_terminal, plain
 from negotiation.terms import format_value
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and the analysis load only where a space is analysed
+    from negotiation.analysis import SpaceAnalysis
     from negotiation.lifecycle import SignOffs
 
 
@@ -91,6 +91,9 @@ def outcome_view(scenario: Scenario, outcome: Outcome, agents: Mapping[str, str]
         parties.add_row(name, agent, f"{utility:.3f}", f"{reservation:.3f}",
                         Text(f"{gain:+.3f}", style=style))
     parts.append(parties)
+    discount = (outcome.fairness or {}).get("discount")
+    if isinstance(discount, Mapping):
+        parts.append(Text(f"Discounted: {plain(str(discount.get('note', '')))}", style="italic"))
     if outcome.verdict is not None:
         parts.append(verdict_view(outcome.verdict))
     return Group(*parts)
@@ -147,20 +150,19 @@ def profiles_view(scenario: Scenario) -> Table:
 
 
 def timeline_view(scenario: Scenario, transcript: Transcript) -> Table:
-    """Every move: round, proposer, terms, rationale and the referee's verdict."""
+    """Every move: round, proposer, terms, message, rationale (flagged text marked) and
+    the referee's verdict."""
     table = Table(title="Timeline", title_justify="left", show_lines=False)
     table.add_column("Round", justify="right")
     table.add_column("Party", style="bold")
     table.add_column("Move")
-    table.add_column("Terms / rationale")
+    table.add_column("Terms / message / rationale")
     table.add_column("Referee")
     styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
     for event in transcript.turns:
         action = event.action
-        detail = Text()
-        if event.terms is not None:
-            detail.append(short_terms(scenario, event.terms) + "\n")
-        detail.append(plain(action.rationale), style="italic dim")
+        lines = [Text(short_terms(scenario, event.terms))] if event.terms is not None else []
+        detail = Text("\n").join(lines + spoken(utterance(scenario, event)))
         verdict = event.verdict
         level = "blocked" if isinstance(event, Blocked) else verdict.level if verdict else ""
         table.add_row(for_terminal(event.round + 1), for_terminal(event.party),

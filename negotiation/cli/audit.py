@@ -49,7 +49,6 @@ def verify_command(
     folder, check every stage and the links between them.  A last line cut short by a crash
     is reported as interrupted ('negotiate resume' repairs it), not as tampering."""
     from negotiation import render
-    from negotiation.campaign.manifest import MANIFEST
     from negotiation.lifecycle import sign_offs
     from negotiation.signing import read_expected
 
@@ -61,7 +60,7 @@ def verify_command(
         if not checked_json["ok"]:
             raise typer.Exit(1)
         return
-    if transcript.is_dir() and not (transcript / MANIFEST).exists():
+    if transcript.is_dir() and not is_campaign(transcript):
         verify_folder(transcript)
         return
     if transcript.is_dir():
@@ -100,6 +99,16 @@ def verify_command(
     if head is not None:
         console.print(f"[bold green]OK[/] the recorded head {head[:16]}… is event "
                       f"{next(e.seq for e in events.events if e.hash == head)}")
+
+
+#: ``negotiation.campaign.MANIFEST``, named here so that verifying a run does not load the
+#: campaign package (tests/test_startup.py pins that the two agree).
+CAMPAIGN_MANIFEST = "campaign.json"
+
+
+def is_campaign(folder: Path) -> bool:
+    """Whether ``folder`` holds a campaign (its manifest)."""
+    return (folder / CAMPAIGN_MANIFEST).exists()
 
 
 def checked(path: Path) -> Verification:
@@ -155,13 +164,12 @@ def damage_reason(path: Path, result: Verification) -> str:
 def verify_folder(folder: Path) -> None:
     """Verify every transcript in a folder of ordinary runs, one line each; exit 1 when any
     fails, 2 when there is none."""
-    from negotiation.campaign.manifest import MANIFEST
     from negotiation.transcript import TranscriptError
 
     files = transcript_files(folder)
     if not files:
         raise UsageError(f"{folder} holds no transcripts (.jsonl) and is not a campaign "
-                         f"folder (no {MANIFEST})")
+                         f"folder (no {CAMPAIGN_MANIFEST})")
     failed = False
     for path in files:
         name = for_terminal(path.name)
@@ -209,7 +217,9 @@ def audit_problems(events: Transcript, expected: Expected | None,
 def report(
     transcript: Annotated[Path, typer.Argument(help="A transcript (.jsonl).")],
     plot: Annotated[Path | None, typer.Option(
-        help="Draw each party's offers over time in utility space to this PNG.")] = None,
+        help="Draw each party's offers over time in utility space to this PNG, and each "
+             "party's utility of each offer by round beside it (NAME.over-time.png).")
+    ] = None,
     conversation: Annotated[bool, typer.Option(
         "--conversation", help="Replay the run as a conversation: each party's moves, "
                                "messages and rationales, flagged and blocked text marked."
@@ -231,8 +241,8 @@ def report(
 
         emit({**report_object(transcript), "plot": None if plot is None else str(plot)})
         if plot is not None:
-            report_plot(transcript, plot)
-            error_console().print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+            for drawn in report_plot(transcript, plot):
+                error_console().print(f"Plot: [bold]{for_terminal(str(drawn))}[/]")
         return
     events = read_transcript(transcript)
     header = negotiation_of(events, transcript)
@@ -257,10 +267,11 @@ def report(
         console.print(render.signoff_view(sign_offs(events)))
     if plot is not None:
         from negotiation.analysis import SpaceAnalysis
-        from negotiation.plots import plot_trace
+        from negotiation.plots import plot_run
 
-        plot_trace(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
-        console.print(f"Plot: [bold]{for_terminal(str(plot))}[/]")
+        for drawn in plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities,
+                              plot):
+            console.print(f"Plot: [bold]{for_terminal(str(drawn))}[/]")
 
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from negotiation.cli.audit import (
+    CAMPAIGN_MANIFEST,
     audit_problems,
     checked,
     damage_reason,
     interrupted,
+    is_campaign,
     looks_like_transcript,
     rounds_of,
     transcript_files,
@@ -31,10 +33,9 @@ def verify_object(target: Path, signatories: list[Path] | None, head: str | None
                   ) -> dict[str, Any]:
     """``verify --json``: ``{"path", "kind", "ok", "problems", "transcripts": [...]}`` for
     a transcript, a folder of runs or a campaign folder alike."""
-    from negotiation.campaign.manifest import MANIFEST
     from negotiation.signing import read_expected
 
-    if target.is_dir() and (target / MANIFEST).exists():
+    if target.is_dir() and is_campaign(target):
         from negotiation.campaign import verify_campaign
 
         problems = verify_campaign(target)
@@ -44,7 +45,7 @@ def verify_object(target: Path, signatories: list[Path] | None, head: str | None
         paths = transcript_files(target)
         if not paths:
             raise UsageError(f"{target} holds no transcripts (.jsonl) and is not a campaign "
-                             f"folder (no {MANIFEST})")
+                             f"folder (no {CAMPAIGN_MANIFEST})")
         results = [_one(path, None, None, skip_strangers=True) for path in paths]
         return {"path": str(target), "kind": "folder",
                 "ok": all(r["ok"] or r["state"] == "skipped" for r in results),
@@ -120,17 +121,18 @@ def report_object(path: Path) -> dict[str, Any]:
     }
 
 
-def report_plot(path: Path, plot: Path) -> None:
-    """``report --plot`` beside ``--json``: the offers over time, drawn to ``plot``."""
+def report_plot(path: Path, plot: Path) -> tuple[Path, Path]:
+    """``report --plot`` beside ``--json``: the offers over time, drawn to ``plot``, and the
+    utility of each offer by round beside it."""
     from negotiation.analysis import SpaceAnalysis
-    from negotiation.plots import plot_trace
+    from negotiation.plots import plot_run
     from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
     events = read_transcript(path)
     scenario = embedded_scenario(negotiation_of(events, path))
     outcome = events.outcome
     assert outcome is not None, "report_object refused a run without an outcome"
-    plot_trace(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
+    return plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
 
 
 def transcripts_object(folder: Path) -> dict[str, Any]:
