@@ -2,7 +2,8 @@
 
 Built from the transcript alone.  Markdown comes from a Jinja2 template; HTML is that
 Markdown rendered by markdown-it-py, wrapped in one self-contained page with its style
-sheet inline and the utility-space plot embedded as a data URI.
+sheet inline and the plots (offers in utility space, each party's utility of each offer by
+round) embedded as data URIs.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def _signed_by(signatures: Sequence[Signature]) -> _Markdown:
         for s in signatures))
 
 
-def charter_context(path: Path, plot: str | None, conversation_section: bool = True
-                    ) -> dict[str, Any]:
+def charter_context(path: Path, plot: str | None, conversation_section: bool = True,
+                    time_plot: str | None = None) -> dict[str, Any]:
     events = read_transcript(path)
     header, status = negotiation_of(events, path), status_of(events)
     if status is Status.TAMPERED:
@@ -125,30 +126,35 @@ def charter_context(path: Path, plot: str | None, conversation_section: bool = T
         "signed_by": _signed_by(signed.signatures),
         "missing": signed.missing() if signed.decision is None else {},
         "transcript_name": path.name, "head_hash": events.head_hash,
-        "plot": plot, "conversation": conversation(scenario, events.events),
+        "plot": plot, "time_plot": time_plot,
+        "conversation": conversation(scenario, events.events),
         "conversation_section": conversation_section,
     }
 
 
-def _plot_png(path: Path) -> bytes:
-    from negotiation.plots import plot_trace  # matplotlib loads only when a plot is drawn
+def _plot_pngs(path: Path) -> tuple[bytes, bytes]:
+    """The offers in utility space and each party's utility of each offer by round."""
+    # matplotlib loads only when a plot is drawn
+    from negotiation.plots import plot_trace, plot_utility_over_time
 
     events = read_transcript(path)
     scenario = embedded_scenario(negotiation_of(events, path))
     outcome = events.outcome
+    agreement = outcome.utilities if outcome is not None else None
+    analysis = SpaceAnalysis(scenario)
     with tempfile.TemporaryDirectory() as folder:
-        target = Path(folder) / "plot.png"
-        plot_trace(SpaceAnalysis(scenario), events.proposals,
-                   outcome.utilities if outcome is not None else None, target)
-        return target.read_bytes()
+        trace, over_time = Path(folder) / "plot.png", Path(folder) / "over-time.png"
+        plot_trace(analysis, events.proposals, agreement, trace)
+        plot_utility_over_time(analysis, events.proposals, agreement, over_time)
+        return trace.read_bytes(), over_time.read_bytes()
 
 
 def render_markdown(path: Path, plot: str | None = None,
-                    conversation_section: bool = True) -> str:
+                    conversation_section: bool = True, time_plot: str | None = None) -> str:
     """The charter in Markdown; its last section replays the conversation unless
     ``conversation_section`` is off (the HTML page folds it into ``<details>`` instead)."""
     return _ENVIRONMENT.get_template("charter.md.j2").render(
-        charter_context(path, plot, conversation_section))
+        charter_context(path, plot, conversation_section, time_plot))
 
 
 def _conversation_html(path: Path, render: MarkdownIt) -> str:
@@ -186,9 +192,10 @@ details.conversation li { margin: .3rem 0; }
 
 
 def render_html(path: Path) -> str:
-    image = base64.b64encode(_plot_png(path)).decode()
-    markdown = render_markdown(path, plot=f"data:image/png;base64,{image}",
-                               conversation_section=False)
+    trace, over_time = (base64.b64encode(png).decode() for png in _plot_pngs(path))
+    markdown = render_markdown(path, plot=f"data:image/png;base64,{trace}",
+                               conversation_section=False,
+                               time_plot=f"data:image/png;base64,{over_time}")
     # Raw HTML off, no linkify: what data could smuggle in is shown, never obeyed.
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
     body = renderer.render(markdown) + _conversation_html(path, renderer)
@@ -209,6 +216,10 @@ def write_charter(path: Path, fmt: Format, out: Path | None = None) -> Path:
     if fmt == "html":
         return files.write_file(target, render_html(path), replace=True)
     plot_file = target.with_suffix(".png")
-    files.refuse_symlink(target)  # before the plot is written: refuse the pair up front
-    files.write_file(plot_file, _plot_png(path), replace=True)
-    return files.write_file(target, render_markdown(path, plot=plot_file.name), replace=True)
+    time_file = plot_file.with_name(f"{plot_file.stem}.over-time.png")
+    files.refuse_symlink(target)  # before the plots are written: refuse the set up front
+    trace, over_time = _plot_pngs(path)
+    files.write_file(plot_file, trace, replace=True)
+    files.write_file(time_file, over_time, replace=True)
+    return files.write_file(target, render_markdown(path, plot=plot_file.name,
+                                                    time_plot=time_file.name), replace=True)

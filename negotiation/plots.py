@@ -99,35 +99,101 @@ def plot_space(analysis: SpaceAnalysis, path: Path) -> Path:
 
 def plot_trace(analysis: SpaceAnalysis, proposals: Sequence[Move],
                agreement: Mapping[str, float] | None, path: Path) -> Path:
-    """Each party's offers over time, drawn in utility space on top of the frontier."""
+    """Each party's offers over time, drawn in utility space on top of the frontier.
+
+    Two parties: one panel.  More: small multiples, one row per proposer and one column per
+    pair of parties, so each panel holds a single path instead of every party's at once."""
     parties = analysis.parties
     pairs = _pairs(parties)
-    figure, axes = _grid(len(pairs))
     colours = colormaps["tab10"]
-    for ax, (i, j) in zip(axes, pairs, strict=True):
-        front = analysis.frontier_utilities
-        ax.scatter(front[:, i], front[:, j], s=6, c="#c8d6ea", label="Pareto frontier")
-        for k, party in enumerate(parties):
-            own = [p.utilities for p in proposals if p.party == party and p.utilities]
-            if not own:
-                continue
-            xs = [u[parties[i]] for u in own]
-            ys = [u[parties[j]] for u in own]
-            ax.plot(xs, ys, "-o", ms=3, lw=1, c=colours(k), alpha=0.8,
-                    label=f"offers by {party}")
-        if agreement is not None:
-            ax.scatter(agreement[parties[i]], agreement[parties[j]], s=160, marker="*",
-                       c="gold", edgecolors="black", zorder=6, label="agreement")
-        ax.axvline(analysis.reservation[i], ls="--", c="#b04040", lw=1)
-        ax.axhline(analysis.reservation[j], ls="--", c="#b04040", lw=1)
-        ax.set_xlabel(f"utility of {parties[i]}")
-        ax.set_ylabel(f"utility of {parties[j]}")
-        ax.set_xlim(-0.02, 1.02)
-        ax.set_ylim(-0.02, 1.02)
-    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
+    proposers = [party for party in parties
+                 if any(p.party == party and p.utilities for p in proposals)]
+    rows: list[list[str]] = [proposers] if len(parties) == 2 else [[p] for p in proposers]
+    figure, grid = _rows_of_panels(max(len(rows), 1), len(pairs))
+    front = analysis.frontier_utilities
+    for row, shown in zip(grid, rows or [[]], strict=True):
+        for ax, (i, j) in zip(row, pairs, strict=True):
+            ax.scatter(front[:, i], front[:, j], s=6, c="#c8d6ea", label="Pareto frontier")
+            for party in shown:
+                own = [p.utilities for p in proposals if p.party == party and p.utilities]
+                xs = [u[parties[i]] for u in own]
+                ys = [u[parties[j]] for u in own]
+                colour = colours(parties.index(party))
+                ax.plot(xs, ys, "-o", ms=3, lw=1, c=colour, alpha=0.8,
+                        label=f"offers by {for_plot(party)}")
+                ax.scatter(xs[:1], ys[:1], s=40, marker="s", c=[colour], edgecolors="black",
+                           zorder=5, label="first offer" if party == shown[0] else None)
+            if agreement is not None:
+                ax.scatter(agreement[parties[i]], agreement[parties[j]], s=160, marker="*",
+                           c="gold", edgecolors="black", zorder=6, label="agreement")
+            ax.axvline(analysis.reservation[i], ls="--", c="#b04040", lw=1)
+            ax.axhline(analysis.reservation[j], ls="--", c="#b04040", lw=1)
+            ax.set_xlabel(f"utility of {for_plot(parties[i])}")
+            ax.set_ylabel(f"utility of {for_plot(parties[j])}")
+            ax.set_xlim(-0.02, 1.02)
+            ax.set_ylim(-0.02, 1.02)
+            if len(rows) > 1:
+                ax.set_title(f"offers by {for_plot(shown[0])}", fontsize=9)
+        row[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
     figure.suptitle(f"Offers over time\n{for_plot(analysis.scenario.title)}", fontsize=10)
     figure.tight_layout()
     return save_png(figure, path)
+
+
+def _rows_of_panels(rows: int, columns: int) -> tuple[Figure, list[list[Axes]]]:
+    figure = Figure(figsize=(4.4 * columns + 0.8, 4.0 * rows + 0.8))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    return figure, [list(row) for row in axes]
+
+
+def over_time_path(path: Path) -> Path:
+    """Where the utility-over-time plot goes beside the offer plot at ``path``
+    (``run.png`` → ``run.over-time.png``)."""
+    return path.with_name(f"{path.stem}.over-time{path.suffix or '.png'}")
+
+
+def plot_utility_over_time(analysis: SpaceAnalysis, proposals: Sequence[Move],
+                           agreement: Mapping[str, float] | None, path: Path) -> Path:
+    """One panel per party: its utility of each offer by round, one line per proposer,
+    its reservation value as a dashed line and the agreement as a star after the last
+    offer (small multiples: three or more parties stay readable)."""
+    parties = analysis.parties
+    colours = colormaps["tab10"]
+    figure, axes = _grid(len(parties))
+    rounds = [p.round for p in proposals] or [1]
+    first_round, last_round = min(rounds), max(rounds)
+    for k, (ax, party) in enumerate(zip(axes, parties, strict=True)):
+        for proposer_index, proposer in enumerate(parties):
+            own = [p for p in proposals if p.party == proposer and p.utilities]
+            if own:
+                ax.plot([p.round for p in own],
+                        [p.utilities[party] for p in own if p.utilities], marker="o", ms=3,
+                        lw=1.2 if proposer == party else 1.0,
+                        ls="-" if proposer == party else "--", c=colours(proposer_index),
+                        label=f"offers by {for_plot(proposer)}")
+        ax.axhline(analysis.reservation[k], ls=":", c="#b04040", lw=1.2,
+                   label="reservation value")
+        if agreement is not None:
+            ax.scatter([last_round], [agreement[party]], s=180, marker="*", c="gold",
+                       edgecolors="black", zorder=6, label="agreement")
+        ax.set_title(f"utility of {for_plot(party)}", fontsize=10)
+        ax.set_xlabel("round")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlim(first_round - 0.5, last_round + 0.5)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="lower left", fontsize=7, framealpha=0.9)
+    figure.suptitle(f"Utility of each offer by round\n{for_plot(analysis.scenario.title)}",
+                    fontsize=10)
+    figure.tight_layout()
+    return save_png(figure, path)
+
+
+def plot_run(analysis: SpaceAnalysis, proposals: Sequence[Move],
+             agreement: Mapping[str, float] | None, path: Path) -> tuple[Path, Path]:
+    """``report --plot``: the offers in utility space at ``path`` and each party's utility
+    of each offer by round beside it (:func:`over_time_path`)."""
+    return (plot_trace(analysis, proposals, agreement, path),
+            plot_utility_over_time(analysis, proposals, agreement, over_time_path(path)))
 
 
 def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:
