@@ -28,11 +28,13 @@ from protocols.base import ProtocolState
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One public move: who did what, in which round."""
+    """One public move: who did what, in which round, and which of its texts
+    (``rationale``, ``message``) the referee flagged as instruction-like (policy warn)."""
 
     round: int
     party: str
     action: Action
+    flagged: tuple[str, ...] = ()
 
 
 class History(Sequence[Move]):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -21,6 +21,7 @@ import anyio
 from agents import Agent, History, Memory, Move, View
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
+from negotiation.checks.base import Finding
 from negotiation.events import TURNS, EventType
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
 from negotiation.model import ACTION, Action, Agreement, Offer, Propose, Scenario, TermValue
@@ -288,7 +289,8 @@ class Session:
                                           "error": f"{type(error).__name__}: {error}"})
             return
         self.record(EventType.MOVE, body)
-        self.moves.append(Move(round=body["round"], party=party, action=action))
+        self.moves.append(Move(round=body["round"], party=party, action=action,
+                               flagged=_flagged_fields(flagged)))
         text = self._published
         if text is not None:
             self.record(EventType.MEDIATOR_TEXT, {
@@ -401,6 +403,11 @@ def _without_credentials(url: str) -> str:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
+    """The texts of a move (``rationale``, ``message``) that the text checks flagged."""
+    return tuple(sorted({str(finding.data.get("field", "message")) for finding in findings}))
 
 
 def _drain_calls(agent: Agent) -> list[dict[str, Any]]:
