@@ -6,9 +6,9 @@ strings, numbers stay numbers, and a split becomes a label such as ``"platform=3
 (NegMAS outcomes are tuples of hashable values).  The utility function is NegMAS's
 ``LinearAdditiveUtilityFunction`` with the organisation's weights and one value table per
 issue (Keeney & Raiffa 1976: ``U(o) = Σ_i w_i · v_i(o_i)``), so it equals our own utility on
-every outcome; the reservation value is its ``reserved_value``.  Outcomes that cross one of the
-organisation's red lines are worth ``RED_LINE_UTILITY``, below any reservation value, so a
-NegMAS negotiator neither offers nor accepts them.
+every outcome, wrapped so that outcomes crossing one of the organisation's red lines are worth
+``RED_LINE_UTILITY``, below any reservation value (a NegMAS negotiator neither offers nor
+accepts them); the reservation value is its ``reserved_value``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from negmas.sao import ResponseType, SAOMechanism, SAONegotiator, SAOState
 from negotiation.model import Offer, Preferences, RedLine, TermValue
 from negotiation.utility import OutcomeSpace, UtilityFunction, violates
 
-__all__ = ["RED_LINE_UTILITY", "AbsentParty", "Domain", "ResponseType", "Table",
+__all__ = ["RED_LINE_UTILITY", "AbsentParty", "Domain", "ResponseType", "Table", "Valuation",
            "mechanism_state", "utility_function", "value_label"]
 
 #: What an outcome crossing one of the organisation's red lines is worth to its negotiator.
@@ -71,45 +71,57 @@ class Domain:
         return self.space.offer(self.space.index_of(terms))
 
 
-def utility_function(domain: Domain, utility: UtilityFunction, preferences: Preferences,
-                     red_lines: Sequence[RedLine] = (),
-                     blocked: Collection[Outcome] = ()) -> Any:
-    """The organisation's NegMAS utility function (see the module docstring).
+class Valuation:
+    """One organisation's utility of a NegMAS outcome: its linear-additive utility, or
+    ``RED_LINE_UTILITY`` for an outcome that crosses a red line or that the referee refused.
 
-    ``red_lines`` are other parties' red lines the referee disclosed and ``blocked`` the
-    outcomes it refused: both are worth ``RED_LINE_UTILITY`` too, so the negotiator learns
-    from a blocked proposal as our own agents do."""
-    values = {}
-    for issue, issue_values, weight, table in zip(domain.space.issues, domain.space.values,
-                                                  utility.weights, utility.tables, strict=True):
-        scores = table / weight if weight > 0 else np.zeros(len(issue_values))
-        values[issue.id] = TableFun({value_label(v): float(s)
-                                     for v, s in zip(issue_values, scores, strict=True)})
-    weights = {issue.id: float(w) for issue, w in zip(domain.space.issues, utility.weights,
-                                                      strict=True)}
-    additive = LinearAdditiveUtilityFunction(
-        values, weights=weights, outcome_space=domain.outcome_space,
-        reserved_value=preferences.reservation_value)
-    lines = [*preferences.red_lines, *red_lines]
-    if not lines and not blocked:
-        return additive
-    allowed = [{value_label(v) for v in values
-                if not any(violates(line, {issue.id: v}) for line in lines
-                           if line.issue == issue.id)}
-               for issue, values in zip(domain.space.issues, domain.space.values, strict=True)]
-    refused = frozenset(blocked)
+    It learns: :meth:`forbid` adds red lines the referee disclosed and refused outcomes, as
+    our own agents do after a blocked proposal."""
 
-    def within_red_lines(outcome: Outcome | None) -> float:
+    def __init__(self, domain: Domain, utility: UtilityFunction,
+                 preferences: Preferences) -> None:
+        values = {}
+        for issue, issue_values, weight, table in zip(domain.space.issues, domain.space.values,
+                                                      utility.weights, utility.tables,
+                                                      strict=True):
+            scores = table / weight if weight > 0 else np.zeros(len(issue_values))
+            values[issue.id] = TableFun({value_label(v): float(s)
+                                         for v, s in zip(issue_values, scores, strict=True)})
+        weights = {issue.id: float(w)
+                   for issue, w in zip(domain.space.issues, utility.weights, strict=True)}
+        self.additive = LinearAdditiveUtilityFunction(
+            values, weights=weights, outcome_space=domain.outcome_space,
+            reserved_value=preferences.reservation_value)
+        self.reservation_value = preferences.reservation_value
+        self._space = domain.space
+        self._allowed = [{value_label(v) for v in values} for values in domain.space.values]
+        self._refused: set[Outcome] = set()
+        self.forbid(preferences.red_lines)
+
+    def forbid(self, red_lines: Sequence[RedLine], outcomes: Collection[Outcome] = ()) -> None:
+        for issue, values, allowed in zip(self._space.issues, self._space.values,
+                                          self._allowed, strict=True):
+            for line in red_lines:
+                if line.issue == issue.id:
+                    allowed -= {value_label(v) for v in values
+                                if violates(line, {issue.id: v})}
+        self._refused.update(tuple(outcome) for outcome in outcomes)
+
+    def __call__(self, outcome: Sequence[Any] | None) -> float:
         if outcome is None:
-            return float(preferences.reservation_value)
+            return float(self.reservation_value)
         outcome = tuple(outcome)
-        if outcome in refused or any(value not in keep
-                                     for value, keep in zip(outcome, allowed, strict=True)):
+        if outcome in self._refused or any(
+                value not in allowed
+                for value, allowed in zip(outcome, self._allowed, strict=True)):
             return RED_LINE_UTILITY
-        return float(additive(outcome))
+        return float(self.additive(outcome))
 
-    return MappingUtilityFunction(within_red_lines, outcome_space=domain.outcome_space,
-                                  reserved_value=preferences.reservation_value)
+
+def utility_function(domain: Domain, valuation: Valuation) -> Any:
+    """An organisation's NegMAS utility function over ``valuation`` (its ``mapping``)."""
+    return MappingUtilityFunction(valuation, outcome_space=domain.outcome_space,
+                                  reserved_value=valuation.reservation_value)
 
 
 class AbsentParty(SAONegotiator):  # type: ignore[misc]

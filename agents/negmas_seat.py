@@ -25,13 +25,14 @@ import functools
 import inspect
 import random
 import re
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from agents import StrategyError
 from agents.base import View, derive_seed
-from negotiation.errors import InputError
-from negotiation.model import Accept, Action, Offer, Propose, RedLine, WalkAway
+from negotiation.model import Accept, Action, Offer, Propose, WalkAway
 from negotiation.terms import describe_change
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ _NOT_SEATS = frozenset({"SAONegotiator", "SAOPRNegotiator", "SAOCallNegotiator",
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-class NegMASSeatError(InputError):
+class NegMASSeatError(StrategyError):
     """A ``negmas:NAME`` seat that cannot be made: NegMAS missing, or an unknown NAME."""
 
 
@@ -109,11 +110,12 @@ def describe(cls: type) -> str:
 
 def catalogue_rows() -> list[tuple[str, str, str]]:
     """``agents list`` rows: each seatable NegMAS negotiator, or how to install NegMAS."""
-    version = negmas_version()
-    if version is None:
+    try:
+        classes = negotiator_classes()
+    except NegMASSeatError:
         return [(f"{PREFIX}NAME", "not installed", f"NegMAS's negotiators as seats: {INSTALL}")]
-    return [(f"{PREFIX}{name}", f"NegMAS {version}", describe(cls))
-            for name, cls in negotiator_classes().items()]
+    return [(f"{PREFIX}{name}", f"NegMAS {negmas_version()}", describe(cls))
+            for name, cls in classes.items()]
 
 
 class NegMASSeat:
@@ -129,8 +131,6 @@ class NegMASSeat:
         self._seen = 0
         self._round: int | None = None
         self._last_offer: Offer | None = None
-        self._red_lines: list[RedLine] = []
-        self._blocked: set[tuple[Any, ...]] = set()
 
     @property
     def negotiator(self) -> Any:
@@ -162,10 +162,11 @@ class NegMASSeat:
             random.setstate(saved)
 
     def _sit_down(self, view: View) -> None:
-        from agents.negmas_domain import Domain, Table, utility_function
+        from agents.negmas_domain import Domain, Table, Valuation, utility_function
 
         self._domain = Domain.of(view.space, view.scenario.id)
-        ufun = utility_function(self._domain, view.utility, view.preferences)
+        ufun = utility_function(self._domain,
+                                Valuation(self._domain, view.utility, view.preferences))
         self._negotiator = self.negotiator_class(id=view.party, name=view.party)
         self._table = Table(self._domain, view.state.parties, view.party, self._negotiator,
                             ufun, n_steps=view.state.max_rounds)
@@ -173,15 +174,20 @@ class NegMASSeat:
 
     def _learn(self, view: View) -> None:
         """The referee blocked our last proposal: from now on it and every outcome crossing
-        the red lines the referee disclosed are worth nothing to the negotiator."""
+        the red lines the referee disclosed are worth nothing to the negotiator.  It gets a
+        new utility function object (``set_preferences``): negotiators that cache their
+        ranking of outcomes re-rank only for a new one, although NegMAS 0.16 calls the swap
+        deprecated (a warning this call silences)."""
         from agents.negmas_domain import utility_function
 
         assert self._domain is not None and view.feedback is not None
-        self._red_lines.extend(view.feedback.red_lines)
-        if self._last_offer is not None:
-            self._blocked.add(self._domain.outcome(self._last_offer))
-        self._negotiator.set_preferences(utility_function(
-            self._domain, view.utility, view.preferences, self._red_lines, self._blocked))
+        valuation = self._negotiator.ufun.mapping
+        valuation.forbid(view.feedback.red_lines,
+                         [] if self._last_offer is None
+                         else [self._domain.outcome(self._last_offer)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._negotiator.set_preferences(utility_function(self._domain, valuation))
 
     def _state(self, view: View) -> Any:
         from agents.negmas_domain import mechanism_state
