@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -27,8 +27,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from agents.budget import Budget
 from negotiation import files
-from negotiation.engine import is_llm, new_llm_run, open_run
+from negotiation.engine import LLMOptions, is_llm, new_llm_run, open_run
 from negotiation.errors import InputError
 from negotiation.events import EventType
 from negotiation.model import Scenario
@@ -37,11 +38,12 @@ from negotiation.registry import strategy_problem
 from negotiation.scenario import ScenarioError, load_scenario, resolve_scenario_path
 from negotiation.strict_yaml import StrictYamlError, load_yaml, read_data_file
 from negotiation.transcript import drop_torn_tail
+from negotiation.usage import usage_by_party
 
 #: Columns compared by ``--expect``: everything deterministic (wall time is not).
 DETERMINISTIC = ["job", "scenario", "seed", "seats", "status", "reason", "rounds",
                  "utilities", "gains", "welfare", "nash_ratio", "ks_distance", "blocked",
-                 "warnings", "tokens", "cost_usd"]
+                 "warnings", "tokens", "cost_usd", "seat_usage"]
 COLUMNS = [*DETERMINISTIC, "wall_seconds"]
 _HEADER = ",".join(COLUMNS)
 
@@ -85,6 +87,13 @@ class Job:
     seed: int
     rounds: int | None
     plugins: tuple[str, ...] = ()  # the command line's --plugin specs, for worker processes
+    #: The price table (model, input, output USD per 1M tokens) for LLM seats' cost.
+    prices: tuple[tuple[str, float, float], ...] = ()
+
+    def llm_options(self) -> LLMOptions:
+        """A budget that only prices the calls (a tournament sets no limits)."""
+        return LLMOptions(budget=Budget(prices={model: (price_in, price_out)
+                                                for model, price_in, price_out in self.prices}))
 
     @property
     def key(self) -> str:
@@ -163,7 +172,7 @@ def run_batch(batch: Sequence[Job]) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         llm_run = None
         if any(is_llm(spec) for job in batch for _, spec in job.seats):
-            llm_run = new_llm_run()
+            llm_run = new_llm_run(batch[0].llm_options())  # one table for a tournament
         try:
             async with anyio.create_task_group() as group:
                 async def one(job: Job) -> None:
@@ -188,7 +197,7 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
     specs = dict(job.seats)
     start = time.perf_counter()
     async with open_run(scenario, agents=specs, seed=job.seed, rounds=job.rounds,
-                        llm_run=llm_run) as run:
+                        llm_run=llm_run, llm=job.llm_options()) as run:
         result = await run.play()
     writer = run.writer
     elapsed = time.perf_counter() - start
@@ -212,6 +221,11 @@ async def _run_job(job: Job, llm_run: Any) -> dict[str, Any]:
         "tokens": sum(c.get("prompt_tokens", 0) + c.get("completion_tokens", 0)
                       for c in calls),
         "cost_usd": round(sum(c.get("cost_usd") or 0.0 for c in calls), 8),
+        "seat_usage": json.dumps({party: {"calls": used.calls, "tokens_in": used.tokens_in,
+                                          "tokens_out": used.tokens_out,
+                                          "cost_usd": used.cost_usd if used.cost_known
+                                          else None}
+                                  for party, used in sorted(usage_by_party(calls).items())}),
         "wall_seconds": round(elapsed, 6),
     }
 
@@ -228,6 +242,9 @@ def check_result_file(csv_path: Path) -> bool:
     with csv_path.open("rb") as handle:
         first = handle.readline()
     if first.rstrip(b"\r\n") != _HEADER.encode():
+        if first.startswith(b"job,scenario,"):
+            raise TournamentError(f"{csv_path} holds results with other columns (an older "
+                                  "version's); it is left as it is. Choose another --out")
         raise TournamentError(f"{csv_path} exists and is not a tournament result file (its "
                               "first line is not the result header); it is left as it is. "
                               "Choose another --out, or remove it")
@@ -332,7 +349,7 @@ def _parquet_schema(pa: Any) -> Any:
              "reason": text, "rounds": integer, "utilities": text, "gains": text,
              "welfare": number, "nash_ratio": number, "ks_distance": number,
              "blocked": integer, "warnings": integer, "tokens": integer, "cost_usd": number,
-             "wall_seconds": number}
+             "seat_usage": text, "wall_seconds": number}
     return pa.schema([(column, types[column]) for column in COLUMNS])
 
 
@@ -340,14 +357,18 @@ def run_tournament(config: TournamentConfig, csv_path: Path, *, workers: int | N
                    parquet: bool = True,
                    progress: Callable[[int, int], None] | None = None,
                    backend: str = "process", address: str | None = None,
-                   concurrency: int = 1) -> int:
+                   concurrency: int = 1,
+                   prices: Mapping[str, tuple[float, float]] | None = None) -> int:
     """Run every job not yet in ``csv_path``; return how many ran.  Results stream to disk
     as they finish; at most a few jobs per worker are in flight at any time.
 
     ``backend="ray"`` runs the jobs as Ray tasks (``address`` of a cluster, or a local Ray
     instance by default) and writes the same rows.  ``concurrency`` > 1 runs that many
-    negotiations at once inside each worker (for LLM-bound runs, which mostly wait)."""
-    pending = [job for job in jobs(config) if job.key not in done_jobs(csv_path)]
+    negotiations at once inside each worker (for LLM-bound runs, which mostly wait).
+    ``prices`` (model: input, output USD per 1M tokens) give LLM seats' calls a cost."""
+    table = tuple((model, *pair) for model, pair in sorted((prices or {}).items()))
+    pending = [replace(job, prices=table) for job in jobs(config)
+               if job.key not in done_jobs(csv_path)]
     sink = ResultSink(csv_path, parquet=parquet)
     workers = workers or os.cpu_count() or 1
     finished = 0
@@ -439,6 +460,9 @@ class Standing:
     mean_gain: float
     low: float
     high: float
+    #: What the strategy's LLM seats used in all (0 for rule-based strategies).
+    tokens: int = 0
+    cost_usd: float = 0.0
 
 
 #: Resampled values drawn at once: bounds the bootstrap's memory whatever the data's size.
@@ -474,10 +498,17 @@ def leaderboard(rows: Sequence[Mapping[str, str]]) -> list[Standing]:
     the bootstrap intervals do not depend on the order of the CSV's rows."""
     gains: dict[str, list[float]] = {}
     agreements: dict[str, list[bool]] = {}
+    tokens: dict[str, int] = {}
+    costs: dict[str, float] = {}
     for row in sorted(rows, key=lambda row: (row["job"], sorted(row.items()))):
         seats: dict[str, str] = json.loads(row["seats"])
         row_gains: dict[str, float] = json.loads(row["gains"])
         agreed = row["status"] == "agreement"
+        usage: dict[str, dict[str, Any]] = json.loads(row.get("seat_usage") or "{}")
+        for party, used in usage.items():
+            strategy = seats.get(party, party)
+            tokens[strategy] = tokens.get(strategy, 0) + used["tokens_in"] + used["tokens_out"]
+            costs[strategy] = costs.get(strategy, 0.0) + (used["cost_usd"] or 0.0)
         for party, strategy in sorted(seats.items()):
             gains.setdefault(strategy, []).append(row_gains[party] if agreed else 0.0)
             agreements.setdefault(strategy, []).append(agreed)
@@ -485,7 +516,8 @@ def leaderboard(rows: Sequence[Mapping[str, str]]) -> list[Standing]:
     for strategy, values in gains.items():
         low, high = bootstrap_ci(values)
         standings.append(Standing(strategy, len(values), float(np.mean(agreements[strategy])),
-                                  float(np.mean(values)), low, high))
+                                  float(np.mean(values)), low, high,
+                                  tokens.get(strategy, 0), round(costs.get(strategy, 0.0), 8)))
     return sorted(standings, key=lambda s: (-s.mean_gain, s.strategy))
 
 
@@ -502,6 +534,8 @@ def compare_with_golden(csv_path: Path, golden: Path) -> list[str]:
                     for job in sorted(got.keys() - expected.keys())]
     for job in sorted(expected.keys() & got.keys()):
         for column in DETERMINISTIC:
+            if column not in expected[job]:
+                continue  # a golden file from before the column existed
             if expected[job].get(column) != got[job].get(column):
                 differences.append(f"{job}: {column} expected {expected[job].get(column)!r}, "
                                    f"got {got[job].get(column)!r}")

@@ -64,3 +64,46 @@ def test_usage_sums_each_partys_calls_attempts_tokens_and_cost(
 def test_a_run_without_llm_agents_has_no_usage() -> None:
     assert usage_by_party([{"type": "move", "party": "a"}]) == {}
     assert total_usage({}) == Usage()
+
+
+def test_a_tournament_prices_each_llm_seat_and_its_leaderboard_shows_tokens_and_cost(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from negotiation.cli import app
+    from negotiation.tournament import read_rows
+
+    scenario = load_scenario("platform-app-vendor")
+    nash = SpaceAnalysis(scenario).nash
+    assert nash is not None
+    config = tmp_path / "llm.yaml"
+    config.write_text("scenarios: [platform-app-vendor]\nlineups: [[boulware, llm:scripted]]\n"
+                      "role_swaps: false\nseeds: 2\nrounds: 3\n")
+    prices = tmp_path / "prices.yaml"
+    prices.write_text("scripted: {input: 1.0, output: 2.0}\n")
+    out = tmp_path / "results.csv"
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ScriptedServer(fair_dealer(nash.terms, accept_above=2.0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        done = CliRunner().invoke(app, [
+            "tournament", str(config), "--prices", str(prices), "--out", str(out),
+            "--workers", "1", "--no-parquet"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert done.exit_code == 0, done.output
+    rows = read_rows(out)
+    assert len(rows) == 2
+    for row in rows:
+        usage = json.loads(row["seat_usage"])
+        assert set(usage) == {"vendor"}  # the LLM seat; boulware made no call
+        vendor = usage["vendor"]
+        assert vendor["tokens_in"] == 100 * vendor["calls"]
+        assert vendor["cost_usd"] == pytest.approx(vendor["calls"] * 140 / 1e6)
+        assert float(row["cost_usd"]) == pytest.approx(vendor["cost_usd"])
+        assert vendor["cost_usd"] > 0
+    total_tokens = sum(int(row["tokens"]) for row in rows)
+    assert "Tokens" in done.output and "Cost" in done.output
+    llm_line = next(line for line in done.output.splitlines() if "llm:scripted" in line)
+    assert f"{total_tokens:,}" in llm_line
+    total_cost = sum(float(row["cost_usd"]) for row in rows)
+    assert f"${total_cost:.4f}" in llm_line

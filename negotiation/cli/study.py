@@ -13,6 +13,7 @@ from negotiation.cli.common import (
     console,
     error_console,
     fail,
+    load_prices,
     parse_agent_overrides,
 )
 from negotiation.cli.output import JsonFlag, emit
@@ -206,6 +207,9 @@ def tournament(
         help="Ray cluster address (default: start a local Ray instance).")] = None,
     concurrency: Annotated[int, typer.Option(
         min=1, help="Negotiations at once per worker (raise it for LLM agents).")] = 1,
+    prices: Annotated[Path | None, typer.Option(
+        help="LLM agents: YAML price table, MODEL: {input: USD per 1M tokens, output: USD "
+             "per 1M}, for each seat's cost.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run scenarios × line-ups × seat assignments × seeds; print a leaderboard."""
@@ -222,6 +226,7 @@ def tournament(
     try:
         config = t.load_config(config_path)
         t.ensure_scenarios(config)
+        price_table = load_prices(prices)
         csv_path = out or Path("results") / f"{config_path.stem}.csv"
         all_jobs = t.jobs(config)
         done = t.done_jobs(csv_path)
@@ -234,17 +239,20 @@ def tournament(
                                    progress=lambda n, _: bar.update(task,
                                                                     completed=skipped + n),
                                    backend=backend, address=address,
-                                   concurrency=concurrency)
+                                   concurrency=concurrency, prices=price_table)
         shown.print(f"{ran} negotiations run, {skipped} already done; results in "
                     f"[bold]{for_terminal(str(csv_path))}[/]")
         standings = t.leaderboard(t.read_rows(csv_path))
         table = Table(title="Leaderboard: mean gain over reservation value per seat",
                       title_justify="left")
-        for column in ("Strategy", "Seats", "Agreements", "Mean gain", "95% CI"):
+        used = any(s.tokens for s in standings)  # LLM seats: what they used, in all
+        for column in ("Strategy", "Seats", "Agreements", "Mean gain", "95% CI",
+                       *(("Tokens", "Cost") if used else ())):
             table.add_column(column, justify="left" if column == "Strategy" else "right")
         for s in standings:
             table.add_row(for_terminal(s.strategy), str(s.negotiations), f"{s.agreement_rate:.0%}",
-                          f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]")
+                          f"{s.mean_gain:+.3f}", f"[{s.low:+.3f}, {s.high:+.3f}]",
+                          *((f"{s.tokens:,}", f"${s.cost_usd:.4f}") if used else ()))
         if not as_json:
             shown.print(table)
         if plot is not None:
@@ -256,7 +264,8 @@ def tournament(
                   "skipped": skipped, "leaderboard": [
                       {"strategy": s.strategy, "seats": s.negotiations,
                        "agreement_rate": s.agreement_rate, "mean_gain": s.mean_gain,
-                       "ci95": [s.low, s.high]} for s in standings],
+                       "ci95": [s.low, s.high], "tokens": s.tokens,
+                       "cost_usd": s.cost_usd} for s in standings],
                   "plot": None if plot is None else str(plot),
                   "golden": None if expect is None else {
                       "file": str(expect), "matches": not differences,
