@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -51,15 +51,16 @@ def _pandas() -> Any:
     return pandas
 
 
-def blocking(work: Callable[[], Awaitable[T]]) -> T:
-    """Run ``work`` to completion from synchronous code: in this thread when no event loop
-    runs here, else in a worker thread with its own loop (Jupyter's kernel runs a loop)."""
+def off_the_loop(work: Callable[[], T]) -> T:
+    """Call ``work`` (which may start an event loop of its own) from synchronous code: in
+    this thread when no event loop runs here, else in a worker thread (Jupyter's kernel runs
+    a loop, and a second one cannot start in its thread)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return anyio.run(work)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="negotiation-run") as pool:
-        return pool.submit(anyio.run, work).result()
+        return work()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="negotiation") as pool:
+        return pool.submit(work).result()
 
 
 @dataclass
@@ -172,7 +173,8 @@ def run(scenario: Scenario | str | Path, *, agents: Mapping[str, str] | None = N
         seed: int = 0, **options: Any) -> RunResult:
     """:func:`arun`, blocking until the run ends — also in a notebook (see the module)."""
     loaded = _scenario(scenario)  # a bad file is refused here, in the caller's thread
-    return blocking(lambda: arun(loaded, agents=agents, seed=seed, **options))
+    return off_the_loop(lambda: anyio.run(lambda: arun(loaded, agents=agents, seed=seed,
+                                                       **options)))
 
 
 def tournament(config: TournamentConfig | Mapping[str, Any] | str | Path, *,
@@ -188,7 +190,8 @@ def tournament(config: TournamentConfig | Mapping[str, Any] | str | Path, *,
     loaded = load_config(Path(config)) if isinstance(config, (str, Path)) else _config(config)
     with tempfile.TemporaryDirectory(prefix="negotiation-tournament-") as scratch:
         csv_path = results or Path(scratch) / "results.csv"
-        run_tournament(loaded, csv_path, workers=workers, parquet=False, **options)
+        off_the_loop(lambda: run_tournament(loaded, csv_path, workers=workers, parquet=False,
+                                            **options))
         frame = pd.read_csv(csv_path)
     for column in ("seats", "utilities", "gains"):
         frame[column] = frame[column].map(json.loads)
