@@ -1,6 +1,7 @@
 """The studio's defences at the HTTP edge: names looked up (never joined to paths), tokens
 compared in constant time, cross-site requests refused, every page sent with headers that
-keep it from being framed, sniffed or leaking its secret URL in a ``Referer``.
+keep it from being framed, sniffed or leaking its secret URL in a ``Referer`` to another
+site (same-origin only: a form's ``Origin`` must still reach this server).
 
 Cross-site request forgery is refused three ways on every state-changing request: the
 browser's ``Sec-Fetch-Site`` must say the request came from this site (or was typed), any
@@ -75,7 +76,7 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 headers.setdefault("content-security-policy", PAGE_POLICY)
                 headers.setdefault("x-content-type-options", "nosniff")
-                headers.setdefault("referrer-policy", "no-referrer")
+                headers.setdefault("referrer-policy", "same-origin")
                 headers.setdefault("x-frame-options", "DENY")
                 headers.setdefault("cache-control", "no-store")
             await send(message)

@@ -104,7 +104,7 @@ def brief(table: Table, party: str) -> dict[str, Any]:
         else:
             wanted = f"the {'higher' if function.prefer == 'high' else 'lower'} the better"
         rows.append({"issue": text(issue.name), "weight": preferences.weights.get(issue.id, 0),
-                     "values": text(wanted)})
+                     "wanted": text(wanted)})
     return {"rows": rows, "reservation_value": preferences.reservation_value,
             "batna": text(preferences.batna),
             "red_lines": [text(red_line_text(line)) + (f" — {text(line.reason)}"

@@ -94,7 +94,7 @@
     function outputs() {
       for (const input of builder.querySelectorAll("input[type=range]")) {
         const out = input.parentNode.querySelector("output");
-        if (out) out.textContent = input.value + (out.dataset.unit ? " " + out.dataset.unit : "");
+        if (out) out.textContent = input.value + (out.dataset.unit === "%" ? "%" : out.dataset.unit ? " " + out.dataset.unit : "");
       }
     }
 
@@ -168,6 +168,7 @@
     let asked = 0;
     function changed() {
       warned = false;
+      builder.dataset.pending = "1";
       byId("propose").textContent = "Propose these terms";
       clearTimeout(timer);
       timer = setTimeout(evaluateDraft, 80);
@@ -180,6 +181,7 @@
         .then(function (r) { return r.json(); })
         .then(function (result) {
           if (ask !== asked) return;
+          delete builder.dataset.pending;
           const list = byId("warnings");
           list.replaceChildren();
           const out = byId("draft-utility");
@@ -293,6 +295,7 @@
       const result = state.outcome;
       show(card, Boolean(result));
       show(byId("move-card"), !result && !state.problem);
+      show(byId("standing-card"), !result);
       if (!result) return;
       byId("outcome-title").textContent = result.status === "agreement" ? "Agreement" : "No agreement";
       byId("outcome-reason").textContent = result.reason;

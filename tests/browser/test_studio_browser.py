@@ -1,0 +1,255 @@
+"""The studio in real browsers (headless Chromium): two people negotiate the park against a
+rule-based foundation and sign; a server killed mid-rehearsal comes back and the rehearsal
+finishes; the offer builder's live utility is the engine's."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+from negotiation.lifecycle import Status, transcript_status
+from negotiation.scenario import load_scenario
+from negotiation.utility import OutcomeSpace, UtilityFunction
+from tests.browser.conftest import screenshot
+from tests.studio_support import CLI, Person, Server, play_to_the_end, set_up
+
+Browser = Callable[..., webdriver.Chrome]
+PARK = load_scenario("park-redevelopment")
+#: How the city's person opens, set up in the offer builder's controls.
+OPENING = {"governance": "equal_thirds", "maintenance": "shared_public",
+           "naming_rights": "pavilion"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("studio")).start()
+    yield running
+    running.stop()
+
+
+def wait(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object],
+         timeout: float = 20) -> object:
+    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+
+
+def version(driver: webdriver.Chrome) -> int:
+    return int(driver.find_element(By.TAG_NAME, "body").get_attribute("data-version") or -1)
+
+
+def draft_ready(driver: webdriver.Chrome) -> None:
+    """Wait until the builder shows the utility of what its controls say now."""
+    wait(driver, lambda d: d.execute_script(
+        "return document.getElementById('draft-utility').dataset.ready === 'yes' && "
+        "!document.querySelector('#builder').dataset.pending"))
+
+
+def set_opening(driver: webdriver.Chrome) -> None:
+    for issue, value in OPENING.items():
+        Select(driver.find_element(By.ID, f"issue-{issue}")).select_by_value(value)
+    driver.find_element(By.ID, "issue-timeline_years").send_keys(Keys.ARROW_RIGHT)
+
+
+def take_turn(driver: webdriver.Chrome, first: bool) -> None:
+    """What a person does on their turn: accept a standing offer worth at least their
+    reservation value, else propose (the opening first, then the standing offer)."""
+    before = version(driver)
+    accept = driver.find_element(By.ID, "accept")
+    standing = driver.find_elements(By.CSS_SELECTOR, ".standing-utility")
+    reservation = float(driver.find_element(By.ID, "draft-rv").text)
+    rationale = driver.find_element(By.ID, "rationale")
+    if accept.is_enabled() and standing and float(standing[0].text) >= reservation:
+        rationale.send_keys("This is a fair deal for us.")
+        accept.click()
+    else:
+        if first:
+            set_opening(driver)
+        draft_ready(driver)
+        rationale.send_keys("Shared costs and an independent board protect everyone.")
+        propose = driver.find_element(By.ID, "propose")
+        propose.click()
+        if propose.text == "Propose anyway":
+            propose.click()
+    wait(driver, lambda d: version(d) > before)
+
+
+def negotiate(people: list[webdriver.Chrome], rounds: int = 12) -> None:
+    opened = {id(driver): False for driver in people}
+    for _ in range(rounds * 3 + 6):
+        ended = 0
+        for driver in people:
+            turn = driver.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+            if driver.find_element(By.ID, "outcome-card").is_displayed():
+                ended += 1
+            elif turn == "yours":
+                take_turn(driver, first=not opened[id(driver)])
+                opened[id(driver)] = True
+        if ended == len(people):
+            return
+        wait(people[0], lambda d: any(
+            x.find_element(By.TAG_NAME, "body").get_attribute("data-turn") == "yours" or
+            x.find_element(By.ID, "outcome-card").is_displayed() for x in people))
+    raise AssertionError("no outcome within the deadline")
+
+
+def approve(driver: webdriver.Chrome, comment: str) -> None:
+    wait(driver, lambda d: d.find_element(By.ID, "approve").is_displayed())
+    driver.find_element(By.ID, "signoff-comment").send_keys(comment)
+    driver.find_element(By.ID, "approve").click()
+    wait(driver, lambda d: "You approved" in d.find_element(By.ID, "signoff-status").text)
+
+
+def verify_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, "verify", str(path)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_two_people_in_two_browsers_reach_an_agreement_approve_it_and_it_verifies(
+        server: Server, browser: Browser) -> None:
+    facilitator = browser()
+    facilitator.get(f"{server.base}/setup/park-redevelopment")
+    for party in ("city", "county"):
+        Select(facilitator.find_element(By.ID, f"seat-{party}")).select_by_value("human")
+    assert Select(facilitator.find_element(By.ID, "seat-foundation")
+                  ).first_selected_option.get_attribute("value") == "conceder"
+    rounds = facilitator.find_element(By.ID, "rounds")
+    rounds.clear()
+    rounds.send_keys("12")
+    facilitator.find_element(By.ID, "start").click()
+    wait(facilitator, lambda d: d.find_elements(By.ID, "observer-link"))
+    links = {str(a.get_attribute("data-party")): str(a.get_attribute("href"))
+             for a in facilitator.find_elements(By.CSS_SELECTOR, "a.seat-link")}
+    observer = str(facilitator.find_element(By.ID, "observer-link").get_attribute("href"))
+    assert set(links) == {"city", "county"}
+
+    city, county = browser(), browser()
+    city.get(links["city"])
+    county.get(links["county"])
+    wait(city, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+         == "yours")
+    assert "Your turn" in city.find_element(By.ID, "status").text
+    screenshot(city, "seat-your-turn-1280x800")
+    negotiate([city, county])
+
+    assert city.find_element(By.ID, "outcome-title").text == "Agreement"
+    assert "gain of" in city.find_element(By.ID, "outcome-utility").text
+    screenshot(county, "seat-agreement-1280x800")
+    approve(city, "The council can ratify this.")
+    approve(county, "Within the capital plan.")
+    wait(city, lambda d: "ratified" in d.find_element(By.ID, "signoff-status").text)
+
+    facilitator.get(observer)
+    wait(facilitator, lambda d: d.find_element(By.ID, "charter").is_displayed())
+    assert "approved by" in facilitator.find_element(By.ID, "signoffs").text
+    screenshot(facilitator, "observer-ratified-1280x800")
+    county.set_window_size(390, 844)
+    screenshot(county, "seat-agreement-narrow")
+
+    path = server.transcripts / f"{links['city'].split('/r/')[1].split('/')[0]}.jsonl"
+    assert transcript_status(path)[0] is Status.RATIFIED
+    done = verify_cli(path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK" in done.stdout
+
+
+def test_a_server_killed_mid_rehearsal_restarts_and_the_rehearsal_finishes(
+        tmp_path: Path, browser: Browser) -> None:
+    first = Server(tmp_path).start()
+    try:
+        with httpx.Client(timeout=10) as client:
+            links = set_up(client, first.base, "park-redevelopment",
+                           {"city": "human", "county": "human", "foundation": "conceder"},
+                           rounds=12)
+        city = browser()
+        city.get(links.seats["city"])
+        wait(city, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+             == "yours")
+        take_turn(city, first=True)  # the city's opening is on the table
+    finally:
+        first.kill()
+    transcript = tmp_path / f"{links.rehearsal}.jsonl"
+    assert transcript_status(transcript)[0] is Status.IN_PROGRESS
+
+    second = Server(tmp_path, port=first.port).start()
+    try:
+        city.refresh()  # people reload and continue
+        with httpx.Client(timeout=10) as client:
+            county = Person(client, links.seats["county"], second.base).open()
+            for _ in range(200):
+                ended = county.play()
+                turn = city.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+                if city.find_element(By.ID, "outcome-card").is_displayed() and ended:
+                    break
+                if turn == "yours":
+                    take_turn(city, first=False)
+            play_to_the_end([county])
+            assert county.state()["outcome"]["status"] == "agreement"
+            approve(city, "Agreed after the restart.")
+            assert county.sign("approve", "Agreed too.").status_code == 200
+    finally:
+        second.stop()
+    text = transcript.read_text()
+    assert '"type":"resumed"' in text
+    assert transcript_status(transcript)[0] is Status.RATIFIED
+    done = verify_cli(transcript)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def shown_terms(driver: webdriver.Chrome) -> dict[str, Any]:
+    """The terms the builder's controls show, read from the page as a person sees them."""
+    terms: dict[str, Any] = {}
+    for fieldset in driver.find_elements(By.CSS_SELECTOR, "fieldset.issue"):
+        issue, kind = fieldset.get_attribute("data-issue"), fieldset.get_attribute("data-kind")
+        assert issue is not None
+        if kind == "split":
+            terms[issue] = {i.get_attribute("data-party"): int(i.get_attribute("value") or 0)
+                            for i in fieldset.find_elements(By.CSS_SELECTOR, "input.share")}
+        elif kind == "numeric":
+            terms[issue] = int(fieldset.find_element(By.TAG_NAME, "input")
+                               .get_attribute("value") or 0)
+        else:
+            terms[issue] = Select(fieldset.find_element(By.TAG_NAME, "select")
+                                  ).first_selected_option.get_attribute("value")
+    return terms
+
+
+def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_100(
+        server: Server, browser: Browser) -> None:
+    with httpx.Client(timeout=10) as client:
+        links = set_up(client, server.base, "park-redevelopment",
+                       {"city": "human", "county": "boulware", "foundation": "conceder"})
+    page = browser()
+    page.get(links.seats["city"])
+    engine = UtilityFunction(OutcomeSpace.of(PARK), PARK.organization("city").preferences,
+                             "city")
+    share = page.find_element(By.ID, "issue-funding_split-city")
+    checked = 0
+    for keys, choice in [(3, "equal_thirds"), (4, "independent_conservancy"),
+                         (-5, "city_majority"), (9, "foundation_chair")]:
+        key = Keys.ARROW_RIGHT if keys > 0 else Keys.ARROW_LEFT
+        share.send_keys(*[key] * abs(keys))
+        Select(page.find_element(By.ID, "issue-governance")).select_by_value(choice)
+        terms = shown_terms(page)
+        shown = page.find_element(By.ID, "draft-utility")
+        wait(page, lambda d, t=terms, shown=shown: shown.get_attribute("data-value") ==
+             str(round(engine(t), 6)) and not d.execute_script(  # type: ignore[misc]
+                 "return document.querySelector('#builder').dataset.pending"))
+        assert abs(float(shown.text) - engine(terms)) <= 0.0005 + 1e-9  # shown to 3 places
+        split = terms["funding_split"]
+        assert isinstance(split, dict) and sum(split.values()) == 100
+        assert all(value % 5 == 0 for value in split.values())
+        checked += 1
+    # The last draft gives the foundation the chair: across the city's own red line.
+    warnings = page.find_element(By.ID, "warnings").text
+    assert "Crosses your red line" in warnings and "foundation_chair" in warnings
+    assert checked == 4
+    page.set_window_size(390, 844)
+    screenshot(page, "seat-offer-builder-narrow")
