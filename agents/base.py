@@ -22,7 +22,7 @@ from negotiation.model import (
     PublicScenario,
     TermValue,
 )
-from negotiation.utility import OutcomeSpace, UtilityFunction
+from negotiation.utility import OutcomeSpace, UtilityFunction, discount_factor
 from protocols.base import ProtocolState
 
 
@@ -107,12 +107,26 @@ class View:
     #: Parties that left while the others went on (the protocol says who): whoever left
     #: gets and pays nothing.
     departed: tuple[str, ...] = ()
+    #: Seconds of negotiation so far and the deadline in seconds, when the scenario sets
+    #: one (``protocol.seconds``); read from the driver's clock, recorded in the transcript.
+    elapsed: float | None = None
+    deadline_seconds: float | None = None
 
     @property
     def time(self) -> float:
-        """Relative time ``t ∈ [0, 1]``: the share of the deadline already used."""
+        """Relative time ``t ∈ [0, 1]``: the share of the deadline already used (of the
+        rounds, or of the seconds when that is larger)."""
         state = self.state
-        return (state.round + state.turn / len(state.parties)) / state.max_rounds
+        rounds = (state.round + state.turn / len(state.parties)) / state.max_rounds
+        if self.elapsed is None or not self.deadline_seconds:
+            return rounds
+        return max(rounds, min(self.elapsed / self.deadline_seconds, 1.0))
+
+    @property
+    def discount_factor(self) -> float:
+        """d^t: what each unit of utility of an agreement reached now is worth to this
+        party (GENIUS-style discounting; 1 when its organisation does not discount)."""
+        return discount_factor(self.preferences.discount, self.time)
 
     @property
     def standing_offer(self) -> Offer | None:

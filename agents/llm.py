@@ -15,6 +15,7 @@ What other parties said is untrusted: it only ever appears JSON-encoded inside a
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Collection, Mapping
@@ -41,11 +42,14 @@ from negotiation.model import (
     TermValue,
     WalkAway,
 )
-from negotiation.utility import InvalidOfferError, red_line_mask
+from negotiation.utility import InvalidOfferError, issue_values, red_line_mask
 from protocols import get_protocol
 
 #: Tool rounds allowed within one turn before a move must be given.
 MAX_TOOL_ROUNDS = 3
+#: A split issue's schema lists its allowed splits up to this many (2 parties in steps of
+#: 5 have 21; 3 parties 231), so that a schema-following reply always sums to 100.
+MAX_SPLIT_ENUM = 500
 
 
 class LLMReplyError(RuntimeError):
@@ -75,9 +79,14 @@ def _value_schema(issue: Issue) -> dict[str, Any]:
     if isinstance(issue, NumericIssue):
         return {"type": "number", "minimum": issue.min, "maximum": issue.max,
                 "multipleOf": issue.step}
-    return {"type": "object", "additionalProperties": False, "required": list(issue.parties),
-            "properties": {p: {"type": "integer", "minimum": 0, "maximum": 100,
-                               "multipleOf": issue.step} for p in issue.parties}}
+    shares = {"type": "object", "additionalProperties": False, "required": list(issue.parties),
+              "description": f"each party's share a whole multiple of {issue.step}, all "
+                             "summing to 100",
+              "properties": {p: {"type": "integer", "minimum": 0, "maximum": 100,
+                                 "multipleOf": issue.step} for p in issue.parties}}
+    # JSON Schema cannot say "sums to 100": list the allowed splits when they are few.
+    allowed = math.comb(100 // issue.step + len(issue.parties) - 1, len(issue.parties) - 1)
+    return {**shares, "enum": issue_values(issue)} if allowed <= MAX_SPLIT_ENUM else shares
 
 
 def terms_schema(issues: list[Issue]) -> dict[str, Any]:
@@ -161,11 +170,25 @@ def build_messages(view: View, settings: LLMSettings, fixed: _Fixed | None = Non
     standing = view.standing_offer
     situation: dict[str, Any] = {
         "round": state.round + 1, "deadline_round": state.max_rounds,
+        **({} if view.deadline_seconds is None else {
+            "deadline_seconds": view.deadline_seconds,
+            "seconds_used": round(view.elapsed or 0.0, 3)}),
         "legal_moves": sorted(view.legal),
         "standing_offer": None if standing is None else {
             "proposed_by": state.standing_proposer, "terms": standing.terms,
             "its_utility_for_you": round(view.utility(standing), 4)},
     }
+    if view.preferences.discount < 1.0:
+        situation["discounting"] = {
+            "your_discount_factor": view.preferences.discount,
+            "share_of_deadline_used": round(view.time, 4),
+            "an_agreement_now_is_worth_this_share_of_its_utility": round(view.discount_factor, 4),
+            "rule": "an agreement reached at time t (0 at the start, 1 at the deadline) is "
+                    "worth utility × discount_factor^t to you; your reservation value is not "
+                    "discounted"}
+        if standing is not None:
+            situation["standing_offer"]["its_discounted_utility_for_you_now"] = round(
+                view.utility(standing) * view.discount_factor, 4)
     if view.feedback is not None:
         situation["referee_feedback_on_your_last_proposal"] = view.feedback.model_dump()
     others = [m for m in view.history if m.party != view.party]
@@ -231,9 +254,13 @@ def evaluate_terms(view: View, terms: Mapping[str, TermValue]) -> dict[str, Any]
     except InvalidOfferError as error:
         return {"valid": False, "error": str(error)}
     keeps = bool(red_line_mask(view.space, view.preferences.red_lines)[outcome])
-    return {"valid": True, "utility": round(view.utility.of_outcome(outcome), 4),
-            "reservation_value": view.preferences.reservation_value,
-            "keeps_your_red_lines": keeps}
+    utility = view.utility.of_outcome(outcome)
+    found = {"valid": True, "utility": round(utility, 4),
+             "reservation_value": view.preferences.reservation_value,
+             "keeps_your_red_lines": keeps}
+    if view.preferences.discount < 1.0:
+        found["discounted_utility_if_agreed_now"] = round(utility * view.discount_factor, 4)
+    return found
 
 
 # --- the agent -----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from negotiation.seats import (
     new_llm_run,
 )
 from negotiation.session import (
+    Clock,
     EventHook,
     Negotiation,
     RunResult,
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     from agents.llm_client import LLMRun
 
 __all__ = [
-    "HUMAN", "LLM", "EventHook", "LLMOptions", "Negotiation", "Person", "PersonSeat",
+    "HUMAN", "LLM", "Clock", "EventHook", "LLMOptions", "Negotiation", "Person", "PersonSeat",
     "RunContext", "RunResult",
     "Session", "ViewHook", "agent_specs", "analysis_of", "build_agents", "is_llm",
     "llm_settings", "new_llm_run", "new_transcript_path", "open_run", "package_version",
@@ -114,8 +115,8 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
                    llm: LLMOptions | None = None, on_event: EventHook | None = None,
                    on_view: ViewHook | None = None, options: Mapping[str, Any] | None = None,
                    memory: Mapping[str, Memory] | None = None, person: Person | None = None,
-                   durable: bool = False, wall: dict[str, Any] | None = None
-                   ) -> AsyncIterator[RunContext]:
+                   durable: bool = False, wall: dict[str, Any] | None = None,
+                   clock: Clock | None = None) -> AsyncIterator[RunContext]:
     """Open one negotiation of ``scenario`` and write its header.
 
     ``agents`` overrides organisations' strategies; the transcript goes to ``transcript``
@@ -125,7 +126,8 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
     (by default a person at this terminal); a ``durable`` run pauses for them instead, and
     :meth:`RunContext.answer` asks them.  ``options`` go into the header, ``memory`` is
     what each party remembers of earlier stages (campaigns), ``wall`` the header's
-    wall-clock fields.
+    wall-clock fields, ``clock`` the seconds clock a deadline in seconds is read from
+    (default ``time.monotonic``).
     """
     specs = agent_specs(scenario, agents)
     negotiation = Negotiation(scenario, rounds=rounds)
@@ -152,7 +154,7 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
         try:
             session = negotiation.session(built, seed=seed, writer=writer, specs=specs,
                                           on_event=on_event, options=options, memory=memory,
-                                          on_view=on_view)
+                                          on_view=on_view, clock=clock)
             session.open(wall=wall)
             yield RunContext(session, specs, llm_run, person)
         finally:
@@ -187,14 +189,16 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
                        fsync: bool = True, llm_run: LLMRun | None = None,
                        llm: LLMOptions | None = None, person: Person | None = None,
                        on_view: ViewHook | None = None,
-                       options: Mapping[str, Any] | None = None) -> RunResult:
+                       options: Mapping[str, Any] | None = None,
+                       clock: Clock | None = None) -> RunResult:
     """Run ``scenario`` with the plain driver and rule-based (or overridden) agents; write
     the transcript to ``transcript``, or a new file in ``out_dir``, or keep it in memory
-    when neither is given.  ``options`` go into the header."""
+    when neither is given.  ``options`` go into the header; ``clock`` is read under a
+    deadline in seconds (default ``time.monotonic``)."""
     path = transcript
     if path is None and out_dir is not None:
         path = new_transcript_path(out_dir, scenario, seed)
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds, transcript=path,
                         fsync=fsync, llm_run=llm_run, llm=llm, on_event=on_event,
-                        on_view=on_view, person=person, options=options) as run:
+                        on_view=on_view, person=person, options=options, clock=clock) as run:
         return await run.play()

@@ -44,6 +44,7 @@ from langgraph.types import Command, interrupt
 
 from negotiation import files
 from negotiation.engine import (
+    Clock,
     EventHook,
     LLMOptions,
     Person,
@@ -409,6 +410,13 @@ class GraphDriver:
         check_checkpoints(path, head=self.head, thread=self.transcript.stem)
         try:
             async with aiosqlite.connect(str(path)) as connection:
+                # The saver keeps its log in WAL mode; synchronous=NORMAL commits each
+                # checkpoint to the log without an fdatasync.  A killed process loses none
+                # (the OS has the writes); a power cut may lose the last few, never
+                # corrupting the file, and resume then continues from an earlier checkpoint
+                # against the fsynced transcript, which is the source of truth
+                # (tests/test_graph.py rolls checkpoints back to prove it).
+                await connection.execute("PRAGMA synchronous=NORMAL")
                 yield AsyncSqliteSaver(connection, serde=OwnTypesSerializer())
         except CheckpointError as error:
             raise CheckpointError(f"{path}: {error}. Remove it to continue from the "
@@ -462,10 +470,11 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                      on_step: Callable[[RunState], None] | None = None,
                      on_event: EventHook | None = None,
                      on_resumed: Callable[[int], None] | None = None,
-                     person: Person | None = None, answer: Answer | None = None
-                     ) -> RunResult:
+                     person: Person | None = None, answer: Answer | None = None,
+                     clock: Clock | None = None) -> RunResult:
     """Continue an interrupted run from its transcript and checkpoints: re-play it against
-    the transcript (nothing is written twice, nobody is asked twice), then drive on."""
+    the transcript (nothing is written twice, nobody is asked twice; a deadline in seconds
+    reads the recorded clock), then drive on (``clock``: default ``time.monotonic``)."""
     header = _header(transcript)
     scenario = Scenario.model_validate(header["scenario"])
     specs: dict[str, str] = dict(header["agents"])
@@ -475,7 +484,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                         rounds=header["protocol"]["rounds"], transcript=transcript,
                         resume=True, llm=LLMOptions(record=calls_path(transcript),
                                                     replay_first=True),
-                        options=options, person=person, durable=True) as run:
+                        options=options, person=person, durable=True, clock=clock) as run:
         session, writer = run.session, run.writer
         while writer.replaying and not session.done:
             await session.turn()

@@ -131,14 +131,19 @@ class ValueFunction(Strict):
 
     Exactly one form is given:
     ``scores`` (discrete issues: option → score),
-    ``points`` (numeric and split issues: piecewise-linear ``[[x, score], …]``), or
+    ``points`` (numeric and split issues: piecewise-linear ``[[x, score], …]``, flat at the
+    end scores outside the points' x range), or
     ``prefer: high | low`` (a straight line from the worst to the best end of the range).
     For a split issue, ``x`` is the share (0–100) of ``share_of`` (default: the organisation
     itself).
     """
 
     scores: dict[str, Score] | None = None
-    points: list[tuple[float, Score]] | None = None
+    points: list[tuple[float, Score]] | None = Field(
+        default=None,
+        description="Piecewise-linear [[x, score], …] with increasing x, joined by straight "
+                    "lines; outside the first and last x the score stays flat at the end "
+                    "value (give points at the issue's min and max to make the ends differ).")
     prefer: Literal["high", "low"] | None = None
     share_of: Identifier | None = None
 
@@ -264,6 +269,12 @@ class ProtocolConfig(Strict):
                       description="A built-in protocol, or a registered one: installed as "
                                   "an entry point or given with --plugin.")
     rounds: int = Field(default=30, ge=1, le=100_000)
+    # Left out of dumps when absent, so undated scenarios keep their digests.
+    seconds: float | None = Field(
+        default=None, gt=0, le=1_000_000, exclude_if=lambda value: value is None,
+        description="A deadline in seconds of negotiation as well as in rounds: the run ends "
+                    "at whichever comes first. Time is read from the driver's clock and "
+                    "recorded in the transcript, so runs replay and resume exactly.")
     min_coalition: int | None = Field(
         default=None, ge=2,
         description="mediated_single_text only: parties may leave while at least this many "

@@ -8,9 +8,10 @@ Drivers differ only in how they schedule turns and persist them: the plain loop 
 from __future__ import annotations
 
 import functools
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,8 @@ from protocols import IllegalActionError, get_protocol
 EventHook = Callable[[dict[str, Any]], None]
 #: Sees the view of each turn once, when it is built (a studio shows each seat its own).
 ViewHook = Callable[[View], None]
+#: Seconds from an arbitrary origin (``time.monotonic``; a test passes a fake one).
+Clock = Callable[[], float]
 
 
 
@@ -80,6 +83,7 @@ class Negotiation:
         self.utility_table = self.analysis.full_utilities
         self.protocol = get_protocol(scenario.protocol.name)
         self.max_rounds = rounds or scenario.protocol.rounds
+        self.deadline_seconds = scenario.protocol.seconds
 
     def header(self, seed: int, specs: Mapping[str, str]) -> dict[str, Any]:
         return {
@@ -89,7 +93,9 @@ class Negotiation:
             "scenario": self.analysis.scenario_json,
             "seed": seed,
             "version": package_version(),
-            "protocol": {"name": self.protocol.name, "rounds": self.max_rounds},
+            "protocol": {"name": self.protocol.name, "rounds": self.max_rounds,
+                         **({} if self.deadline_seconds is None
+                            else {"seconds": self.deadline_seconds})},
             "parties": self.scenario.party_ids,
             "agents": dict(specs),
             **({"llm": llm} if (llm := self._llm_header(specs)) else {}),
@@ -114,9 +120,9 @@ class Negotiation:
                 specs: Mapping[str, str], on_event: EventHook | None = None,
                 options: Mapping[str, Any] | None = None,
                 memory: Mapping[str, Memory] | None = None,
-                on_view: ViewHook | None = None) -> Session:
+                on_view: ViewHook | None = None, clock: Clock | None = None) -> Session:
         return Session(self, agents, seed=seed, writer=writer, specs=specs, on_event=on_event,
-                       options=options, memory=memory, on_view=on_view)
+                       options=options, memory=memory, on_view=on_view, clock=clock)
 
     async def run(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                   specs: Mapping[str, str], on_event: EventHook | None = None,
@@ -143,7 +149,7 @@ class Session:
                  on_event: EventHook | None = None,
                  options: Mapping[str, Any] | None = None,
                  memory: Mapping[str, Memory] | None = None,
-                 on_view: ViewHook | None = None) -> None:
+                 on_view: ViewHook | None = None, clock: Clock | None = None) -> None:
         self.negotiation = negotiation
         self.options = dict(options or {})
         self.memory = dict(memory or {})
@@ -169,6 +175,14 @@ class Session:
         self._published: Offer | None = None
         #: The view of the turn in progress: built once, kept while the turn pauses.
         self._view: View | None = None
+        #: Normalised time of the last applied move: an agreement's moment, for discounting.
+        self.move_time = 0.0
+        #: The driver's clock (seconds; read only under a deadline in seconds), the seconds
+        #: of negotiation counted up to the reading at ``_clock_since``, and the last reading.
+        self.clock: Clock = clock or time.monotonic
+        self._clock_base = 0.0
+        self._clock_since: float | None = None
+        self.elapsed: float | None = None
 
     def record(self, type_: EventType, body: dict[str, Any],
                wall: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -178,6 +192,8 @@ class Session:
         return event
 
     def open(self, wall: dict[str, Any] | None = None) -> None:
+        if self.negotiation.deadline_seconds is not None:
+            self._clock_since = self.clock()
         header = self.negotiation.header(self.seed, self.specs)
         if self.options:
             header["options"] = self.options
@@ -208,7 +224,49 @@ class Session:
             raise
         self._view = None
 
+    def read_clock(self) -> float:
+        """Seconds of negotiation so far: while a resumed run catches up, the reading its
+        transcript recorded for this turn; afterwards the clock, counting on from there (the
+        time a run spent stopped is not counted)."""
+        now = self.clock()
+        recorded = self._recorded_clock()
+        if recorded is not None:
+            self._clock_base, self._clock_since = recorded, now
+            return recorded
+        if self._clock_since is None:
+            self._clock_since = now
+        return round(self._clock_base + (now - self._clock_since), 6)
+
+    def _recorded_clock(self) -> float | None:
+        if not self.writer.replaying:
+            return None
+        for event in self.writer.peek_pending():
+            if event["type"] in TURNS or event["type"] == EventType.OUTCOME:
+                value = event.get("clock")
+                return float(value) if isinstance(value, int | float) else None
+        return None
+
+    def _clock_field(self) -> dict[str, float]:
+        """``{"clock": seconds}`` for the event of this turn, under a deadline in seconds."""
+        return {} if self.elapsed is None else {"clock": self.elapsed}
+
+    def _out_of_time(self) -> bool:
+        """Under a deadline in seconds: read the clock for this turn, and end the run
+        without agreement once the deadline has passed (the protocol itself stays pure)."""
+        seconds = self.negotiation.deadline_seconds
+        if seconds is None:
+            return False
+        self.elapsed = self.read_clock()
+        if self.elapsed < seconds:
+            return False
+        self.state = replace(self.state, status="no_agreement",
+                             reason=f"the deadline of {seconds:g} seconds passed "
+                                    f"({self.elapsed:g} s)")
+        return True
+
     async def _play_turn(self) -> None:
+        if self._out_of_time():
+            return
         negotiation, state = self.negotiation, self.state
         party = state.current_party
         agent = self.agents[party]
@@ -233,7 +291,8 @@ class Session:
                                          f"{sorted(view.legal)}")
             body: dict[str, Any] = {"round": state.round, "party": party,
                                     "action": action.model_dump(mode="json",
-                                                                exclude_none=True)}
+                                                                exclude_none=True),
+                                    **self._clock_field()}
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
             departed = negotiation.protocol.departed(state)
@@ -262,6 +321,7 @@ class Session:
                 body["utilities"] = negotiation.utilities_of(outcome)
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))
+            self.move_time = view.time
             self.state = negotiation.protocol.apply(state, party, action)
             self._published = negotiation.protocol.published(state, self.state)
         except self.passthrough:
@@ -310,7 +370,8 @@ class Session:
                           history=self.history,
                           legal=negotiation.protocol.legal_actions(state, party),
                           feedback=self.feedback.get(party), memory=self.memory.get(party),
-                          departed=negotiation.protocol.departed(state))
+                          departed=negotiation.protocol.departed(state),
+                          elapsed=self.elapsed, deadline_seconds=negotiation.deadline_seconds)
         if self.on_view is not None:
             self.on_view(self._view)
         return self._view
@@ -354,7 +415,8 @@ class Session:
             verdict, report = negotiation.referee.check_agreement(
                 terms, state.standing_proposer, rationale, members=state.parties,
                 departed=protocol.departed(state),
-                composed=protocol.describe_proposer(state.standing_proposer))
+                composed=protocol.describe_proposer(state.standing_proposer),
+                time=self.move_time)
             body["verdict"] = verdict.model_dump(mode="json")
             body["fairness"] = report
             body["accountability"] = provenance(
@@ -367,10 +429,15 @@ class Session:
             else:
                 agreement = candidate
                 utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
+                factors = negotiation.referee.discount_factors(self.move_time)
+                if factors is not None:  # worth when reached; fairness.discount has the rest
+                    utilities = {party: round(value * float(factor), 6) for (party, value), factor
+                                 in zip(utilities.items(), factors, strict=True)}
                 body["agreement"] = agreement.model_dump(mode="json")
                 body["utilities"] = utilities
         if "zopa" in self.options:  # run with --anyway although no partnership is justified
             body["zopa"] = self.options["zopa"]
+        body.update(self._clock_field())
         status = "agreement" if agreement else "no_agreement"
         rounds = min(state.round + 1, negotiation.max_rounds)
         self.record(EventType.OUTCOME, {"status": status, "reason": reason, "rounds": rounds,
