@@ -333,3 +333,35 @@ def test_tournament_files_seat_negmas_negotiators(tmp_path: Path) -> None:
                    "strategies: [boulware, 'negmas:os.system']\nseeds: 1\n")
     with pytest.raises(TournamentError, match=r"strategies\[1\]"):
         load_config(bad)
+
+
+def test_a_run_with_negmas_seats_killed_midway_resumes_to_the_same_negotiation(
+        tmp_path: Path) -> None:
+    """A resumed run re-plays its transcript through fresh seats: a NegMAS negotiator
+    (its own random stream included) must make the same moves again."""
+    import signal
+    import time
+
+    from negotiation.transcript import verify
+    from tests.test_graph import core, interruptible, wait_for
+
+    out = tmp_path / "runs"
+    seats = ["--agent", "platform=negmas:AspirationNegotiator",
+             "--agent", "vendor=negmas:RandomNegotiator"]
+    process = subprocess.Popen([str(NEGOTIATE), "run", "platform-app-vendor", "--seed", "4",
+                                "--pace", "0.03", "-q", "--out", str(out), *seats],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               preexec_fn=interruptible)
+    path = wait_for(out / "*.jsonl", 6, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    time.sleep(0.05)
+    done = negotiate("resume", str(path), "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = verify(path)
+    assert result.ok, result.reason
+    assert any(e["type"] == "resumed" for e in result.events)
+    uninterrupted = play(load_scenario("platform-app-vendor"),
+                         {"platform": "negmas:AspirationNegotiator",
+                          "vendor": "negmas:RandomNegotiator"}, tmp_path / "plain", seed=4)
+    assert core(result.events) == core(uninterrupted.transcript.events)
