@@ -11,7 +11,7 @@ import pytest
 from negotiation.engine import new_transcript_path
 from negotiation.scenario import load_scenario
 from negotiation.transcript import verify
-from tests.test_cli import NEGOTIATE
+from tests.test_cli import NEGOTIATE, REPO
 
 
 def test_names_chosen_in_the_same_second_differ(tmp_path: Path,
@@ -39,3 +39,17 @@ def test_two_runs_started_together_in_one_folder_both_succeed(tmp_path: Path) ->
     transcripts = sorted(tmp_path.glob("*.jsonl"))
     assert len(transcripts) == 2
     assert all(verify(path).ok for path in transcripts)
+
+
+def test_campaigns_started_in_one_folder_in_the_same_second_get_their_own_folders(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from negotiation.campaign.model import load_campaign
+    from negotiation.campaign.runner import new_campaign_folder
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1764000000")
+    campaign = load_campaign(REPO / "campaigns" / "riverside-park.yaml").campaign
+    # Each call claims its folder (an exclusive mkdir): the second, in the same second,
+    # gets '-2' instead of the first one's name.
+    first, second = (new_campaign_folder(tmp_path, campaign, 0) for _ in range(2))
+    assert first.is_dir() and second.is_dir() and first != second
+    assert second.name == f"{first.name}-2"

@@ -257,13 +257,23 @@ def _with_new_parties(scenario: Scenario, terms: Mapping[str, TermValue], partie
 
 
 def new_campaign_folder(out_dir: Path, campaign: Campaign, seed: int) -> Path:
-    """``<out>/<campaign>-seed<N>-<UTC time>/``, not existing yet."""
+    """Create and return ``<out>/<campaign>-seed<N>-<UTC time>/`` (``-2``, ``-3`` … when
+    taken).  ``mkdir`` is exclusive, so campaigns started in one folder in the same second
+    each get their own folder: checking for a free name first would hand them the same."""
     stem = f"{campaign.id}-seed{seed}-{now():%Y%m%dT%H%M%SZ}"
     folder, n = out_dir / stem, 1
-    while folder.exists():
-        n += 1
-        folder = out_dir / f"{stem}-{n}"
-    return folder
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                n += 1
+                folder = out_dir / f"{stem}-{n}"
+    except OSError as error:
+        raise TranscriptError(f"cannot create the campaign folder {folder}: "
+                              f"{error.strerror or error}") from None
 
 
 async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | None = None,
@@ -282,11 +292,6 @@ async def run_campaign(loaded: LoadedCampaign, out_dir: Path, *, seed: int | Non
                        f"from {sorted(parties)}")
     campaign_seed = loaded.campaign.seed if seed is None else seed
     folder = new_campaign_folder(out_dir, loaded.campaign, campaign_seed)
-    try:
-        folder.mkdir(parents=True)
-    except OSError as error:
-        raise TranscriptError(f"cannot create the campaign folder {folder}: "
-                              f"{error.strerror or error}") from None
     runner = CampaignRunner(loaded, folder, seed=campaign_seed, agents=agents, fsync=fsync,
                             llm_run=llm_run, on_event=on_event)
     return await runner.run(on_stage)
