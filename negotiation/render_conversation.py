@@ -64,6 +64,20 @@ def _said(label: str, text: str, style: str, flagged: bool, blocked: bool) -> Te
     return line
 
 
+def spoken(turn: Utterance, colour: str = "") -> list[Text]:
+    """What the party said: its message in quotes and its rationale after ``why:``, each
+    marked ``⚠ flagged`` when instruction-like and struck through when blocked."""
+    blocked = turn.blocked is not None
+    lines = []
+    if turn.message:
+        lines.append(_said("“", turn.message, colour, "message" in turn.flagged, blocked))
+        lines[-1].append("”", style="dim")
+    if turn.rationale:
+        lines.append(_said("why: ", turn.rationale, "italic dim",
+                           "rationale" in turn.flagged, blocked))
+    return lines
+
+
 def turn_view(turn: Utterance, style: ConversationStyle) -> Table:
     """One turn of the conversation, wrapped to the console's width."""
     grid = Table.grid(padding=(0, 1))
@@ -83,12 +97,7 @@ def turn_view(turn: Utterance, style: ConversationStyle) -> Table:
                                           for party, utility in shown.items()) + "]",
                          style="dim")
         lines.append(terms)
-    if turn.message:
-        lines.append(_said("“", turn.message, colour, "message" in turn.flagged, blocked))
-        lines[-1].append("”", style="dim")
-    if turn.rationale:
-        lines.append(_said("why: ", turn.rationale, "italic dim",
-                           "rationale" in turn.flagged, blocked))
+    lines += spoken(turn, colour)
     lines += [Text(f"⚠ {plain(warning)}", style="yellow") for warning in turn.warnings]
     if turn.blocked is not None:
         lines.append(Text(f"✖ BLOCKED: {plain(turn.blocked)}", style="bold red"))

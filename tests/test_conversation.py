@@ -236,6 +236,14 @@ def test_report_and_review_show_the_same_usage_as_run(priced: LlmRun) -> None:
     assert usage_rows(invoke("review", str(priced.transcript)).output) == shown
 
 
+def test_review_timeline_shows_what_each_party_said_with_flags(priced: LlmRun,
+                                                              hostile: LlmRun) -> None:
+    assert f"“{MESSAGE}”" in invoke("review", str(priced.transcript)).output
+    flagged = [line for line in invoke("review", str(hostile.transcript)).output.splitlines()
+               if "⚠ flagged" in line]
+    assert flagged and all("Message [/] [bold]loud" in line for line in flagged)
+
+
 def test_a_hostile_model_name_and_messages_are_shown_literally_everywhere(
         hostile: LlmRun) -> None:
     outputs = {"run": hostile.output,
