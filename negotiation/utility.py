@@ -222,7 +222,11 @@ class OutcomeSpace:
 
 def value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | None,
                  org_id: str) -> FloatArray:
-    """Score of each value of ``issue`` for one organisation, in [0, 1]."""
+    """Score of each value of ``issue`` for one organisation, in [0, 1].
+
+    ``points`` are interpolated linearly between their x values and held flat beyond
+    them: a value below the first x scores the first point's score, one above the last x
+    the last point's (``numpy.interp``), as the scenario docs say."""
     if fn is None:
         return np.zeros(len(values))
     if isinstance(issue, DiscreteIssue):
