@@ -131,6 +131,8 @@ class NegMASSeat:
         self._seen = 0
         self._round: int | None = None
         self._last_offer: Offer | None = None
+        #: Our last move's offer when that move was a proposal (the one a block refers to).
+        self._proposed: Offer | None = None
 
     @property
     def negotiator(self) -> Any:
@@ -149,7 +151,9 @@ class NegMASSeat:
             state = self._state(view)
             self._catch_up(view, state)
             response = self._negotiator(state)
-        return self._translate(view, response)
+        action = self._translate(view, response)
+        self._proposed = action.offer if isinstance(action, Propose) else None
+        return action
 
     @contextmanager
     def _own_randomness(self) -> Iterator[None]:
@@ -183,8 +187,7 @@ class NegMASSeat:
         assert self._domain is not None and view.feedback is not None
         valuation = self._negotiator.ufun.mapping
         valuation.forbid(view.feedback.red_lines,
-                         [] if self._last_offer is None
-                         else [self._domain.outcome(self._last_offer)])
+                         [] if self._proposed is None else [self._domain.outcome(self._proposed)])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             self._negotiator.set_preferences(utility_function(self._domain, valuation))
