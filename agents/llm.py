@@ -100,16 +100,26 @@ MOVE_KINDS = ("propose", "accept", "walk_away")
 
 
 def move_schema(issues: list[Issue], legal: Collection[str] = MOVE_KINDS) -> dict[str, Any]:
-    """The JSON Schema of a reply: only the ``legal`` move kinds of this turn (no accept
-    before an offer stands) and a rationale with at least one non-space character."""
-    return {"type": "object", "additionalProperties": False,
-            "required": ["kind", "rationale"],
-            "properties": {
-                "kind": {"type": "string",
-                         "enum": [kind for kind in MOVE_KINDS if kind in legal]},
-                "terms": {"anyOf": [terms_schema(issues), {"type": "null"}]},
-                "rationale": {"type": "string", "minLength": 1, "pattern": "\\S"},
-                "message": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+    """The JSON Schema of a reply: one alternative per move kind legal this turn (no
+    accept before an offer stands), a proposal with complete terms (a split among the
+    allowed ones), and a rationale with at least one non-space character.
+
+    The alternatives sit in an ``anyOf`` under an object root: grammar-constrained servers
+    (vLLM, llama.cpp) enforce it as a union of objects, and the root stays an object."""
+    rationale = {"type": "string", "minLength": 1, "pattern": "\\S"}
+    message = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+
+    def alternative(kind: str) -> dict[str, Any]:
+        properties: dict[str, Any] = {"kind": {"type": "string", "enum": [kind]}}
+        if kind == "propose":
+            properties["terms"] = terms_schema(issues)
+        properties.update(rationale=rationale, message=message)
+        return {"type": "object", "additionalProperties": False,
+                "required": ["kind", *(["terms"] if kind == "propose" else []), "rationale"],
+                "properties": properties}
+
+    return {"type": "object",
+            "anyOf": [alternative(kind) for kind in MOVE_KINDS if kind in legal]}
 
 
 def _data_block(value: Any) -> str:

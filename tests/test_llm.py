@@ -80,8 +80,8 @@ def test_an_llm_agent_negotiates_with_a_rule_based_one(
     assert request["model"] == "scripted"
     assert request["response_format"]["type"] == "json_schema"
     schema = request["response_format"]["json_schema"]["schema"]
-    assert set(schema["properties"]["terms"]["anyOf"][0]["properties"]) == \
-        {i.id for i in scenario.issues}
+    propose = next(a for a in schema["anyOf"] if a["properties"]["kind"]["enum"] == ["propose"])
+    assert set(propose["properties"]["terms"]["properties"]) == {i.id for i in scenario.issues}
     assert "sk-test-secret" not in result.path.read_text()  # type: ignore[union-attr]
 
 
@@ -256,16 +256,23 @@ def test_a_budget_stops_a_runaway_negotiation(
     assert [c["cost_usd"] for c in calls] == [0.00014] * 4  # 100 in × $1 + 20 out × $2 per 1M
 
 
-def test_the_schema_offers_only_the_moves_legal_now_and_needs_a_rationale(
+def test_the_schema_offers_only_the_moves_legal_now_with_terms_and_a_rationale(
         scenario: Scenario, nash_terms: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path) -> None:
     with ScriptedServer(fair_dealer(nash_terms, accept_above=2.0)) as server:
         run(scenario, server, monkeypatch, tmp_path, rounds=2)
     schemas = [r["response_format"]["json_schema"]["schema"] for r in server.requests]
-    kinds = [s["properties"]["kind"]["enum"] for s in schemas]
+    kinds = [[a["properties"]["kind"]["enum"][0] for a in s["anyOf"]] for s in schemas]
     assert kinds[0] == ["propose", "walk_away"]  # the vendor opens: nothing to accept yet
     assert ["propose", "accept", "walk_away"] in kinds[1:]
-    assert all(s["properties"]["rationale"]["minLength"] == 1 for s in schemas)
+    alternatives = [a for s in schemas for a in s["anyOf"]]
+    assert all(a["properties"]["rationale"]["minLength"] == 1 for a in alternatives)
+    # A proposal needs complete terms; a split is one of the allowed splits (sum 100).
+    proposals = [a for a in alternatives if a["properties"]["kind"]["enum"] == ["propose"]]
+    assert all("terms" in a["required"] for a in proposals)
+    split = proposals[0]["properties"]["terms"]["properties"]["revenue_share"]
+    assert {"platform": 40, "vendor": 60} in split["enum"]
+    assert all(sum(shares.values()) == 100 for shares in split["enum"])
 
 
 def test_a_blank_rationale_in_json_mode_is_sent_back() -> None:

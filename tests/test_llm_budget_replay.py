@@ -56,28 +56,45 @@ def budget_run(budget: Budget, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     return result, calls, server.requests
 
 
+def unlimited_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+                    ) -> list[tuple[int, int, int]]:
+    """(prompt bound, prompt tokens, completion tokens) of each call of an unlimited run:
+    the runs are deterministic, so a budget can be set to bind mid-way through call 3."""
+    result, calls, requests = budget_run(Budget(), monkeypatch, tmp_path)
+    bounds = [prompt_token_bound({k: v for k, v in r.items() if k != "max_tokens"})
+              for r in requests[1::2]]
+    return [(bound, c["prompt_tokens"], c["completion_tokens"])
+            for bound, c in zip(bounds, calls, strict=False)]
+
+
 def test_a_token_budget_is_never_exceeded_under_429_retries(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    budget = Budget(max_tokens=15_000)
+    first, second, third = unlimited_calls(monkeypatch, tmp_path / "probe")[:3]
+    limit = sum(first[1:]) + sum(second[1:]) + third[0] + 400  # call 3 may reply 400
+    budget = Budget(max_tokens=limit)
     result, calls, requests = budget_run(budget, monkeypatch, tmp_path)
     assert result.reason.startswith("budget exhausted: token budget spent")
     used = sum(c["prompt_tokens"] + c["completion_tokens"] for c in calls)
-    assert used == budget.tokens <= 15_000
+    assert used == budget.tokens <= limit
     assert len(requests) == 2 * len(calls)  # every call went 429, then 200
     assert budget.calls == len(requests)  # each attempt counted
     caps = [r["max_tokens"] for r in requests]
-    assert caps[0] == 800 and min(caps) < 800  # the last call's reply was capped
+    assert caps[:4] == [800] * 4 and caps[4:] == [400, 400]  # call 3's reply was capped
     assert all(c["wall"]["attempts"][0]["status"] == 429 for c in calls)
 
 
 def test_a_cost_budget_is_never_exceeded_under_429_retries(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    budget = Budget(max_cost=0.055, prices={"scripted": (1.0, 10.0)})
+    first, second, third = unlimited_calls(monkeypatch, tmp_path / "probe")[:3]
+    dollars = [(tokens_in * 1.0 + tokens_out * 10.0) / 1e6 for _, tokens_in, tokens_out
+               in (first, second)]
+    limit = sum(dollars) + (third[0] * 1.0 + 400 * 10.0) / 1e6
+    budget = Budget(max_cost=limit, prices={"scripted": (1.0, 10.0)})
     result, calls, requests = budget_run(budget, monkeypatch, tmp_path)
     assert result.reason.startswith("budget exhausted: cost budget spent")
     assert sum(c["cost_usd"] for c in calls) == pytest.approx(budget.cost)
-    assert budget.cost <= 0.055
-    assert min(r["max_tokens"] for r in requests) < 800
+    assert budget.cost <= limit
+    assert [r["max_tokens"] for r in requests][4] in {399, 400}  # capped (rounding down)
 
 
 def test_a_call_is_refused_when_its_prompt_alone_could_spend_the_budget(
@@ -103,7 +120,7 @@ def test_a_spent_budget_ends_negotiate_run_with_exit_3_and_says_so(tmp_path: Pat
                "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
         done = subprocess.run(
             [str(NEGOTIATE), "run", SCENARIO, "--agent", "vendor=llm:scripted", "--driver",
-             "plain", "--budget-tokens", "15000", "-q", "--out", str(tmp_path)],
+             "plain", "--budget-tokens", "20000", "-q", "--out", str(tmp_path)],
             capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert done.returncode == 3, done.stderr
     assert "token budget spent" in done.stderr and "Traceback" not in done.stderr

@@ -12,6 +12,7 @@ it receives is kept in ``requests`` (that is how isolation tests see what a mode
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -166,3 +167,79 @@ class ScriptedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --- a model that answers with random moves its request's schema allows --------------------
+
+def random_valid_moves(seed: int = 0) -> Script:
+    """Answer each request with a random move that is valid against the JSON Schema the
+    request sends (``response_format.json_schema``), as an unhelpful model under
+    structured output would.  A request in JSON mode sends no schema: the move is then
+    drawn from the reply format the prompt describes (any kind, terms optional, any
+    rationale), as the same model without structured output would.  The invalid-reply rate
+    of an agent against this server measures what its schema lets through."""
+    chooser = random.Random(seed)
+    lock = threading.Lock()
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        response_format = request.get("response_format") or {}
+        schema = (response_format.get("json_schema") or {}).get("schema") \
+            or described_format(request)
+        with lock:  # one stream of choices, whatever the server's threads do
+            move = _sample(schema, chooser)
+        return reply_json(move)
+
+    return script
+
+
+def described_format(request: dict[str, Any]) -> dict[str, Any]:
+    """The reply format the prompt describes in words, as a schema: any move kind, terms
+    optional (one value per issue, split shares on the step grid), any rationale."""
+    user = next(m["content"] for m in request["messages"] if m.get("role") == "user")
+    scenario = json.loads(user.split("## The negotiation (public)\n", 1)[1]
+                          .split("\n\n## ", 1)[0])
+    properties: dict[str, Any] = {}
+    for issue in scenario["issues"]:
+        if issue["kind"] == "discrete":
+            properties[issue["id"]] = {"enum": issue["options"]}
+        elif issue["kind"] == "numeric":
+            properties[issue["id"]] = {"type": "number", "minimum": issue["min"],
+                                       "maximum": issue["max"], "multipleOf": issue["step"]}
+        else:
+            properties[issue["id"]] = {
+                "type": "object", "required": issue["parties"],
+                "properties": {p: {"type": "integer", "minimum": 0, "maximum": 100,
+                                   "multipleOf": issue["step"]} for p in issue["parties"]}}
+    terms = {"type": "object", "required": list(properties), "properties": properties}
+    return {"type": "object", "required": ["kind", "rationale"], "properties": {
+        "kind": {"enum": ["propose", "accept", "walk_away"]},
+        "terms": {"anyOf": [terms, {"type": "null"}]},
+        "rationale": {"type": "string"},
+        "message": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
+
+
+_WORDS = ("fair", "value", "terms", "balance", "growth", "risk", "share", "partners")
+
+
+def _sample(schema: dict[str, Any], chooser: random.Random) -> Any:
+    """A random instance of the subset of JSON Schema the agents send."""
+    if "enum" in schema:
+        return chooser.choice(schema["enum"])
+    if "anyOf" in schema:
+        return _sample(chooser.choice(schema["anyOf"]), chooser)
+    kind = schema.get("type")
+    if kind == "object":
+        required = set(schema.get("required", []))
+        return {name: _sample(sub, chooser) for name, sub in schema["properties"].items()
+                if name in required or chooser.random() < 0.5}
+    if kind in {"number", "integer"}:
+        step = schema.get("multipleOf", 1)
+        low, high = schema.get("minimum", 0), schema.get("maximum", 100)
+        value = low + step * chooser.randint(0, round((high - low) / step))
+        return int(value) if kind == "integer" or float(value).is_integer() else value
+    if kind == "null":
+        return None
+    # A string: with minLength or a pattern it is never blank; without, sometimes empty.
+    if not schema.get("minLength") and not schema.get("pattern") and chooser.random() < 0.1:
+        return ""
+    return " ".join(chooser.choice(_WORDS) for _ in range(chooser.randint(1, 8))).capitalize()
