@@ -136,6 +136,20 @@ def test_a_run_whose_last_checkpoints_were_lost_resumes_to_the_same_result(
     assert core(result.events) == core(uninterrupted.transcript.events)
 
 
+def test_resume_prints_the_scenario_panel_as_run_does(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    process = start_slow_run(out)
+    path = wait_for(out / "*.jsonl", 6, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    shown = negotiate("resume", str(path))
+    assert shown.returncode == 0, shown.stderr
+    panel = "park-redevelopment · seed 5 · "
+    assert panel in shown.stdout
+    assert shown.stdout.index(panel) < shown.stdout.index("Resumed after")
+    assert "Public-private funding of the Riverside Park" in shown.stdout
+
+
 def test_ctrl_c_then_resume_continues_after_the_aborted_event(tmp_path: Path) -> None:
     out = tmp_path / "runs"
     process = start_slow_run(out)

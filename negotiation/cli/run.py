@@ -178,12 +178,22 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
     errors are shown, on stderr."""
     from negotiation import render
     from negotiation.conversation import utterance
-    from negotiation.events import Blocked, Error, Header, MediatorText, Move, parse_event
+    from negotiation.events import (
+        Blocked,
+        Error,
+        EventType,
+        Header,
+        MediatorText,
+        Move,
+        parse_event,
+    )
     from negotiation.render_conversation import ConversationStyle, turn_view
 
     style = ConversationStyle(scenario.party_ids, visible)
 
     def show(record: dict[str, Any]) -> None:
+        if quiet and record["type"] != EventType.ERROR:
+            return  # nothing to show: not even typed
         event = parse_event(record, record["seq"] + 1)
         if isinstance(event, Header) and not quiet:
             console.print(render.scenario_panel(scenario, event.agents, seed, rounds))
