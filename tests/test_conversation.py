@@ -27,7 +27,7 @@ from negotiation.cli import app
 from negotiation.cli.common import console
 from negotiation.cli.run import live_view
 from negotiation.conversation import Utterance, conversation
-from negotiation.devtools.llm_server import Reply, ScriptedServer, reply_json
+from negotiation.devtools.llm_server import Reply, ScriptedServer, reply_json, reply_status
 from negotiation.render_conversation import (
     SHOWN_CHARACTERS,
     ConversationStyle,
@@ -204,6 +204,25 @@ def test_run_shows_tokens_and_cost_per_party_and_in_total(priced: LlmRun) -> Non
     assert rows["vendor"] == ["llm:scripted", *expected]
     assert rows["Total"] == ["", *expected]
     assert "platform" not in rows  # a rule-based seat made no call
+
+
+def test_retries_show_as_attempts_and_a_failed_run_still_shows_what_it_used(
+        tmp_path: Path) -> None:
+    honest = talker(MESSAGE, RATIONALE)
+
+    def script(request: dict[str, Any], number: int) -> Reply:
+        # The first call succeeds on its third attempt; the second call never does.
+        return {0: reply_status(500), 1: reply_status(429)}.get(number) or (
+            honest(request, number) if number == 2 else reply_status(503))
+
+    with ScriptedServer(script) as server:
+        done = invoke("run", SCENARIO, "--agent", "vendor=llm:scripted", "--driver", "plain",
+                      "--out", str(tmp_path),
+                      env={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"})
+        requests = len(server.requests)
+    assert done.exit_code == 3, done.output
+    calls, attempts = usage_rows(done.output)["Total"][1:3]
+    assert (int(calls), int(attempts)) == (2, requests)
 
 
 def test_cost_is_unknown_rather_than_zero_without_a_price(hostile: LlmRun) -> None:
