@@ -385,3 +385,27 @@ def test_the_committed_recording_still_replays_to_the_same_agreement(
     assert result.agreement is not None
     assert result.agreement.terms == expected["terms"]
     assert result.rounds == expected["rounds"]
+
+
+@pytest.mark.parametrize(("response_format", "invalid"), [("json_schema", False),
+                                                          ("json_object", True)])
+def test_random_schema_valid_replies_are_all_valid_moves_under_the_per_turn_schema(
+        response_format: str, invalid: bool, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    from negotiation.devtools.llm_server import random_valid_moves
+    from negotiation.model import LLMSettings
+
+    base = load_scenario(SCENARIO)
+    settings = LLMSettings(model="random", response_format=response_format,  # type: ignore[arg-type]
+                           use_tools=False, max_retries=0)
+    scenario = base.model_copy(update={"organizations": [
+        org.model_copy(update={"agent": org.agent.model_copy(update={"llm": settings})})
+        for org in base.organizations]})
+    statuses: list[str] = []
+    with ScriptedServer(random_valid_moves(seed=3)) as server:
+        for seed in range(6):
+            result = run(scenario, server, monkeypatch, tmp_path / str(seed),
+                         agents={"vendor": "llm", "platform": "llm"}, rounds=6)
+            statuses += [c["status"] for c in events_of(result, "llm_call")]
+    assert len(statuses) >= 6  # a random walk-away may end a run at its first call
+    assert ("invalid" in statuses) is invalid

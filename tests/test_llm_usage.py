@@ -107,3 +107,13 @@ def test_a_tournament_prices_each_llm_seat_and_its_leaderboard_shows_tokens_and_
     assert f"{total_tokens:,}" in llm_line
     total_cost = sum(float(row["cost_usd"]) for row in rows)
     assert f"${total_cost:.4f}" in llm_line
+
+
+def test_the_dev_server_wants_a_script_or_random_moves() -> None:
+    from typer.testing import CliRunner
+
+    from negotiation.cli import app
+
+    done = CliRunner().invoke(app, ["dev", "llm-server"], env={"NO_COLOR": "1"})
+    assert done.exit_code == 2
+    assert "give --script FILE or --random-moves SEED" in done.output
