@@ -4,6 +4,7 @@ their exit code and add a JSON error object (docs/json-output.md)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from itertools import product
@@ -206,3 +207,20 @@ def test_run_json_stdout_holds_only_the_json_in_a_real_process(tmp_path: Path) -
         assert Path(data["transcript"]).is_file()
         assert data["head"] == json.loads(
             Path(data["transcript"]).read_text().splitlines()[-1])["hash"]
+
+
+def test_resume_json_reports_the_finished_run_and_keeps_stdout_clean(tmp_path: Path) -> None:
+    from tests.test_graph import start_slow_run, wait_for
+
+    out = tmp_path / "runs"
+    process = start_slow_run(out)
+    path = wait_for(out / "*.jsonl", 6, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = subprocess.run([str(NEGOTIATE), "resume", str(path), "--json"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["transcript"] == str(path) and data["scenario"] == "park-redevelopment"
+    assert data["outcome"]["status"] == data["status"]
+    assert "Resumed after" in done.stderr
