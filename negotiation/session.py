@@ -25,7 +25,17 @@ from negotiation.analysis import SpaceAnalysis
 from negotiation.checks.base import Finding
 from negotiation.events import TURNS, EventType
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
-from negotiation.model import ACTION, Action, Agreement, Offer, Propose, Scenario, TermValue
+from negotiation.model import (
+    ACTION,
+    Accept,
+    Action,
+    Agreement,
+    Offer,
+    Propose,
+    Scenario,
+    TermValue,
+    WalkAway,
+)
 from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
 from negotiation.utility import UtilityFunction
@@ -65,6 +75,23 @@ class RunResult:
 
 
 _PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """``action.model_dump(mode="json", exclude_none=True)``, the action as a move event
+    records it; built directly for the three move kinds (a test pins that both agree),
+    since pydantic's serializer costs more than the rest of the record on every move."""
+    kind = type(action)
+    if kind is not Propose and kind is not Accept and kind is not WalkAway:
+        return action.model_dump(mode="json", exclude_none=True)
+    record: dict[str, Any] = {"kind": action.kind}
+    if isinstance(action, Propose):
+        record["offer"] = {"terms": {issue: dict(value) if isinstance(value, dict) else value
+                                     for issue, value in action.offer.terms.items()}}
+    record["rationale"] = action.rationale
+    if action.message is not None:
+        record["message"] = action.message
+    return record
 
 
 class Negotiation:
@@ -290,8 +317,7 @@ class Session:
                 raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
                                          f"{sorted(view.legal)}")
             body: dict[str, Any] = {"round": state.round, "party": party,
-                                    "action": action.model_dump(mode="json",
-                                                                exclude_none=True),
+                                    "action": action_record(action),
                                     **self._clock_field()}
             referee = negotiation.referee
             flagged = referee.check_text(party, action)

@@ -104,3 +104,24 @@ def test_the_benchmark_refuses_runs_that_did_different_work() -> None:
     assert "different agreements" in (same_moves((terms, 5), ({"i0": "v2"}, 5)) or "")
     assert "different lengths" in (same_moves((terms, 5), (terms, 6)) or "")
     assert "different agreements" in (same_moves((terms, 5), (None, 5)) or "")
+
+
+def test_a_move_records_its_action_exactly_as_pydantic_dumps_it() -> None:
+    from negotiation.model import Accept, Offer, Propose, WalkAway
+    from negotiation.session import action_record
+
+    actions = [
+        Propose(offer=Offer(terms={"price": 3, "share": {"a": 40, "b": 60}, "term": "v1",
+                                   "rate": 0.25}), rationale="why", message="note"),
+        Propose.model_construct(offer=Offer(terms={"x": "y"}), rationale="built directly"),
+        Accept(rationale="fine"), Accept(rationale="fine", message="thanks"),
+        WalkAway(rationale="no deal"),
+    ]
+    for scenario_id in ("platform-app-vendor", "rd-joint-venture"):
+        analysis = SpaceAnalysis(load_scenario(scenario_id))
+        actions += [Propose(offer=analysis.space.offer(outcome), rationale="r")
+                    for outcome in range(0, analysis.space.size, 97)]
+    for action in actions:
+        assert action_record(action) == action.model_dump(mode="json", exclude_none=True)
+    record = action_record(actions[0])
+    assert record["offer"]["terms"]["share"] is not actions[0].offer.terms["share"]  # a copy
