@@ -37,7 +37,7 @@ class ConversationStyle:
     def __init__(self, parties: Sequence[str], visible: set[str] | None = None) -> None:
         self.colours = {party: PALETTE[index % len(PALETTE)]
                         for index, party in enumerate(parties)}
-        self.colours[MEDIATOR] = "bold white"
+        self.colours[MEDIATOR] = "white"
         self.party_width = max([_PARTY_WIDTH, *(len(plain(p, one_line=True))
                                                 for p in parties)])
         self.visible = visible
