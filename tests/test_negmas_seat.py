@@ -374,3 +374,11 @@ def test_a_run_with_negmas_seats_killed_midway_resumes_to_the_same_negotiation(
                          {"platform": "negmas:AspirationNegotiator",
                           "vendor": "negmas:RandomNegotiator"}, tmp_path / "plain", seed=4)
     assert core(result.events) == core(uninterrupted.transcript.events)
+
+
+@pytest.mark.parametrize("name", sorted(negotiator_classes()))
+def test_every_listed_negmas_negotiator_can_take_a_seat(market: Scenario, name: str) -> None:
+    result = anyio.run(lambda: run_scenario(market, agents={"buyer": f"negmas:{name}",
+                                                            "seller": "conceder"}, rounds=8))
+    assert result.failure is None, result.failure
+    assert any(m["party"] == "buyer" for m in result.transcript.events if m["type"] == "move")
