@@ -245,6 +245,15 @@ def test_report_conversation_replays_what_run_showed(priced: LlmRun,
         assert f"“{MESSAGE}”" in replayed if run is priced else "why: Boulware" in replayed
 
 
+def test_a_mediated_run_replays_the_mediators_texts_in_turn(tmp_path: Path) -> None:
+    done = invoke("run", "park-redevelopment", "--protocol", "mediated_single_text",
+                  "--driver", "plain", "--rounds", "4", "--out", str(tmp_path))
+    [path] = tmp_path.glob("*.jsonl")
+    replayed = turn_lines(invoke("report", str(path), "--conversation").output)
+    assert replayed == turn_lines(done.output)
+    assert any(re.match(r"R +\d+ mediator +text +city \d+%", line) for line in replayed)
+
+
 def test_report_without_conversation_shows_no_turns(priced: LlmRun) -> None:
     assert turn_lines(invoke("report", str(priced.transcript)).output) == []
 
