@@ -233,6 +233,7 @@ def test_cost_is_unknown_rather_than_zero_without_a_price(hostile: LlmRun) -> No
 def test_a_rule_based_run_shows_no_llm_use(rule_based: LlmRun) -> None:
     assert "LLM use" not in rule_based.output
     assert "LLM use" not in invoke("report", str(rule_based.transcript)).output
+    assert "LLM use" not in invoke("review", str(rule_based.transcript)).output
 
 
 # report and review -------------------------------------------------------------------------
