@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from negotiation.errors import InputError, NegotiationError, RefusedError
+from negotiation.session import analysis_of
 from negotiation.studio.guard import (
     CHARTER_POLICY,
     SecurityHeaders,
@@ -112,9 +113,7 @@ def create_app(studio: Studio) -> Starlette:
             scenario = None
         if scenario is None:
             raise HTTPException(404, "no such scenario")
-        from negotiation.analysis import SpaceAnalysis
-
-        analysis = await anyio.to_thread.run_sync(SpaceAnalysis, scenario)
+        analysis = await anyio.to_thread.run_sync(analysis_of, scenario)
         nash = analysis.nash
         return page(request, "setup.html", key=key, scenario=scenario,
                     choices=studio.seat_choices(), csrf=csrf_token(setup_key, "setup"),
@@ -287,14 +286,17 @@ def create_app(studio: Studio) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with anyio.create_task_group() as group:
-            studio.group = group
+        studio.start_driver()
+        try:
+            # Looked up once, before anyone waits on it (NegMAS takes a moment to import).
+            await anyio.to_thread.run_sync(studio.seat_choices)
             studio.problems = studio.reopen()
             yield
+        finally:
             studio.closing = True
             for rehearsal in studio.rehearsals.values():
                 rehearsal.notify()  # event streams see ``closing`` and end
-            group.cancel_scope.cancel()
+            await studio.stop_driver()
 
     routes = [
         Route("/", index),

@@ -70,11 +70,15 @@ class Sidecar(BaseModel):
 
 @dataclass
 class Turn:
-    """A person's turn in progress: the view the session built, and where the move goes."""
+    """A person's turn in progress: the view the session built, and where the move goes
+    (a future of the driver's loop)."""
 
     party: str
     view: View
     move: asyncio.Future[Action]
+    loop: asyncio.AbstractEventLoop
+    #: Set (on the server's loop) once a move or the stand-in has taken this turn.
+    taken: bool = False
 
 
 class _Seated:
@@ -105,6 +109,9 @@ class Rehearsal:
         self.table = Table(self.scenario)
         self._changed = asyncio.Event()
         self._lock = asyncio.Lock()
+        #: The server's loop (pages, streams, moves); the run itself is driven on the
+        #: studio's driver loop, and reaches this one only through ``call_soon_threadsafe``.
+        self._loop = asyncio.get_running_loop()
 
     @property
     def id(self) -> str:
@@ -131,8 +138,16 @@ class Rehearsal:
     # --- live updates -------------------------------------------------------------------
 
     def record(self, event: dict[str, Any]) -> None:
+        """An event just written by the run (on the driver's loop)."""
+        self._loop.call_soon_threadsafe(self._append, event)
+
+    def _append(self, event: dict[str, Any]) -> None:
         self.events.append(event)
         self.notify()
+
+    def notify_soon(self) -> None:
+        """:meth:`notify`, from the driver's loop."""
+        self._loop.call_soon_threadsafe(self.notify)
 
     def notify(self) -> None:
         self.version += 1
@@ -155,7 +170,7 @@ class Rehearsal:
         from negotiation.graph import resume_run, start_run  # LangGraph loads with a run
 
         self.running = True
-        self.notify()
+        self.notify_soon()
         try:
             if resume:
                 await resume_run(self.transcript, on_event=self.record, answer=self.answer,
@@ -169,21 +184,23 @@ class Rehearsal:
         finally:
             self.running = False
             self.turn = None
-            self.notify()
+            self.notify_soon()
 
     async def answer(self, payload: Any, session: Any) -> Any:
         """The graph paused for a person: wait for their seat's move (or stand in)."""
         if not isinstance(payload, dict) or payload.get("kind") != "human_turn":
             return None
         view: View = session.current_view()
-        turn = Turn(view.party, view, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        turn = Turn(view.party, view, loop.create_future(), loop)
         self.turn = turn
-        self.notify()
+        self.notify_soon()
         try:
             timeout = self.sidecar.idle_timeout
             try:
                 action = await asyncio.wait_for(asyncio.shield(turn.move), timeout)
             except TimeoutError:
+                turn.taken = True
                 action = await self._stand_in(view, timeout or 0.0)
         finally:
             self.turn = None
@@ -201,7 +218,7 @@ class Rehearsal:
     def submit(self, party: str, move: Mapping[str, Any]) -> None:
         """A seat's move, checked as the session will check it before it is handed over."""
         turn = self.turn
-        if turn is None or turn.party != party or turn.move.done():
+        if turn is None or turn.party != party or turn.taken:
             raise MoveRefused("it is not your turn: wait for the other parties")
         try:
             action = ACTION.validate_python(dict(move))
@@ -220,7 +237,8 @@ class Rehearsal:
                 turn.view.utility(action.offer)
             except (InvalidOfferError, KeyError, TypeError, ValueError) as error:
                 raise MoveRefused(f"the offer is not valid: {text(error)}") from None
-        turn.move.set_result(action)
+        turn.taken = True
+        turn.loop.call_soon_threadsafe(_settle, turn.move, action)
 
     # --- sign-off -----------------------------------------------------------------------
 
@@ -307,6 +325,11 @@ class Rehearsal:
     def save(self) -> None:
         files.write_file(sidecar_path(self.transcript),
                          self.sidecar.model_dump_json(indent=1), replace=True)
+
+
+def _settle(move: asyncio.Future[Action], action: Action) -> None:
+    if not move.done():
+        move.set_result(action)
 
 
 def new_tokens(parties: list[str]) -> tuple[dict[str, str], str]:

@@ -20,8 +20,9 @@ from negotiation.checks.builtin import red_line_text
 from negotiation.events import EventType
 from negotiation.model import Issue, Preferences, Scenario, SplitIssue, TermValue
 from negotiation.safe_text import plain
+from negotiation.session import analysis_of
 from negotiation.terms import describe_terms, format_value
-from negotiation.utility import InvalidOfferError, OutcomeSpace, UtilityFunction, violates
+from negotiation.utility import InvalidOfferError, UtilityFunction, violates
 
 #: Fairness measures a seat may see: none of them names a party or its numbers.
 SEAT_FAIRNESS = ("nash_ratio", "ks_distance", "pareto_distance", "pareto_dominated", "method")
@@ -42,10 +43,6 @@ class Table:
     scenario: Scenario
 
     @cached_property
-    def space(self) -> OutcomeSpace:
-        return OutcomeSpace.of(self.scenario)
-
-    @cached_property
     def issues(self) -> dict[str, Issue]:
         return {issue.id: issue for issue in self.scenario.issues}
 
@@ -57,12 +54,9 @@ class Table:
         return self.scenario.organization(party).preferences
 
     def utility(self, party: str) -> UtilityFunction:
-        return self._utilities.setdefault(
-            party, UtilityFunction(self.space, self.preferences(party), party))
-
-    @cached_property
-    def _utilities(self) -> dict[str, UtilityFunction]:
-        return {}
+        """The engine's own utility function of ``party``, shared with the run (and with
+        every rehearsal of the same scenario)."""
+        return analysis_of(self.scenario).functions[party]
 
     def describe(self, terms: Mapping[str, TermValue]) -> list[dict[str, str]]:
         return [{"issue": text(issue.name), "value": text(format_value(issue, terms[issue.id]))}

@@ -3,13 +3,15 @@ keeps, and the rehearsals a restart finds open and continues."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import threading
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from anyio.abc import TaskGroup
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents import strategy_names
@@ -37,6 +39,27 @@ OPEN = frozenset({Status.IN_PROGRESS, Status.ABORTED})
 LLM_MODEL_ENV = "NEGOTIATE_STUDIO_LLM_MODEL"
 
 
+async def _cancel_all() -> None:
+    tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@functools.cache
+def negmas_choices() -> list[tuple[str, str]]:
+    """NegMAS's own negotiators, where NegMAS is installed (looked up once)."""
+    from agents.negmas_seat import PREFIX, negmas_version, negotiator_classes
+
+    if negmas_version() is None:
+        return []
+    try:
+        names = list(negotiator_classes())
+    except NegotiationError:  # installed, but not in a state to seat anyone
+        return []
+    return [(f"{PREFIX}{name}", f"NegMAS: {name}") for name in names]
+
+
 @dataclass(frozen=True)
 class Listed:
     """A scenario the studio offers: where it comes from, or why it cannot be used."""
@@ -57,7 +80,9 @@ class Studio:
     idle_timeout: float | None = None
     idle_strategy: str = "conceder"
     rehearsals: dict[str, Rehearsal] = field(default_factory=dict)
-    group: TaskGroup | None = None
+    #: The loop (in a thread of its own) that drives every rehearsal's run, so that pages,
+    #: streams and moves are answered while the negotiations compute.
+    driver: asyncio.AbstractEventLoop | None = None
     closing: bool = False
     #: Rehearsals found in the folder that could not be loaded, and why.
     problems: list[str] = field(default_factory=list)
@@ -89,6 +114,7 @@ class Studio:
         """What may sit at each organisation: a person, a strategy, the server's LLM."""
         choices = [(HUMAN, "a person (secret link)")]
         choices += [(name, f"rule-based: {name}") for name in strategy_names()]
+        choices += negmas_choices()
         model = os.environ.get(LLM_MODEL_ENV, "").strip()
         if model:
             choices.append((f"llm:{model}", f"LLM: {text(model)}"))
@@ -132,9 +158,22 @@ class Studio:
         return rehearsal, tokens, observer
 
     def _start(self, rehearsal: Rehearsal, *, resume: bool) -> None:
-        if self.group is None:
+        if self.driver is None:
             raise RuntimeError("the studio is not serving")
-        self.group.start_soon(partial(rehearsal.run, resume=resume))
+        asyncio.run_coroutine_threadsafe(rehearsal.run(resume=resume), self.driver)
+
+    def start_driver(self) -> None:
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, name="studio-driver", daemon=True).start()
+        self.driver = loop
+
+    async def stop_driver(self) -> None:
+        """Stop every run (each leaves a transcript that resumes) and the driver's loop."""
+        loop, self.driver = self.driver, None
+        if loop is None:
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_cancel_all(), loop))
+        loop.call_soon_threadsafe(loop.stop)
 
     def reopen(self) -> list[str]:
         """Load every rehearsal of the transcript folder; continue the open ones.
