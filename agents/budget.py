@@ -56,6 +56,11 @@ class Budget:
     reserved_tokens: int = 0
     reserved_cost: float = 0.0
 
+    @property
+    def caps_tokens(self) -> bool:
+        """Whether calls must be sized (a token or cost limit is set)."""
+        return self.max_tokens is not None or self.max_cost is not None
+
     def check(self) -> None:
         """Raise ``BudgetExceeded`` when the call budget has no request left."""
         if self.max_calls is not None and self.calls >= self.max_calls:

@@ -352,8 +352,10 @@ class LLMAgent:
             extra["response_format"] = {"type": "json_object"}
         body: dict[str, Any] = {"model": settings.model, "messages": messages,
                                 "temperature": settings.temperature, **extra}
-        reservation = budget.reserve(settings.model, prompt_token_bound(body),
-                                     settings.max_tokens)
+        # Sizing the prompt costs a JSON encoding of the request: only under a limit.
+        reservation = budget.reserve(
+            settings.model, prompt_token_bound(body) if budget.caps_tokens else 0,
+            settings.max_tokens)
         body["max_tokens"] = reservation.max_tokens
         started = time.perf_counter()
         meter = CallMeter(budget)
