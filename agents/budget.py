@@ -64,7 +64,8 @@ class Budget:
     def check(self) -> None:
         """Raise ``BudgetExceeded`` when the call budget has no request left."""
         if self.max_calls is not None and self.calls >= self.max_calls:
-            raise BudgetExceeded(f"call budget spent ({self.calls} of {self.max_calls} calls)")
+            raise BudgetExceeded(f"call budget spent ({self.calls} of {self.max_calls} calls); "
+                                 "raise it (--budget-calls) to go further")
 
     def admit_request(self) -> None:
         """Count one HTTP request before it is sent (each one is a request the provider
@@ -85,7 +86,7 @@ class Budget:
                 raise BudgetExceeded(
                     f"token budget spent ({self.tokens} of {self.max_tokens} tokens used; "
                     f"the next call needs up to {prompt_bound} prompt tokens and "
-                    f"{floor} for a reply)")
+                    f"{floor} for a reply); raise it (--budget-tokens) to go further")
             cap = min(cap, room)
         price_in, price_out = self.prices.get(model, (0.0, 0.0))
         if self.max_cost is not None:
@@ -100,7 +101,8 @@ class Budget:
             if room < floor:
                 raise BudgetExceeded(
                     f"cost budget spent (${self.cost:.4f} of ${self.max_cost:.4f} used; "
-                    f"the next call could cost more than what is left)")
+                    f"the next call could cost more than what is left); raise it "
+                    "(--budget-cost) to go further")
             cap = min(cap, room)
         reservation = Reservation(model, cap, prompt_bound + cap,
                                   (prompt_bound * price_in + cap * price_out) / 1_000_000)

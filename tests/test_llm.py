@@ -250,7 +250,8 @@ def test_a_budget_stops_a_runaway_negotiation(
     llm_run = LLMRun(budget=Budget(max_calls=4, prices={"scripted": (1.0, 2.0)}))
     with ScriptedServer(stubborn) as server:
         result = run(scenario, server, monkeypatch, tmp_path, llm_run=llm_run)
-    assert result.reason == "budget exhausted: call budget spent (4 of 4 calls)"
+    assert result.reason == "budget exhausted: call budget spent (4 of 4 calls); raise it " \
+        "(--budget-calls) to go further"
     assert len(server.requests) == 4
     calls = events_of(result, "llm_call")
     assert [c["cost_usd"] for c in calls] == [0.00014] * 4  # 100 in × $1 + 20 out × $2 per 1M
@@ -313,7 +314,8 @@ def test_retries_and_failed_requests_count_against_the_call_budget(
     llm_run = LLMRun(budget=Budget(max_calls=4))
     with ScriptedServer(script) as server:
         result = run(scenario, server, monkeypatch, tmp_path, llm_run=llm_run)
-    assert result.reason == "budget exhausted: call budget spent (4 of 4 calls)"
+    assert result.reason == "budget exhausted: call budget spent (4 of 4 calls); raise it " \
+        "(--budget-calls) to go further"
     assert len(server.requests) == 4  # 500, 429, 200, then one more call: no fifth
 
 

@@ -123,7 +123,9 @@ def test_a_spent_budget_ends_negotiate_run_with_exit_3_and_says_so(tmp_path: Pat
              "plain", "--budget-tokens", "20000", "-q", "--out", str(tmp_path)],
             capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
     assert done.returncode == 3, done.stderr
-    assert "token budget spent" in done.stderr and "Traceback" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert "The run ended because an agent failed: budget exhausted: token budget spent" \
+        in said and "raise it (--budget-tokens)" in said and "Traceback" not in said
     errors = [e for e in load_verified(next(tmp_path.glob("*.jsonl")))
               if e["type"] == "error"]
     assert errors[-1]["error"].startswith("budget exhausted: token budget spent")
