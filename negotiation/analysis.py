@@ -107,8 +107,18 @@ def pareto_mask(points: FloatArray) -> BoolArray:
         mask[order] = (second == group_best[group]) & (group_best > before)[group]
         return mask
     order = np.lexsort((*(-points[:, ::-1].T), -points.sum(axis=1)))
+    # Most points are dominated by one of the few with the largest sums: one vectorised pass
+    # drops them before the block loop.  What remains has the same frontier: a dropped point
+    # is dominated by a frontier point too (dominance is transitive), and none of those is
+    # ever dropped.
+    leaders = points[order[:_LEADERS]]
+    survivors = np.empty(n, dtype=bool)
+    for start in range(0, n, _PRUNE_CHUNK):
+        survivors[start:start + _PRUNE_CHUNK] = ~_dominated_by(
+            points[start:start + _PRUNE_CHUNK], leaders)
+    order = order[survivors[order]]
     front = np.empty((0, points.shape[1]))
-    for start in range(0, n, _BLOCK):
+    for start in range(0, len(order), _BLOCK):
         rows = order[start:start + _BLOCK]
         block = points[rows]
         dominated = _dominated_by(block, block)
@@ -121,6 +131,8 @@ def pareto_mask(points: FloatArray) -> BoolArray:
 
 _BLOCK = 256
 _FRONT_CHUNK = 4096
+_LEADERS = 64
+_PRUNE_CHUNK = 16384
 
 
 def _dominated_by(points: FloatArray, others: FloatArray) -> BoolArray:

@@ -125,3 +125,23 @@ def test_a_move_records_its_action_exactly_as_pydantic_dumps_it() -> None:
         assert action_record(action) == action.model_dump(mode="json", exclude_none=True)
     record = action_record(actions[0])
     assert record["offer"]["terms"]["share"] is not actions[0].offer.terms["share"]  # a copy
+
+
+def test_the_pruned_many_party_frontier_is_the_brute_force_frontier() -> None:
+    import numpy as np
+
+    from negotiation.analysis import pareto_mask
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        parties = 3 + trial % 2
+        count = int(rng.integers(1, 400))
+        points = rng.random((count, parties))
+        if trial % 3 == 1:
+            points = np.round(points * 4) / 4  # many ties
+        if trial % 3 == 2:
+            points = np.repeat(points[: count // 2 + 1], 2, axis=0)[:count]  # copies
+        at_least = (points[:, None, :] >= points[None, :, :]).all(axis=2)
+        better = (points[:, None, :] > points[None, :, :]).any(axis=2)
+        dominated = (at_least & better).any(axis=0)
+        assert (pareto_mask(points) == ~dominated).all()
