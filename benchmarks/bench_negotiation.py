@@ -1,10 +1,11 @@
 """Throughput of the plain driver: bilateral, 3 issues × 10 values, 100 rounds,
-Boulware vs Conceder.  Prints negotiations per second and the cost per round; with NegMAS
-installed in the same environment, runs the same domain there too and prints the ratio.
+Boulware vs Conceder.  Prints negotiations per second and the cost per round, in memory and
+with an fsynced file.  The comparison with NegMAS on equal work (the same decisions checked
+move for move, warm and cold, 10^2 to 10^6 outcomes) is ``benchmarks/compare_negmas.py``.
 
-Both systems concede along ``1 − t^e`` (Faratin et al. 1998).  NegMAS's BoulwareTB and
-ConcederTB use e = 4 and e = 0.25; ours are written with β = 1/e, so the like-for-like
-line-up is ``time_dependent:beta=0.25`` vs ``time_dependent:beta=4``.  Our named
+NegMAS's BoulwareTB and ConcederTB concede along ``1 − t^e`` with e = 4 and e = 0.25; ours
+are written with β = 1/e (Faratin et al. 1998), so the line-up with NegMAS's curves is
+``time_dependent:beta=0.25`` vs ``time_dependent:beta=4``.  Our named
 ``boulware``/``conceder`` (β = 0.2 and 2) concede more slowly and are measured too.
 
     .venv/bin/python benchmarks/bench_negotiation.py [--runs N]
@@ -19,7 +20,6 @@ import time
 from pathlib import Path
 
 import anyio
-from peer import negmas_available, negmas_domain
 
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import Negotiation, build_agents
@@ -89,57 +89,16 @@ def measure(label: str, scenario: Scenario, runs: int, out_dir: Path | None,
     return rate
 
 
-def measure_negmas(scenario: Scenario, runs: int, quiet: bool = False) -> float | None:
-    if not negmas_available():
-        return None
-    from negmas import SAOMechanism
-    from negmas.sao import BoulwareTBNegotiator, ConcederTBNegotiator
-
-    issues, ufuns = negmas_domain(scenario)
-    rounds = agreements = 0
-    start = time.perf_counter()
-    for _ in range(runs):
-        mechanism = SAOMechanism(issues=issues, n_steps=scenario.protocol.rounds)
-        mechanism.add(BoulwareTBNegotiator(), preferences=ufuns[0])
-        mechanism.add(ConcederTBNegotiator(), preferences=ufuns[1])
-        state = mechanism.run()
-        rounds += mechanism.current_step
-        agreements += state.agreement is not None
-    elapsed = time.perf_counter() - start
-    rate = runs / elapsed
-    if not quiet:
-        print(f"{'NegMAS SAOMechanism (same domain)':<34} {rate:9.1f} negotiations/s   "
-              f"{elapsed / max(rounds, 1) * 1e6:7.1f} µs/round   ({agreements}/{runs} "
-              f"agreements, {rounds / runs:.1f} rounds on average)")
-    return rate
-
-
-def side_by_side(scenario: Scenario, repeats: int, ours_runs: int, peer_runs: int
-                 ) -> tuple[list[float], list[float]]:
-    """Both systems warmed up, then measured in alternation ``repeats`` times, so that a
-    noisy neighbour slows both rather than one."""
-    measure("warm-up", scenario, max(ours_runs // 10, 5), None, quiet=True)
-    measure_negmas(scenario, max(peer_runs // 10, 2), quiet=True)
-    ours, peer = [], []
-    for _ in range(repeats):
-        ours.append(measure("ours", scenario, ours_runs, None, quiet=True))
-        peer.append(measure_negmas(scenario, peer_runs, quiet=True) or float("nan"))
-    return ours, peer
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
     scenario = benchmark_scenario()
-    ours = measure("NegMAS's curves, in memory", scenario, args.runs, None)
+    measure("NegMAS's curves, in memory", scenario, args.runs, None)
     measure("our boulware/conceder, in memory", scenario, args.runs, None, OUR_DEFAULTS)
     with tempfile.TemporaryDirectory() as folder:
         measure("NegMAS's curves, fsynced file", scenario, max(args.runs // 10, 10),
                 Path(folder))
-    peer = measure_negmas(scenario, max(args.runs // 5, 10))
-    if peer is not None:
-        print(f"ratio (ours in memory / NegMAS, same curves): {ours / peer:.1f}×")
 
 
 if __name__ == "__main__":
