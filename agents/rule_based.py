@@ -38,8 +38,9 @@ from negotiation.utility import FloatArray, IndexArray, UtilityFunction, red_lin
 TARGET_WINDOW = 0.02
 #: At most this many candidate outcomes are compared with the other parties' offers.
 MAX_CANDIDATES = 256
-#: Up to this many outcomes, similarity to an offer is computed once for the whole space.
-FULL_SIMILARITY_LIMIT = 200_000
+#: Up to this many outcomes, similarity to an offer is computed once for the whole space;
+#: beyond, only for the candidates (so that no negotiation pays in proportion to the space).
+FULL_SIMILARITY_LIMIT = 4_096
 #: Up to this many ranked outcomes, their utilities are also kept as a list: bisect on it is
 #: several times faster than on an array, but 10^7 floats in a list take 320 MB.
 SORTED_LIST_LIMIT = 1_000_000
@@ -117,6 +118,15 @@ class Bidder:
             self._similarity[reference] = cached
         return cached
 
+    def _candidate_similarity(self, rows: IndexArray, reference: int) -> FloatArray:
+        """Similarity of the outcomes whose value indices are ``rows`` to ``reference``."""
+        ref = self.space.value_indices(reference)
+        tables = self.space.similarity
+        score = tables[0][rows[:, 0], ref[0]]
+        for k in range(1, len(tables)):
+            score = score + tables[k][rows[:, k], ref[k]]
+        return np.asarray(score, dtype=np.float64)
+
     def value(self, offer: Offer) -> float:
         """Own utility of an offer; -1 if it breaks one of our red lines."""
         outcome = self.outcome_of(offer)
@@ -148,12 +158,12 @@ class Bidder:
             for reference in others:
                 score = score + self._similarity_to(reference)[candidates]
         else:
+            # Only the candidates, with the same additions in the same order as the
+            # whole-space table (so the choice does not depend on the space's size).
             rows = self.space.value_indices(candidates)
-            score = np.zeros(len(candidates))
-            for reference in key[2:]:
-                ref = self.space.value_indices(reference)
-                for k, table in enumerate(self.space.similarity):
-                    score += table[rows[:, k], ref[k]]
+            score = self._candidate_similarity(rows, key[2])
+            for reference in key[3:]:
+                score = score + self._candidate_similarity(rows, reference)
         choice = int(candidates[int(np.argmax(score))])
         self._last_choice = (key, choice)
         return choice

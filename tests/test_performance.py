@@ -145,3 +145,26 @@ def test_the_pruned_many_party_frontier_is_the_brute_force_frontier() -> None:
         better = (points[:, None, :] > points[None, :, :]).any(axis=2)
         dominated = (at_least & better).any(axis=0)
         assert (pareto_mask(points) == ~dominated).all()
+
+
+def test_similarity_of_candidates_only_equals_the_whole_space_table() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    for scenario in (load_scenario("platform-app-vendor"), load_scenario("rd-joint-venture"),
+                     domain(10_000, 3)):
+        analysis = SpaceAnalysis(scenario)
+        session = Negotiation(scenario, analysis=analysis).session(
+            {}, seed=0, writer=TranscriptWriter(None), specs={})
+        bidder = Bidder(session.current_view())
+        size = analysis.space.size
+        for _ in range(20):
+            candidates = rng.choice(size, size=min(256, size), replace=False)
+            references = [int(r) for r in rng.choice(size, size=3)]
+            whole = bidder._similarity_to(references[0])[candidates]
+            rows = analysis.space.value_indices(candidates)
+            part = bidder._candidate_similarity(rows, references[0])
+            for reference in references[1:]:
+                whole = whole + bidder._similarity_to(reference)[candidates]
+                part = part + bidder._candidate_similarity(rows, reference)
+            assert np.array_equal(whole, part)
