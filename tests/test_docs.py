@@ -75,6 +75,10 @@ CANNOT_RUN: dict[str, str] = {
     "negotiate review RUN.jsonl --approve --as vendor": "needs a run of the reader's scenario "
         "whose signatories block names vendor's key (tests/test_signoff.py signs one)",
     "negotiate verify RUN.jsonl --head 3f9c…(64 hex digits)": "HASH is the head the reader kept",
+    ".venv/bin/negotiate serve": "a web server that runs until Ctrl-C; tests/test_studio*.py "
+        "and tests/browser start it on a free port",
+    "negotiate serve": "a web server that runs until Ctrl-C; tests/test_studio*.py and "
+        "tests/browser start it on a free port",
 }
 
 

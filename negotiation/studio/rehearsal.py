@@ -36,7 +36,7 @@ from negotiation.errors import InputError, NegotiationError, RefusedError
 from negotiation.events import EventType
 from negotiation.lifecycle import SignOffError, Status, sign_off, status_of
 from negotiation.model import ACTION, Action, Propose, Scenario
-from negotiation.studio.seating import Table, observer_view, seat_view, text
+from negotiation.studio.seating import Table, current_round, observer_view, seat_view, text
 from negotiation.transcript import verify
 from negotiation.utility import InvalidOfferError
 
@@ -301,7 +301,9 @@ class Rehearsal:
     def seat_state(self, party: str) -> dict[str, Any]:
         turn = self.turn
         legal = sorted(turn.view.legal) if turn is not None and turn.party == party else None
-        state = seat_view(self.table, party, self.events, legal)
+        pending = turn.view.state.round if turn is not None else None
+        state = seat_view(self.table, party, self.events, legal,
+                          current_round(self.events, pending))
         state["waiting_for"] = self._waiting_for()
         state["signoff"] = self.signoff_state(party) if state["outcome"] else None
         state["problem"] = self.problem

@@ -94,7 +94,8 @@ def brief(table: Table, party: str) -> dict[str, Any]:
             wanted = ", ".join(f"{format_value(issue, option)} {score:g}" for option, score in
                                sorted(function.scores.items(), key=lambda item: -item[1]))
         elif function.points is not None:
-            wanted = " · ".join(f"{x:g}→{u:g}" for x, u in function.points)
+            unit = "%" if isinstance(issue, SplitIssue) else f" {getattr(issue, 'unit', '')}"
+            wanted = " · ".join(f"{x:g}{unit.rstrip()}→{u:g}" for x, u in function.points)
         else:
             wanted = f"the {'higher' if function.prefer == 'high' else 'lower'} the better"
         rows.append({"issue": text(issue.name), "weight": preferences.weights.get(issue.id, 0),
@@ -128,10 +129,17 @@ def _turns(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in events if e["type"] in (EventType.MOVE, EventType.BLOCKED)]
 
 
+def current_round(events: Sequence[Mapping[str, Any]], pending: int | None) -> int:
+    """The round under way (1-based): the pending turn's, else the last turn's."""
+    if pending is not None:
+        return pending + 1
+    return max((e["round"] + 1 for e in _turns(events)), default=1)
+
+
 def seat_view(table: Table, party: str, events: Sequence[Mapping[str, Any]],
-              legal: Sequence[str] | None) -> dict[str, Any]:
+              legal: Sequence[str] | None, round_: int) -> dict[str, Any]:
     """Everything the seat of ``party`` is sent after a change: ``legal`` is its legal
-    moves when it is its turn (else ``None``)."""
+    moves when it is its turn (else ``None``), ``round_`` the round under way."""
     utility = table.utility(party)
     reservation = table.preferences(party).reservation_value
     history: list[dict[str, Any]] = []
@@ -160,7 +168,7 @@ def seat_view(table: Table, party: str, events: Sequence[Mapping[str, Any]],
     state: dict[str, Any] = {
         "party": party, "history": history, "reservation_value": reservation,
         "standing": standing, "your_turn": legal is not None, "legal": sorted(legal or []),
-        "round": history[-1]["round"] if history else 1,
+        "round": round_,
         "rounds": _rounds(events), "outcome": None,
     }
     outcome = _last(events, EventType.OUTCOME)

@@ -83,6 +83,7 @@ def take_turn(driver: webdriver.Chrome, first: bool) -> None:
 
 def negotiate(people: list[webdriver.Chrome], rounds: int = 12) -> None:
     opened = {id(driver): False for driver in people}
+    shots: list[Path] = []
     for _ in range(rounds * 3 + 6):
         ended = 0
         for driver in people:
@@ -90,6 +91,8 @@ def negotiate(people: list[webdriver.Chrome], rounds: int = 12) -> None:
             if driver.find_element(By.ID, "outcome-card").is_displayed():
                 ended += 1
             elif turn == "yours":
+                if opened[id(driver)] and not shots:
+                    shots.append(screenshot(driver, "seat-mid-negotiation-1280x800"))
                 take_turn(driver, first=not opened[id(driver)])
                 opened[id(driver)] = True
         if ended == len(people):
