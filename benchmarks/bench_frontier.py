@@ -1,6 +1,8 @@
 """Time to compute the Pareto frontier plus the Nash and Kalai–Smorodinsky points for
 10^4, 10^5 and 10^6 outcomes with 2 and 3 parties; with NegMAS installed in the same
 environment, the same domains are also solved by NegMAS and the time ratio is printed.
+Times are CPU seconds of this process (``time.process_time``): on a shared machine wall
+time mostly measures the neighbours.
 
     .venv/bin/python benchmarks/bench_frontier.py [--negmas-max 100000]
 """
@@ -48,11 +50,11 @@ def domain(outcomes: int, parties: int, seed: int = 0) -> Scenario:
 
 
 def ours(scenario: Scenario) -> tuple[float, int]:
-    start = time.perf_counter()
+    start = time.process_time()
     analysis = SpaceAnalysis(scenario)
     frontier = analysis.frontier
     assert analysis.nash is not None and analysis.kalai_smorodinsky is not None
-    return time.perf_counter() - start, len(frontier)
+    return time.process_time() - start, len(frontier)
 
 
 def negmas_time(scenario: Scenario) -> tuple[float, int] | None:
@@ -61,12 +63,12 @@ def negmas_time(scenario: Scenario) -> tuple[float, int] | None:
     from negmas.preferences import kalai_points, nash_points
     from negmas.preferences import pareto_frontier as negmas_frontier
 
-    start = time.perf_counter()
+    start = time.process_time()
     issues, ufuns = negmas_domain(scenario)
     frontier, _ = negmas_frontier(ufuns, issues=issues)
     nash_points(ufuns, frontier, issues=issues)
     kalai_points(ufuns, frontier, issues=issues)
-    return time.perf_counter() - start, len(frontier)
+    return time.process_time() - start, len(frontier)
 
 
 def main() -> None:
