@@ -17,10 +17,12 @@ Equal work:
   a real run writes it, and without.  Ratios use the former.
 
 Timing: a warm-up, then ``--repeats`` alternations of the three timings, each long enough
-to last about ``--budget`` seconds; the table shows medians and ranges (min–max) per
-negotiation, and ``benchmarks/floor.py``'s pure-Python loop for the same negotiation.  The
-last lines are machine-readable, one per configuration: ``ratio warm bilateral 1e3: 7.3``
-(NegMAS's time per negotiation over ours).  Installs nothing: NegMAS must be importable.
+to last about ``--budget`` seconds of CPU time (``time.process_time``: both systems are
+single-threaded, and on a shared machine wall time mostly measures the neighbours); the
+table shows medians and ranges (min–max) per negotiation, and ``benchmarks/floor.py``'s
+pure-Python loop for the same negotiation.  The last lines are machine-readable, one per
+configuration: ``ratio warm bilateral 1e3: 7.3`` (NegMAS's time per negotiation over
+ours).  Installs nothing: NegMAS must be importable.
 
     /tmp/negmas-venv/bin/python benchmarks/compare_negmas.py [--sizes 1e2,1e3] [--modes warm]
 """
@@ -87,9 +89,9 @@ class OurSide:
 
 def per_run(action: Callable[[int], object], count: int) -> float:
     """Seconds per negotiation of ``count`` negotiations done by ``action``."""
-    start = time.perf_counter()
+    start = time.process_time()
     action(count)
-    return (time.perf_counter() - start) / count
+    return (time.process_time() - start) / count
 
 
 def calibrated(action: Callable[[int], object], budget: float) -> int:
