@@ -218,3 +218,27 @@ def test_the_observer_sees_the_conversation_and_verdicts_but_no_utilities(
     assert client.get(links.observer).status_code == 200
     charter = client.get(links.observer + "/charter")
     assert charter.status_code == 409  # not ratified yet
+
+
+def test_the_setup_offers_people_strategies_and_the_servers_llm(
+        tmp_path: Path, serve: Open, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEGOTIATE_STUDIO_LLM_MODEL", "gpt-4o-mini")
+    client = serve(tiny_folder(tmp_path / "s"))
+    page = client.get("/setup/tiny").text
+    for value in ("human", "boulware", "tit_for_tat", "llm:gpt-4o-mini"):
+        assert f'value="{value}"' in page
+    assert "zone of possible agreement" in page
+
+
+def test_a_rehearsal_whose_transcript_was_tampered_with_is_named_not_continued(
+        tmp_path: Path, serve: Open) -> None:
+    first = serve(tiny_folder(tmp_path / "s"))
+    links = set_up(first, BASE, "tiny", {"a": "human", "b": "human"})
+    wait_until(lambda: first.get(links.seats["a"] + "/state").json()["your_turn"])
+    first.__exit__(None, None, None)
+    path = tmp_path / "transcripts" / f"{links.rehearsal}.jsonl"
+    path.write_text(path.read_text().replace('"seed":0', '"seed":1'))
+    again = serve(tiny_folder(tmp_path / "s"))
+    index = again.get("/").text
+    assert "could not be continued" in index and links.rehearsal in index
+    assert again.get(links.seats["a"] + "/state").status_code == 404

@@ -103,7 +103,8 @@ def create_app(studio: Studio) -> Starlette:
     # --- pages ----------------------------------------------------------------------------
 
     async def index(request: Request) -> Response:
-        return page(request, "index.html", listed=list(studio.catalogue.values()))
+        return page(request, "index.html", listed=list(studio.catalogue.values()),
+                    problems=studio.problems)
 
     async def setup(request: Request) -> Response:
         key = request.path_params["key"]

@@ -181,6 +181,9 @@ class Rehearsal:
                                 on_event=self.record, answer=self.answer)
         except NegotiationError as error:
             self.problem = text(error)
+        except Exception as error:  # a bug must not leave the seats waiting in silence
+            self.problem = text(f"the run failed: {type(error).__name__}: {error}")
+            raise
         finally:
             self.running = False
             self.turn = None

@@ -5,6 +5,7 @@ finishes; the offer builder's live utility is the engine's."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +257,30 @@ def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_10
     assert checked == 4
     page.set_window_size(390, 844)
     screenshot(page, "seat-offer-builder-narrow")
+
+
+HOSTILE = ('<img src=x onerror="document.title=\'owned\'">'
+           '<script>document.title="owned"</script>')
+
+
+def test_hostile_rationales_are_shown_as_text_and_never_run(server: Server,
+                                                            browser: Browser) -> None:
+    with httpx.Client(timeout=10) as client:
+        links = set_up(client, server.base, "park-redevelopment",
+                       {"city": "human", "county": "human", "foundation": "conceder"})
+        city = Person(client, links.seats["city"], server.base).open()
+        for _ in range(400):
+            if city.state()["your_turn"]:
+                break
+            time.sleep(0.05)
+        reply = city.move({"kind": "propose", "rationale": HOSTILE, "terms": {
+            "funding_split": {"city": 30, "county": 30, "foundation": 40},
+            "governance": "equal_thirds", "timeline_years": 3,
+            "maintenance": "shared_public", "naming_rights": "pavilion"}})
+        assert reply.status_code == 200
+    for url, log in ((links.seats["county"], "history"), (links.observer, "log")):
+        page = browser()
+        page.get(url)
+        wait(page, lambda d, log=log: HOSTILE in d.find_element(By.ID, log).text)
+        assert page.title != "owned"
+        assert page.find_elements(By.CSS_SELECTOR, f"#{log} img, #{log} script") == []
