@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from negotiation.errors import InputError, NegotiationError, RefusedError
+from negotiation.model import Scenario
 from negotiation.session import analysis_of
 from negotiation.studio.guard import (
     CHARTER_POLICY,
@@ -43,7 +44,7 @@ from negotiation.studio.guard import (
     valid_token,
 )
 from negotiation.studio.rehearsal import Rehearsal
-from negotiation.studio.seating import brief, controls, evaluate, observer_view, text
+from negotiation.studio.seating import Table, brief, controls, evaluate, observer_view, text
 from negotiation.studio.service import Studio
 from negotiation.transcript import verify
 
@@ -120,7 +121,7 @@ def create_app(studio: Studio) -> Starlette:
                     choices=studio.seat_choices(), csrf=csrf_token(setup_key, "setup"),
                     zopa=analysis.zopa_size, size=analysis.space.size,
                     blockers=list(analysis.blockers().values()),
-                    nash=nash and observer_terms(studio, key, nash.terms))
+                    nash=nash and Table(scenario).describe(nash.terms))
 
     async def create(request: Request) -> Response:
         if not same_site(request):
@@ -233,9 +234,6 @@ def create_app(studio: Studio) -> Starlette:
         if not result.events or result.events[0].get("type") != "header" or \
                 not isinstance(result.events[0].get("scenario"), dict):
             raise HTTPException(404, "not a negotiation transcript")
-        from negotiation.model import Scenario
-        from negotiation.studio.seating import Table
-
         table = Table(Scenario.model_validate(result.events[0]["scenario"]))
         seen = observer_view(table, result.events, None)
         last = max((line["round"] for line in seen["lines"]), default=1)
@@ -321,9 +319,3 @@ def create_app(studio: Studio) -> Starlette:
                      middleware=[Middleware(SecurityHeaders)],
                      exception_handlers={HTTPException: http_error,
                                          NegotiationError: refused})
-
-
-def observer_terms(studio: Studio, key: str, terms: dict[str, Any]) -> list[dict[str, str]]:
-    from negotiation.studio.seating import Table
-
-    return Table(studio.scenario(key)).describe(terms)

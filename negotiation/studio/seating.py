@@ -58,7 +58,7 @@ class Table:
         every rehearsal of the same scenario)."""
         return analysis_of(self.scenario).functions[party]
 
-    def describe(self, terms: Mapping[str, TermValue]) -> list[dict[str, str]]:
+    def describe(self, terms: Mapping[str, Any]) -> list[dict[str, str]]:
         return [{"issue": text(issue.name), "value": text(format_value(issue, terms[issue.id]))}
                 for issue in self.scenario.issues if issue.id in terms]
 
