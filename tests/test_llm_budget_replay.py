@@ -60,7 +60,7 @@ def unlimited_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
                     ) -> list[tuple[int, int, int]]:
     """(prompt bound, prompt tokens, completion tokens) of each call of an unlimited run:
     the runs are deterministic, so a budget can be set to bind mid-way through call 3."""
-    result, calls, requests = budget_run(Budget(), monkeypatch, tmp_path)
+    _, calls, requests = budget_run(Budget(), monkeypatch, tmp_path)
     bounds = [prompt_token_bound({k: v for k, v in r.items() if k != "max_tokens"})
               for r in requests[1::2]]
     return [(bound, c["prompt_tokens"], c["completion_tokens"])
@@ -227,3 +227,33 @@ def test_two_replays_differ_only_in_the_named_wall_clock_fields(
     differing = {path for x, y in zip(a, b, strict=True) for path in _differences(x, y)}
     # What README.md promises: everything but the latency (and the hashes that cover it).
     assert differing <= {".wall.latency_ms", ".hash", ".prev_hash"}
+
+
+def test_a_campaign_replayed_with_another_seed_is_refused(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import yaml
+
+    from agents.llm_client import ReplayMismatch
+    from negotiation.campaign import load_campaign, run_campaign
+    from tests.llm_support import fair_dealer
+
+    path = tmp_path / "arc.yaml"
+    path.write_text(yaml.safe_dump({
+        "id": "llm-arc", "title": "LLM arc", "scenario": SCENARIO,
+        "agents": {"vendor": "llm:scripted"},
+        "stages": [{"id": "pilot", "kind": "negotiate"}]}), encoding="utf-8")
+    nash = SpaceAnalysis(load_scenario(SCENARIO)).nash
+    assert nash is not None
+    loaded = load_campaign(path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ScriptedServer(fair_dealer(nash.terms)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        recorded = anyio.run(lambda: run_campaign(loaded, tmp_path / "live", fsync=False))
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    calls = recorded.folder / "llm-calls.jsonl"
+    with pytest.raises(ReplayMismatch, match=r"was made with seed \d+ \(this run: \d+\)"):
+        anyio.run(lambda: run_campaign(loaded, tmp_path / "again", seed=1, fsync=False,
+                                       llm_run=LLMRun(replay=calls)))
+    same = anyio.run(lambda: run_campaign(loaded, tmp_path / "same", fsync=False,
+                                          llm_run=LLMRun(replay=calls)))
+    assert [s.status for s in same.stages] == [s.status for s in recorded.stages]

@@ -61,8 +61,12 @@ def campaign(
     plot: Annotated[bool, typer.Option(help="Draw value and trust per stage to summary.png."
                                        )] = True,
     replay: Annotated[Path | None, typer.Option(
-        help="LLM agents: answer from an earlier campaign's llm-calls.jsonl, offline.")
+        help="LLM agents: answer from an earlier campaign's llm-calls.jsonl, offline; "
+             "refused when a stage's scenario, seed or agents differ from the recording's.")
     ] = None,
+    replay_anyway: Annotated[bool, typer.Option(
+        "--replay-anyway", help="Replay even a recording made with other stages, seeds or "
+                                "agents (requests it lacks fail the stage).")] = False,
 ) -> None:
     """Run a campaign (pilot → evaluation → renegotiation → scale-up): one linked
     transcript per stage, a summary of terms and trust, and a plot.  LLM replies are
@@ -104,7 +108,7 @@ def campaign(
             if replay is not None:
                 from negotiation.engine import LLMOptions, new_llm_run
 
-                llm_run = new_llm_run(LLMOptions(replay=replay))
+                llm_run = new_llm_run(LLMOptions(replay=replay, replay_anyway=replay_anyway))
             try:
                 return await run_campaign(loaded, out, seed=seed, agents=overrides,
                                           on_stage=progress, llm_run=llm_run,
