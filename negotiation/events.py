@@ -65,9 +65,14 @@ class EventError(InputError):
 
 # --- the canonical serialisation ---------------------------------------------------------
 
+#: One encoder for every event: ``json.dumps`` with these options builds a new one per call,
+#: which costs about as much as encoding a move.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 class CanonicalObject(dict[str, Any]):
