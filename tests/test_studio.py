@@ -242,3 +242,18 @@ def test_a_rehearsal_whose_transcript_was_tampered_with_is_named_not_continued(
     index = again.get("/").text
     assert "could not be continued" in index and links.rehearsal in index
     assert again.get(links.seats["a"] + "/state").status_code == 404
+
+
+def test_serve_refuses_an_unknown_idle_strategy_or_a_missing_scenario_folder(
+        tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from negotiation.cli import app
+
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["serve", "--idle-strategy", "sleepy", "--transcripts",
+                                  str(tmp_path / "t")])
+    assert unknown.exit_code == 2 and "unknown strategy 'sleepy'" in unknown.output
+    missing = runner.invoke(app, ["serve", "--scenarios", str(tmp_path / "nowhere"),
+                                  "--transcripts", str(tmp_path / "t")])
+    assert missing.exit_code == 2 and "no such folder" in missing.output
