@@ -170,9 +170,19 @@ class SpaceAnalysis:
     #: Analyse only these organisations (a sub-coalition); ``None``: all of them.
     members: tuple[str, ...] | None = None
     space: OutcomeSpace = field(init=False)
+    _coalitions: dict[tuple[str, ...], SpaceAnalysis] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)
+
+    def of_members(self, members: Sequence[str]) -> SpaceAnalysis:
+        """The analysis of a sub-coalition of this scenario, made once and shared by every
+        run (a per-scenario table, like the rest of the analysis)."""
+        key = tuple(members)
+        if key not in self._coalitions:
+            self._coalitions[key] = SpaceAnalysis(self.scenario, self.seed, members=key)
+        return self._coalitions[key]
 
     @cached_property
     def organizations(self) -> list[Organization]:
@@ -267,6 +277,13 @@ class SpaceAnalysis:
     @cached_property
     def feasible(self) -> BoolArray:
         return self.feasible_full if self.exact else self.feasible_full[self.outcomes]
+
+    @cached_property
+    def rational_full(self) -> BoolArray:
+        """Over the whole space: outcomes every analysed party values at least at its
+        reservation value (red lines aside)."""
+        return np.asarray(np.all(self.full_utilities >= self.reservation - 1e-12, axis=1),
+                          dtype=bool)
 
     @cached_property
     def rational(self) -> BoolArray:

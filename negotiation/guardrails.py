@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from functools import cached_property
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from negotiation.analysis import BoolArray, SpaceAnalysis, shapley_values
@@ -96,8 +94,7 @@ class Referee:
         """The referee of a sub-coalition: only its members' preferences count."""
         key = tuple(members)
         if key not in self._subsets:
-            self._subsets[key] = Referee(self.scenario, SpaceAnalysis(self.scenario,
-                                                                      members=key))
+            self._subsets[key] = Referee(self.scenario, self.analysis.of_members(key))
         return self._subsets[key]
 
     def _departed(self, terms: dict[str, TermValue], departed: Sequence[str]
@@ -175,11 +172,9 @@ class Referee:
                     return False
         return True
 
-    @cached_property
+    @property
     def _rational_full(self) -> BoolArray:
-        utilities = self.analysis.full_utilities
-        return np.asarray(np.all(utilities >= self.analysis.reservation - 1e-12, axis=1),
-                          dtype=bool)
+        return self.analysis.rational_full  # a per-scenario table, not one per run
 
     def feedback(self, verdict: Verdict, terms: dict[str, TermValue],
                  departed: Sequence[str] = (), move: str = "propose") -> Feedback:

@@ -168,3 +168,15 @@ def test_similarity_of_candidates_only_equals_the_whole_space_table() -> None:
                 whole = whole + bidder._similarity_to(reference)[candidates]
                 part = part + bidder._candidate_similarity(rows, reference)
             assert np.array_equal(whole, part)
+
+
+def test_referees_of_one_scenario_share_its_tables_and_sub_coalition_analyses() -> None:
+    from negotiation.guardrails import Referee
+
+    scenario = load_scenario("rd-joint-venture")
+    analysis = SpaceAnalysis(scenario)
+    first, second = Referee(scenario, analysis), Referee(scenario, analysis)
+    assert first._rational_full is second._rational_full
+    members = scenario.party_ids[:2]
+    assert first.for_members(members).analysis is second.for_members(members).analysis
+    assert first.for_members(members).analysis.parties == members
