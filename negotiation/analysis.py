@@ -159,6 +159,8 @@ class Point:
 
 #: Outcomes × frontier points up to which every outcome's efficiency is tabled at once.
 EFFICIENCY_TABLE_LIMIT = 1_000_000
+#: Questions answered one outcome at a time before the table is made.
+EFFICIENCY_TABLE_AFTER = 8
 
 
 @dataclass
@@ -172,6 +174,7 @@ class SpaceAnalysis:
     space: OutcomeSpace = field(init=False)
     _coalitions: dict[tuple[str, ...], SpaceAnalysis] = field(
         init=False, repr=False, compare=False, default_factory=dict)
+    _efficiency_asked: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)
@@ -431,9 +434,12 @@ class SpaceAnalysis:
     def efficiency(self, outcome: int) -> tuple[float, int | None]:
         """``outcome``'s distance to the Pareto frontier and a feasible outcome that
         dominates it (the best such by sum; ``None`` if none).  Small spaces answer from a
-        table of every outcome, computed once: agreements are checked far more often than
-        the table costs."""
-        if self.space.size * len(self.frontier) <= EFFICIENCY_TABLE_LIMIT:
+        table of every outcome, computed once, from the ``EFFICIENCY_TABLE_AFTER``-th
+        question on: an analysis asked that often (a tournament's) is asked far more often
+        than the table costs, while a single run does not pay for the whole table."""
+        self._efficiency_asked += 1
+        if (self._efficiency_asked > EFFICIENCY_TABLE_AFTER
+                and self.space.size * len(self.frontier) <= EFFICIENCY_TABLE_LIMIT):
             distances, dominating = self._efficiency_table
             distance, better = float(distances[outcome]), int(dominating[outcome])
         else:

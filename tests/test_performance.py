@@ -180,3 +180,16 @@ def test_referees_of_one_scenario_share_its_tables_and_sub_coalition_analyses() 
     members = scenario.party_ids[:2]
     assert first.for_members(members).analysis is second.for_members(members).analysis
     assert first.for_members(members).analysis.parties == members
+
+
+def test_a_single_run_does_not_table_every_outcomes_efficiency_but_gets_its_answers() -> None:
+    from negotiation.analysis import EFFICIENCY_TABLE_AFTER
+
+    scenario = domain(10_000, 2)
+    one_by_one, tabled = SpaceAnalysis(scenario), SpaceAnalysis(scenario)
+    answers = [one_by_one.efficiency(outcome) for outcome in range(EFFICIENCY_TABLE_AFTER)]
+    assert "_efficiency_table" not in one_by_one.__dict__
+    for _ in range(EFFICIENCY_TABLE_AFTER):
+        tabled.efficiency(0)
+    assert [tabled.efficiency(outcome) for outcome in range(EFFICIENCY_TABLE_AFTER)] == answers
+    assert "_efficiency_table" in tabled.__dict__
