@@ -32,12 +32,12 @@ party is left out, all ZOPA points tie and the welfare rule picks one.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -202,13 +202,16 @@ class SpaceAnalysis:
         return self.scenario.public()
 
     @cached_property
-    def scenario_json(self) -> dict[str, Any]:
+    def scenario_json(self) -> CanonicalObject:
         # Every header embeds it: its canonical JSON is computed once, not once per run.
         return CanonicalObject(self.scenario.model_dump(mode="json"))
 
     @cached_property
     def digest(self) -> str:
         """sha256 of the scenario's canonical JSON (computed once per scenario)."""
+        text = self.scenario_json.canonical
+        if text.isascii():  # then the same text as scenario_digest's (ASCII-escaped) JSON
+            return hashlib.sha256(text.encode()).hexdigest()
         return scenario_digest(self.scenario)
 
     @property

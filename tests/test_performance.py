@@ -193,3 +193,13 @@ def test_a_single_run_does_not_table_every_outcomes_efficiency_but_gets_its_answ
         tabled.efficiency(0)
     assert [tabled.efficiency(outcome) for outcome in range(EFFICIENCY_TABLE_AFTER)] == answers
     assert "_efficiency_table" in tabled.__dict__
+
+
+def test_the_scenario_digest_from_the_header_text_is_the_digest() -> None:
+    from negotiation.scenario import scenario_digest
+
+    for scenario in (load_scenario("platform-app-vendor"), domain(100, 2)):
+        assert SpaceAnalysis(scenario).digest == scenario_digest(scenario)
+    accented = domain(100, 2).model_copy(update={"title": "Café – coopération"})
+    assert not SpaceAnalysis(accented).scenario_json.canonical.isascii()
+    assert SpaceAnalysis(accented).digest == scenario_digest(accented)
