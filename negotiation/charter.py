@@ -145,7 +145,9 @@ def _plot_pngs(path: Path) -> tuple[bytes, bytes]:
     with tempfile.TemporaryDirectory() as folder:
         trace, over_time = Path(folder) / "plot.png", Path(folder) / "over-time.png"
         plot_trace(analysis, events.proposals, agreement, trace)
-        plot_utility_over_time(analysis, events.proposals, agreement, over_time)
+        plot_utility_over_time(analysis, events.proposals, agreement, over_time,
+                               outcome.agreement.round
+                               if outcome is not None and outcome.agreement else None)
         return trace.read_bytes(), over_time.read_bytes()
 
 

@@ -153,15 +153,19 @@ def over_time_path(path: Path) -> Path:
 
 
 def plot_utility_over_time(analysis: SpaceAnalysis, proposals: Sequence[Move],
-                           agreement: Mapping[str, float] | None, path: Path) -> Path:
+                           agreement: Mapping[str, float] | None, path: Path,
+                           agreed_round: int | None = None) -> Path:
     """One panel per party: its utility of each offer by round, one line per proposer,
-    its reservation value as a dashed line and the agreement as a star after the last
-    offer (small multiples: three or more parties stay readable)."""
+    its reservation value as a dotted line and the agreement as a star in the round it was
+    reached (``agreed_round``; default: the last offer's), small multiples so that three or
+    more parties stay readable."""
     parties = analysis.parties
     colours = colormaps["tab10"]
     figure, axes = _grid(len(parties))
-    rounds = [p.round for p in proposals] or [1]
-    first_round, last_round = min(rounds), max(rounds)
+    rounds = [p.round for p in proposals] or [agreed_round or 1]
+    if agreed_round is None:
+        agreed_round = max(rounds)
+    first_round, last_round = min(rounds), max(*rounds, agreed_round)
     for k, (ax, party) in enumerate(zip(axes, parties, strict=True)):
         for proposer_index, proposer in enumerate(parties):
             own = [p for p in proposals if p.party == proposer and p.utilities]
@@ -174,7 +178,7 @@ def plot_utility_over_time(analysis: SpaceAnalysis, proposals: Sequence[Move],
         ax.axhline(analysis.reservation[k], ls=":", c="#b04040", lw=1.2,
                    label="reservation value")
         if agreement is not None:
-            ax.scatter([last_round], [agreement[party]], s=180, marker="*", c="gold",
+            ax.scatter([agreed_round], [agreement[party]], s=180, marker="*", c="gold",
                        edgecolors="black", zorder=6, label="agreement")
         ax.set_title(f"utility of {for_plot(party)}", fontsize=10)
         ax.set_xlabel("round")
@@ -189,11 +193,13 @@ def plot_utility_over_time(analysis: SpaceAnalysis, proposals: Sequence[Move],
 
 
 def plot_run(analysis: SpaceAnalysis, proposals: Sequence[Move],
-             agreement: Mapping[str, float] | None, path: Path) -> tuple[Path, Path]:
+             agreement: Mapping[str, float] | None, path: Path,
+             agreed_round: int | None = None) -> tuple[Path, Path]:
     """``report --plot``: the offers in utility space at ``path`` and each party's utility
     of each offer by round beside it (:func:`over_time_path`)."""
     return (plot_trace(analysis, proposals, agreement, path),
-            plot_utility_over_time(analysis, proposals, agreement, over_time_path(path)))
+            plot_utility_over_time(analysis, proposals, agreement, over_time_path(path),
+                                   agreed_round))
 
 
 def plot_campaign(manifest: Mapping[str, Any], path: Path) -> Path:

@@ -270,7 +270,7 @@ def report(
         from negotiation.plots import plot_run
 
         for drawn in plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities,
-                              plot):
+                              plot, outcome.agreement.round if outcome.agreement else None):
             console.print(f"Plot: [bold]{for_terminal(str(drawn))}[/]")
 
 

@@ -132,7 +132,8 @@ def report_plot(path: Path, plot: Path) -> tuple[Path, Path]:
     scenario = embedded_scenario(negotiation_of(events, path))
     outcome = events.outcome
     assert outcome is not None, "report_object refused a run without an outcome"
-    return plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot)
+    return plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot,
+                    outcome.agreement.round if outcome.agreement else None)
 
 
 def transcripts_object(folder: Path) -> dict[str, Any]:
