@@ -7,12 +7,16 @@ import math
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as StdElementTree
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from negotiation.analysis import SpaceAnalysis
@@ -446,3 +450,59 @@ def test_import_without_out_prints_the_yaml(tmp_path: Path) -> None:
     assert code == 0
     assert parse_scenario(output, "stdout").party_ids == ["office_alice", "office_bob",
                                                           "office_carol"]
+
+
+# --- property: any scenario GENIUS can express survives the round trip ------------------------
+
+
+@st.composite
+def expressible_scenarios(draw: st.DrawFn) -> Scenario:
+    """Two or three parties; discrete issues with any scores (best option below 1 too), and
+    one numeric issue (integer or real grid) valued by a line, possibly clipped."""
+    n_discrete = draw(st.integers(1, 2))
+    issues: list[dict[str, Any]] = [
+        {"id": f"d{k}", "kind": "discrete", "name": f"D{k}",
+         "options": [f"o{j}" for j in range(draw(st.integers(2, 4)))]}
+        for k in range(n_discrete)]
+    low = draw(st.integers(-5, 5))
+    step = draw(st.sampled_from([1, 0.5, 2.5]))
+    issues.append({"id": "n", "kind": "numeric", "name": "N", "min": low,
+                   "max": low + step * draw(st.integers(1, 8)), "step": step})
+    score = st.floats(0, 1).map(lambda x: round(x, 3))
+    organizations = []
+    for p in range(draw(st.integers(2, 3))):
+        raw = [draw(st.integers(0, 10)) for _ in issues]
+        raw[-1] = raw[-1] or 1
+        weights = {issue["id"]: w / sum(raw) for issue, w in zip(issues, raw, strict=True)}
+        values: dict[str, Any] = {
+            issue["id"]: {"scores": {o: draw(score) for o in issue["options"]}}
+            for issue in issues[:-1]}
+        a, b = draw(score), draw(score)
+        low_x, high_x = issues[-1]["min"], issues[-1]["max"]
+        middle = (low_x + high_x) / 2
+        values["n"] = draw(st.sampled_from([
+            {"prefer": "high"}, {"prefer": "low"},
+            {"points": [[low_x, a], [high_x, b]]},
+            {"points": [[low_x, 0.0], [middle, 0.0], [high_x, b or 1.0]]},  # clipped at 0
+            {"points": [[low_x, a], [middle, 1.0], [high_x, 1.0]]}]))  # clipped at 1
+        organizations.append({
+            "id": f"p{p}", "name": f"P{p}",
+            "preferences": {"reservation_value": draw(score), "weights": weights,
+                            "values": values, "discount": draw(st.sampled_from([1.0, 0.5]))}})
+    data = {"id": "drawn", "title": "Drawn", "issues": issues, "organizations": organizations}
+    return parse_scenario(yaml.safe_dump(data), "drawn.yaml")
+
+
+@settings(max_examples=40, deadline=None)
+@given(expressible_scenarios())
+def test_every_expressible_scenario_round_trips_exactly(scenario: Scenario) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            imported = round_trip(scenario, Path(folder))
+        except ExportRefused as refused:
+            # The one refusal such a scenario can meet: a best outcome below 1 that no
+            # numeric issue can carry (its line is clipped at 1 inside the range).
+            assert "best possible agreement is worth" in str(refused)
+            assert min(f.vector.max() for f in utility_functions(scenario).values()) < 1
+            return
+        assert_same_space_and_utilities(scenario, imported)
