@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from negotiation.errors import InputError, NegotiationError, RefusedError
+from negotiation.events import EventType
 from negotiation.model import Scenario
 from negotiation.session import analysis_of
 from negotiation.studio.guard import (
@@ -231,7 +232,7 @@ def create_app(studio: Studio) -> Starlette:
         if path is None:
             raise HTTPException(404, "no such run")
         result = await anyio.to_thread.run_sync(verify, path)
-        if not result.events or result.events[0].get("type") != "header" or \
+        if not result.events or result.events[0].get("type") != EventType.HEADER or \
                 not isinstance(result.events[0].get("scenario"), dict):
             raise HTTPException(404, "not a negotiation transcript")
         table = Table(Scenario.model_validate(result.events[0]["scenario"]))
