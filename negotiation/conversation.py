@@ -15,7 +15,7 @@ from negotiation.events import Blocked, MediatorText, Move
 from negotiation.model import Scenario
 from negotiation.terms import format_value
 
-MEDIATOR = "mediator"
+TEXT_AUTHOR = "mediator"  # who speaks a mediator_text event (no party does)
 INJECTION_CODE = "instruction_like_text"
 
 
@@ -49,7 +49,7 @@ def terms_line(scenario: Scenario, terms: Mapping[str, Any]) -> str:
 def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utterance:
     """The conversation turn of one move, blocked move or mediator text."""
     if isinstance(event, MediatorText):
-        return Utterance(event.round, MEDIATOR, "text", terms_line(scenario, event.terms),
+        return Utterance(event.round, TEXT_AUTHOR, "text", terms_line(scenario, event.terms),
                          utilities=event.utilities)
     action = event.action
     findings = event.verdict.findings if event.verdict is not None else []

@@ -15,7 +15,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from negotiation.conversation import MEDIATOR, Utterance
+from negotiation.conversation import TEXT_AUTHOR, Utterance
 from negotiation.safe_text import plain
 from negotiation.usage import Usage, total_usage, usage_by_party
 
@@ -37,7 +37,7 @@ class ConversationStyle:
     def __init__(self, parties: Sequence[str], visible: set[str] | None = None) -> None:
         self.colours = {party: PALETTE[index % len(PALETTE)]
                         for index, party in enumerate(parties)}
-        self.colours[MEDIATOR] = "white"
+        self.colours[TEXT_AUTHOR] = "white"
         self.party_width = max([_PARTY_WIDTH, *(len(plain(p, one_line=True))
                                                 for p in parties)])
         self.visible = visible
