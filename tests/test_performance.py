@@ -203,3 +203,29 @@ def test_the_scenario_digest_from_the_header_text_is_the_digest() -> None:
     accented = domain(100, 2).model_copy(update={"title": "Café – coopération"})
     assert not SpaceAnalysis(accented).scenario_json.canonical.isascii()
     assert SpaceAnalysis(accented).digest == scenario_digest(accented)
+
+
+def test_our_engine_and_negmas_make_the_same_moves_on_the_benchmark_domains() -> None:
+    from peer import NegmasSide
+
+    for parties in (2, 3):
+        scenario = domain(1_000, parties)
+        for warm in (True, False):
+            ours = OurSide(scenario, 100, warm=warm).run()
+            assert same_moves(ours, NegmasSide(scenario, 100, warm=warm).run()) is None
+
+
+def test_compare_negmas_prints_one_machine_readable_ratio_per_configuration() -> None:
+    import re
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_negmas.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--sizes", "1e2", "--repeats", "1", "--budget", "0.01"],
+        capture_output=True, text=True, timeout=300, check=True)
+    last = done.stdout.strip().splitlines()[-4:]
+    assert [line.split(":")[0] for line in last] == [
+        "ratio warm bilateral 1e2", "ratio warm 3-party 1e2", "ratio cold bilateral 1e2",
+        "ratio cold 3-party 1e2"]
+    assert all(re.fullmatch(r"ratio \w+ [\w-]+ 1e2: \d+\.\d", line) for line in last)
+    assert "refused" not in done.stdout
