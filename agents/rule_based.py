@@ -32,7 +32,13 @@ from negotiation.model import (
     WalkAway,
 )
 from negotiation.terms import describe_change
-from negotiation.utility import FloatArray, IndexArray, UtilityFunction, red_line_mask
+from negotiation.utility import (
+    FloatArray,
+    IndexArray,
+    UtilityFunction,
+    discount_factor,
+    red_line_mask,
+)
 
 #: How far above the target an outcome may lie and still count as meeting it.
 TARGET_WINDOW = 0.02
@@ -46,6 +52,8 @@ FULL_SIMILARITY_LIMIT = 4_096
 SORTED_LIST_LIMIT = 1_000_000
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
+LATE = ("Discounted to now, no terms are worth more to us than our alternative to a deal "
+        "any longer.")
 
 
 class Bidder:
@@ -236,10 +244,18 @@ class RuleBasedAgent:
                                 None if blocked is None else self._bidder.outcome_of(blocked))
         if not self._bidder.viable:
             return WalkAway(rationale=NO_DEAL)
+        if self._bidder.best_utility * answered_factor(view) < self._bidder.reservation_value:
+            return WalkAway(rationale=LATE)  # discounted, no offer would be worth making
         return self.decide(view, self._bidder)
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         raise NotImplementedError
+
+    @staticmethod
+    def beats_reservation(view: View, bidder: Bidder, value: float) -> bool:
+        """Whether an agreement worth ``value`` reached now beats our alternative to a deal,
+        discounted as the referee judges it (u · d^t; d = 1 without discounting)."""
+        return value * view.discount_factor >= bidder.reservation_value
 
     @classmethod
     def references(cls, view: View) -> list[Offer]:
@@ -264,12 +280,27 @@ class RuleBasedAgent:
         return list(seen.values())
 
     def propose(self, view: View, outcome: int, bidder: Bidder) -> Propose:
+        factor = answered_factor(view)
+        if float(bidder.utility[outcome]) * factor < bidder.reservation_value:
+            # Discounting: an offer accepted by the others in turn must still beat our
+            # alternative when the agreement is made.
+            outcome = bidder.outcome_for(bidder.reservation_value / factor,
+                                         self.references(view))
         offer = bidder.offer(outcome)
         change = describe_change(view.scenario.issues,
                                  None if self._last_offer is None else self._last_offer.terms,
                                  offer.terms)
         self._last_offer = offer
         return Propose(offer=offer, rationale=f"{self.label}: {change}.")
+
+
+def answered_factor(view: View) -> float:
+    """Our discount factor when every other party has answered an offer we make now (the
+    moment it could become an agreement): d^(t + (n − 1) / (n · rounds))."""
+    state = view.state
+    parties = len(state.parties)
+    later = view.time + (parties - 1) / (parties * state.max_rounds)
+    return discount_factor(view.preferences.discount, later)
 
 
 @dataclass(frozen=True)
@@ -305,8 +336,8 @@ class TimeDependent(RuleBasedAgent):
         outcome = bidder.outcome_for(target, self.references(view))
         standing = view.standing_offer
         if (standing is not None and "accept" in view.legal
-                and bidder.value(standing) >= max(float(bidder.utility[outcome]),
-                                                  bidder.reservation_value)):
+                and bidder.value(standing) >= float(bidder.utility[outcome])
+                and self.beats_reservation(view, bidder, bidder.value(standing))):
             return Accept(rationale="The standing offer is at least as good for us as the offer "
                                     "we would make next (AC_next).")
         return self.propose(view, outcome, bidder)
@@ -334,7 +365,8 @@ class TitForTat(RuleBasedAgent):
         standing = view.standing_offer
         if standing is not None and view.state.standing_proposer != view.party:
             value = bidder.value(standing)
-            if value >= self._target and "accept" in view.legal:
+            if (value >= self._target and "accept" in view.legal
+                    and self.beats_reservation(view, bidder, value)):
                 return Accept(rationale="The standing offer meets what we asked for in return "
                                         "for the concessions made so far.")
             self._received.append(max(value, 1e-9))
@@ -354,7 +386,8 @@ class Hardliner(RuleBasedAgent):
     def decide(self, view: View, bidder: Bidder) -> Action:
         standing = view.standing_offer
         if (standing is not None and "accept" in view.legal
-                and bidder.value(standing) >= bidder.best_utility - 1e-12):
+                and bidder.value(standing) >= bidder.best_utility - 1e-12
+                and self.beats_reservation(view, bidder, bidder.value(standing))):
             return Accept(rationale="The standing offer gives us everything we asked for.")
         best = int(bidder.ascending[-1])
         return self.propose(view, best, bidder)
@@ -376,7 +409,7 @@ class RandomAgent(RuleBasedAgent):
     def decide(self, view: View, bidder: Bidder) -> Action:
         standing = view.standing_offer
         if (standing is not None and "accept" in view.legal
-                and bidder.value(standing) >= bidder.reservation_value
+                and self.beats_reservation(view, bidder, bidder.value(standing))
                 and self.rng.random() < self.p_accept):
             return Accept(rationale="The standing offer beats our alternative to a deal.")
         outcome = int(bidder.ascending[self.rng.randrange(len(bidder.ascending))])

@@ -129,3 +129,25 @@ def test_agents_are_shown_their_discounted_utility(tiny: Scenario) -> None:
     assert plain_view.discount_factor == 1.0
     assert "discount" not in build_messages(plain_view, LLMSettings(model="m"))[1]["content"]
     assert "discounted_utility_if_agreed_now" not in evaluate_terms(plain_view, terms)
+
+
+@pytest.mark.parametrize("strategy", ["boulware", "conceder", "tit_for_tat", "hardliner",
+                                      "random"])
+@pytest.mark.parametrize(("discount", "reservation"), [(0.05, 0.55), (0.2, 0.6), (0.5, 0.7)])
+def test_rule_based_strategies_never_agree_below_their_discounted_reservation(
+        strategy: str, discount: float, reservation: float) -> None:
+    from negotiation.genius import import_folder
+    from negotiation.scenario import scenario_from_data
+
+    data = import_folder(CATERING)
+    data["organizations"][1]["preferences"].update(discount=discount,
+                                                   reservation_value=reservation)
+    scenario = scenario_from_data(data)
+    result = anyio.run(lambda: run_scenario(scenario, seed=1,
+                                            agents={"host": strategy, "caterer": strategy}))
+    assert "referee blocked" not in result.reason, result.reason
+    if result.status == "agreement":
+        host = result.utilities["host"]  # discounted at the moment of agreement
+        assert host >= reservation - 1e-9
+    else:
+        assert result.reason == "host walked away"
