@@ -46,6 +46,13 @@ def terms_line(scenario: Scenario, terms: Mapping[str, Any]) -> str:
                       for issue in scenario.issues if issue.id in terms)
 
 
+def _flagged_field(finding: Mapping[str, Any]) -> str:
+    """Which text an injection finding is about (its message when the record omits it)."""
+    data = finding.get("data")
+    field = data.get("field") if isinstance(data, Mapping) else None
+    return str(field) if field else "message"
+
+
 def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utterance:
     """The conversation turn of one move, blocked move or mediator text."""
     if isinstance(event, MediatorText):
@@ -54,7 +61,7 @@ def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utter
     action = event.action
     findings = event.verdict.findings if event.verdict is not None else []
     flagged = tuple(dict.fromkeys(
-        str(finding.get("data", {}).get("field", "message")) for finding in findings
+        _flagged_field(finding) for finding in findings
         if finding.get("code") == INJECTION_CODE))
     warnings = tuple(str(finding.get("message", "")) for finding in findings
                      if finding.get("level") == "warn")
