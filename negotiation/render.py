@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
+from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -192,10 +192,6 @@ def fairness_view(report: Mapping[str, Any]) -> Table:
         table.add_row(for_terminal(f"{issue_id}: gap to {entry['basis']} share"),
                       f"{entry['deviation']:.0f} points")
     return table
-
-
-def error_console() -> Console:
-    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def _term(value: Any) -> str:

@@ -79,7 +79,6 @@ def run(
     possible agreement is refused (exit 2) with the reasons, unless --anyway."""
     import anyio
 
-    from negotiation import render
     from negotiation.engine import HUMAN, LLMOptions, new_transcript_path, run_scenario
     from negotiation.scenario import load_scenario
     from protocols import get_protocol
@@ -140,9 +139,9 @@ def run(
         result = anyio.run(negotiate)
     except KeyboardInterrupt:
         resume_hint = f" Continue it with: negotiate resume {path}" if driver == "graph" else ""
-        render.error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends "
-                                     "with an 'aborted' event and still verifies."
-                                     f"{for_terminal(resume_hint)}")
+        error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends "
+                              "with an 'aborted' event and still verifies."
+                              f"{for_terminal(resume_hint)}")
         raise typer.Exit(130) from None
     finish_view(scenario, result, signoff == "inline", as_json=as_json, seed=seed)
 
@@ -244,8 +243,8 @@ def finish_view(scenario: Scenario, result: RunResult, inline_signoff: bool, *,
         console.print(f"The agreement is [bold]pending sign-off[/]: review it with "
                       f"[cyan]negotiate review {for_terminal(str(result.path))}[/]")
     if result.failure is not None:
-        render.error_console().print(f"[bold red]The run ended because an agent failed:[/] "
-                                     f"{for_terminal(result.failure)}", soft_wrap=True)
+        error_console().print(f"[bold red]The run ended because an agent failed:[/] "
+                              f"{for_terminal(result.failure)}", soft_wrap=True)
         raise typer.Exit(AGENT_FAILED)
 
 
