@@ -46,6 +46,10 @@ INSTALL = "pip install 'partnership-negotiation[negmas]' (or: pip install 'negma
 _NOT_SEATS = frozenset({"SAONegotiator", "SAOPRNegotiator", "SAOCallNegotiator",
                         "UtilBasedNegotiator", "ControlledSAONegotiator"})
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+#: NegMAS responses that end an SAO negotiation for this seat (by name: ``LEAVE`` is newer
+#: than NegMAS 0.11); an accept with nothing to accept and a rejection without a
+#: counter-offer end it too, as ``SAOMechanism`` rules.
+_ENDS = frozenset({"END_NEGOTIATION", "LEAVE", "ACCEPT_OFFER", "REJECT_OFFER"})
 
 
 class NegMASSeatError(StrategyError):
@@ -262,8 +266,7 @@ class NegMASSeat:
                                      else self._last_offer.terms, offer.terms)
             self._last_offer = offer
             return Propose(offer=offer, rationale=f"{label}: {change}.")
-        if kind in (ResponseType.REJECT_OFFER, ResponseType.END_NEGOTIATION,
-                    ResponseType.LEAVE, ResponseType.ACCEPT_OFFER):
+        if kind.name in _ENDS:
             return WalkAway(rationale=f"{label} ends the negotiation.")
         raise NegMASSeatError(f"{label} answered {kind.name}, which alternating offers "
                               "cannot express (a turn is an accept, an offer or a walk-away)")
