@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -65,5 +66,8 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{port}/[/] "
                   f"(transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)")
+    # The runs compute on a thread of their own; a short GIL switch interval lets the
+    # server's thread answer requests between their steps (benchmarks/bench_studio.py).
+    sys.setswitchinterval(0.0005)
     uvicorn.run(create_app(studio), host=host, port=port, log_level="warning",
                 timeout_graceful_shutdown=2, access_log=False)

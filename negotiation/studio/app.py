@@ -286,7 +286,7 @@ def create_app(studio: Studio) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        studio.start_driver()
+        studio.start_drivers()
         try:
             # Looked up once, before anyone waits on it (NegMAS takes a moment to import).
             await anyio.to_thread.run_sync(studio.seat_choices)
@@ -296,7 +296,7 @@ def create_app(studio: Studio) -> Starlette:
             studio.closing = True
             for rehearsal in studio.rehearsals.values():
                 rehearsal.notify()  # event streams see ``closing`` and end
-            await studio.stop_driver()
+            await studio.stop_drivers()
 
     routes = [
         Route("/", index),

@@ -32,6 +32,8 @@ from negotiation.studio.rehearsal import (
 from negotiation.studio.seating import text
 from negotiation.transcript import verify
 
+#: Threads driving runs (their disk writes and checkpoints overlap; their Python does not).
+DRIVER_THREADS = 1
 #: Statuses of a run that a restarted server continues.
 OPEN = frozenset({Status.IN_PROGRESS, Status.ABORTED})
 #: The environment variable naming the model an "LLM" seat uses (base URL and key: the
@@ -80,9 +82,12 @@ class Studio:
     idle_timeout: float | None = None
     idle_strategy: str = "conceder"
     rehearsals: dict[str, Rehearsal] = field(default_factory=dict)
-    #: The loop (in a thread of its own) that drives every rehearsal's run, so that pages,
-    #: streams and moves are answered while the negotiations compute.
-    driver: asyncio.AbstractEventLoop | None = None
+    #: Loops, each in a thread of its own, that drive the rehearsals' runs (each run on
+    #: one of them), so that pages, streams and moves are answered while negotiations
+    #: compute, and one run's disk writes do not wait for another's.
+    drivers: list[asyncio.AbstractEventLoop] = field(default_factory=list)
+    driver_threads: int = DRIVER_THREADS
+    _started: int = field(default=0, repr=False)
     closing: bool = False
     #: Rehearsals found in the folder that could not be loaded, and why.
     problems: list[str] = field(default_factory=list)
@@ -158,22 +163,25 @@ class Studio:
         return rehearsal, tokens, observer
 
     def _start(self, rehearsal: Rehearsal, *, resume: bool) -> None:
-        if self.driver is None:
+        if not self.drivers:
             raise RuntimeError("the studio is not serving")
-        asyncio.run_coroutine_threadsafe(rehearsal.run(resume=resume), self.driver)
+        self._started += 1
+        loop = self.drivers[self._started % len(self.drivers)]
+        asyncio.run_coroutine_threadsafe(rehearsal.run(resume=resume), loop)
 
-    def start_driver(self) -> None:
-        loop = asyncio.new_event_loop()
-        threading.Thread(target=loop.run_forever, name="studio-driver", daemon=True).start()
-        self.driver = loop
+    def start_drivers(self) -> None:
+        for n in range(self.driver_threads):
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name=f"studio-driver-{n}",
+                             daemon=True).start()
+            self.drivers.append(loop)
 
-    async def stop_driver(self) -> None:
-        """Stop every run (each leaves a transcript that resumes) and the driver's loop."""
-        loop, self.driver = self.driver, None
-        if loop is None:
-            return
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_cancel_all(), loop))
-        loop.call_soon_threadsafe(loop.stop)
+    async def stop_drivers(self) -> None:
+        """Stop every run (each leaves a transcript that resumes) and the drivers' loops."""
+        loops, self.drivers = self.drivers, []
+        for loop in loops:
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_cancel_all(), loop))
+            loop.call_soon_threadsafe(loop.stop)
 
     def reopen(self) -> list[str]:
         """Load every rehearsal of the transcript folder; continue the open ones.
