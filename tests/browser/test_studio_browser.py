@@ -257,6 +257,19 @@ def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_10
     assert checked == 4
     page.set_window_size(390, 844)
     screenshot(page, "seat-offer-builder-narrow")
+    # Proposing it asks once more; proposed anyway, the referee blocks it and says why.
+    wait(page, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+         == "yours")
+    page.find_element(By.ID, "rationale").send_keys("Testing the limits.")
+    propose = page.find_element(By.ID, "propose")
+    propose.click()
+    assert propose.text == "Propose anyway"
+    assert "press again" in page.find_element(By.ID, "move-error").text
+    assert page.find_element(By.ID, "history").text == ""
+    propose.click()
+    wait(page, lambda d: d.find_element(By.ID, "feedback-card").is_displayed())
+    assert "blocked by the referee" in page.find_element(By.ID, "feedback").text
+    assert "red line" in page.find_element(By.ID, "feedback").text
 
 
 HOSTILE = ('<img src=x onerror="document.title=\'owned\'">'
