@@ -144,11 +144,12 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
     if own_llm:
         llm_run = new_llm_run(llm)
     try:
-        if llm_run is not None and any(is_llm(spec) for spec in specs.values()):
-            # A replay of another run is refused here, before any transcript is written.
-            llm_run.begin_run(scenario.id, negotiation.analysis.digest, seed, specs)
         # Agents first: an extension that fails to load must not leave an empty transcript.
         built = build_agents(specs, seed, scenario, llm_run, human=lambda: seat)
+        if llm_run is not None and any(is_llm(spec) for spec in specs.values()):
+            # Once the agents stand (a missing key writes nothing): a replay of another run
+            # is refused before any transcript is written, and a recording names the run.
+            llm_run.begin_run(scenario.id, negotiation.analysis.digest, seed, specs)
         writer = TranscriptWriter.resume(transcript) if resume and transcript is not None \
             else TranscriptWriter(transcript, fsync=fsync)
         try:
