@@ -297,6 +297,8 @@ class RuleBasedAgent:
 def answered_factor(view: View) -> float:
     """Our discount factor when every other party has answered an offer we make now (the
     moment it could become an agreement): d^(t + (n − 1) / (n · rounds))."""
+    if view.preferences.discount == 1.0:
+        return 1.0  # no discounting: asked twice a turn, answered without the arithmetic
     state = view.state
     parties = len(state.parties)
     later = view.time + (parties - 1) / (parties * state.max_rounds)

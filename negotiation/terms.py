@@ -11,7 +11,9 @@ def format_value(issue: Issue, value: TermValue) -> str:
     if isinstance(value, dict):
         return " / ".join(f"{party} {share}%" for party, share in value.items())
     if isinstance(issue, DiscreteIssue):
-        return issue.labels.get(str(value), str(value).replace("_", " "))
+        text = str(value)
+        label = issue.labels.get(text)
+        return label if label is not None else text.replace("_", " ")
     if isinstance(issue, NumericIssue) and issue.unit:
         number = f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
         return f"{number} {issue.unit}"
