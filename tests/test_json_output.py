@@ -224,3 +224,18 @@ def test_resume_json_reports_the_finished_run_and_keeps_stdout_clean(tmp_path: P
     assert data["transcript"] == str(path) and data["scenario"] == "park-redevelopment"
     assert data["outcome"]["status"] == data["status"]
     assert "Resumed after" in done.stderr
+
+
+def test_json_escapes_what_a_terminal_would_obey_and_parses_back_to_the_same_text(
+        tmp_path: Path) -> None:
+    data = yaml.safe_load(TINY_YAML)
+    hostile = "Al\u202epha\x9b31m\x1b[2J"
+    data["organizations"][0]["name"] = hostile
+    data["organizations"][0]["preferences"]["reservation_value"] = 0.99  # blockers name it
+    path = tmp_path / "hostile.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    done = CliRunner().invoke(app, ["analyze", str(path), "--json"])
+    assert done.exit_code == 0, done.stderr
+    assert not any(ch in done.stdout for ch in "\u202e\x9b\x1b")
+    assert "\\u202e" in done.stdout and "\\u009b" in done.stdout and "\\u001b" in done.stdout
+    assert hostile in json.loads(done.stdout)["blockers"]["a"]

@@ -10,6 +10,7 @@ Fields may be added; none is renamed or removed without a new major version.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,9 +30,17 @@ JsonFlag = Annotated[bool, typer.Option(
                    "docs/json-output.md); errors keep their exit code.")]
 
 
+#: What JSON may carry raw but a terminal would obey: C1 controls and bidi overrides (the
+#: C0 ones, ESC among them, json.dumps always escapes).
+_TERMINAL_CONTROLS = re.compile("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def emit(data: Mapping[str, Any]) -> None:
-    """Print ``data`` as the command's one JSON object (UTF-8, keys in a stable order)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_plain))
+    """Print ``data`` as the command's one JSON object (UTF-8, keys in a stable order).
+    Text from files is written as is, except that characters a terminal would act on are
+    ``\\uXXXX`` escapes: the same JSON to a parser, inert on a screen."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=_plain)
+    typer.echo(_TERMINAL_CONTROLS.sub(lambda found: f"\\u{ord(found.group()):04x}", text))
 
 
 def _plain(value: Any) -> Any:
