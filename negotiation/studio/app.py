@@ -242,7 +242,10 @@ def create_app(studio: Studio) -> Starlette:
             upto = min(max(int(request.query_params.get("round", last)), 1), last)
         except ValueError:
             upto = last
-        lines = [line for line in seen["lines"] if line["round"] <= upto]
+        # While a run is still negotiated, its replay shows what every seat sees: a
+        # blocked proposal (and its rationale) was never delivered to the others.
+        lines = [line for line in seen["lines"] if line["round"] <= upto and
+                 (seen["outcome"] is not None or line["kind"] != "blocked")]
         return page(request, "replay.html", name=name, title=text(table.scenario.title),
                     lines=lines, upto=upto, last=last, ok=result.ok,
                     outcome=seen["outcome"] if upto == last else None,

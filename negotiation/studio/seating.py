@@ -125,6 +125,38 @@ def controls(table: Table) -> list[dict[str, Any]]:
     return built
 
 
+#: Finding codes whose messages quote only public facts (the issues, the terms, the
+#: public contributions, the policy's thresholds).  Any other finding is told without its
+#: message, which may quote a party's private numbers or a red line and its reason.
+PUBLIC_CODES = frozenset({"accountable", "unknown_proposer", "missing_rationale",
+                          "valid_terms", "invalid_terms", "share_for_departed",
+                          "red_lines_kept", "rational", "pareto_efficient", "nash_ratio",
+                          "ks_distance", "share_deviation", "share_proportional",
+                          "instruction_like_text"})
+#: What is said instead, per code (``{name}``: the organisation the finding is about).
+PRIVATE_SAYS = {
+    "red_line_crossed": "crosses a red line of {name}",
+    "below_reservation": "leaves {name} below its reservation value",
+    "pareto_dominated": "dominated: another outcome is better for someone and worse for "
+                        "no one",
+    "pareto_near": "dominated, but within the policy's distance of the frontier",
+    "egalitarian_gain": "the worst-off party's gain over its reservation value",
+}
+
+
+def public_message(table: Table, finding: Mapping[str, Any]) -> str:
+    """A referee finding's message as anyone but the referee may read it: no party's
+    private numbers, red lines or reasons (those stay in the transcript)."""
+    code = finding.get("code", "")
+    if code in PUBLIC_CODES:
+        return text(finding.get("message", ""))
+    data = finding.get("data") or {}
+    party = data.get("party") or data.get("org") or ""
+    name = table.names.get(str(party), "an organisation")
+    said = PRIVATE_SAYS.get(code, f"{finding.get('check', 'check')}: {code}")
+    return text(said.format(name=name)) + f" ({finding.get('level', '')})"
+
+
 def _turns(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in events if e["type"] in (EventType.MOVE, EventType.BLOCKED)]
 
@@ -203,7 +235,7 @@ def _seat_outcome(table: Table, party: str, outcome: Mapping[str, Any]) -> dict[
         verdict = outcome.get("verdict") or {}
         seen["verdict"] = verdict.get("level", "")
         seen["findings"] = [{"check": f["check"], "level": f["level"],
-                             "message": text(f["message"])}
+                             "message": public_message(table, f)}
                             for f in verdict.get("findings", [])
                             if f.get("check") in SEAT_FINDINGS]
     return seen
@@ -223,13 +255,14 @@ def observer_view(table: Table, events: Sequence[Mapping[str, Any]],
                     "name": table.names.get(event["party"], event["party"]),
                     "rationale": text(action.get("rationale", "")),
                     "verdict": verdict.get("level", ""),
-                    "findings": [text(f["message"]) for f in verdict.get("findings", [])
+                    "findings": [public_message(table, f)
+                                 for f in verdict.get("findings", [])
                                  if f.get("level") != "pass"]}
             offer = action.get("offer")
             if offer is not None:
                 line["summary"] = table.summary(offer["terms"])
-            if kind == EventType.BLOCKED:
-                line["feedback"] = text(event.get("feedback", {}).get("message", ""))
+            if kind == EventType.BLOCKED:  # the proposer's feedback quotes red lines
+                line["feedback"] = "blocked by the referee: never delivered"
             lines.append(line)
         elif kind == EventType.MEDIATOR_TEXT:
             lines.append({"kind": "mediator_text", "round": event["round"] + 1,
@@ -244,14 +277,16 @@ def observer_view(table: Table, events: Sequence[Mapping[str, Any]],
     outcome = _last(events, EventType.OUTCOME)
     seen: dict[str, Any] | None = None
     if outcome is not None:
-        seen = {"status": outcome["status"], "reason": text(outcome["reason"])}
+        reason = "the referee blocked the agreement" if outcome.get("blocked_agreement") \
+            else text(outcome["reason"])
+        seen = {"status": outcome["status"], "reason": reason}
         agreement = outcome.get("agreement")
         if agreement is not None:
             seen["terms"] = table.describe(agreement["terms"])
         verdict = outcome.get("verdict") or {}
         seen["verdict"] = verdict.get("level", "")
         seen["findings"] = [{"check": f["check"], "level": f["level"],
-                             "message": text(f["message"])}
+                             "message": public_message(table, f)}
                             for f in verdict.get("findings", [])]
     signoffs = [{"decision": e["decision"], "status": e.get("status", ""),
                  "who": text(e.get("signer") or e.get("reviewer") or ""),
