@@ -126,6 +126,23 @@ class Budget:
         return cost
 
 
+def charged_usage(usage: Any, reservation: Reservation, capped: bool) -> tuple[int, int]:
+    """(prompt, completion) tokens to charge for a reply whose server reported ``usage``.
+
+    A server that reports no usage, or counts that are not whole numbers of 0 or more (a
+    hostile or broken server: negative counts would hand the budget back), is charged
+    what the call reserved, the most it could have used, when a token or cost budget is
+    set; without one there is nothing to protect and it is charged nothing."""
+    prompt = getattr(usage, "prompt_tokens", None)
+    completion = getattr(usage, "completion_tokens", None)
+    if (isinstance(prompt, int) and isinstance(completion, int)
+            and prompt >= 0 and completion >= 0):
+        return prompt, completion
+    if not capped:
+        return 0, 0
+    return reservation.tokens - reservation.max_tokens, reservation.max_tokens
+
+
 def prompt_token_bound(body: Mapping[str, Any]) -> int:
     """An upper bound of the prompt tokens of a chat-completions request ``body``: its size
     in UTF-8 bytes as compact JSON.  Every token of a byte-level BPE tokenizer (OpenAI's,

@@ -28,7 +28,7 @@ from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents.base import Memory, View
-from agents.budget import BudgetExceeded, prompt_token_bound
+from agents.budget import BudgetExceeded, charged_usage, prompt_token_bound
 from agents.llm_client import CALL_METER, CallMeter, LLMConnectionError, LLMRun
 from negotiation.model import (
     Accept,
@@ -399,9 +399,8 @@ class LLMAgent:
             record["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
         if completion is None:
             return await self._complete(view, messages)
-        usage = completion.usage
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
+        prompt_tokens, completion_tokens = charged_usage(completion.usage, reservation,
+                                                         budget.caps_tokens)
         cost = budget.charge(settings.model, prompt_tokens, completion_tokens)
         record.update(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                       cost_usd=None if cost is None else round(cost, 8))

@@ -1,0 +1,69 @@
+"""Adversarial review of session 4's non-studio changes: each attack that worked, as a test.
+
+A hostile model server, a stranger's GENIUS files, odd scenarios: every one must end in a
+clear refusal or a bounded run, never a silent bypass or a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from agents.budget import Budget
+from agents.llm_client import LLMRun
+from negotiation.analysis import SpaceAnalysis
+from negotiation.devtools.llm_server import Reply, ScriptedServer
+from negotiation.engine import RunResult, run_scenario
+from negotiation.scenario import load_scenario
+from negotiation.transcript import load_verified
+
+SCENARIO = "platform-app-vendor"
+
+
+def _completion(move: dict[str, Any], usage: dict[str, Any] | None) -> Reply:
+    body: dict[str, Any] = {
+        "id": "chatcmpl-hostile", "object": "chat.completion", "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": json.dumps(move)}}]}
+    if usage is not None:
+        body["usage"] = usage
+    return Reply(body=json.dumps(body))
+
+
+def _hostile_run(usage: dict[str, Any] | None, budget: Budget, monkeypatch: pytest.MonkeyPatch,
+                 tmp_path: Path) -> tuple[RunResult, list[dict[str, Any]], int]:
+    """A run whose model always proposes the Nash point (never agreed: the other side
+    holds out) and reports ``usage`` (or none) for every call."""
+    scenario = load_scenario(SCENARIO)
+    nash = SpaceAnalysis(scenario).nash
+    assert nash is not None
+    move = {"kind": "propose", "terms": nash.terms, "rationale": "Firm."}
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with ScriptedServer(lambda request, number: _completion(move, usage)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = anyio.run(lambda: run_scenario(
+            scenario, agents={"vendor": "llm:scripted", "platform": "hardliner"},
+            out_dir=tmp_path, llm_run=LLMRun(budget=budget)))
+        requests = len(server.requests)
+    assert result.path is not None
+    calls = [e for e in load_verified(result.path) if e["type"] == "llm_call"]
+    return result, calls, requests
+
+
+@pytest.mark.parametrize("usage", [
+    None,  # a server that reports no usage at all
+    {"prompt_tokens": -1_000_000, "completion_tokens": -1_000_000, "total_tokens": -2_000_000},
+], ids=["no-usage", "negative-usage"])
+def test_a_server_that_hides_or_forges_its_usage_cannot_outrun_a_token_budget(
+        usage: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    limit = 20_000  # a handful of calls of this scenario's prompts at most
+    budget = Budget(max_tokens=limit)
+    result, calls, requests = _hostile_run(usage, budget, monkeypatch, tmp_path)
+    assert result.reason.startswith("budget exhausted: token budget spent"), result.reason
+    assert 0 < budget.tokens <= limit
+    assert requests < 20  # without the fix, every round of the run was a paid call
+    assert all(c["prompt_tokens"] >= 0 and c["completion_tokens"] >= 0 for c in calls)
