@@ -3,9 +3,16 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
 from pathlib import Path
 
-from tests.studio_support import Person, set_up
+import httpx
+from starlette.testclient import TestClient
+
+from negotiation.studio import Studio, create_app
+from negotiation.studio.guard import LOOPBACK_HOSTS
+from tests.studio_support import CLI, Person, free_port, set_up
 from tests.test_studio import BASE, Open, serve, tiny_folder, wait_until
 
 __all__ = ["serve"]  # the fixture, shared with tests/test_studio.py
@@ -37,3 +44,72 @@ def test_a_blocked_proposal_never_shows_the_red_line_or_its_reason_off_the_propo
         assert "at least 50" not in seen  # Beta's private red line itself
     assert "QXSECRETPLAN" not in replay  # Alpha's undelivered move, as Beta would see it
     assert "QXSECRETPLAN" not in str(beta.state())
+
+
+def test_without_the_facilitators_key_a_seat_cannot_set_up_a_rehearsal_to_read_every_brief(
+        tmp_path: Path, serve: Open) -> None:
+    client = serve(tiny_folder(tmp_path / "s"), facilitator_key="K" * 43)
+    assert client.get("/", params={"key": "K" * 43}).status_code == 200  # the printed link
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
+    # Alpha's person, on a browser of their own: their seat works, nothing else does.
+    with TestClient(client.app, base_url=BASE) as alpha_browser:
+        alpha = Person(alpha_browser, links.seats["a"], BASE).open()
+        assert alpha.state()["party"] == "a"
+        for path in ("/", "/setup/tiny", "/transcripts", f"/transcripts/{links.rehearsal}",
+                     "/?key=" + "K" * 42 + "L"):
+            reply = alpha_browser.get(path)
+            assert reply.status_code == 403, path
+            assert "Half at least" not in reply.text
+        page = client.get("/setup/tiny").text  # even with the facilitator's CSRF token
+        csrf = page.split('name="csrf" value="')[1].split('"')[0]
+        forged = alpha_browser.post("/rehearsals", headers={"origin": BASE}, data={
+            "csrf": csrf, "scenario": "tiny", "seat-a": "human", "seat-b": "human"})
+        assert forged.status_code == 403
+        assert alpha_browser.get("/?key=" + "K" * 43).status_code == 200
+
+
+def test_a_server_on_this_machine_refuses_another_sites_name_pointed_at_it(
+        tmp_path: Path) -> None:
+    studio = Studio(tmp_path / "t", scenario_folder=tiny_folder(tmp_path / "s"),
+                    allowed_hosts=LOOPBACK_HOSTS)
+    with TestClient(create_app(studio), base_url="http://127.0.0.1:8765") as client:
+        assert client.get("/").status_code == 200
+        assert client.get("http://localhost:8765/setup/tiny").status_code == 200
+        assert client.get("http://[::1]:8765/").status_code == 200
+        for host in ("evil.example:8765", "evil.example", "127.0.0.1.evil.example"):
+            rebound = client.get("/transcripts", headers={"host": host})
+            assert rebound.status_code == 421, host
+            assert "Past runs" not in rebound.text
+
+
+def test_a_studio_others_can_reach_prints_a_facilitator_link_and_locks_setup_without_it(
+        tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen([*CLI, "serve", "--host", "0.0.0.0", "--port", str(port),
+                               "--transcripts", str(tmp_path / "t")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        said = server.stdout.readline()
+        key = re.search(r"/\?key=([A-Za-z0-9_-]{43})", said)
+        assert key is not None, said
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(base), timeout=60)
+        assert httpx.get(base + "/setup/tiny-deal").status_code == 403
+        with httpx.Client(base_url=base) as facilitator:
+            entered = facilitator.get("/", params={"key": key.group(1)})
+            assert entered.status_code == 303
+            assert "httponly" in entered.headers["set-cookie"].lower()
+            assert "samesite=strict" in entered.headers["set-cookie"].lower()
+            assert facilitator.get("/").status_code == 200
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def _answers(base: str) -> bool:
+    try:
+        httpx.get(base + "/", timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,6 +51,7 @@ def serve(
     from agents import make_agent
     from negotiation.graph import check_writable
     from negotiation.studio import Studio, create_app
+    from negotiation.studio.guard import LOOPBACK_HOSTS
 
     make_agent(idle_strategy, party="-", seed=0)  # an unknown strategy fails now
     if scenarios is not None and not scenarios.is_dir():
@@ -58,14 +60,23 @@ def serve(
     if not is_loopback(host):
         error_console().print(
             f"[bold yellow]warning:[/] listening on {for_terminal(host)}: anyone who can "
-            "reach this address can open the studio and set up rehearsals. Seat links stay "
-            "secret, but the traffic is not encrypted; put it behind HTTPS or keep the "
-            "default 127.0.0.1.", soft_wrap=True)
+            "reach this address can open the seat links they are given; setting up and past "
+            "runs need the key in the link below. The traffic is not encrypted; put it "
+            "behind HTTPS or keep the default 127.0.0.1.", soft_wrap=True)
+    # Others can reach a wider address: the facilitator's pages (setting up a rehearsal
+    # shows every seat's link, hence every brief) then need the key in the printed link.
+    # On this machine only, a page elsewhere re-pointing its name here is refused by Host.
+    local = is_loopback(host)
+    key = None if local else secrets.token_urlsafe(32)
     studio = Studio(transcripts, scenario_folder=scenarios, keys_folder=keys,
-                    idle_timeout=idle_timeout, idle_strategy=idle_strategy)
+                    idle_timeout=idle_timeout, idle_strategy=idle_strategy,
+                    facilitator_key=key,
+                    allowed_hosts=LOOPBACK_HOSTS | {host.lower()} if local else None)
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{port}/[/] "
-                  f"(transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)")
+    entry = "" if key is None else f"?key={key}"
+    console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{port}/{entry}[/] "
+                  f"(transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)",
+                  soft_wrap=True)  # the link is copied whole
     # The runs compute on a thread of their own; a short GIL switch interval lets the
     # server's thread answer requests between their steps (benchmarks/bench_studio.py).
     sys.setswitchinterval(0.0005)

@@ -26,7 +26,13 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -37,9 +43,12 @@ from negotiation.model import Scenario
 from negotiation.session import analysis_of
 from negotiation.studio.guard import (
     CHARTER_POLICY,
+    FACILITATOR_COOKIE,
     SecurityHeaders,
+    TrustedHosts,
     csrf_ok,
     csrf_token,
+    key_ok,
     same_site,
     valid_name,
     valid_token,
@@ -61,6 +70,20 @@ def create_app(studio: Studio) -> Starlette:
 
     def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
         return templates.TemplateResponse(request, template, context, status_code=status)
+
+    def facilitator(request: Request) -> Response | None:
+        """Let the facilitator in (``None``) or not: the link ``negotiate serve`` printed
+        carries the key once, then a same-site cookie does; anyone else, a seat included,
+        must not set up a rehearsal of their own to read the others' briefs."""
+        key = studio.facilitator_key
+        if key is None or key_ok(key, request.cookies.get(FACILITATOR_COOKIE)):
+            return None
+        if request.method == "GET" and key_ok(key, request.query_params.get("key")):
+            entered = RedirectResponse(request.url.path, 303)
+            entered.set_cookie(FACILITATOR_COOKIE, key, httponly=True, samesite="strict")
+            return entered
+        raise HTTPException(403, "this page is for the facilitator: open the link "
+                                 "'negotiate serve' printed")
 
     def rehearsal_of(request: Request) -> Rehearsal:
         rid = request.path_params["rid"]
@@ -105,10 +128,14 @@ def create_app(studio: Studio) -> Starlette:
     # --- pages ----------------------------------------------------------------------------
 
     async def index(request: Request) -> Response:
+        if (gate := facilitator(request)) is not None:
+            return gate
         return page(request, "index.html", listed=list(studio.catalogue.values()),
                     problems=studio.problems)
 
     async def setup(request: Request) -> Response:
+        if (gate := facilitator(request)) is not None:
+            return gate
         key = request.path_params["key"]
         try:
             scenario = studio.scenario(key) if valid_name(key) else None
@@ -125,6 +152,8 @@ def create_app(studio: Studio) -> Starlette:
                     nash=nash and Table(scenario).describe(nash.terms))
 
     async def create(request: Request) -> Response:
+        if (gate := facilitator(request)) is not None:
+            return gate
         if not same_site(request):
             raise HTTPException(403, "cross-site request refused")
         form = await request.form()
@@ -220,10 +249,14 @@ def create_app(studio: Studio) -> Starlette:
         return HTMLResponse(html, headers={"content-security-policy": CHARTER_POLICY})
 
     async def transcripts(request: Request) -> Response:
+        if (gate := facilitator(request)) is not None:
+            return gate
         runs = await anyio.to_thread.run_sync(studio.past_runs)
         return page(request, "transcripts.html", runs=runs)
 
     async def replay(request: Request) -> Response:
+        if (gate := facilitator(request)) is not None:
+            return gate
         name = request.path_params["name"]
         try:
             path = studio.past_run(name) if valid_name(name) else None
@@ -319,7 +352,9 @@ def create_app(studio: Studio) -> Starlette:
         Route("/transcripts/{name}", replay),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
+    hosts = [Middleware(TrustedHosts, hosts=studio.allowed_hosts)] \
+        if studio.allowed_hosts is not None else []
     return Starlette(routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(SecurityHeaders)],
+                     middleware=[Middleware(SecurityHeaders), *hosts],
                      exception_handlers={HTTPException: http_error,
                                          NegotiationError: refused})

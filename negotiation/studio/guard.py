@@ -14,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Collection
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: What a rehearsal id, transcript name, scenario key or token may look like at all.
@@ -82,3 +84,41 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+#: The names a server listening on this machine only answers to.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: The cookie that lets a browser into the facilitator's pages (set from the printed link).
+FACILITATOR_COOKIE = "studio_facilitator"
+
+
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header, without its port (``[::1]:80`` → ``::1``)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+def key_ok(expected: str, given: object) -> bool:
+    return isinstance(given, str) and hmac.compare_digest(expected.encode(), given.encode())
+
+
+class TrustedHosts:
+    """ASGI middleware refusing a request whose ``Host`` is not one of ``hosts``: a page
+    on another site whose name an attacker re-points at 127.0.0.1 (DNS rebinding) is
+    refused, because the browser still sends that site's name."""
+
+    def __init__(self, app: ASGIApp, hosts: Collection[str]) -> None:
+        self.app, self.hosts = app, frozenset(hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            host = next((value.decode("latin-1") for name, value in scope["headers"]
+                         if name == b"host"), "")
+            if host_name(host) not in self.hosts:
+                reply = PlainTextResponse("this studio answers to its local address only",
+                                          status_code=421)
+                await reply(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

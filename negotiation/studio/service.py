@@ -81,6 +81,11 @@ class Studio:
     keys_folder: Path | None = None
     idle_timeout: float | None = None
     idle_strategy: str = "conceder"
+    #: The secret the facilitator's pages (scenarios, setup, past runs) ask for, from the
+    #: link ``negotiate serve`` prints; ``None``: open to whoever reaches the server.
+    facilitator_key: str | None = None
+    #: The ``Host`` names the server answers to (``None``: any).
+    allowed_hosts: frozenset[str] | None = None
     rehearsals: dict[str, Rehearsal] = field(default_factory=dict)
     #: Loops, each in a thread of its own, that drive the rehearsals' runs (each run on
     #: one of them), so that pages, streams and moves are answered while negotiations
