@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from negotiation.studio import Studio, create_app
 from negotiation.studio.guard import LOOPBACK_HOSTS
 from tests.studio_support import CLI, Person, free_port, set_up
-from tests.test_studio import BASE, Open, serve, tiny_folder, wait_until
+from tests.test_studio import BASE, OPENING, Open, serve, tiny_folder, wait_until
 
 __all__ = ["serve"]  # the fixture, shared with tests/test_studio.py
 
@@ -113,3 +113,20 @@ def _answers(base: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_a_seat_cannot_flood_the_table_with_a_huge_request_or_reason(
+        tmp_path: Path, serve: Open) -> None:
+    client = serve(tiny_folder(tmp_path / "s"))
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
+    alpha = Person(client, links.seats["a"], BASE).open()
+    wait_until(lambda: alpha.state()["your_turn"])
+    huge = client.post(links.seats["a"] + "/move", headers={"origin": BASE}, json={
+        "kind": "propose", "terms": OPENING, "rationale": "x" * 200_000, "csrf": alpha.csrf})
+    assert huge.status_code == 413
+    long = alpha.move({"kind": "propose", "terms": OPENING, "rationale": "y" * 5000})
+    assert long.status_code == 400 and "2000 characters" in long.json()["error"]
+    transcript = (tmp_path / "transcripts" / f"{links.rehearsal}.jsonl").read_text()
+    assert "yyyy" not in transcript and "xxxx" not in transcript
+    assert alpha.move({"kind": "propose", "terms": OPENING, "rationale": "fair"}
+                      ).status_code == 200

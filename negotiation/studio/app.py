@@ -61,6 +61,10 @@ from negotiation.transcript import verify
 HERE = Path(__file__).parent
 #: How often an idle event stream sends a comment, so that proxies keep it open.
 KEEPALIVE_SECONDS = 15.0
+#: The largest JSON request (a move or a sign-off) and the longest reason or comment: every
+#: seat's page is sent the whole history again on each change.
+MAX_BODY = 64 * 1024
+MAX_TEXT = 2000
 
 
 def create_app(studio: Studio) -> Starlette:
@@ -110,6 +114,18 @@ def create_app(studio: Studio) -> Starlette:
     def seat_key(rehearsal: Rehearsal, party: str) -> bytes:
         return rehearsal.sidecar.seats[party].encode()
 
+    async def bounded_body(request: Request) -> bytes:
+        """The body, refused past :data:`MAX_BODY` (however it is sent) before it is held."""
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            raise HTTPException(413, "the request is too large")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise HTTPException(413, "the request is too large")
+        return bytes(body)
+
     async def posted_json(request: Request, key: bytes, scope: str) -> dict[str, Any]:
         """A state-changing JSON request, once it is known to come from the page itself."""
         if not same_site(request):
@@ -118,7 +134,7 @@ def create_app(studio: Studio) -> Starlette:
                 "application/json":
             raise HTTPException(415, "send JSON")
         try:
-            body = json.loads(await request.body())
+            body = json.loads(await bounded_body(request))
         except ValueError:
             raise HTTPException(400, "the request is not JSON") from None
         if not isinstance(body, dict) or not csrf_ok(key, scope, body.pop("csrf", None)):
@@ -209,8 +225,10 @@ def create_app(studio: Studio) -> Starlette:
     async def seat_move(request: Request) -> Response:
         rehearsal, party = seat_of(request)
         body = await posted_json(request, seat_key(rehearsal, party), "seat")
-        move: dict[str, Any] = {"kind": body.get("kind"),
-                                "rationale": str(body.get("rationale", "")).strip()}
+        rationale = str(body.get("rationale", "")).strip()
+        if len(rationale) > MAX_TEXT:
+            raise InputError(f"keep the reason under {MAX_TEXT} characters")
+        move: dict[str, Any] = {"kind": body.get("kind"), "rationale": rationale}
         if body.get("kind") == "propose":
             move["offer"] = {"terms": body.get("terms")}
         rehearsal.submit(party, move)
@@ -223,7 +241,7 @@ def create_app(studio: Studio) -> Starlette:
         if decision not in {"approve", "reject"}:
             raise InputError("decide approve or reject")
         await rehearsal.decide(party, approve=decision == "approve",
-                               comment=str(body.get("comment", ""))[:2000])
+                               comment=str(body.get("comment", ""))[:MAX_TEXT])
         return JSONResponse({"ok": True})
 
     async def observe(request: Request) -> Response:
