@@ -6,6 +6,7 @@ clear refusal or a bounded run, never a silent bypass or a traceback."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,30 @@ def test_a_server_that_hides_or_forges_its_usage_cannot_outrun_a_token_budget(
     assert 0 < budget.tokens <= limit
     assert requests < 20  # without the fix, every round of the run was a paid call
     assert all(c["prompt_tokens"] >= 0 and c["completion_tokens"] >= 0 for c in calls)
+
+
+def _run_into_closed_pipe(tmp_path: Path, *extra: str) -> tuple[int, str]:
+    """``negotiate run … | true``: the reader of stdout is gone before the run starts."""
+    import subprocess
+
+    from tests.test_cli import NEGOTIATE
+
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run([str(NEGOTIATE), "run", SCENARIO, "--out", str(tmp_path), *extra],
+                              stdout=writer, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(writer)
+    return done.returncode, done.stderr
+
+
+@pytest.mark.parametrize("extra", [(), ("--json",)], ids=["live", "json"])
+def test_a_run_whose_stdout_reader_has_gone_still_finishes_and_records_its_outcome(
+        extra: tuple[str, ...], tmp_path: Path) -> None:
+    code, stderr = _run_into_closed_pipe(tmp_path, *extra)
+    (path,) = tmp_path.glob("*.jsonl")
+    events = load_verified(path)
+    assert events[-1]["type"] == "outcome", "the run stopped at the first line it printed"
+    assert code == 0, stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr

@@ -91,8 +91,52 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(dev_app, name="dev")
 
 
+class _ReaderGone:
+    """stdout that keeps a command going when its reader has gone (``negotiate run … |
+    head``): the first write or flush that meets a closed pipe points the stream at the null
+    device, and the rest of the output is dropped.  A run still finishes and records its
+    outcome, and the exit code is the command's own; a stream error other than a closed
+    pipe is raised as before."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return int(self._stream.write(text))
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        import os
+
+        self._gone = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:  # what is still buffered (and the interpreter's last flush) goes nowhere
+            os.dup2(null, self._stream.fileno())
+        finally:
+            os.close(null)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main() -> None:
     """The ``negotiate`` console script: run the command, then exit at once."""
+    import sys
+
+    if sys.stdout is not None and not isinstance(sys.stdout, _ReaderGone):
+        sys.stdout = _ReaderGone(sys.stdout)
     try:
         app()
     except SystemExit as done:
