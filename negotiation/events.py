@@ -83,6 +83,13 @@ class CanonicalObject(dict[str, Any]):
     def canonical(self) -> str:
         return canonical_json(self)
 
+    def fresh(self) -> CanonicalObject:
+        """A copy of its own for one header, read back from the canonical text (which it
+        keeps): whoever edits one run's header edits nothing of the next run's."""
+        copy = CanonicalObject(json.loads(self.canonical))
+        copy.__dict__["canonical"] = self.canonical
+        return copy
+
 
 def _canonical_record(record: Mapping[str, Any]) -> str:
     """``canonical_json(record)``, reusing the text of a ``CanonicalObject`` it embeds."""

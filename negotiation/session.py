@@ -117,7 +117,7 @@ class Negotiation:
             "format": FORMAT,
             "scenario_id": self.scenario.id,
             "scenario_digest": self.analysis.digest,
-            "scenario": self.analysis.scenario_json,
+            "scenario": self.analysis.scenario_json.fresh(),  # the canonical text is reused
             "seed": seed,
             "version": package_version(),
             "protocol": {"name": self.protocol.name, "rounds": self.max_rounds,

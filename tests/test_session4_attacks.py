@@ -95,3 +95,21 @@ def test_a_run_whose_stdout_reader_has_gone_still_finishes_and_records_its_outco
     assert events[-1]["type"] == "outcome", "the run stopped at the first line it printed"
     assert code == 0, stderr
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
+
+
+def test_editing_a_runs_header_does_not_change_the_next_run_of_the_same_scenario(
+        tmp_path: Path) -> None:
+    """The header's scenario is computed once per scenario: a caller who redacts or edits
+    the header of one run (before sharing it, say) must not edit the next run's."""
+    scenario = load_scenario(SCENARIO)
+    fresh = anyio.run(lambda: run_scenario(scenario, out_dir=None))
+    expected = json.loads(json.dumps(fresh.transcript.events[0]["scenario"]))
+    first = anyio.run(lambda: run_scenario(scenario, out_dir=None))
+    header = first.transcript.events[0]
+    header["scenario"].pop("organizations")  # redact the private preferences
+    header["scenario"]["issues"][0]["name"] = "edited"
+    second = anyio.run(lambda: run_scenario(scenario, out_dir=tmp_path))
+    assert second.transcript.events[0]["scenario"] == expected
+    assert second.path is not None
+    on_disk = load_verified(second.path)[0]["scenario"]
+    assert on_disk == expected
