@@ -254,7 +254,9 @@ class SpaceAnalysis:
         table = np.empty((self.space.size, len(self.parties)), order="F")
         for k, party in enumerate(self.parties):
             table[:, k] = functions[party].vector
-            functions[party].vector = table[:, k]
+        table.flags.writeable = False  # shared by every run of the scenario: read-only
+        for k, party in enumerate(self.parties):
+            functions[party].vector = table[:, k]  # read-only views of the table
         return table
 
     @cached_property
@@ -287,9 +289,12 @@ class SpaceAnalysis:
     @cached_property
     def rational_full(self) -> BoolArray:
         """Over the whole space: outcomes every analysed party values at least at its
-        reservation value (red lines aside)."""
-        return np.asarray(np.all(self.full_utilities >= self.reservation - 1e-12, axis=1),
+        reservation value (red lines aside).  Read-only: every referee of the scenario
+        shares it."""
+        mask = np.asarray(np.all(self.full_utilities >= self.reservation - 1e-12, axis=1),
                           dtype=bool)
+        mask.flags.writeable = False
+        return mask
 
     @cached_property
     def rational(self) -> BoolArray:

@@ -113,3 +113,16 @@ def test_editing_a_runs_header_does_not_change_the_next_run_of_the_same_scenario
     assert second.path is not None
     on_disk = load_verified(second.path)[0]["scenario"]
     assert on_disk == expected
+
+
+def test_the_utility_tables_runs_share_are_read_only() -> None:
+    """Runs of one scenario share its utility table and each party's utility vector: an
+    agent that wrote into its ``view.utility.vector`` would change every later run."""
+    from negotiation.session import analysis_of
+
+    analysis = analysis_of(load_scenario(SCENARIO))
+    shared = [analysis.full_utilities, analysis.rational_full,
+              *(function.vector for function in analysis.functions.values())]
+    for array in shared:
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0.0
