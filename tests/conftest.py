@@ -11,12 +11,15 @@ import pytest
 from negotiation.model import Scenario
 from negotiation.plugins import clear_command_line_plugins, register_plugin
 from negotiation.scenario import parse_scenario, shipped_scenarios
+from tests.cli_speed import build_each_app_once
 
 # pytest-xdist's workers inherit COLUMNS=80, and a rich Console fixes its width from COLUMNS
 # when it is made (at import): drop it so the CLI sizes itself per call, as in a serial run.
 os.environ.pop("COLUMNS", None)
 
 REPO = Path(__file__).resolve().parent.parent
+
+build_each_app_once()
 
 TINY_YAML = """
 id: tiny

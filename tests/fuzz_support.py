@@ -203,6 +203,9 @@ def run_all(folder: Path) -> dict[str, Any]:
     from typer.testing import CliRunner
 
     from negotiation.cli import app
+    from tests.cli_speed import build_each_app_once
+
+    build_each_app_once()
 
     signal.signal(signal.SIGALRM, _alarm)
     runner = CliRunner()
