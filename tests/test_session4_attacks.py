@@ -126,3 +126,21 @@ def test_the_utility_tables_runs_share_are_read_only() -> None:
     for array in shared:
         with pytest.raises(ValueError, match="read-only"):
             array[0] = 0.0
+
+
+GENIUS_DATA = Path(__file__).parent / "data" / "genius"
+
+
+def test_an_organisation_named_like_the_domain_file_does_not_overwrite_it(
+        tmp_path: Path) -> None:
+    from negotiation.genius import export_scenario, import_genius, write_export
+    from negotiation.scenario import scenario_from_data
+
+    _, data = import_genius(GENIUS_DATA / "catering")
+    data["organizations"][-1]["id"] = f"{data['id']}-domain"
+    scenario = scenario_from_data(data, "collide")
+    written = write_export(export_scenario(scenario), tmp_path / "out")
+    assert len(written) == 1 + len(scenario.organizations)
+    again, _ = import_genius(tmp_path / "out")
+    assert [org.id for org in again.organizations] == sorted(
+        org.id.replace("-", "_") for org in scenario.organizations)

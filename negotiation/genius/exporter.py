@@ -218,9 +218,14 @@ def _export(scenario: Scenario) -> Export:
         raise ExportRefused(f"fixed: GENIUS has no settled terms; remove 'fixed' "
                             f"({', '.join(scenario.fixed)}) or make them issues to export")
     space = OutcomeSpace.of(scenario)
-    exported = {f"{scenario.id}-domain.xml": domain_xml(scenario)}
-    for org in scenario.organizations:
-        exported[f"{org.id}.xml"] = profile_xml(scenario, space, org)
+    profiles = {f"{org.id}.xml": profile_xml(scenario, space, org)
+                for org in scenario.organizations}
+    # An organisation may be called '<scenario id>-domain': the domain file then takes a
+    # name no profile can have (identifiers have no dots), never the profile's.
+    domain = f"{scenario.id}-domain.xml"
+    if domain in profiles:
+        domain = f"{scenario.id}-domain.genius.xml"
+    exported = {domain: domain_xml(scenario), **profiles}
     notes = [f"{org.id}: {len(org.preferences.red_lines)} red line(s) left out (GENIUS has no "
              "hard constraints)" for org in scenario.organizations if org.preferences.red_lines]
     return Export(exported, notes)
