@@ -168,6 +168,7 @@
     let asked = 0;
     function changed() {
       warned = false;
+      asked++;  // an answer already on its way is for the old draft: drop it
       builder.dataset.pending = "1";
       byId("propose").textContent = "Propose these terms";
       clearTimeout(timer);
@@ -187,6 +188,7 @@
           const out = byId("draft-utility");
           if (!result.valid) {
             out.textContent = "—";
+            delete out.dataset.value;
             list.append(el("li", "", result.problem));
             builder.dataset.warnings = "1";
             return;
@@ -357,13 +359,16 @@
       outcome(state);
     };
 
-    builder.addEventListener("input", function (event) {
+    // "change" too: a choice set by autofill, assistive tools or WebDriver may fire only it.
+    function edited(event) {
       builder.dataset.touched = "yes";
       const target = event.target;
       if (target.classList.contains("share")) rebalance(target.closest("fieldset"), target);
       outputs();
       changed();
-    });
+    }
+    builder.addEventListener("input", edited);
+    builder.addEventListener("change", edited);
     byId("propose").addEventListener("click", function () { move("propose"); });
     byId("accept").addEventListener("click", function () { move("accept"); });
     byId("walk").addEventListener("click", function () { move("walk_away"); });
