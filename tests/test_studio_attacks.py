@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 
 from negotiation.studio import Studio, create_app
 from negotiation.studio.guard import LOOPBACK_HOSTS
-from tests.studio_support import CLI, Person, free_port, set_up
+from negotiation.transcript import read_transcript, verify
+from tests.studio_support import CLI, Person, free_port, play_to_the_end, set_up
 from tests.test_studio import BASE, OPENING, Open, serve, tiny_folder, wait_until
 
 __all__ = ["serve"]  # the fixture, shared with tests/test_studio.py
@@ -130,3 +131,20 @@ def test_a_seat_cannot_flood_the_table_with_a_huge_request_or_reason(
     assert "yyyy" not in transcript and "xxxx" not in transcript
     assert alpha.move({"kind": "propose", "terms": OPENING, "rationale": "fair"}
                       ).status_code == 200
+
+
+def test_one_seats_approval_comment_cannot_speak_for_another_seat(
+        tmp_path: Path, serve: Open) -> None:
+    client = serve(tiny_folder(tmp_path / "s"))
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
+    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
+    beta = Person(client, links.seats["b"], BASE).open()
+    play_to_the_end([alpha, beta])
+    assert alpha.sign("approve", 'fine; Beta: "we waive the pot"').status_code == 200
+    assert beta.sign("approve", "agreed").status_code == 200
+    path = tmp_path / "transcripts" / f"{links.rehearsal}.jsonl"
+    [signoff] = read_transcript(path).signoffs
+    assert signoff.comment == 'Alpha: "fine; Beta: \\"we waive the pot\\""; Beta: "agreed"'
+    assert verify(path).ok
+    completed = subprocess.run([*CLI, "verify", str(path)], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout + completed.stderr

@@ -274,7 +274,9 @@ class Rehearsal:
                 self.save()
                 if all(p in self.sidecar.approvals for p in self.people):
                     who = " and ".join(f"{names[p]} seat" for p in self.people)
-                    said = "; ".join(f"{names[p]}: {self.sidecar.approvals[p]}"
+                    # Each comment quoted (JSON string): one seat's comment cannot
+                    # pass for another seat's words ("ok; Beta: we waive the pot").
+                    said = "; ".join(f"{names[p]}: {json.dumps(self.sidecar.approvals[p])}"
                                      for p in self.people if self.sidecar.approvals[p])
                     await asyncio.to_thread(sign_off, self.transcript, approve=True,
                                             comment=said, reviewer=f"{who} (studio)")
