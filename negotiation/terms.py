@@ -14,7 +14,7 @@ def format_value(issue: Issue, value: TermValue) -> str:
         text = str(value)
         label = issue.labels.get(text)
         return label if label is not None else text.replace("_", " ")
-    if isinstance(issue, NumericIssue) and issue.unit:
+    if isinstance(issue, NumericIssue) and issue.unit and isinstance(value, int | float):
         number = f"{value:,}" if isinstance(value, int) else f"{value:,.4g}"
         return f"{number} {issue.unit}"
     return str(value)

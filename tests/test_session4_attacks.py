@@ -144,3 +144,27 @@ def test_an_organisation_named_like_the_domain_file_does_not_overwrite_it(
     again, _ = import_genius(tmp_path / "out")
     assert [org.id for org in again.organizations] == sorted(
         org.id.replace("-", "_") for org in scenario.organizations)
+
+
+def test_a_forged_transcript_with_a_word_for_a_number_reads_as_a_conversation(
+        tmp_path: Path) -> None:
+    """A stranger's transcript, hash chain intact, whose offer gives a numeric issue a
+    word: ``report --conversation`` shows the word, not a traceback."""
+    from typer.testing import CliRunner
+
+    from negotiation.cli import app
+    from tests.test_events import rechained
+
+    result = anyio.run(lambda: run_scenario(load_scenario(SCENARIO), seed=1,
+                                            out_dir=tmp_path))
+    assert result.path is not None
+
+    def forge(records: list[dict[str, Any]]) -> None:
+        move = next(r for r in records if r["type"] == "move" and r["action"].get("offer"))
+        move["action"]["offer"]["terms"]["term_years"] = "forever"
+
+    forged = rechained(result.path, tmp_path / "forged.jsonl", forge)
+    shown = CliRunner().invoke(app, ["report", str(forged), "--conversation"])
+    assert shown.exception is None or isinstance(shown.exception, SystemExit), shown.exception
+    assert shown.exit_code in (0, 1, 2)
+    assert "forever" in shown.output
