@@ -148,3 +148,19 @@ def test_one_seats_approval_comment_cannot_speak_for_another_seat(
     assert verify(path).ok
     completed = subprocess.run([*CLI, "verify", str(path)], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_the_fairness_findings_a_seat_sees_do_not_quote_the_other_partys_gain(
+        tmp_path: Path, serve: Open) -> None:
+    client = serve(tiny_folder(tmp_path / "s"))
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
+    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
+    beta = Person(client, links.seats["b"], BASE).open()
+    play_to_the_end([alpha, beta])
+    outcome = alpha.state()["outcome"]
+    assert outcome["gain"] == 0.55  # Alpha's own gain; Beta's is 0.22, the lowest
+    messages = [f["message"] for f in outcome["findings"]]
+    assert any("worst-off party" in m for m in messages)
+    assert not any("+0.22" in m for m in messages), messages  # "gains +0.220 over ..."
+    observed = client.get(links.observer + "/state").text
+    assert "+0.22" not in observed and "0.52" not in observed
