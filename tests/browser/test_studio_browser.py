@@ -284,6 +284,57 @@ def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_10
     assert "red line" in page.find_element(By.ID, "feedback").text
 
 
+#: A slow network for the builder's questions: each /utility answer is held until the test
+#: lets it through (``held[i]()``); every time the builder stops waiting, the utility it
+#: shows then is noted in ``settled``.
+SLOW_ANSWERS = """
+const real = window.fetch;
+window.held = [];
+window.fetch = function (url, options) {
+  const answer = real(url, options);
+  if (!String(url).includes("/utility")) return answer;
+  return answer.then(r => new Promise(done => window.held.push(() => done(r))));
+};
+window.settled = [];
+const builder = document.getElementById("builder");
+new MutationObserver(function () {
+  if (!builder.dataset.pending) {
+    window.settled.push(document.getElementById("draft-utility").dataset.value);
+  }
+}).observe(builder, {attributes: true, attributeFilter: ["data-pending"]});
+"""
+
+
+def test_an_answer_for_an_older_draft_never_shows_as_the_current_drafts_utility(
+        server: Server, browser: Browser) -> None:
+    with httpx.Client(timeout=10) as client:
+        links = set_up(client, server.base, "park-redevelopment",
+                       {"city": "human", "county": "boulware", "foundation": "conceder"})
+    page = browser()
+    page.get(links.seats["city"])
+    wait(page, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
+         == "yours")
+    draft_ready(page)
+    page.execute_script(SLOW_ANSWERS)
+    page.find_element(By.ID, "issue-funding_split-city").send_keys(Keys.ARROW_RIGHT)
+    wait(page, lambda d: d.execute_script("return window.held.length") == 1)
+    # The person changes the draft again, and the first draft's answer arrives while the
+    # builder is still waiting to ask about the second one.
+    page.execute_script("""
+        const select = document.getElementById("issue-governance");
+        select.value = select.value === "city_majority" ? "equal_thirds" : "city_majority";
+        select.dispatchEvent(new Event("input", {bubbles: true}));
+        window.held[0]();""")
+    wait(page, lambda d: d.execute_script("return window.held.length") == 2)
+    page.execute_script("window.held[1]()")
+    wait(page, lambda d: not d.execute_script(
+        "return document.querySelector('#builder').dataset.pending"))
+    engine = UtilityFunction(OutcomeSpace.of(PARK), PARK.organization("city").preferences,
+                             "city")
+    settled = page.execute_script("return window.settled")
+    assert [float(value) for value in settled] == [round(engine(shown_terms(page)), 6)]
+
+
 HOSTILE = ('<img src=x onerror="document.title=\'owned\'">'
            '<script>document.title="owned"</script>')
 
