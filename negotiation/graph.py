@@ -347,30 +347,33 @@ class GraphDriver:
         step's state (events reach the session's ``on_event`` as they are recorded).
         Returns the payloads of the interrupts it paused on."""
         async with self._saver() as saver:
-            graph = self.build(saver)
-            snapshot = await graph.aget_state(self.config)
-            start: Any
-            if resume is not None:
-                start = Command(resume=resume)
-            elif snapshot.next:
-                start = None  # continue from the last checkpoint
-            else:
-                start = {"events": len(self.live.writer.events), "status": "running"}
-            paused: list[Any] = []
-            try:
-                # durability="sync": each checkpoint is on disk before the next step starts.
-                async for update in graph.astream(start, self.config, stream_mode="updates",
-                                                  durability="sync"):
-                    for node, values in update.items():
-                        if node == "__interrupt__":
-                            paused += [item.value for item in values]
-                        elif isinstance(values, dict) and on_step is not None:
-                            on_step(values)  # type: ignore[arg-type]
-            except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
-                if self.session is not None and self.session.result is None:
-                    self.session.abort()
-                raise
-            return paused
+            return await self._stream(self.build(saver), resume, on_step)
+
+    async def _stream(self, graph: CompiledStateGraph[Any, Any, Any, Any], resume: Any,
+                      on_step: Callable[[RunState], None] | None) -> list[Any]:
+        snapshot = await graph.aget_state(self.config)
+        start: Any
+        if resume is not None:
+            start = Command(resume=resume)
+        elif snapshot.next:
+            start = None  # continue from the last checkpoint
+        else:
+            start = {"events": len(self.live.writer.events), "status": "running"}
+        paused: list[Any] = []
+        try:
+            # durability="sync": each checkpoint is on disk before the next step starts.
+            async for update in graph.astream(start, self.config, stream_mode="updates",
+                                              durability="sync"):
+                for node, values in update.items():
+                    if node == "__interrupt__":
+                        paused += [item.value for item in values]
+                    elif isinstance(values, dict) and on_step is not None:
+                        on_step(values)  # type: ignore[arg-type]
+        except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+            if self.session is not None and self.session.result is None:
+                self.session.abort()
+            raise
+        return paused
 
     async def drive(self, on_step: Callable[[RunState], None] | None = None,
                     answer: Answer | None = None) -> None:
@@ -378,19 +381,24 @@ class GraphDriver:
         it does not answer (``None``) leaves the run paused, resumable later."""
         session = self.live
         resume: Any = None
-        while True:
-            paused = await self.stream(resume=resume, on_step=on_step)
-            if not paused or answer is None:
-                return
-            try:
-                resume = answer(paused[0], session)
-                if inspect.isawaitable(resume):  # a studio seat waits for its person
-                    resume = await resume
-            except KeyboardInterrupt:
-                session.abort()
-                raise
-            if resume is None:
-                return
+        # One checked database connection and one compiled graph for the whole run: a run
+        # with people in it pauses at every human turn, and reopening, re-checking and
+        # recompiling at each resume was a third of the studio's driver time.
+        async with self._saver() as saver:
+            graph = self.build(saver)
+            while True:
+                paused = await self._stream(graph, resume, on_step)
+                if not paused or answer is None:
+                    return
+                try:
+                    resume = answer(paused[0], session)
+                    if inspect.isawaitable(resume):  # a studio seat waits for its person
+                        resume = await resume
+                except KeyboardInterrupt:
+                    session.abort()
+                    raise
+                if resume is None:
+                    return
 
     async def pending_signoff(self) -> bool:
         """Whether the run is paused for sign-off, read from its last checkpoint: the
