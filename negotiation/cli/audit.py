@@ -22,7 +22,7 @@ from negotiation.safe_text import for_terminal, plain
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from negotiation.events import Header, Transcript
+    from negotiation.events import Header, Outcome, Transcript
     from negotiation.lifecycle import Status
     from negotiation.model import Scenario
     from negotiation.signing import Expected
@@ -231,7 +231,6 @@ def report(
     from negotiation import render
     from negotiation.events import Blocked
     from negotiation.lifecycle import sign_offs
-    from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
     if as_json:
         if conversation:
@@ -244,13 +243,7 @@ def report(
             for drawn in report_plot(transcript, plot):
                 error_console().print(f"Plot: [bold]{for_terminal(str(drawn))}[/]")
         return
-    events = read_transcript(transcript)
-    header = negotiation_of(events, transcript)
-    scenario = embedded_scenario(header)
-    outcome = events.outcome
-    if outcome is None:
-        raise UsageError(f"{transcript} has no outcome yet (the run is in progress or was "
-                         f"interrupted); continue it with: negotiate resume {transcript}")
+    events, header, scenario, outcome = finished_run(transcript)
     console.print(render.scenario_panel(scenario, header.agents, header.seed, rounds_of(header)))
     if conversation:
         from negotiation.conversation import conversation as turns
@@ -363,6 +356,22 @@ def review(
                   f"{for_terminal(transcript)} --head {event['hash']}[/] later proves that "
                   "nothing was cut from or changed in the transcript up to your sign-off.",
                   soft_wrap=True)
+
+
+def finished_run(path: Path) -> tuple[Transcript, Header, Scenario, Outcome]:
+    """A finished run's transcript, header, embedded scenario and outcome (what ``report``
+    reads, with or without ``--json``); a run without an outcome yet is refused with the
+    command that continues it."""
+    from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
+
+    events = read_transcript(path)
+    header = negotiation_of(events, path)
+    scenario = embedded_scenario(header)
+    outcome = events.outcome
+    if outcome is None:
+        raise UsageError(f"{path} has no outcome yet (the run is in progress or was "
+                         f"interrupted); continue it with: negotiate resume {path}")
+    return events, header, scenario, outcome
 
 
 def print_usage(events: Transcript, agents: Mapping[str, str]) -> None:

@@ -15,6 +15,7 @@ from negotiation.cli.audit import (
     audit_problems,
     checked,
     damage_reason,
+    finished_run,
     interrupted,
     is_campaign,
     looks_like_transcript,
@@ -96,15 +97,8 @@ def report_object(path: Path) -> dict[str, Any]:
     """``report --json``: the run's scenario, parties, moves and how it ended."""
     from negotiation.events import Blocked
     from negotiation.lifecycle import sign_offs
-    from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
-    events = read_transcript(path)
-    header = negotiation_of(events, path)
-    scenario = embedded_scenario(header)
-    outcome = events.outcome
-    if outcome is None:
-        raise UsageError(f"{path} has no outcome yet (the run is in progress or was "
-                         f"interrupted); continue it with: negotiate resume {path}")
+    events, header, scenario, outcome = finished_run(path)
     moves = events.turns
     return {
         "transcript": str(path),
@@ -126,12 +120,8 @@ def report_plot(path: Path, plot: Path) -> tuple[Path, Path]:
     utility of each offer by round beside it."""
     from negotiation.analysis import SpaceAnalysis
     from negotiation.plots import plot_run
-    from negotiation.transcript import embedded_scenario, negotiation_of, read_transcript
 
-    events = read_transcript(path)
-    scenario = embedded_scenario(negotiation_of(events, path))
-    outcome = events.outcome
-    assert outcome is not None, "report_object refused a run without an outcome"
+    events, _, scenario, outcome = finished_run(path)
     return plot_run(SpaceAnalysis(scenario), events.proposals, outcome.utilities, plot,
                     outcome.agreement.round if outcome.agreement else None)
 
