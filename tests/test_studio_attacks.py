@@ -52,21 +52,22 @@ def test_without_the_facilitators_key_a_seat_cannot_set_up_a_rehearsal_to_read_e
     client = serve(tiny_folder(tmp_path / "s"), facilitator_key="K" * 43)
     assert client.get("/", params={"key": "K" * 43}).status_code == 200  # the printed link
     links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    # Alpha's person, on a browser of their own: their seat works, nothing else does.
-    with TestClient(client.app, base_url=BASE) as alpha_browser:
-        alpha = Person(alpha_browser, links.seats["a"], BASE).open()
-        assert alpha.state()["party"] == "a"
-        for path in ("/", "/setup/tiny", "/transcripts", f"/transcripts/{links.rehearsal}",
-                     "/?key=" + "K" * 42 + "L"):
-            reply = alpha_browser.get(path)
-            assert reply.status_code == 403, path
-            assert "Half at least" not in reply.text
-        page = client.get("/setup/tiny").text  # even with the facilitator's CSRF token
-        csrf = page.split('name="csrf" value="')[1].split('"')[0]
-        forged = alpha_browser.post("/rehearsals", headers={"origin": BASE}, data={
-            "csrf": csrf, "scenario": "tiny", "seat-a": "human", "seat-b": "human"})
-        assert forged.status_code == 403
-        assert alpha_browser.get("/?key=" + "K" * 43).status_code == 200
+    # Alpha's person, on a browser of their own: their seat works, nothing else does.  (A
+    # second client of the same running app: entering it would start the server again.)
+    alpha_browser = TestClient(client.app, base_url=BASE)
+    alpha = Person(alpha_browser, links.seats["a"], BASE).open()
+    assert alpha.state()["party"] == "a"
+    for path in ("/", "/setup/tiny", "/transcripts", f"/transcripts/{links.rehearsal}",
+                 "/?key=" + "K" * 42 + "L"):
+        reply = alpha_browser.get(path)
+        assert reply.status_code == 403, path
+        assert "Half at least" not in reply.text
+    page = client.get("/setup/tiny").text  # even with the facilitator's CSRF token
+    csrf = page.split('name="csrf" value="')[1].split('"')[0]
+    forged = alpha_browser.post("/rehearsals", headers={"origin": BASE}, data={
+        "csrf": csrf, "scenario": "tiny", "seat-a": "human", "seat-b": "human"})
+    assert forged.status_code == 403
+    assert alpha_browser.get("/?key=" + "K" * 43).status_code == 200
 
 
 def test_a_server_on_this_machine_refuses_another_sites_name_pointed_at_it(
