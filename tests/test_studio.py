@@ -19,7 +19,7 @@ from negotiation.signing import new_key
 from negotiation.studio import Studio, create_app
 from negotiation.transcript import read_transcript, verify
 from tests.conftest import TINY_YAML
-from tests.studio_support import Person, play_to_the_end, set_up
+from tests.studio_support import Links, Person, play_to_the_end, set_up
 
 BASE = "http://testserver"
 #: Alpha's opening in the tiny scenario: worth 0.52 to Beta (reservation 0.3), so accepted.
@@ -39,6 +39,16 @@ def tiny_folder(folder: Path, signatories: dict[str, Any] | None = None,
 
 
 Open = Callable[..., TestClient]
+
+
+def two_people_agree(client: TestClient) -> tuple[Links, Person, Person]:
+    """The tiny scenario with a person at each seat, played to its end: Alpha opens with
+    OPENING, which Beta accepts."""
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
+    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
+    beta = Person(client, links.seats["b"], BASE).open()
+    play_to_the_end([alpha, beta])
+    return links, alpha, beta
 
 
 @pytest.fixture
@@ -69,10 +79,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 20) -> None:
 def test_a_rehearsal_is_a_run_whose_transcript_verifies_and_seats_ratify_it(
         tmp_path: Path, serve: Open) -> None:
     client = serve(tiny_folder(tmp_path / "s"))
-    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
-    beta = Person(client, links.seats["b"], BASE).open()
-    play_to_the_end([alpha, beta])
+    links, alpha, beta = two_people_agree(client)
     outcome = beta.state()["outcome"]
     assert outcome["status"] == "agreement"
     assert outcome["utility"] == pytest.approx(0.52) and outcome["gain"] == pytest.approx(0.22)
@@ -94,10 +101,7 @@ def test_a_rehearsal_is_a_run_whose_transcript_verifies_and_seats_ratify_it(
 
 def test_one_seat_rejecting_rejects_the_agreement(tmp_path: Path, serve: Open) -> None:
     client = serve(tiny_folder(tmp_path / "s"))
-    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
-    beta = Person(client, links.seats["b"], BASE).open()
-    play_to_the_end([alpha, beta])
+    links, alpha, beta = two_people_agree(client)
     assert beta.sign("reject", "the pot is too small").status_code == 200
     path = tmp_path / "transcripts" / f"{links.rehearsal}.jsonl"
     assert transcript_status(path)[0] is Status.REJECTED
@@ -113,10 +117,7 @@ def test_with_signatories_each_seat_signs_with_the_servers_key_for_its_organisat
                                 "public_key": k.signatory.public_key}]}
                 for org, k in (("a", alpha_key), ("b", beta_key))}
     client = serve(tiny_folder(tmp_path / "s", declared), keys_folder=keys)
-    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
-    beta = Person(client, links.seats["b"], BASE).open()
-    play_to_the_end([alpha, beta])
+    links, alpha, beta = two_people_agree(client)
     assert alpha.state()["signoff"]["can_sign"] is True
     assert alpha.sign("approve", "signed for Alpha").status_code == 200
     assert beta.state()["signoff"]["approved"] == ["a"]

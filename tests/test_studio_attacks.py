@@ -13,8 +13,16 @@ from starlette.testclient import TestClient
 from negotiation.studio import Studio, create_app
 from negotiation.studio.guard import LOOPBACK_HOSTS
 from negotiation.transcript import read_transcript, verify
-from tests.studio_support import CLI, Person, free_port, play_to_the_end, set_up
-from tests.test_studio import BASE, OPENING, Open, serve, tiny_folder, wait_until
+from tests.studio_support import CLI, Person, free_port, set_up
+from tests.test_studio import (
+    BASE,
+    OPENING,
+    Open,
+    serve,
+    tiny_folder,
+    two_people_agree,
+    wait_until,
+)
 
 __all__ = ["serve"]  # the fixture, shared with tests/test_studio.py
 
@@ -137,10 +145,7 @@ def test_a_seat_cannot_flood_the_table_with_a_huge_request_or_reason(
 def test_one_seats_approval_comment_cannot_speak_for_another_seat(
         tmp_path: Path, serve: Open) -> None:
     client = serve(tiny_folder(tmp_path / "s"))
-    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
-    beta = Person(client, links.seats["b"], BASE).open()
-    play_to_the_end([alpha, beta])
+    links, alpha, beta = two_people_agree(client)
     assert alpha.sign("approve", 'fine; Beta: "we waive the pot"').status_code == 200
     assert beta.sign("approve", "agreed").status_code == 200
     path = tmp_path / "transcripts" / f"{links.rehearsal}.jsonl"
@@ -154,10 +159,7 @@ def test_one_seats_approval_comment_cannot_speak_for_another_seat(
 def test_the_fairness_findings_a_seat_sees_do_not_quote_the_other_partys_gain(
         tmp_path: Path, serve: Open) -> None:
     client = serve(tiny_folder(tmp_path / "s"))
-    links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
-    alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
-    beta = Person(client, links.seats["b"], BASE).open()
-    play_to_the_end([alpha, beta])
+    links, alpha, _ = two_people_agree(client)
     outcome = alpha.state()["outcome"]
     assert outcome["gain"] == 0.55  # Alpha's own gain; Beta's is 0.22, the lowest
     messages = [f["message"] for f in outcome["findings"]]
