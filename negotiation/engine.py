@@ -94,9 +94,9 @@ class RunContext:
     def path(self) -> Path | None:
         return self.session.writer.path
 
-    async def play(self) -> RunResult:
-        """The plain driver: every turn in one loop."""
-        return await self.session.play()
+    async def play(self, pace: float = 0.0) -> RunResult:
+        """The plain driver: every turn in one loop (``pace`` seconds before each)."""
+        return await self.session.play(pace)
 
     def answer(self, payload: Any, session: Session) -> Any:
         """Answer a durable run's pause: a human seat's turn is asked of :attr:`person`
@@ -191,15 +191,16 @@ async def run_scenario(scenario: Scenario, *, seed: int = 0, rounds: int | None 
                        llm: LLMOptions | None = None, person: Person | None = None,
                        on_view: ViewHook | None = None,
                        options: Mapping[str, Any] | None = None,
-                       clock: Clock | None = None) -> RunResult:
+                       clock: Clock | None = None, pace: float = 0.0) -> RunResult:
     """Run ``scenario`` with the plain driver and rule-based (or overridden) agents; write
     the transcript to ``transcript``, or a new file in ``out_dir``, or keep it in memory
     when neither is given.  ``options`` go into the header; ``clock`` is read under a
-    deadline in seconds (default ``time.monotonic``)."""
+    deadline in seconds (default ``time.monotonic``); ``pace`` seconds pass before each
+    turn."""
     path = transcript
     if path is None and out_dir is not None:
         path = new_transcript_path(out_dir, scenario, seed)
     async with open_run(scenario, agents=agents, seed=seed, rounds=rounds, transcript=path,
                         fsync=fsync, llm_run=llm_run, llm=llm, on_event=on_event,
                         on_view=on_view, person=person, options=options, clock=clock) as run:
-        return await run.play()
+        return await run.play(pace)

@@ -230,9 +230,16 @@ class Session:
     def done(self) -> bool:
         return self.state.done or self.failure is not None
 
-    async def play(self) -> RunResult:
-        """The plain driver: every turn in one loop, nothing persisted but the transcript."""
+    async def play(self, pace: float = 0.0) -> RunResult:
+        """The plain driver: every turn in one loop, nothing persisted but the transcript;
+        ``pace`` seconds before each turn, to watch a run unfold."""
         while not self.done:
+            if pace:
+                try:
+                    await anyio.sleep(pace)
+                except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
+                    self.abort()  # stopped between turns: the transcript says so too
+                    raise
             await self.turn()
         return self.finish()
 

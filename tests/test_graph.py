@@ -63,7 +63,8 @@ def interruptible() -> None:
 def start_slow_run(out: Path, *extra: str, env: dict[str, str] | None = None
                    ) -> subprocess.Popen[bytes]:
     return subprocess.Popen([str(NEGOTIATE), "run", "park-redevelopment", "--seed", "5",
-                             "--pace", "0.03", "-q", "--out", str(out), *extra],
+                             "--pace", "0.03", "-q", "--driver", "graph", "--out", str(out),
+                             *extra],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env={**os.environ, **(env or {})}, preexec_fn=interruptible)
 
@@ -166,7 +167,8 @@ def test_ctrl_c_then_resume_continues_after_the_aborted_event(tmp_path: Path) ->
     assert core(events) == core(uninterrupted.transcript.events)
 
 
-def test_a_resumed_llm_run_does_not_pay_for_calls_twice(tmp_path: Path) -> None:
+@pytest.mark.parametrize("driver", ["graph", "auto"])
+def test_a_resumed_llm_run_does_not_pay_for_calls_twice(tmp_path: Path, driver: str) -> None:
     scenario = load_scenario("platform-app-vendor")
     nash = SpaceAnalysis(scenario).nash
     assert nash is not None
@@ -175,7 +177,8 @@ def test_a_resumed_llm_run_does_not_pay_for_calls_twice(tmp_path: Path) -> None:
         env = {"OPENAI_BASE_URL": server.base_url}
         process = subprocess.Popen(
             [str(NEGOTIATE), "run", "platform-app-vendor", "--agent", "vendor=llm:scripted",
-             "--pace", "0.03", "-q", "--out", str(out)], stdout=subprocess.DEVNULL,
+             "--pace", "0.03", "-q", "--driver", driver, "--out", str(out)],
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, env={**os.environ, **env})
         path = wait_for(out / "*.jsonl", 20, process)
         process.send_signal(signal.SIGKILL)

@@ -401,7 +401,8 @@ def run_until_space_suffices(disk: Path, out: Path, stopped: Path, *driver: str
     raise AssertionError("the run never finished")
 
 
-@pytest.mark.parametrize("driver", [["--driver", "plain"], []], ids=["plain", "graph"])
+@pytest.mark.parametrize("driver", [["--driver", "plain"], ["--driver", "graph"], []],
+                         ids=["plain", "graph", "auto"])
 def test_a_run_that_runs_out_of_space_stops_cleanly_and_resumes(tmp_path: Path,
                                                                  driver: list[str]) -> None:
     uninterrupted = anyio.run(lambda: run_scenario(load_scenario(SCENARIO), seed=0))

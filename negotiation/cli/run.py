@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -61,8 +62,10 @@ def run(
         help="YAML price table: MODEL: {input: USD per 1M tokens, output: USD per 1M}.")
     ] = None,
     driver: Annotated[str, typer.Option(
-        help="graph: durable LangGraph run with SQLite checkpoints (resumable); plain: the "
-             "fastest loop, nothing but the transcript.")] = "graph",
+        help="auto: the graph when the run can pause (--human, --signoff inline), else the "
+             "plain loop, recording LLM replies beside the transcript; graph: durable "
+             "LangGraph run with SQLite checkpoints; plain: the fastest loop, nothing but "
+             "the transcript.  Every run resumes from its transcript.")] = "auto",
     signoff: Annotated[str, typer.Option(
         help="later: sign off with 'negotiate review' at any time; inline: the run pauses "
              "for sign-off (graph driver) and 'negotiate review' resumes it.")] = "later",
@@ -79,7 +82,13 @@ def run(
     possible agreement is refused (exit 2) with the reasons, unless --anyway."""
     import anyio
 
-    from negotiation.engine import HUMAN, LLMOptions, new_transcript_path, run_scenario
+    from negotiation.engine import (
+        HUMAN,
+        LLMOptions,
+        agent_specs,
+        new_transcript_path,
+        run_scenario,
+    )
     from negotiation.scenario import load_scenario
     from protocols import get_protocol
 
@@ -97,12 +106,13 @@ def run(
     if human is not None and as_json:
         raise UsageError("--human takes turns at the terminal; leave out --json (the "
                          "transcript records the run for scripts)")
-    if driver not in {"graph", "plain"}:
-        raise UsageError(f"--driver must be graph or plain, not '{driver}'")
+    if driver not in DRIVERS:
+        raise UsageError(f"--driver must be auto, graph or plain, not '{driver}'")
     if signoff not in {"later", "inline"}:
         raise UsageError(f"--signoff must be later or inline, not '{signoff}'")
-    if signoff == "inline" and driver != "graph":
-        raise UsageError("--signoff inline pauses a durable run: use it with --driver graph")
+    if signoff == "inline" and driver == "plain":
+        raise UsageError("--signoff inline pauses a durable run: use it with --driver graph "
+                         "(or auto)")
     if record is not None and replay is not None:
         raise UsageError("--record and --replay exclude each other: record a live run, then "
                          "replay it")
@@ -113,6 +123,8 @@ def run(
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
     options = zopa_verdict(scenario, seed, anyway)
+    durable = driver == "graph" or (driver == "auto" and can_pause(
+        agent_specs(scenario, overrides), signoff == "inline"))
     path = new_transcript_path(out, scenario, seed)
     show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet or as_json,
                      visible={human} if human else None, as_json=as_json)
@@ -124,10 +136,16 @@ def run(
         llm = LLMOptions(budget=Budget(max_calls=budget_calls, max_tokens=budget_tokens,
                                        max_cost=budget_cost, prices=load_prices(prices)),
                          record=record, replay=replay, replay_anyway=replay_anyway)
-        if driver == "plain":
+        if not durable:
+            if driver == "auto":  # what a durable run does up front, without LangGraph
+                from negotiation.run_files import calls_path, check_writable
+
+                check_writable(path.parent)
+                if record is None and replay is None:  # a resumed run does not pay twice
+                    llm = replace(llm, record=calls_path(path))
             return await run_scenario(scenario, seed=seed, rounds=rounds, agents=overrides,
                                       transcript=path, on_event=show, llm=llm, person=person,
-                                      options=options)
+                                      options=options, pace=pace)
         from negotiation.graph import start_run
 
         return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
@@ -138,12 +156,25 @@ def run(
     try:
         result = anyio.run(negotiate)
     except KeyboardInterrupt:
-        resume_hint = f" Continue it with: negotiate resume {path}" if driver == "graph" else ""
         error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends "
-                              "with an 'aborted' event and still verifies."
-                              f"{for_terminal(resume_hint)}")
+                              "with an 'aborted' event and still verifies. Continue it "
+                              f"with: negotiate resume {for_terminal(str(path))}")
         raise typer.Exit(130) from None
     finish_view(scenario, result, signoff == "inline", as_json=as_json, seed=seed)
+
+
+#: ``--driver`` choices: ``auto`` picks one of the other two for each run (:func:`can_pause`).
+DRIVERS = ("auto", "graph", "plain")
+
+
+def can_pause(specs: Mapping[str, str], inline_signoff: bool) -> bool:
+    """Whether a run can pause and so takes the durable graph under ``--driver auto``: a
+    person's seat (each of their turns is a pause) or an inline sign-off.  Any other run
+    takes the plain loop, which starts without LangGraph; it resumes from its transcript
+    all the same."""
+    from negotiation.engine import HUMAN
+
+    return inline_signoff or HUMAN in specs.values()
 
 
 class PartnershipNotJustified(RefusedError):
@@ -184,6 +215,7 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
         Header,
         MediatorText,
         Move,
+        Passed,
         parse_event,
     )
     from negotiation.render_conversation import ConversationStyle, turn_view
@@ -196,7 +228,7 @@ def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,
         event = parse_event(record, record["seq"] + 1)
         if isinstance(event, Header) and not quiet:
             console.print(render.scenario_panel(scenario, event.agents, seed, rounds))
-        elif isinstance(event, Move | Blocked | MediatorText) and not quiet:
+        elif isinstance(event, Move | Blocked | MediatorText | Passed) and not quiet:
             if isinstance(event, Blocked) and visible is not None \
                     and event.party not in visible:
                 return  # never delivered: the other seats do not see it either

@@ -49,7 +49,7 @@ def serve(
     import uvicorn
 
     from agents import make_agent
-    from negotiation.graph import check_writable
+    from negotiation.run_files import check_writable
     from negotiation.studio import Studio, create_app
     from negotiation.studio.guard import LOOPBACK_HOSTS
 
