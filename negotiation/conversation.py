@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from negotiation.events import Blocked, MediatorText, Move
+from negotiation.events import Blocked, MediatorText, Move, Passed
 from negotiation.model import Scenario
 from negotiation.terms import format_value
 
@@ -23,8 +23,9 @@ INJECTION_CODE = "instruction_like_text"
 class Utterance:
     """One turn of the conversation.
 
-    ``kind`` is the move (``propose``, ``accept``, ``walk_away``) or ``text`` for a
-    mediator's single text; ``flagged`` names the fields (``message``, ``rationale``) the
+    ``kind`` is the move (``propose``, ``accept``, ``walk_away``), ``text`` for a
+    mediator's single text or ``pass`` for a turn passed because the seat stayed idle
+    (``note`` then says so); ``flagged`` names the fields (``message``, ``rationale``) the
     injection check found instruction-like; ``warnings`` are the referee's warn-level
     findings; ``blocked`` is what the party was told when its move was not delivered."""
 
@@ -38,6 +39,12 @@ class Utterance:
     flagged: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     blocked: str | None = None
+    note: str = ""
+
+
+def pass_note(timeout: float) -> str:
+    """What a passed turn says after the party's name: "did not answer within 30 s: passed"."""
+    return f"did not answer within {timeout:g} s: passed"
 
 
 def terms_line(scenario: Scenario, terms: Mapping[str, Any]) -> str:
@@ -53,11 +60,14 @@ def _flagged_field(finding: Mapping[str, Any]) -> str:
     return str(field) if field else "message"
 
 
-def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utterance:
-    """The conversation turn of one move, blocked move or mediator text."""
+def utterance(scenario: Scenario, event: Move | Blocked | MediatorText | Passed
+              ) -> Utterance:
+    """The conversation turn of one move, blocked move, passed turn or mediator text."""
     if isinstance(event, MediatorText):
         return Utterance(event.round, TEXT_AUTHOR, "text", terms_line(scenario, event.terms),
                          utilities=event.utilities)
+    if isinstance(event, Passed):
+        return Utterance(event.round, event.party, "pass", note=pass_note(event.timeout))
     action = event.action
     findings = event.verdict.findings if event.verdict is not None else []
     flagged = tuple(dict.fromkeys(
@@ -76,4 +86,4 @@ def utterance(scenario: Scenario, event: Move | Blocked | MediatorText) -> Utter
 def conversation(scenario: Scenario, events: Iterable[object]) -> list[Utterance]:
     """Every turn of a run, in order (other events are skipped)."""
     return [utterance(scenario, event) for event in events
-            if isinstance(event, Move | Blocked | MediatorText)]
+            if isinstance(event, Move | Blocked | MediatorText | Passed)]

@@ -38,6 +38,7 @@ class EventType(StrEnum):
     LLM_CALL = "llm_call"
     MOVE = "move"
     BLOCKED = "blocked"
+    PASSED = "passed"
     MEDIATOR_TEXT = "mediator_text"
     ERROR = "error"
     ABORTED = "aborted"
@@ -47,8 +48,9 @@ class EventType(StrEnum):
     EVALUATION = "evaluation"
 
 
-#: A party's turn as recorded: a delivered move, or a proposal the referee blocked.
-TURNS = frozenset({EventType.MOVE, EventType.BLOCKED})
+#: A party's turn as recorded: a delivered move, a proposal the referee blocked, or a turn
+#: the driver passed for a seat left idle.
+TURNS = frozenset({EventType.MOVE, EventType.BLOCKED, EventType.PASSED})
 #: Events that mark an interruption rather than a negotiation step.
 INTERRUPTIONS = frozenset({EventType.ABORTED, EventType.RESUMED})
 #: Events after which a run has nothing left to play (sign-offs follow an outcome).
@@ -249,6 +251,18 @@ class Blocked(_Event):
         return self.action.offer.terms if self.action.offer is not None else None
 
 
+class Passed(_Event):
+    """A turn the driver passed because the seat stayed idle past its turn timeout: no move
+    (never an acceptance); the protocol's ``pass_turn`` says what it means for the table."""
+
+    type: Literal[EventType.PASSED]
+    round: int
+    party: str
+    #: The turn timeout (seconds) the seat let pass.
+    timeout: float
+    reason: str
+
+
 class MediatorText(_Event):
     type: Literal[EventType.MEDIATOR_TEXT]
     round: int
@@ -330,8 +344,8 @@ class Evaluation(_Event):
     realised: dict[str, Any]
 
 
-Event = Annotated[Header | LlmCall | Move | Blocked | MediatorText | Error | Aborted | Resumed
-                  | Outcome | Signoff | Evaluation, Field(discriminator="type")]
+Event = Annotated[Header | LlmCall | Move | Blocked | Passed | MediatorText | Error | Aborted
+                  | Resumed | Outcome | Signoff | Evaluation, Field(discriminator="type")]
 Turn = Move | Blocked
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 _E = TypeVar("_E", bound=_Event)

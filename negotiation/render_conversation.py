@@ -24,7 +24,7 @@ from negotiation.usage import Usage, total_usage, usage_by_party
 PALETTE = ("cyan", "magenta", "blue", "bright_cyan", "bright_magenta", "bright_blue",
            "deep_sky_blue1", "orchid")
 KIND_STYLE = {"propose": "bold", "accept": "bold green", "walk_away": "bold red",
-              "text": "bold"}
+              "text": "bold", "pass": "dim"}
 _PARTY_WIDTH = 12  # wide enough for most ids; longer ones widen the column
 #: A model may write pages; the console shows this much of each text, the transcript all.
 SHOWN_CHARACTERS = 1200
@@ -98,6 +98,8 @@ def turn_view(turn: Utterance, style: ConversationStyle) -> Table:
                          style="dim")
         lines.append(terms)
     lines += spoken(turn, colour)
+    if turn.note:
+        lines.append(Text(plain(turn.note), style="dim italic"))
     lines += [Text(f"⚠ {plain(warning)}", style="yellow") for warning in turn.warnings]
     if turn.blocked is not None:
         lines.append(Text(f"✖ BLOCKED: {plain(turn.blocked)}", style="bold red"))

@@ -77,6 +77,16 @@ class RunResult:
 _PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
 
 
+@dataclass(frozen=True, slots=True)
+class IdlePass:
+    """A turn the driver passes because the seat stayed idle past its turn timeout: never
+    an agent's move, so no agent, strategy or LLM schema can send one."""
+
+    party: str
+    timeout: float
+    reason: str
+
+
 def action_record(action: Action) -> dict[str, Any]:
     """``action.model_dump(mode="json", exclude_none=True)``, the action as a move event
     records it; built directly for the three move kinds (a test pins that both agree),
@@ -140,8 +150,7 @@ class Negotiation:
         return settings
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
-        row = self.utility_table[outcome].tolist()
-        return {party: round(value, 6) for party, value in zip(self.parties, row, strict=True)}
+        return dict(zip(self.parties, self.analysis.recorded_utilities(outcome), strict=True))
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                 specs: Mapping[str, str], on_event: EventHook | None = None,
@@ -200,6 +209,8 @@ class Session:
         #: not an agent's failure and pass through a turn untouched.
         self.passthrough: tuple[type[BaseException], ...] = ()
         self._published: Offer | None = None
+        #: The pass a driver imposed on the turn in progress (:meth:`pass_idle`).
+        self._idle: IdlePass | None = None
         #: The view of the turn in progress: built once, kept while the turn pauses.
         self._view: View | None = None
         #: Normalised time of the last applied move: an agreement's moment, for discounting.
@@ -304,6 +315,11 @@ class Session:
         negotiation, state = self.negotiation, self.state
         party = state.current_party
         agent = self.agents[party]
+        if self._idle is not None or self.writer.replaying:
+            idle = self._idle_pass(party, agent)
+            if idle is not None:
+                self._pass(idle)
+                return
         view = self.current_view()
         try:
             try:
@@ -328,14 +344,14 @@ class Session:
                                     **self._clock_field()}
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
-            departed = negotiation.protocol.departed(state)
+            departed = view.departed
             outcome: int | None = None
             if isinstance(action, Propose):
                 verdict, outcome = referee.check_proposal(party, action, departed)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
             else:
-                verdict = verdict_of("proposal", flagged)
+                verdict = verdict_of("proposal", flagged) if flagged else PASSED_PROPOSAL
             if isinstance(action, Propose) or flagged:
                 body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
@@ -382,13 +398,50 @@ class Session:
                                           "error": f"{type(error).__name__}: {error}"})
             return
         self.record(EventType.MOVE, body)
-        self.moves.append(Move(round=body["round"], party=party, action=action,
-                               flagged=_flagged_fields(flagged)))
-        text = self._published
+        self.moves.append(Move(body["round"], party, action,
+                               _flagged_fields(flagged) if flagged else ()))
+        if self._published is not None:
+            self._record_text(self._published)
+
+    def _record_text(self, text: Offer) -> None:
+        """The text the protocol published with this turn (a mediator's revision)."""
+        negotiation = self.negotiation
+        self.record(EventType.MEDIATOR_TEXT, {
+            "round": self.state.round, "terms": text.terms,
+            "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
+
+    def pass_idle(self, timeout: float) -> dict[str, Any]:
+        """Pass the current party's turn: its seat stayed idle past ``timeout`` seconds.
+        A driver's decision, taken while the turn is paused: the turn, taken again,
+        records a ``passed`` event instead of asking the agent, and the protocol's
+        ``pass_turn`` moves the table on.  Returns what the paused graph resumes with."""
+        party = self.state.current_party
+        self._idle = IdlePass(party, timeout,
+                              f"the seat stayed idle: no move within {timeout:g} s")
+        return {"kind": "idle_pass", "party": party}
+
+    def _idle_pass(self, party: str, agent: Agent) -> IdlePass | None:
+        """The pass imposed on this turn, or the one the transcript recorded for it while
+        a resumed run catches up."""
+        idle, self._idle = self._idle, None
+        if idle is not None and idle.party == party:
+            return idle
+        recorded = self._recorded_turn(party, agent)
+        if recorded is not None and recorded["type"] == EventType.PASSED:
+            return IdlePass(party, float(recorded["timeout"]), str(recorded["reason"]))
+        return None
+
+    def _pass(self, idle: IdlePass) -> None:
+        """Record the pass and let the protocol say what it means (never an acceptance)."""
+        state = self.state
+        self.record(EventType.PASSED, {"round": state.round, "party": idle.party,
+                                       "timeout": idle.timeout, "reason": idle.reason,
+                                       **self._clock_field()})
+        protocol = self.negotiation.protocol
+        self.state = protocol.pass_turn(state)
+        text = protocol.published(state, self.state)
         if text is not None:
-            self.record(EventType.MEDIATOR_TEXT, {
-                "round": self.state.round, "terms": text.terms,
-                "utilities": negotiation.utilities_of(negotiation.space.index_of(text.terms))})
+            self._record_text(text)
 
     def current_view(self) -> View:
         """The view of the party whose turn it is, built once per turn (``on_view`` sees
@@ -422,11 +475,16 @@ class Session:
     def _recorded_action(self, party: str, agent: Agent) -> Action | None:
         """While a resumed run catches up, a person's earlier moves come from the
         transcript: nobody is asked twice."""
+        recorded = self._recorded_turn(party, agent)
+        return None if recorded is None else ACTION.validate_python(recorded["action"])
+
+    def _recorded_turn(self, party: str, agent: Agent) -> dict[str, Any] | None:
+        """A person's next recorded turn while a resumed run catches up."""
         if not self.writer.replaying or not getattr(agent, "replay_from_transcript", False):
             return None
         for event in self.writer.peek_pending():
             if event["type"] in TURNS and event["party"] == party:
-                return ACTION.validate_python(event["action"])
+                return event
         return None
 
     def finish(self) -> RunResult:

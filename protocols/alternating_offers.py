@@ -5,6 +5,11 @@ replaces it with a counter-offer, or walks away.  An agreement forms when every 
 than the proposer has accepted the same standing offer; a counter-offer clears all earlier
 acceptances.  A round is one turn for each party; after ``max_rounds`` rounds without
 agreement the negotiation ends with "no agreement".  Walking away ends it at once.
+
+A passed turn (a proposal the referee blocked, or a seat left idle past its turn timeout)
+leaves the table as it is — the standing offer and the acceptances it already has — and
+the next party speaks, as after any move: nobody accepts anything by passing, and the
+deadline still ends a run of passes.
 """
 
 from __future__ import annotations
@@ -91,7 +96,8 @@ class AlternatingOffers(ProtocolBase):
         raise IllegalActionError(f"unknown action {action!r}")
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:
-        """End the current party's turn without a move (e.g. its proposal was blocked)."""
+        """End the current party's turn without a move (its proposal was blocked, or its
+        seat idled): the standing offer and its acceptances stay, the turn moves on."""
         if state.done:
             raise IllegalActionError("the negotiation has ended; no more moves")
         return self._advance(state, state.standing_offer, state.standing_proposer,

@@ -83,7 +83,11 @@ class NegotiationProtocol(Protocol):
     def apply(self, state: ProtocolState, party: str, action: Action) -> ProtocolState: ...
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:
-        """End the current party's turn without a move (its proposal was blocked)."""
+        """End the current party's turn without a move: the referee blocked its move, or
+        the driver passed the turn of a seat left idle past its timeout.  A pass is never
+        an acceptance (nor an approval): it may not add to ``accepted_by``, so passes
+        alone never make an agreement; and it advances the turn and the round clock as a
+        move would, so the deadline still ends a run of passes."""
         ...
 
     def config_problems(self, config: ProtocolConfig, parties: Sequence[str]

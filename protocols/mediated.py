@@ -11,6 +11,11 @@ a request for the current text's value; ties keep the current text.  The first r
 no text: every party states its terms and the mediator composes the first text from them.
 
 The mediator never sees a preference: it is this pure function of the public requests.
+
+A passed turn (a request the referee blocked, or a seat left idle past its turn timeout)
+is neither an approval nor a request — the conservative reading of silence: a round in
+which anyone passed cannot end in agreement, and the mediator revises the text from the
+others' requests alone.
 """
 
 from __future__ import annotations
@@ -160,6 +165,7 @@ class MediatedSingleText(ProtocolBase):
         raise IllegalActionError(f"unknown action {action!r}")
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:
+        """Neither an approval nor a request: the text cannot be agreed this round."""
         if state.done:
             raise IllegalActionError("the negotiation has ended; no more moves")
         return self._next(state)

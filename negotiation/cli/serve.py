@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -24,6 +25,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+class OnIdle(StrEnum):
+    """What happens to the turn of a seat left idle past ``--idle-timeout``."""
+
+    strategy = "strategy"
+    pass_ = "pass"
+
+
 def serve(
     host: Annotated[str, typer.Option(
         help="Address to listen on. The default serves this machine only; any other "
@@ -38,8 +46,13 @@ def serve(
         help="Folder of signatory keys the server signs seats' sign-offs with (default: "
              "your local keys, see 'negotiate keys list').")] = None,
     idle_timeout: Annotated[float | None, typer.Option(
-        min=1, help="Seconds a person may take for a turn; then a rule-based strategy "
-                    "plays it (recorded in the move's rationale).")] = None,
+        min=1, help="Seconds a person may take for a turn; then --on-idle decides "
+                    "what happens to it (the transcript records it).")] = None,
+    on_idle: Annotated[OnIdle, typer.Option(
+        help="An idle seat's turn: 'strategy' (the idle strategy plays it; its rationale "
+             "says so) or 'pass' (no move: a 'passed' event; the standing offer stays). "
+             "The default for new rehearsals; the set-up page may choose per rehearsal.")
+    ] = OnIdle.strategy,
     idle_strategy: Annotated[str, typer.Option(
         help="The strategy that plays an idle seat's turn.")] = "conceder",
 ) -> None:
@@ -70,6 +83,7 @@ def serve(
     key = None if local else secrets.token_urlsafe(32)
     studio = Studio(transcripts, scenario_folder=scenarios, keys_folder=keys,
                     idle_timeout=idle_timeout, idle_strategy=idle_strategy,
+                    on_idle="pass" if on_idle is OnIdle.pass_ else "strategy",
                     facilitator_key=key,
                     allowed_hosts=LOOPBACK_HOSTS | {host.lower()} if local else None)
     shown = f"[{host}]" if ":" in host else host

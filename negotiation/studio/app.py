@@ -163,6 +163,8 @@ def create_app(studio: Studio) -> Starlette:
         nash = analysis.nash
         return page(request, "setup.html", key=key, scenario=scenario,
                     choices=studio.seat_choices(), csrf=csrf_token(setup_key, "setup"),
+                    idle_timeout=studio.idle_timeout, idle_strategy=studio.idle_strategy,
+                    on_idle=studio.on_idle,
                     zopa=analysis.zopa_size, size=analysis.space.size,
                     blockers=list(analysis.blockers().values()),
                     nash=nash and Table(scenario).describe(nash.terms))
@@ -185,7 +187,8 @@ def create_app(studio: Studio) -> Starlette:
             rounds = int(rounds_text) if rounds_text else None
         except ValueError:
             raise InputError("the deadline must be a whole number of rounds") from None
-        rehearsal, tokens, observer = studio.create(key, seats, rounds=rounds)
+        rehearsal, tokens, observer = studio.create(
+            key, seats, rounds=rounds, on_idle=str(form.get("on_idle", "")) or None)
         base = str(request.base_url).rstrip("/")
         links = [{"party": party, "name": rehearsal.table.names[party],
                   "url": f"{base}/r/{rehearsal.id}/seat/{token}"}

@@ -3,8 +3,9 @@
 Each rehearsal is an ordinary ``negotiate run`` (:func:`negotiation.graph.start_run`, or
 :func:`~negotiation.graph.resume_run` after a restart) driven in the background.  A human
 seat's turn is the graph's interrupt; :meth:`Rehearsal.answer` waits for that seat's move
-over HTTP (or, past the idle timeout, lets a rule-based strategy play the turn) and hands it
-back, so the move goes through the same session and referee as at the terminal.  Sign-off
+over HTTP (or, past the idle timeout, passes the turn or lets a rule-based strategy play
+it) and hands it back, so the move goes through the same session and referee as at the
+terminal.  Sign-off
 appends to the transcript through :func:`negotiation.lifecycle.sign_off`, signed with a
 server-side key when the scenario declares signatories.
 
@@ -24,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -41,6 +42,9 @@ from negotiation.transcript import verify
 from negotiation.utility import InvalidOfferError
 
 SIDECAR = ".studio.json"
+#: What happens to a seat left idle past the turn timeout: its turn passes, or the idle
+#: strategy plays it.
+OnIdle = Literal["strategy", "pass"]
 
 
 class MoveRefused(RefusedError):
@@ -64,6 +68,7 @@ class Sidecar(BaseModel):
     observer: str
     idle_timeout: float | None = None
     idle_strategy: str = "conceder"
+    on_idle: OnIdle = "strategy"
     approvals: dict[str, str] = {}
     rejections: dict[str, str] = {}
 
@@ -190,7 +195,8 @@ class Rehearsal:
             self.notify_soon()
 
     async def answer(self, payload: Any, session: Any) -> Any:
-        """The graph paused for a person: wait for their seat's move (or stand in)."""
+        """The graph paused for a person: wait for their seat's move (or, past the idle
+        timeout, pass the turn or stand in)."""
         if not isinstance(payload, dict) or payload.get("kind") != "human_turn":
             return None
         view: View = session.current_view()
@@ -204,6 +210,8 @@ class Rehearsal:
                 action = await asyncio.wait_for(asyncio.shield(turn.move), timeout)
             except TimeoutError:
                 turn.taken = True
+                if self.sidecar.on_idle == "pass":
+                    return session.pass_idle(timeout or 0.0)
                 action = await self._stand_in(view, timeout or 0.0)
         finally:
             self.turn = None

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from negotiation.checks.builtin import red_line_text
+from negotiation.conversation import pass_note
 from negotiation.events import EventType
 from negotiation.model import Issue, Preferences, Scenario, SplitIssue, TermValue
 from negotiation.safe_text import plain
@@ -157,8 +158,19 @@ def public_message(table: Table, finding: Mapping[str, Any]) -> str:
     return text(said.format(name=name)) + f" ({finding.get('level', '')})"
 
 
+_TURNS = (EventType.MOVE, EventType.BLOCKED, EventType.PASSED)
+
+
 def _turns(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    return [e for e in events if e["type"] in (EventType.MOVE, EventType.BLOCKED)]
+    return [e for e in events if e["type"] in _TURNS]
+
+
+def passed_line(table: Table, event: Mapping[str, Any]) -> dict[str, Any]:
+    """A turn passed because the seat stayed idle, as everyone sees it (it is public)."""
+    name = table.names.get(event["party"], text(event["party"]))
+    return {"kind": "pass", "round": event["round"] + 1, "party": event["party"],
+            "name": name, "blocked": False, "verdict": "", "findings": [],
+            "rationale": text(f"{name} {pass_note(float(event['timeout']))}")}
 
 
 def current_round(events: Sequence[Mapping[str, Any]], pending: int | None) -> int:
@@ -177,6 +189,9 @@ def seat_view(table: Table, party: str, events: Sequence[Mapping[str, Any]],
     history: list[dict[str, Any]] = []
     standing: dict[str, Any] | None = None
     for event in _turns(events):
+        if event["type"] == EventType.PASSED:
+            history.append(passed_line(table, event))
+            continue
         mine = event["party"] == party
         blocked = event["type"] == EventType.BLOCKED
         if blocked and not mine:
@@ -264,6 +279,8 @@ def observer_view(table: Table, events: Sequence[Mapping[str, Any]],
             if kind == EventType.BLOCKED:  # the proposer's feedback quotes red lines
                 line["feedback"] = "blocked by the referee: never delivered"
             lines.append(line)
+        elif kind == EventType.PASSED:
+            lines.append(passed_line(table, event))
         elif kind == EventType.MEDIATOR_TEXT:
             lines.append({"kind": "mediator_text", "round": event["round"] + 1,
                           "party": "mediator", "name": "Mediator", "rationale": "",

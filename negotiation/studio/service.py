@@ -23,6 +23,7 @@ from negotiation.scenario import load_scenario, shipped_scenarios
 from negotiation.signing import local_keys
 from negotiation.studio.rehearsal import (
     SIDECAR,
+    OnIdle,
     Rehearsal,
     Sidecar,
     digest,
@@ -81,6 +82,8 @@ class Studio:
     keys_folder: Path | None = None
     idle_timeout: float | None = None
     idle_strategy: str = "conceder"
+    #: What an idle seat's turn gets by default (a rehearsal's set-up may choose).
+    on_idle: OnIdle = "strategy"
     #: The secret the facilitator's pages (scenarios, setup, past runs) ask for, from the
     #: link ``negotiate serve`` prints; ``None``: open to whoever reaches the server.
     facilitator_key: str | None = None
@@ -144,9 +147,11 @@ class Studio:
     # --- rehearsals ---------------------------------------------------------------------
 
     def create(self, key: str, seats: dict[str, str], *, rounds: int | None = None,
-               seed: int = 0) -> tuple[Rehearsal, dict[str, str], str]:
+               seed: int = 0, on_idle: str | None = None
+               ) -> tuple[Rehearsal, dict[str, str], str]:
         """A new rehearsal, started in the background; its seat tokens and observer token
-        are returned once and only their hashes are kept."""
+        are returned once and only their hashes are kept.  ``on_idle`` (``strategy`` or
+        ``pass``) overrides the server's choice for a seat left idle."""
         scenario = self.scenario(key)
         allowed = {value for value, _ in self.seat_choices()}
         for party in scenario.party_ids:
@@ -154,12 +159,16 @@ class Studio:
                 raise InputError(f"choose who sits at {party}")
         if rounds is not None and not 1 <= rounds <= 1000:
             raise InputError("the deadline must be between 1 and 1000 rounds")
+        idle = on_idle or self.on_idle
+        if idle not in ("strategy", "pass"):
+            raise InputError("an idle seat's turn either passes or is played by the idle "
+                             "strategy: choose 'pass' or 'strategy'")
         path = new_transcript_path(self.transcripts, scenario, seed)
         people = [party for party in scenario.party_ids if seats[party] == HUMAN]
         tokens, observer = new_tokens(people)
         sidecar = Sidecar(seats={p: digest(t) for p, t in tokens.items()},
                           observer=digest(observer), idle_timeout=self.idle_timeout,
-                          idle_strategy=self.idle_strategy)
+                          idle_strategy=self.idle_strategy, on_idle=idle)
         rehearsal = Rehearsal(path, scenario, dict(seats), sidecar, seed=seed, rounds=rounds,
                               signing_keys=self.signing_keys(scenario))
         rehearsal.save()
