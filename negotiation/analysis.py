@@ -161,6 +161,8 @@ class Point:
 EFFICIENCY_TABLE_LIMIT = 1_000_000
 #: Questions answered one outcome at a time before the table is made.
 EFFICIENCY_TABLE_AFTER = 8
+#: Outcomes whose rounded utilities are remembered (events record them on every move).
+ROUNDED_LIMIT = 65_536
 
 
 @dataclass
@@ -175,6 +177,8 @@ class SpaceAnalysis:
     _coalitions: dict[tuple[str, ...], SpaceAnalysis] = field(
         init=False, repr=False, compare=False, default_factory=dict)
     _efficiency_asked: int = field(init=False, repr=False, compare=False, default=0)
+    _rounded: dict[int, tuple[float, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)
@@ -258,6 +262,18 @@ class SpaceAnalysis:
         for k, party in enumerate(self.parties):
             functions[party].vector = table[:, k]  # read-only views of the table
         return table
+
+    def recorded_utilities(self, outcome: int) -> tuple[float, ...]:
+        """Every party's utility of ``outcome`` rounded to 6 places, as events record it;
+        remembered per outcome (scenario data, the same for every run, asked on every
+        move)."""
+        rounded = self._rounded.get(outcome)
+        if rounded is None:
+            if len(self._rounded) >= ROUNDED_LIMIT:
+                self._rounded.clear()
+            rounded = tuple(round(value, 6) for value in self.full_utilities[outcome].tolist())
+            self._rounded[outcome] = rounded
+        return rounded
 
     @cached_property
     def utilities(self) -> FloatArray:

@@ -87,6 +87,12 @@ class Referee:
         # Every move's text is checked: ask only the checks that look at text at all.
         self._text_checks = [check for check in self.checks
                              if type(check).on_text is not Check.on_text]
+        # The proposal levels the fast path reads on every move, looked up once.
+        policy = self.policy
+        self._proposal_red_lines = policy.red_lines.proposals != "off"
+        self._proposal_rationality = policy.individual_rationality.proposals != "off"
+        self._proposal_pareto = policy.pareto.proposals != "off"
+        self._proposal_fairness = policy.fairness.proposals != "off" and bool(self.fair_shares)
         self.organizations = self.analysis.organizations
         self._subsets: dict[tuple[str, ...], Referee] = {}
 
@@ -130,7 +136,7 @@ class Referee:
         except InvalidOfferError:
             outcome = None
         if outcome is not None and self._clean(proposer, action, outcome) \
-                and not self._custom_findings(action.offer.terms):
+                and not (self._custom and self._custom_findings(action.offer.terms)):
             return PASSED_PROPOSAL, outcome
         invalid = None
         try:
@@ -153,16 +159,16 @@ class Referee:
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""
-        if proposer not in self._parties or not action.rationale.strip():
+        rationale = action.rationale
+        if proposer not in self._parties or not rationale or rationale.isspace():
             return False
-        if self.policy.red_lines.proposals != "off" and not self.analysis.feasible_full[outcome]:
+        if self._proposal_red_lines and not self.analysis.feasible_full[outcome]:
             return False
-        if (self.policy.individual_rationality.proposals != "off"
-                and not self._rational_full[outcome]):
+        if self._proposal_rationality and not self._rational_full[outcome]:
             return False
-        if self.policy.pareto.proposals != "off":
+        if self._proposal_pareto:
             return False
-        if self.policy.fairness.proposals != "off" and self.fair_shares:
+        if self._proposal_fairness:
             limit = self.policy.fairness.max_share_deviation
             terms = action.offer.terms
             for issue_id, fair in self.fair_shares.items():

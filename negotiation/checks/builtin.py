@@ -275,16 +275,18 @@ INSTRUCTION_WORDS = ("ignore", "disregard", "system", "developer", "instruction"
                      "reveal", "as an ai", "untrusted")
 #: The regex's case-insensitive matching equates İ, ı and ſ with ASCII letters, which
 #: ``str.lower`` does not (İ becomes i + U+0307): a lower-cased text holding ı, ſ or U+0307
-#: gets the full scan too.
-_MAY_BE_INSTRUCTION = re.compile("|".join([*map(re.escape, INSTRUCTION_WORDS),
-                                           "[\u0131\u017f\u0307]"]))
+#: gets the full scan too.  Looked for one by one: a substring test per word costs half of
+#: one regex alternation over them all (on every move's text).
+_MAY_BE_INSTRUCTION = (*INSTRUCTION_WORDS, "\u0131", "\u017f", "\u0307")
 
 
 def instruction_like(text: str) -> re.Match[str] | None:
     """The first phrase of ``text`` that reads like instructions to a negotiator."""
-    if _MAY_BE_INSTRUCTION.search(text.lower()) is None:
-        return None
-    return INSTRUCTION_LIKE.search(text)
+    lowered = text.lower()
+    for word in _MAY_BE_INSTRUCTION:
+        if word in lowered:
+            return INSTRUCTION_LIKE.search(text)
+    return None
 
 
 class Injection(Check):
