@@ -70,6 +70,24 @@ def test_a_plain_run_loads_neither_langgraph_nor_the_charter_nor_plots(tmp_path:
     assert list(tmp_path.glob("*.jsonl"))
 
 
+def test_a_default_run_that_cannot_pause_loads_neither_langgraph_nor_langsmith(
+        tmp_path: Path) -> None:
+    """``--driver auto`` (the default) takes the plain loop when nothing can pause."""
+    used = loaded("run", "platform-app-vendor", "--quiet", "--out", str(tmp_path))
+    assert "negotiation.engine" in used
+    assert used & {"langgraph", "langchain_core", "langsmith", "aiosqlite", "jinja2",
+                   "matplotlib", "negotiation.graph", "negotiation.charter",
+                   "negotiation.plots"} == set()
+    assert list(tmp_path.glob("*.jsonl"))
+
+
+def test_a_default_run_that_pauses_for_sign_off_loads_the_durable_graph(
+        tmp_path: Path) -> None:
+    used = loaded("run", "rd-joint-venture", "--signoff", "inline", "-q", "--out",
+                  str(tmp_path))
+    assert {"langgraph", "aiosqlite", "negotiation.graph"} <= used
+
+
 def test_verifying_a_run_loads_neither_numpy_nor_langgraph_nor_campaigns(
         tmp_path: Path) -> None:
     loaded("run", "rd-joint-venture", "--driver", "plain", "-q", "--out", str(tmp_path))
