@@ -80,8 +80,9 @@ class Links:
 
 
 def set_up(client: httpx.Client, base: str, scenario: str, seats: dict[str, str],
-           rounds: int | None = None) -> Links:
-    """What a facilitator does on the setup page: assign the seats, get the links."""
+           rounds: int | None = None, on_idle: str | None = None) -> Links:
+    """What a facilitator does on the setup page: assign the seats (and what an idle
+    seat's turn gets), get the links."""
     page = client.get(f"{base}/setup/{scenario}").text
     match = re.search(r'name="csrf" value="([^"]+)"', page)
     assert match is not None
@@ -89,6 +90,8 @@ def set_up(client: httpx.Client, base: str, scenario: str, seats: dict[str, str]
             **{f"seat-{party}": spec for party, spec in seats.items()}}
     if rounds is not None:
         form["rounds"] = str(rounds)
+    if on_idle is not None:
+        form["on_idle"] = on_idle
     reply = client.post(f"{base}/rehearsals", data=form, headers={"origin": base})
     assert reply.status_code == 200, reply.text
     links = dict(re.findall(r'class="seat-link" data-party="([\w-]+)" href="([^"]+)"',
