@@ -3,7 +3,8 @@ and the plain driver that plays it.
 
 Every way of running a negotiation goes through :func:`open_run` — the plain loop
 (:func:`run_scenario`, tournaments, campaign stages, the pytest plugin) and the durable
-graph (:mod:`negotiation.graph`: new runs and resumed ones).  It resolves each
+graph (:mod:`negotiation.graph`) — and every resumed run through :func:`reopen_run`, which
+re-plays it against its transcript before either driver continues it.  ``open_run`` resolves each
 organisation's strategy, creates the LLM client when an LLM sits, seats a person, opens the
 transcript and writes (or, resuming, re-checks) its header.  The drivers then differ only
 in how they schedule and persist the one turn function, :meth:`Session.turn`, and every
@@ -14,13 +15,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agents import Memory, View
+from negotiation.events import EventType
 from negotiation.model import Action, Scenario
 from negotiation.seats import (
     HUMAN,
@@ -52,7 +54,7 @@ __all__ = [
     "RunContext", "RunResult",
     "Session", "ViewHook", "agent_specs", "analysis_of", "build_agents", "is_llm",
     "llm_settings", "new_llm_run", "new_transcript_path", "open_run", "package_version",
-    "run_scenario",
+    "reopen_run", "run_scenario",
 ]
 
 
@@ -163,6 +165,50 @@ async def open_run(scenario: Scenario, *, agents: Mapping[str, str] | None = Non
     finally:
         if own_llm and llm_run is not None:
             await llm_run.aclose()
+
+
+@asynccontextmanager
+async def reopen_run(transcript: Path, *, on_event: EventHook | None = None,
+                     on_resumed: Callable[[int], None] | None = None,
+                     person: Person | None = None, durable: bool = False,
+                     clock: Clock | None = None) -> AsyncIterator[RunContext]:
+    """Re-open an interrupted run from its transcript alone, for a driver to continue.
+
+    The run is re-played deterministically against the transcript: events already on disk
+    are checked and adopted, not written twice (a divergence is an error), nobody is asked
+    twice, LLM calls are answered from the recording beside it and a deadline in seconds
+    reads the recorded clock.  Then a ``resumed`` event marks the seam (``on_resumed`` is
+    told how many events were caught up) and ``on_event`` sees every event from there on.
+    ``durable`` as for :func:`open_run`."""
+    from negotiation.registry import header_problems  # it names the engine's seats
+    from negotiation.run_files import calls_path
+
+    with TranscriptWriter.resume(transcript) as pending:
+        header: dict[str, Any] = pending.peek_pending()[0]
+    scenario = Scenario.model_validate(header["scenario"])
+    specs: dict[str, str] = dict(header["agents"])
+    problems = list(header_problems(specs, scenario))
+    if problems:  # an import path in a file is never imported
+        raise TranscriptError(f"{transcript}: " + "; ".join(map(str, problems)))
+    async with open_run(scenario, agents=specs, seed=int(header["seed"]),
+                        rounds=header["protocol"]["rounds"], transcript=transcript,
+                        resume=True, llm=LLMOptions(record=calls_path(transcript),
+                                                    replay_first=True),
+                        options=header.get("options") or {}, person=person,
+                        durable=durable, clock=clock) as run:
+        session, writer = run.session, run.writer
+        while writer.replaying and not session.done:
+            await session.turn()
+        if writer.replaying:
+            raise TranscriptError(f"{transcript}: the re-run ended before reaching the end "
+                                  "of the transcript; it cannot be resumed")
+        caught_up = len(writer.events)
+        session.on_event = on_event
+        session.record(EventType.RESUMED, {"after_seq": caught_up - 1,
+                                           "reason": "continued after an interruption"})
+        if on_resumed is not None:
+            on_resumed(caught_up)
+        yield run
 
 
 def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:

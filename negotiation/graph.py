@@ -53,14 +53,13 @@ from negotiation.engine import (
     Session,
     ViewHook,
     open_run,
+    reopen_run,
 )
 from negotiation.errors import RefusedError
-from negotiation.events import EventType
 from negotiation.lifecycle import Status, transcript_status
 from negotiation.model import Scenario
-from negotiation.registry import header_problems
 from negotiation.run_files import calls_path, check_writable, checkpoint_path
-from negotiation.transcript import TranscriptError, TranscriptWriter
+from negotiation.transcript import TranscriptError
 
 #: Answers a pause of the graph: (interrupt payload, session) → resume value, or None
 #: (or an awaitable of it: a studio seat waits for its person without blocking the loop).
@@ -437,32 +436,13 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
                      person: Person | None = None, answer: Answer | None = None,
                      clock: Clock | None = None) -> RunResult:
     """Continue an interrupted run from its transcript and checkpoints: re-play it against
-    the transcript (nothing is written twice, nobody is asked twice; a deadline in seconds
-    reads the recorded clock), then drive on (``clock``: default ``time.monotonic``)."""
-    header = _header(transcript)
-    scenario = Scenario.model_validate(header["scenario"])
-    specs: dict[str, str] = dict(header["agents"])
-    _refuse_unregistered(transcript, specs, scenario)
-    options: dict[str, Any] = header.get("options") or {}
-    async with open_run(scenario, agents=specs, seed=int(header["seed"]),
-                        rounds=header["protocol"]["rounds"], transcript=transcript,
-                        resume=True, llm=LLMOptions(record=calls_path(transcript),
-                                                    replay_first=True),
-                        options=options, person=person, durable=True, clock=clock) as run:
-        session, writer = run.session, run.writer
-        while writer.replaying and not session.done:
-            await session.turn()
-        if writer.replaying:
-            raise TranscriptError(f"{transcript}: the re-run ended before reaching the end "
-                                  "of the transcript; it cannot be resumed")
-        caught_up = len(writer.events)
-        session.on_event = on_event
-        session.record(EventType.RESUMED, {"after_seq": caught_up - 1,
-                                   "reason": "continued after an interruption"})
-        if on_resumed is not None:
-            on_resumed(caught_up)
-        await _drive(run, transcript, options.get("signoff") == "inline", pace, on_step,
-                     answer)
+    the transcript (:func:`~negotiation.engine.reopen_run`: nothing is written twice,
+    nobody is asked twice; a deadline in seconds reads the recorded clock), then drive on
+    through the graph (``clock``: default ``time.monotonic``)."""
+    async with reopen_run(transcript, on_event=on_event, on_resumed=on_resumed,
+                          person=person, durable=True, clock=clock) as run:
+        await _drive(run, transcript, run.session.options.get("signoff") == "inline", pace,
+                     on_step, answer)
     assert run.session.result is not None
     return run.session.result
 
@@ -472,13 +452,6 @@ async def _drive(run: RunContext, transcript: Path, signoff_inline: bool, pace: 
     driver = GraphDriver(run.session, transcript, run.writer.events[0]["hash"],
                          signoff_inline, pace)
     await driver.drive(on_step=on_step, answer=answer or run.answer)
-
-
-def _header(transcript: Path) -> dict[str, Any]:
-    """The pending header of a transcript being resumed."""
-    with TranscriptWriter.resume(transcript) as writer:
-        header: dict[str, Any] = writer.peek_pending()[0]
-    return header
 
 
 async def resume_signoff(transcript: Path) -> bool:
@@ -510,12 +483,3 @@ def _signoff_driver(transcript: Path) -> GraphDriver | None:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise TranscriptError(f"{transcript}: not a transcript ({error})") from None
     return GraphDriver(None, transcript, str(head), signoff_inline=True)
-
-
-def _refuse_unregistered(transcript: Path, specs: Mapping[str, str], scenario: Scenario
-                         ) -> None:
-    """Refuse a transcript whose header names an agent, protocol or check that is not
-    registered (an import path in a file is never imported)."""
-    problems = list(header_problems(specs, scenario))
-    if problems:
-        raise TranscriptError(f"{transcript}: " + "; ".join(map(str, problems)))

@@ -212,6 +212,8 @@ def test_an_auto_run_killed_mid_way_resumes_from_its_transcript_alone(tmp_path: 
     events = load_verified(path)
     assert [e["type"] for e in events].count("resumed") == 1
     assert core(events) == uninterrupted_park_run()
+    # It continued on the plain loop: still nothing beside the transcript.
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
 def test_pace_slows_the_plain_loop_too(tmp_path: Path) -> None:

@@ -88,6 +88,17 @@ def test_a_default_run_that_pauses_for_sign_off_loads_the_durable_graph(
     assert {"langgraph", "aiosqlite", "negotiation.graph"} <= used
 
 
+def test_resuming_a_run_of_the_plain_loop_does_not_load_langgraph(tmp_path: Path) -> None:
+    loaded("run", "park-redevelopment", "--rounds", "3", "-q", "--out", str(tmp_path))
+    [run] = tmp_path.glob("*.jsonl")
+    lines = run.read_bytes().splitlines(keepends=True)
+    run.write_bytes(b"".join(lines[:4]))  # as if killed after its fourth event
+    used = loaded("resume", str(run), "-q")
+    assert "negotiation.engine" in used  # it did resume
+    assert used & {"langgraph", "langchain_core", "langsmith", "negotiation.graph"} == set()
+    assert b'"type":"resumed"' in run.read_bytes()
+
+
 def test_verifying_a_run_loads_neither_numpy_nor_langgraph_nor_campaigns(
         tmp_path: Path) -> None:
     loaded("run", "rd-joint-venture", "--driver", "plain", "-q", "--out", str(tmp_path))

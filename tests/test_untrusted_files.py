@@ -307,8 +307,8 @@ def test_a_checkpoint_with_a_trigger_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_durable_run_binds_its_checkpoints_to_its_transcript(tmp_path: Path) -> None:
-    done = negotiate("run", "rd-joint-venture", "-q", "--rounds", "4", "--out",
-                     str(tmp_path))
+    done = negotiate("run", "rd-joint-venture", "-q", "--rounds", "4", "--driver", "graph",
+                     "--out", str(tmp_path))
     assert done.code in (0, 3), done.stderr
     (transcript,) = tmp_path.glob("*.jsonl")
     head = json.loads(transcript.read_text().splitlines()[0])["hash"]

@@ -297,7 +297,9 @@ def resume(
     pace: Annotated[float, typer.Option(min=0, help="Seconds to pause between turns.")] = 0.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped."""
+    """Continue an interrupted run (Ctrl-C, crash, killed process) where it stopped, with
+    the driver it ran on: the durable graph when it has checkpoints or can pause, else the
+    plain loop."""
     import anyio
 
     from negotiation import render
@@ -319,12 +321,27 @@ def resume(
     if not (quiet or as_json):  # the header is on disk already: the live view never sees it
         console.print(render.scenario_panel(scenario, header["agents"], seed, rounds))
     show = live_view(scenario, seed, rounds, quiet or as_json, as_json=as_json)
-    from negotiation.graph import resume_run
-
     notes = error_console() if as_json else console
-    result = anyio.run(lambda: resume_run(
-        path, pace=pace, person=person, on_event=show,
-        on_resumed=lambda n: notes.print(f"[bold]Resumed[/] after {n} recorded events.")))
+
+    def resumed(caught_up: int) -> None:
+        notes.print(f"[bold]Resumed[/] after {caught_up} recorded events.")
+
+    async def continue_run() -> RunResult:
+        from negotiation.run_files import checkpoint_path
+
+        inline = header.get("options", {}).get("signoff") == "inline"
+        if checkpoint_path(path).exists() or can_pause(header["agents"], inline):
+            from negotiation.graph import resume_run
+
+            return await resume_run(path, pace=pace, person=person, on_event=show,
+                                    on_resumed=resumed)
+        # A run of the plain loop continues on it: the transcript is all it needs.
+        from negotiation.engine import reopen_run
+
+        async with reopen_run(path, person=person, on_event=show, on_resumed=resumed) as run:
+            return await run.play(pace)
+
+    result = anyio.run(continue_run)
     finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline",
                 as_json=as_json, seed=seed)
 
