@@ -31,7 +31,7 @@ from negotiation.model import (
     SplitIssue,
     WalkAway,
 )
-from negotiation.terms import describe_change
+from negotiation.terms import describe_outcome_change
 from negotiation.utility import (
     FloatArray,
     IndexArray,
@@ -224,7 +224,8 @@ class RuleBasedAgent:
 
     def __init__(self) -> None:
         self._bidder: Bidder | None = None
-        self._last_offer: Offer | None = None
+        #: The outcome we offered last: what the referee blocked, when it gives feedback.
+        self._last_outcome: int | None = None
         self._left_seen: tuple[str, ...] = ()
 
     async def act(self, view: View) -> Action:
@@ -239,9 +240,7 @@ class RuleBasedAgent:
                                  for party in view.departed if party in issue.parties],
                                 None)
         if view.feedback is not None:
-            blocked = self._last_offer
-            self._bidder.forbid(view.feedback.red_lines,
-                                None if blocked is None else self._bidder.outcome_of(blocked))
+            self._bidder.forbid(view.feedback.red_lines, self._last_outcome)
         if not self._bidder.viable:
             return WalkAway(rationale=NO_DEAL)
         if self._bidder.best_utility * answered_factor(view) < self._bidder.reservation_value:
@@ -287,10 +286,8 @@ class RuleBasedAgent:
             outcome = bidder.outcome_for(bidder.reservation_value / factor,
                                          self.references(view))
         offer = bidder.offer(outcome)
-        change = describe_change(view.scenario.issues,
-                                 None if self._last_offer is None else self._last_offer.terms,
-                                 offer.terms)
-        self._last_offer = offer
+        change = describe_outcome_change(bidder.space, self._last_outcome, outcome)
+        self._last_outcome = outcome
         return Propose(offer=offer, rationale=f"{self.label}: {change}.")
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from negotiation.model import DiscreteIssue, Issue, NumericIssue, TermValue
+
+if TYPE_CHECKING:
+    from negotiation.utility import OutcomeSpace
 
 
 def format_value(issue: Issue, value: TermValue) -> str:
@@ -38,6 +42,21 @@ def describe_change(issues: Sequence[Issue], before: Mapping[str, TermValue] | N
         for issue in issues
         if before.get(issue.id) != after.get(issue.id)
     ]
+    if not changed:
+        return "repeats its offer"
+    return "moves on " + ", ".join(changed)
+
+
+def describe_outcome_change(space: OutcomeSpace, before: int | None, after: int) -> str:
+    """:func:`describe_change` between two outcomes of ``space``, in the same words, read
+    from the space's value texts (a rule-based agent describes every offer it makes)."""
+    if before is None:
+        return "opens with the terms it prefers"
+    changed = [f"{issue.name} ({texts[old]} → {texts[new]})"
+               for issue, texts, old, new in zip(space.issues, space.value_texts,
+                                                 space.positions(before),
+                                                 space.positions(after), strict=True)
+               if old != new]
     if not changed:
         return "repeats its offer"
     return "moves on " + ", ".join(changed)

@@ -34,6 +34,7 @@ from negotiation.model import (
     TermValue,
     ValueFunction,
 )
+from negotiation.terms import format_value
 
 FloatArray = npt.NDArray[np.float64]
 IndexArray = npt.NDArray[np.intp]
@@ -144,6 +145,18 @@ class OutcomeSpace:
             strides.append(acc)
             acc *= radix
         return tuple(reversed(strides))
+
+    def positions(self, outcome: int) -> tuple[int, ...]:
+        """The value index of each issue in one outcome, as Python integers."""
+        return tuple(outcome // stride % radix
+                     for stride, radix in zip(self._strides, self.radices, strict=True))
+
+    @cached_property
+    def value_texts(self) -> tuple[tuple[str, ...], ...]:
+        """Each issue's values in words (:func:`negotiation.terms.format_value`), written
+        once per space rather than on every move that describes an offer."""
+        return tuple(tuple(format_value(issue, value) for value in values)
+                     for issue, values in zip(self.issues, self.values, strict=True))
 
     def value_indices(self, outcomes: IndexArray | int) -> IndexArray:
         """The value index of each issue in ``outcomes``: one row per outcome (a single row

@@ -31,6 +31,7 @@ from protocols.base import IllegalActionError, ProtocolBase, ProtocolState
 _OPENING: frozenset[ActionKind] = frozenset({"propose", "walk_away"})
 _RESPONDING: frozenset[ActionKind] = frozenset({"propose", "accept", "walk_away"})
 _NOTHING: frozenset[ActionKind] = frozenset()
+_NOBODY: frozenset[str] = frozenset()
 
 
 class AlternatingOffers(ProtocolBase):
@@ -78,6 +79,8 @@ class AlternatingOffers(ProtocolBase):
             raise IllegalActionError(
                 f"it is {state.current_party}'s turn, not {party}'s"
             )
+        if isinstance(action, Propose):  # the common move first: asked on every turn
+            return self._advance(state, action.offer, party, _NOBODY)
         if isinstance(action, WalkAway):
             return replace(state, status="no_agreement", reason=f"{party} walked away")
         if isinstance(action, Accept):
@@ -91,8 +94,6 @@ class AlternatingOffers(ProtocolBase):
                                reason="every party accepted the standing offer")
             return self._advance(state, state.standing_offer, state.standing_proposer,
                                  accepted)
-        if isinstance(action, Propose):
-            return self._advance(state, action.offer, party, frozenset())
         raise IllegalActionError(f"unknown action {action!r}")
 
     def pass_turn(self, state: ProtocolState) -> ProtocolState:

@@ -229,3 +229,31 @@ def test_compare_negmas_prints_one_machine_readable_ratio_per_configuration() ->
         "ratio cold 3-party 1e2"]
     assert all(re.fullmatch(r"ratio \w+ [\w-]+ 1e2: \d+\.\d", line) for line in last)
     assert "refused" not in done.stdout
+
+
+def test_an_offer_described_from_the_space_reads_as_describe_change_says() -> None:
+    from negotiation.terms import describe_change, describe_outcome_change
+
+    for scenario_id in ("platform-app-vendor", "rd-joint-venture", "park-redevelopment"):
+        scenario = load_scenario(scenario_id)
+        space = SpaceAnalysis(scenario).space
+        outcomes = range(0, space.size, max(1, space.size // 23))
+        for before in outcomes:
+            for after in outcomes:
+                assert describe_outcome_change(space, before, after) == describe_change(
+                    scenario.issues, space.terms(before), space.terms(after))
+        assert describe_outcome_change(space, None, 0) == describe_change(
+            scenario.issues, None, space.terms(0))
+
+
+def test_recorded_utilities_are_rounded_per_party_and_each_event_gets_its_own_dict() -> None:
+    scenario = load_scenario("rd-joint-venture")
+    negotiation = Negotiation(scenario)
+    functions = negotiation.analysis.functions
+    for outcome in range(0, negotiation.space.size, 31):
+        expected = {party: round(functions[party].of_outcome(outcome), 6)
+                    for party in scenario.party_ids}
+        first = negotiation.utilities_of(outcome)
+        assert first == expected
+        first[scenario.party_ids[0]] = -1.0  # a hook that edits one event's copy …
+        assert negotiation.utilities_of(outcome) == expected  # … changes no other event
