@@ -5,9 +5,11 @@ less than the wall time.  The runs write to a temporary folder.
     .venv/bin/python benchmarks/bench_startup.py [--starts 10]
 
 Targets on an idle machine: ``negotiate --help`` under 0.15 s; ``negotiate run
-platform-app-vendor --quiet`` (the default, durable graph driver) under 0.7 s.  Also shown:
-``--driver plain``, ``analyze`` and ``verify``, and the one-line bill of each command's
-imports (``python -X importtime``: the top-level packages that took longest to import).
+platform-app-vendor --quiet`` (the default driver, ``auto``: the plain loop, as nothing in
+this run can pause) under 0.7 s.  Also shown: ``--driver graph`` (the durable LangGraph
+driver, which ``auto`` takes for a person's seat or an inline sign-off), ``--driver plain``,
+``analyze`` and ``verify``, and the one-line bill of each command's imports (``python -X
+importtime``: the top-level packages that took longest to import).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ COMMANDS: list[tuple[str, list[str], float | None]] = [
     ("negotiate --help", ["--help"], 0.15),
     ("negotiate run platform-app-vendor --quiet", ["run", "platform-app-vendor", "--quiet"],
      0.7),
+    ("negotiate run platform-app-vendor --quiet --driver graph",
+     ["run", "platform-app-vendor", "--quiet", "--driver", "graph"], None),
     ("negotiate run platform-app-vendor --quiet --driver plain",
      ["run", "platform-app-vendor", "--quiet", "--driver", "plain"], None),
     ("negotiate analyze platform-app-vendor", ["analyze", "platform-app-vendor"], None),
