@@ -52,11 +52,11 @@ def describe_outcome_change(space: OutcomeSpace, before: int | None, after: int)
     from the space's value texts (a rule-based agent describes every offer it makes)."""
     if before is None:
         return "opens with the terms it prefers"
-    changed = [f"{issue.name} ({texts[old]} → {texts[new]})"
-               for issue, texts, old, new in zip(space.issues, space.value_texts,
-                                                 space.positions(before),
-                                                 space.positions(after), strict=True)
-               if old != new]
+    changed = []
+    for name, stride, radix, texts in space.value_texts:
+        old, new = before // stride % radix, after // stride % radix
+        if old != new:
+            changed.append(f"{name} ({texts[old]} → {texts[new]})")
     if not changed:
         return "repeats its offer"
     return "moves on " + ", ".join(changed)

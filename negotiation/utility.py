@@ -146,17 +146,15 @@ class OutcomeSpace:
             acc *= radix
         return tuple(reversed(strides))
 
-    def positions(self, outcome: int) -> tuple[int, ...]:
-        """The value index of each issue in one outcome, as Python integers."""
-        return tuple(outcome // stride % radix
-                     for stride, radix in zip(self._strides, self.radices, strict=True))
-
     @cached_property
-    def value_texts(self) -> tuple[tuple[str, ...], ...]:
-        """Each issue's values in words (:func:`negotiation.terms.format_value`), written
-        once per space rather than on every move that describes an offer."""
-        return tuple(tuple(format_value(issue, value) for value in values)
-                     for issue, values in zip(self.issues, self.values, strict=True))
+    def value_texts(self) -> tuple[tuple[str, int, int, tuple[str, ...]], ...]:
+        """Per issue: its name, its stride and radix in outcome numbers, and its values in
+        words (:func:`negotiation.terms.format_value`), written once per space rather than
+        on every move that describes an offer."""
+        return tuple((issue.name, stride, radix,
+                      tuple(format_value(issue, value) for value in values))
+                     for issue, values, stride, radix in zip(
+                         self.issues, self.values, self._strides, self.radices, strict=True))
 
     def value_indices(self, outcomes: IndexArray | int) -> IndexArray:
         """The value index of each issue in ``outcomes``: one row per outcome (a single row
