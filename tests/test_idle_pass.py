@@ -246,5 +246,6 @@ def test_report_conversation_and_the_charter_say_who_did_not_answer(passed_run: 
     assert done.exit_code == 0, done.output
     [line] = [line for line in done.output.splitlines() if "did not answer" in line]
     assert " b " in line and "pass" in line and "did not answer within 30 s: passed" in line
+    assert "1 passed (the seat was idle)" in done.output
     charter = render_markdown(passed_run)
     assert "**R1 · b** pass — did not answer within 30 s: passed" in charter

@@ -229,7 +229,7 @@ def report(
     """Summarise a run from its transcript alone (with tokens and cost when it had LLM
     agents); optionally replay its conversation or plot the offers."""
     from negotiation import render
-    from negotiation.events import Blocked
+    from negotiation.events import Blocked, Passed
     from negotiation.lifecycle import sign_offs
 
     if as_json:
@@ -253,7 +253,9 @@ def report(
                                         ConversationStyle(scenario.party_ids)))
     moves = events.turns
     blocked = sum(isinstance(e, Blocked) for e in moves)
-    console.print(f"{len(moves)} moves, {blocked} blocked by the referee")
+    passed = len(events.of_type(Passed))
+    idle = f", {passed} passed (the seat was idle)" if passed else ""
+    console.print(f"{len(moves)} moves, {blocked} blocked by the referee{idle}")
     console.print(render.outcome_view(scenario, outcome, header.agents))
     print_usage(events, header.agents)
     if outcome.agreed:
