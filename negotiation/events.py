@@ -26,8 +26,11 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from negotiation.canonical import canonical_bytes, canonical_bytes_with
+from negotiation.canonical import canonical_json as canonical_json  # re-exported
 from negotiation.errors import InputError
 
 
@@ -67,16 +70,6 @@ class EventError(InputError):
 
 # --- the canonical serialisation ---------------------------------------------------------
 
-#: One encoder for every event: ``json.dumps`` with these options builds a new one per call,
-#: which costs about as much as encoding a move.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False)
-
-
-def canonical_json(value: Any) -> str:
-    return _CANONICAL.encode(value)
-
-
 class CanonicalObject(dict[str, Any]):
     """A JSON object that nobody modifies once built, whose canonical JSON is computed
     once: the scenario that every header of its runs embeds."""
@@ -85,27 +78,37 @@ class CanonicalObject(dict[str, Any]):
     def canonical(self) -> str:
         return canonical_json(self)
 
+    @cached_property
+    def encoded(self) -> bytes:
+        """The canonical text in UTF-8, as hashed."""
+        return self.canonical.encode()
+
+    @cached_property
+    def _orjson_reads_it(self) -> bool:
+        # orjson reads integers beyond 64 bits as floats: then json reads every copy.
+        return canonical_json(orjson.loads(self.encoded)) == self.canonical
+
     def fresh(self) -> CanonicalObject:
         """A copy of its own for one header, read back from the canonical text (which it
         keeps): whoever edits one run's header edits nothing of the next run's."""
-        copy = CanonicalObject(json.loads(self.canonical))
-        copy.__dict__["canonical"] = self.canonical
+        read = orjson.loads if self._orjson_reads_it else json.loads
+        copy = CanonicalObject(read(self.encoded))
+        copy.__dict__.update(canonical=self.canonical, encoded=self.encoded)
         return copy
 
 
-def _canonical_record(record: Mapping[str, Any]) -> str:
-    """``canonical_json(record)``, reusing the text of a ``CanonicalObject`` it embeds."""
-    if not isinstance(record.get("scenario"), CanonicalObject):
-        return canonical_json(record)
-    return "{" + ",".join(
-        f"{canonical_json(key)}:"
-        + (value.canonical if isinstance(value, CanonicalObject) else canonical_json(value))
-        for key, value in sorted(record.items())) + "}"
+def _canonical_record(record: Mapping[str, Any]) -> bytes:
+    """``canonical_bytes(record)``, reusing the text of a ``CanonicalObject`` it embeds."""
+    scenario = record.get("scenario")
+    if not isinstance(scenario, CanonicalObject):
+        return canonical_bytes(record)
+    rest = {key: value for key, value in record.items() if key != "scenario"}
+    return canonical_bytes_with(rest, "scenario", scenario.encoded)
 
 
 def event_hash(record: Mapping[str, Any]) -> str:
     body = {key: value for key, value in record.items() if key != "hash"}
-    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    return hashlib.sha256(canonical_bytes(body)).hexdigest()
 
 
 def chain(record: dict[str, Any], prev_hash: str) -> str:
@@ -113,9 +116,9 @@ def chain(record: dict[str, Any], prev_hash: str) -> str:
     its line.  One serialisation serves both: the line is the canonical body with ``hash``
     appended last (so a verifier may re-canonicalise the record without it)."""
     record["prev_hash"] = prev_hash
-    body_json = _canonical_record(record)
-    record["hash"] = hashlib.sha256(body_json.encode()).hexdigest()
-    return f'{body_json[:-1]},"hash":"{record["hash"]}"}}'
+    body = _canonical_record(record)
+    digest = record["hash"] = hashlib.sha256(body).hexdigest()
+    return f'{body[:-1].decode()},"hash":"{digest}"}}'
 
 
 def line_of(record: Mapping[str, Any]) -> str:

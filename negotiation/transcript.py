@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,17 +66,18 @@ def now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-_SECOND: list[Any] = [None, ""]  # the last whole second formatted, and its text
+_SECOND: list[Any] = [None, ""]  # the last whole second (Unix time) and its text
 
 
 def _wall_timestamp() -> str:
     # Every event is stamped, so the date and time are formatted once per second and only
-    # the milliseconds per call (the same text ``isoformat(timespec="milliseconds")`` gives).
-    moment = datetime.now(tz=UTC)
-    second = moment.replace(microsecond=0)
+    # the milliseconds per call: the text ``datetime.now(tz=UTC).isoformat(timespec=
+    # "milliseconds")`` gives, from the clock it reads, without building a datetime.
+    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
     if second != _SECOND[0]:
-        _SECOND[0], _SECOND[1] = second, second.isoformat()[:-6]
-    return f"{_SECOND[1]}.{moment.microsecond // 1000:03d}+00:00"
+        _SECOND[0] = second
+        _SECOND[1] = datetime.fromtimestamp(second, tz=UTC).isoformat()[:-6]
+    return f"{_SECOND[1]}.{nanoseconds // 1_000_000:03d}+00:00"
 
 
 def clock() -> Callable[[], str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import json
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -178,22 +177,17 @@ def test_a_failing_agent_ends_the_run_with_a_valid_transcript_naming_it(
 @pytest.mark.parametrize("micro", [0, 999, 1000, 123456, 999999])
 def test_timestamps_read_like_isoformat_with_milliseconds(
         micro: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
     from datetime import UTC, datetime
 
     from negotiation import transcript
 
-    class Frozen(datetime):
-        instant = datetime(2026, 11, 24, tzinfo=UTC)
-
-        @classmethod
-        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
-            return cls.instant
-
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    monkeypatch.setattr(transcript, "datetime", Frozen)
     for second in (7, 8):  # a new second re-formats the date, the same one reuses it
-        Frozen.instant = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
-        assert transcript.clock()() == Frozen.instant.isoformat(timespec="milliseconds")
+        instant = datetime(2026, 11, 24, 21, 13, second, micro, tzinfo=UTC)
+        nanoseconds = int(instant.replace(microsecond=0).timestamp()) * 10**9 + micro * 1000
+        monkeypatch.setattr(time, "time_ns", lambda ns=nanoseconds: ns)
+        assert transcript.clock()() == instant.isoformat(timespec="milliseconds")
 
 
 def test_source_date_epoch_fixes_every_timestamp(monkeypatch: pytest.MonkeyPatch) -> None:
