@@ -177,7 +177,7 @@ class SpaceAnalysis:
     _coalitions: dict[tuple[str, ...], SpaceAnalysis] = field(
         init=False, repr=False, compare=False, default_factory=dict)
     _efficiency_asked: int = field(init=False, repr=False, compare=False, default=0)
-    _rounded: dict[int, tuple[float, ...]] = field(
+    _rounded: dict[int, dict[str, float]] = field(
         init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -263,15 +263,16 @@ class SpaceAnalysis:
             functions[party].vector = table[:, k]  # read-only views of the table
         return table
 
-    def recorded_utilities(self, outcome: int) -> tuple[float, ...]:
-        """Every party's utility of ``outcome`` rounded to 6 places, as events record it;
+    def recorded_utilities(self, outcome: int) -> dict[str, float]:
+        """Each party's utility of ``outcome`` rounded to 6 places, as events record it;
         remembered per outcome (scenario data, the same for every run, asked on every
-        move)."""
+        move).  Shared: copy it before handing it on."""
         rounded = self._rounded.get(outcome)
         if rounded is None:
             if len(self._rounded) >= ROUNDED_LIMIT:
                 self._rounded.clear()
-            rounded = tuple(round(value, 6) for value in self.full_utilities[outcome].tolist())
+            rounded = {party: round(value, 6) for party, value in zip(
+                self.parties, self.full_utilities[outcome].tolist(), strict=True)}
             self._rounded[outcome] = rounded
         return rounded
 

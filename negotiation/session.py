@@ -150,7 +150,7 @@ class Negotiation:
         return settings
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
-        return dict(zip(self.parties, self.analysis.recorded_utilities(outcome), strict=True))
+        return self.analysis.recorded_utilities(outcome).copy()  # each event its own dict
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                 specs: Mapping[str, str], on_event: EventHook | None = None,
