@@ -165,12 +165,15 @@ def _turns(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return [e for e in events if e["type"] in _TURNS]
 
 
-def passed_line(table: Table, event: Mapping[str, Any]) -> dict[str, Any]:
-    """A turn passed because the seat stayed idle, as everyone sees it (it is public)."""
+def passed_line(table: Table, event: Mapping[str, Any], seat: str | None = None
+                ) -> dict[str, Any]:
+    """A turn passed because the seat stayed idle, as everyone sees it (it is public);
+    addressed as "You" on the page of the ``seat`` that passed."""
     name = table.names.get(event["party"], text(event["party"]))
+    who = "You" if event["party"] == seat else name
     return {"kind": "pass", "round": event["round"] + 1, "party": event["party"],
             "name": name, "blocked": False, "verdict": "", "findings": [],
-            "rationale": text(f"{name} {pass_note(float(event['timeout']))}")}
+            "rationale": text(f"{who} {pass_note(float(event['timeout']))}")}
 
 
 def current_round(events: Sequence[Mapping[str, Any]], pending: int | None) -> int:
@@ -190,7 +193,7 @@ def seat_view(table: Table, party: str, events: Sequence[Mapping[str, Any]],
     standing: dict[str, Any] | None = None
     for event in _turns(events):
         if event["type"] == EventType.PASSED:
-            history.append(passed_line(table, event))
+            history.append(passed_line(table, event, party))
             continue
         mine = event["party"] == party
         blocked = event["type"] == EventType.BLOCKED

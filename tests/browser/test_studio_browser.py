@@ -360,3 +360,33 @@ def test_hostile_rationales_are_shown_as_text_and_never_run(server: Server,
         wait(page, lambda d, log=log: HOSTILE in d.find_element(By.ID, log).text)
         assert page.title != "owned"
         assert page.find_elements(By.CSS_SELECTOR, f"#{log} img, #{log} script") == []
+
+
+def test_a_passed_turn_reads_as_who_did_not_answer_on_the_observer_and_seat_pages(
+        tmp_path: Path, browser: Browser) -> None:
+    from tests.test_studio import tiny_folder
+
+    folder = tiny_folder(tmp_path / "s", b=HOSTILE)
+    idle = Server(tmp_path / "transcripts", extra=["--scenarios", str(folder),
+                                                   "--idle-timeout", "1",
+                                                   "--on-idle", "pass"]).start()
+    try:
+        with httpx.Client(timeout=10) as client:
+            links = set_up(client, idle.base, "tiny", {"a": "boulware", "b": "human"},
+                           rounds=2)
+        said = f"{HOSTILE} did not answer within 1 s: passed"
+        for url, log, name in ((links.observer, "log", "observer-pass-1280x800"),
+                               (links.seats["b"], "history", "seat-pass-1280x800")):
+            page = browser()
+            page.get(url)
+            # Read in one script: the log is redrawn at every update.
+            read = f"const li = document.querySelector('#{log} li.pass'); return li && " \
+                   "[li.querySelector('.kind').textContent, li.querySelector('em').textContent]"
+            wait(page, lambda d, read=read: d.execute_script(read))
+            assert page.execute_script(read) == \
+                ["pass", said if log == "log" else "You did not answer within 1 s: passed"]
+            assert page.title != "owned"
+            assert page.find_elements(By.CSS_SELECTOR, f"#{log} img, #{log} script") == []
+            screenshot(page, name)
+    finally:
+        idle.stop()
