@@ -10,8 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from negotiation.conversation import terms_line, utterance
-from negotiation.events import Blocked, Outcome, Transcript, VerdictRecord
+from negotiation.conversation import pass_note, terms_line, utterance
+from negotiation.events import Blocked, Move, Outcome, Passed, Transcript, VerdictRecord
 from negotiation.model import Scenario
 from negotiation.render_conversation import KIND_STYLE, spoken
 from negotiation.safe_text import for_terminal, plain
@@ -159,7 +159,14 @@ def timeline_view(scenario: Scenario, transcript: Transcript) -> Table:
     table.add_column("Terms / message / rationale")
     table.add_column("Referee")
     styles = {"pass": "green", "warn": "yellow", "block": "bold red"}
-    for event in transcript.turns:
+    for event in transcript.events:
+        if isinstance(event, Passed):  # the seat stayed idle: no move, no verdict
+            table.add_row(for_terminal(event.round + 1), for_terminal(event.party),
+                          Text("pass", style=KIND_STYLE["pass"]),
+                          Text(pass_note(event.timeout), style="dim italic"), "")
+            continue
+        if not isinstance(event, Move | Blocked):
+            continue
         action = event.action
         lines = [Text(short_terms(scenario, event.terms))] if event.terms is not None else []
         detail = Text("\n").join(lines + spoken(utterance(scenario, event)))

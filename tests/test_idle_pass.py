@@ -249,3 +249,22 @@ def test_report_conversation_and_the_charter_say_who_did_not_answer(passed_run: 
     assert "1 passed (the seat was idle)" in done.output
     charter = render_markdown(passed_run)
     assert "**R1 · b** pass — did not answer within 30 s: passed" in charter
+
+
+def test_the_reviewers_timeline_lists_the_passed_turn_in_its_place(passed_run: Path) -> None:
+    from rich.console import Console
+
+    from negotiation.render import timeline_view
+    from negotiation.transcript import embedded_scenario
+
+    transcript = read_transcript(passed_run)
+    header = transcript.header
+    assert header is not None
+    console = Console(record=True, width=200, color_system=None)
+    console.print(timeline_view(embedded_scenario(header), transcript))
+    cells = [[cell.strip() for cell in line.split("│")[1:-1]]
+             for line in console.export_text().splitlines() if line.startswith("│")]
+    rows = [row for row in cells if row[0]]
+    assert [row[:3] for row in rows] == [["1", "a", "propose"], ["1", "b", "pass"],
+                                         ["2", "a", "propose"], ["2", "b", "accept"]]
+    assert rows[1][3] == "did not answer within 30 s: passed"
