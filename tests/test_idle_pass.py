@@ -4,6 +4,7 @@ acceptance), how the session records it (a ``passed`` event, through the protoco
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,62 @@ def test_the_reviewers_timeline_lists_the_passed_turn_in_its_place(passed_run: P
     assert [row[:3] for row in rows] == [["1", "a", "propose"], ["1", "b", "pass"],
                                          ["2", "a", "propose"], ["2", "b", "accept"]]
     assert rows[1][3] == "did not answer within 30 s: passed"
+
+
+class Stopped(Exception):
+    """The driver's process went away while a person's turn was paused."""
+
+
+class Away:
+    """A person the driver never asks: its answer function decides every turn."""
+
+    def prompt(self, view: Any) -> Any:
+        raise AssertionError("the person was asked")
+
+
+def test_negotiate_resume_continues_after_a_pass_without_passing_or_asking_again(
+        tmp_path: Path) -> None:
+    import pexpect
+
+    from negotiation.graph import start_run
+    from tests.test_cli import NEGOTIATE
+
+    path = tmp_path / "run.jsonl"
+    answered: list[str] = []
+
+    def answer(payload: Any, session: Session) -> Any:
+        if len(answered) == 0:  # Beta's first turn: idle past the timeout
+            answered.append("pass")
+            return session.pass_idle(30.0)
+        raise Stopped  # its second turn: the server is gone
+
+    async def studio_like() -> None:
+        await start_run(tiny(rounds=5), transcript=path, agents={"a": "boulware",
+                                                                 "b": "human"},
+                        answer=answer, person=Away())
+
+    with pytest.raises(Stopped):
+        anyio.run(studio_like)
+    before = [e["type"] for e in verify(path).events]
+    assert before.count("passed") == 1 and "outcome" not in before
+
+    resumed = pexpect.spawn(str(NEGOTIATE), ["resume", str(path)], encoding="utf-8",
+                            timeout=60, env={**os.environ, **WIDE},
+                            dimensions=(60, 160))
+    resumed.expect("Your move")  # Beta's second turn: the pass was replayed, not asked
+    resumed.sendline("walk")
+    resumed.expect("Walk away")
+    resumed.sendline("y")
+    resumed.expect("Why do you walk away")
+    resumed.sendline("Nobody answered us.")
+    resumed.expect(pexpect.EOF)
+    resumed.close()
+    assert resumed.exitstatus == 0, resumed.before
+    events = verify(path).events
+    assert verify(path).ok
+    turns = [(e["type"], e["party"], e["round"]) for e in events
+             if e["type"] in ("move", "blocked", "passed")]
+    assert turns[1] == ("passed", "b", 0) and turns[-1] == ("move", "b", 1)
+    assert [t[0] for t in turns].count("passed") == 1
+    assert events[-1]["reason"] == "b walked away"
+    assert [e["type"] for e in events].count("resumed") == 1
