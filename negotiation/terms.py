@@ -53,10 +53,11 @@ def describe_outcome_change(space: OutcomeSpace, before: int | None, after: int)
     if before is None:
         return "opens with the terms it prefers"
     changed = []
-    for name, stride, radix, texts in space.value_texts:
+    for issue, (name, stride, radix, texts) in enumerate(space.value_texts):
         old, new = before // stride % radix, after // stride % radix
         if old != new:
-            changed.append(f"{name} ({texts[old]} → {texts[new]})")
+            changed.append(f"{name} ({texts.get(old) or space.value_text(issue, old)} → "
+                           f"{texts.get(new) or space.value_text(issue, new)})")
     if not changed:
         return "repeats its offer"
     return "moves on " + ", ".join(changed)

@@ -147,14 +147,22 @@ class OutcomeSpace:
         return tuple(reversed(strides))
 
     @cached_property
-    def value_texts(self) -> tuple[tuple[str, int, int, tuple[str, ...]], ...]:
-        """Per issue: its name, its stride and radix in outcome numbers, and its values in
-        words (:func:`negotiation.terms.format_value`), written once per space rather than
-        on every move that describes an offer."""
-        return tuple((issue.name, stride, radix,
-                      tuple(format_value(issue, value) for value in values))
-                     for issue, values, stride, radix in zip(
-                         self.issues, self.values, self._strides, self.radices, strict=True))
+    def value_texts(self) -> tuple[tuple[str, int, int, dict[int, str]], ...]:
+        """Per issue: its name, its stride and radix in outcome numbers, and the texts of
+        its values asked so far (:meth:`value_text`), for the words of every offer a
+        rule-based agent makes (filled as asked: a split issue may have thousands)."""
+        return tuple((issue.name, stride, radix, {}) for issue, stride, radix in zip(
+            self.issues, self._strides, self.radices, strict=True))
+
+    def value_text(self, issue: int, position: int) -> str:
+        """The value at ``position`` of the issue numbered ``issue``, in words
+        (:func:`negotiation.terms.format_value`), remembered in :attr:`value_texts`."""
+        texts = self.value_texts[issue][3]
+        text = texts.get(position)
+        if text is None:
+            text = format_value(self.issues[issue], self.values[issue][position])
+            texts[position] = text
+        return text
 
     def value_indices(self, outcomes: IndexArray | int) -> IndexArray:
         """The value index of each issue in ``outcomes``: one row per outcome (a single row
