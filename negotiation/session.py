@@ -92,13 +92,18 @@ def action_record(action: Action) -> dict[str, Any]:
     records it; built directly for the three move kinds (a test pins that both agree),
     since pydantic's serializer costs more than the rest of the record on every move."""
     kind = type(action)
-    if kind is not Propose and kind is not Accept and kind is not WalkAway:
+    if kind is Propose:
+        assert isinstance(action, Propose)
+        terms = action.offer.terms.copy()
+        for issue, value in terms.items():
+            if isinstance(value, dict):
+                terms[issue] = dict(value)  # the record's own copy of a split
+        record: dict[str, Any] = {"kind": "propose", "offer": {"terms": terms},
+                                  "rationale": action.rationale}
+    elif kind is Accept or kind is WalkAway:
+        record = {"kind": action.kind, "rationale": action.rationale}
+    else:
         return action.model_dump(mode="json", exclude_none=True)
-    record: dict[str, Any] = {"kind": action.kind}
-    if isinstance(action, Propose):
-        record["offer"] = {"terms": {issue: dict(value) if isinstance(value, dict) else value
-                                     for issue, value in action.offer.terms.items()}}
-    record["rationale"] = action.rationale
     if action.message is not None:
         record["message"] = action.message
     return record
