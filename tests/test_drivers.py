@@ -4,6 +4,7 @@ person's seat included — not only the same transcript."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -224,3 +225,17 @@ def test_pace_slows_the_plain_loop_too(tmp_path: Path) -> None:
     turns = sum(e["type"] in {"move", "blocked"} for e in load_verified(
         next(tmp_path.glob("*.jsonl"))))
     assert time.monotonic() - began >= 0.2 * turns
+
+
+def test_an_auto_run_is_listed_and_signed_off_without_any_checkpoint_database(
+        tmp_path: Path) -> None:
+    ran = negotiate("run", "rd-joint-venture", "--json", "--out", str(tmp_path))
+    assert ran.returncode == 0, ran.stderr
+    path = Path(json.loads(ran.stdout)["transcript"])
+    listed = negotiate("transcripts", str(tmp_path), "--json")
+    assert [row["status"] for row in json.loads(listed.stdout)["transcripts"]] == \
+        ["pending sign-off"]
+    signed = negotiate("review", str(path), "--approve", "--reviewer", "Ada")
+    assert signed.returncode == 0, signed.stderr
+    assert "Status: ratified" in signed.stdout and "paused run is resumed" not in signed.stdout
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
