@@ -15,7 +15,8 @@ the reference encoder writes it:
   ``0.000084317`` and ``1e-7``.  Looked for: a number starting ``0.0000`` or with an
   exponent ``e-``;
 - NaN and infinities: ``json`` refuses them, orjson writes ``null``.  Looked for: ``null``
-  as a value (a ``None`` in the value takes the slower path too);
+  as a value, then the text is read back: a NaN or infinity read back as ``None`` makes it
+  differ from the value (so does a tuple read back as a list: the slower path for it too);
 - keys that are not strings, integers beyond 64 bits, float subclasses (numpy), datetimes,
   dataclasses, nesting deeper than 255, lone surrogates: orjson refuses them.
 
@@ -47,8 +48,9 @@ _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS \
 #: Where orjson's text may differ from the reference's (see the module docstring): a
 #: number with an exponent or starting ``0.0000``, or ``null``.  In compact JSON a value
 #: follows ``:``, ``,`` or ``[``.  Substrings are looked for first: searching a move's 400
-#: bytes with this pattern costs several times more than encoding the move.
-_MAY_DIFFER = re.compile(rb"[:,\[](?:-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)|null)")
+#: bytes with a pattern costs several times more than encoding the move.
+_SMALL_FLOAT = re.compile(rb"[:,\[]-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)")
+_NULL = re.compile(rb"[:,\[]null")
 
 
 def _refuse(value: Any) -> Any:
@@ -61,7 +63,10 @@ def _orjson_text(value: Any) -> bytes | None:
         text = orjson.dumps(value, default=_refuse, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
-    if (b"e-" in text or b"0.0000" in text or b"null" in text) and _MAY_DIFFER.search(text):
+    if (b"e-" in text or b"0.0000" in text) and _SMALL_FLOAT.search(text):
+        return None
+    # A null is a None or a NaN or infinity: read back, the latter equals nothing.
+    if b"null" in text and _NULL.search(text) and orjson.loads(text) != value:
         return None
     return text
 

@@ -85,8 +85,13 @@ class CanonicalObject(dict[str, Any]):
 
     @cached_property
     def _orjson_reads_it(self) -> bool:
-        # orjson reads integers beyond 64 bits as floats: then json reads every copy.
-        return canonical_json(orjson.loads(self.encoded)) == self.canonical
+        # orjson reads integers beyond 64 bits as floats, which it would write back as
+        # such: unless its reading writes back the same text, json reads every copy.
+        try:
+            return orjson.dumps(orjson.loads(self.encoded),
+                                option=orjson.OPT_SORT_KEYS) == self.encoded
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+            return False
 
     def fresh(self) -> CanonicalObject:
         """A copy of its own for one header, read back from the canonical text (which it

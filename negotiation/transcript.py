@@ -203,13 +203,13 @@ class TranscriptWriter:
         """Record one event: ``type_`` and ``body`` (the fields docs/transcript-format.md
         lists for it) as a plain record, chained and serialised by :mod:`negotiation.events`;
         readers type it (:meth:`Transcript.of`)."""
-        event: dict[str, Any] = {"seq": self._seq, "type": type_}
-        event.update(body)
-        self._skip_interruptions()
-        if self._pending:
-            event["prev_hash"] = self._head
-            return self._adopt(event)
-        event[WALL] = {"at": self._clock(), **(wall or {})}
+        event: dict[str, Any] = {"seq": self._seq, "type": type_, **body}
+        if self._pending:  # a resumed run catching up with the file
+            self._skip_interruptions()
+            if self._pending:
+                event["prev_hash"] = self._head
+                return self._adopt(event)
+        event[WALL] = {"at": self._clock()} if wall is None else {"at": self._clock(), **wall}
         self.events.append(event)
         self._seq += 1
         if self._fd is not None:
