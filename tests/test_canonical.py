@@ -78,6 +78,7 @@ def test_where_orjson_writes_other_text_the_reference_writes_it() -> None:
                   {"deep": [[[[1]]]] * 3}, {"text": "re-offer 1e-5 at 0.00001, null"}):
         same_as_reference(value)
     for refused in ({"nan": math.nan}, {"inf": -math.inf}, [math.inf],
+                    {"none": None, "nan": [math.nan]}, [None, math.inf],
                     {"date": __import__("datetime").date(2026, 1, 1)}, {"set": {1}}):
         same_as_reference(refused)
 
@@ -87,6 +88,12 @@ def test_the_installed_orjson_passes_the_probes_and_one_that_differs_would_not(
     assert canonical._FAST
     monkeypatch.setattr(canonical, "_PROBES", [*canonical._PROBES, [5e-05]])
     assert not canonical._fast_path_sound()
+
+
+def test_a_none_takes_the_fast_path_and_a_tuple_beside_it_the_reference() -> None:
+    assert canonical._orjson_text({"zopa": None, "x": [1.5]}) == b'{"x":[1.5],"zopa":null}'
+    assert canonical._orjson_text({"zopa": None, "x": (1.5,)}) is None
+    same_as_reference({"zopa": None, "x": (1.5,)})
 
 
 def test_a_move_takes_the_fast_path() -> None:
