@@ -227,7 +227,7 @@ class SpaceAnalysis:
     def sample_size(self) -> int:
         return SAMPLE_SIZE if len(self.parties) <= 2 else MANY_PARTIES_LIMIT
 
-    @property
+    @cached_property
     def method(self) -> str:
         if self.exact:
             return f"exact over all {self.space.size:,} outcomes"

@@ -94,6 +94,7 @@ class Referee:
         self._proposal_pareto = policy.pareto.proposals != "off"
         self._proposal_fairness = policy.fairness.proposals != "off" and bool(self.fair_shares)
         self.organizations = self.analysis.organizations
+        self._discounting = any(org.preferences.discount != 1.0 for org in self.organizations)
         self._subsets: dict[tuple[str, ...], Referee] = {}
 
     def for_members(self, members: Sequence[str]) -> Referee:
@@ -261,7 +262,7 @@ class Referee:
     def discount_factors(self, time: float) -> FloatArray | None:
         """Each organisation's d^t at normalised time ``time``; ``None`` if nobody
         discounts (then every report reads exactly as before discounting existed)."""
-        if all(org.preferences.discount == 1.0 for org in self.organizations):
+        if not self._discounting:
             return None
         return discount_factors([org.preferences for org in self.organizations], time)
 
@@ -297,8 +298,9 @@ class Referee:
             "welfare": round(sum(values), 6),
             "pareto_distance": round(distance, 6),
             "pareto_dominated": better is not None,
-            "shares": self.share_report(self.space.terms(outcome)),
-            "reference_points": {p.name: p.utilities for p in analysis.special_points()},
+            "shares": self.share_report(self.space.terms(outcome)) if self.fair_shares else {},
+            # Copies: the points are the scenario's, shared by every run's report.
+            "reference_points": {p.name: dict(p.utilities) for p in analysis.special_points()},
         }
         if factors is not None:
             report["discount"] = {

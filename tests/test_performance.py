@@ -257,3 +257,24 @@ def test_recorded_utilities_are_rounded_per_party_and_each_event_gets_its_own_di
         assert first == expected
         first[scenario.party_ids[0]] = -1.0  # a hook that edits one event's copy …
         assert negotiation.utilities_of(outcome) == expected  # … changes no other event
+
+
+def test_editing_one_runs_fairness_report_changes_nothing_of_the_next_runs() -> None:
+    scenario = load_scenario("platform-app-vendor")
+    analysis = SpaceAnalysis(scenario)
+    specs = {party: "boulware" for party in scenario.party_ids}
+
+    async def reference_points() -> dict[str, dict[str, float]]:
+        writer = TranscriptWriter(None)
+        await Negotiation(scenario, analysis=analysis).run(
+            build_agents(specs, 1), seed=1, writer=writer, specs=specs)
+        points: dict[str, dict[str, float]] = writer.events[-1]["fairness"]["reference_points"]
+        return points
+
+    for point in anyio.run(reference_points).values():
+        for party in point:
+            point[party] = -1.0
+    assert analysis.nash is not None
+    assert anyio.run(reference_points)["Nash"] == analysis.nash.utilities
+    assert all(value >= 0 for point in anyio.run(reference_points).values()
+               for value in point.values())
