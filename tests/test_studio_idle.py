@@ -41,6 +41,7 @@ def test_an_idle_seat_passes_the_standing_offer_stays_and_the_next_party_moves(
     assert load_sidecar(sidecar_path(path)).on_idle == "pass"
     alpha = Person(client, links.seats["a"], BASE, opening=OPENING).open()
     beta = Person(client, links.seats["b"], BASE).open()
+    assert "You have 3 s for each turn; after that your turn passes" in beta.seen[0]
     wait_until(lambda: alpha.state()["your_turn"])
     alpha.play()  # Alpha proposes OPENING; Beta stays away
     wait_until(lambda: any(e["type"] == "passed" for e in events_of(path)))
