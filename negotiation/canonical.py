@@ -89,7 +89,7 @@ _FAST = _fast_path_sound()
 
 def canonical_json(value: Any) -> str:
     """The canonical JSON text of ``value`` (``ValueError``/``TypeError`` as ``json``)."""
-    if _FAST and isinstance(value, dict | list):
+    if _FAST and isinstance(value, (dict, list)):
         text = _orjson_text(value)
         if text is not None:
             return text.decode()
@@ -98,7 +98,7 @@ def canonical_json(value: Any) -> str:
 
 def canonical_bytes(value: Any) -> bytes:
     """:func:`canonical_json` encoded as UTF-8, what hashes are computed over."""
-    if _FAST and isinstance(value, dict | list):
+    if _FAST and isinstance(value, (dict, list)):
         text = _orjson_text(value)
         if text is not None:
             return text

@@ -121,7 +121,7 @@ def chain(record: dict[str, Any], prev_hash: str) -> str:
     its line.  One serialisation serves both: the line is the canonical body with ``hash``
     appended last (so a verifier may re-canonicalise the record without it)."""
     record["prev_hash"] = prev_hash
-    body = _canonical_record(record)
+    body = _canonical_record(record) if "scenario" in record else canonical_bytes(record)
     digest = record["hash"] = hashlib.sha256(body).hexdigest()
     return f'{body[:-1].decode()},"hash":"{digest}"}}'
 
