@@ -87,22 +87,25 @@ def _fast_path_sound() -> bool:
 _FAST = _fast_path_sound()
 
 
+def fast_text(value: Any) -> bytes | None:
+    """orjson's canonical text of ``value`` when it is provably the reference's, else
+    ``None``.  Such a text orjson also reads back as ``json`` does (every integer in it
+    fits 64 bits)."""
+    if _FAST and isinstance(value, (dict, list)):
+        return _orjson_text(value)
+    return None
+
+
 def canonical_json(value: Any) -> str:
     """The canonical JSON text of ``value`` (``ValueError``/``TypeError`` as ``json``)."""
-    if _FAST and isinstance(value, (dict, list)):
-        text = _orjson_text(value)
-        if text is not None:
-            return text.decode()
-    return REFERENCE.encode(value)
+    text = fast_text(value)
+    return REFERENCE.encode(value) if text is None else text.decode()
 
 
 def canonical_bytes(value: Any) -> bytes:
     """:func:`canonical_json` encoded as UTF-8, what hashes are computed over."""
-    if _FAST and isinstance(value, (dict, list)):
-        text = _orjson_text(value)
-        if text is not None:
-            return text
-    return REFERENCE.encode(value).encode()
+    text = fast_text(value)
+    return REFERENCE.encode(value).encode() if text is None else text
 
 
 def canonical_bytes_with(record: Mapping[str, Any], key: str, text: bytes) -> bytes:

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from negotiation.canonical import canonical_bytes, canonical_bytes_with
+from negotiation.canonical import canonical_bytes, canonical_bytes_with, fast_text
 from negotiation.canonical import canonical_json as canonical_json  # re-exported
 from negotiation.errors import InputError
 
@@ -75,30 +75,26 @@ class CanonicalObject(dict[str, Any]):
     once: the scenario that every header of its runs embeds."""
 
     @cached_property
+    def _fast_text(self) -> bytes | None:
+        return fast_text(self)
+
+    @cached_property
     def canonical(self) -> str:
-        return canonical_json(self)
+        return canonical_json(self) if self._fast_text is None else self._fast_text.decode()
 
     @cached_property
     def encoded(self) -> bytes:
         """The canonical text in UTF-8, as hashed."""
-        return self.canonical.encode()
-
-    @cached_property
-    def _orjson_reads_it(self) -> bool:
-        # orjson reads integers beyond 64 bits as floats, which it would write back as
-        # such: unless its reading writes back the same text, json reads every copy.
-        try:
-            return orjson.dumps(orjson.loads(self.encoded),
-                                option=orjson.OPT_SORT_KEYS) == self.encoded
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-            return False
+        return self.canonical.encode() if self._fast_text is None else self._fast_text
 
     def fresh(self) -> CanonicalObject:
         """A copy of its own for one header, read back from the canonical text (which it
-        keeps): whoever edits one run's header edits nothing of the next run's."""
-        read = orjson.loads if self._orjson_reads_it else json.loads
+        keeps): whoever edits one run's header edits nothing of the next run's.  (orjson
+        reads integers beyond 64 bits as floats: it reads only a text it wrote.)"""
+        read = json.loads if self._fast_text is None else orjson.loads
         copy = CanonicalObject(read(self.encoded))
-        copy.__dict__.update(canonical=self.canonical, encoded=self.encoded)
+        copy.__dict__.update(_fast_text=self._fast_text, canonical=self.canonical,
+                             encoded=self.encoded)
         return copy
 
 
