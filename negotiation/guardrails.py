@@ -360,25 +360,35 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
     ``names`` maps issue ids to the names rationales use (``"moves on Revenue share (…)"``).
     """
     names = names or {}
+    # Whether a rationale names any clause depends only on the rationale: asked once each.
+    markers = [f"{name} (" for name in (*names.values(), *names)]
+    names_a_clause: dict[str, bool] = {}
     table = []
     for issue_id, value in terms.items():
         origin = next(((round_, proposer, rationale) for round_, proposer, offered, rationale
                        in moves if offered.get(issue_id) == value), None)
         if origin is not None:
+            rationale = origin[2]
+            if rationale not in names_a_clause:
+                names_a_clause[rationale] = any(marker in rationale for marker in markers)
             table.append({"issue": issue_id, "value": value, "proposer": origin[1],
                           "round": origin[0],
-                          "rationale": clause_rationale(origin[2], issue_id, names)})
+                          "rationale": clause_rationale(rationale, issue_id, names,
+                                                        names_a_clause[rationale])})
     return table
 
 
-def clause_rationale(rationale: str, issue_id: str, names: Mapping[str, str]) -> str:
+def clause_rationale(rationale: str, issue_id: str, names: Mapping[str, str],
+                     names_a_clause: bool | None = None) -> str:
     """The part of an offer's rationale about one clause (``"moves on X (a → b)"``), or the
-    rationale marked plainly as being about the whole offer."""
+    rationale marked plainly as being about the whole offer (``names_a_clause``: whether
+    the rationale names any clause, when the caller knows)."""
     for name in (names.get(issue_id), issue_id):
         if name and (start := rationale.find(f"{name} (")) >= 0:
             end = rationale.find(")", start)
             return "moves on " + rationale[start:end + 1 if end >= 0 else len(rationale)]
-    names_a_clause = any(f"{n} (" in rationale for n in (*names.values(), *names))
+    if names_a_clause is None:
+        names_a_clause = any(f"{n} (" in rationale for n in (*names.values(), *names))
     if names_a_clause or not rationale.strip():
         return OFFER_LEVEL
     return f"{OFFER_LEVEL} {rationale}"
