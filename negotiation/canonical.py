@@ -24,8 +24,11 @@ Floats from 1e-4 up, including those of 1e16 and more that both write with ``e+`
 the same in both (shortest round-trip digits, the same switch to exponents); at import,
 probes of these (:data:`_PROBES`) must come out the same, or the fast path stays off.
 ``tests/test_canonical.py`` pins all of this: both encoders on every decimal exponent of a
-double, random bit patterns, and generated nested values.  (orjson also accepts enums and
-UUIDs, which ``json`` refuses: no event holds one.)
+double, random bit patterns, and generated nested values.  Two differences are not looked
+for, since no event holds such a value: orjson also writes plain enums (neither str nor
+int ones) and UUIDs, which ``json`` refuses, and it reads a dict subclass's own entries
+where ``json`` calls its ``items()`` (the only subclass here, ``CanonicalObject``, does not
+override it).
 """
 
 from __future__ import annotations

@@ -68,6 +68,13 @@ def test_random_doubles_are_written_as_json_writes_them() -> None:
         same_as_reference({"u": value, "list": [value, 1]})
 
 
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
 def test_where_orjson_writes_other_text_the_reference_writes_it() -> None:
     # These are why the check exists: orjson's own text differs here.
     assert orjson.dumps([5e-05]) != REFERENCE.encode([5e-05]).encode()
@@ -75,9 +82,11 @@ def test_where_orjson_writes_other_text_the_reference_writes_it() -> None:
     assert orjson.dumps([math.nan]) == b"[null]"
     for value in ({"small": 5e-05}, {"tiny": -1e-07}, [8.4317e-05], {"none": None},
                   {"big": 2**70}, {1: "int key"}, {"numpy": np.float64(0.25)},
-                  {"deep": [[[[1]]]] * 3}, {"text": "re-offer 1e-5 at 0.00001, null"}):
+                  nested(300), {"text": "re-offer 1e-5 at 0.00001, null"}):
         same_as_reference(value)
-    for refused in ({"nan": math.nan}, {"inf": -math.inf}, [math.inf],
+    circular: dict[str, Any] = {}
+    circular["self"] = circular
+    for refused in (circular, {"nan": math.nan}, {"inf": -math.inf}, [math.inf],
                     {"none": None, "nan": [math.nan]}, [None, math.inf],
                     {"date": __import__("datetime").date(2026, 1, 1)}, {"set": {1}}):
         same_as_reference(refused)
