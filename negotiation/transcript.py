@@ -66,18 +66,24 @@ def now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-_SECOND: list[Any] = [None, ""]  # the last whole second (Unix time) and its text
+_second: tuple[int, str] = (-1, "")  # the last whole second (Unix time) and its text
+_stamp: tuple[int, str] = (-1, "")  # the last millisecond stamped and its stamp
 
 
 def _wall_timestamp() -> str:
-    # Every event is stamped, so the date and time are formatted once per second and only
-    # the milliseconds per call: the text ``datetime.now(tz=UTC).isoformat(timespec=
-    # "milliseconds")`` gives, from the clock it reads, without building a datetime.
-    second, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
-    if second != _SECOND[0]:
-        _SECOND[0] = second
-        _SECOND[1] = datetime.fromtimestamp(second, tz=UTC).isoformat()[:-6]
-    return f"{_SECOND[1]}.{nanoseconds // 1_000_000:03d}+00:00"
+    # Every event is stamped (many within one millisecond), so a stamp is reused within its
+    # millisecond and the date and time are formatted once per second: the text
+    # ``datetime.now(tz=UTC).isoformat(timespec="milliseconds")`` gives, from the clock it
+    # reads, without building a datetime.
+    global _second, _stamp
+    millisecond = time.time_ns() // 1_000_000
+    if millisecond == _stamp[0]:
+        return _stamp[1]
+    second, rest = divmod(millisecond, 1000)
+    if second != _second[0]:
+        _second = (second, datetime.fromtimestamp(second, tz=UTC).isoformat()[:-6])
+    _stamp = (millisecond, f"{_second[1]}.{rest:03d}+00:00")
+    return _stamp[1]
 
 
 def clock() -> Callable[[], str]:
