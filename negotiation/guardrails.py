@@ -25,6 +25,7 @@ from negotiation.checks.base import Check, Failure, Finding, GuardrailCheck, Lev
 from negotiation.checks.builtin import (
     INSTRUCTION_LIKE,
     INSTRUCTION_PATTERNS,
+    Injection,
     instruction_like,
     red_line_text,
 )
@@ -87,6 +88,9 @@ class Referee:
         # Every move's text is checked: ask only the checks that look at text at all.
         self._text_checks = [check for check in self.checks
                              if type(check).on_text is not Check.on_text]
+        #: Whether the built-in injection check is the only one: then a move whose texts
+        #: hold no instruction-like phrase (nearly every move) is cleared by one scan each.
+        self._injection_only = all(isinstance(check, Injection) for check in self._text_checks)
         # The proposal levels the fast path reads on every move, looked up once.
         policy = self.policy
         self._proposal_red_lines = policy.red_lines.proposals != "off"
@@ -223,6 +227,9 @@ class Referee:
     def check_text(self, party: str, action: Action) -> list[Finding]:
         """Flag a move whose rationale or message reads like instructions to other agents
         (prompt injection); other parties' text is data, never commands."""
+        if self._injection_only and instruction_like(action.rationale) is None and (
+                not action.message or instruction_like(action.message) is None):
+            return []
         return [finding for check in self._text_checks
                 for finding in check.on_text(self, party, action)]
 
