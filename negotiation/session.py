@@ -328,7 +328,8 @@ class Session:
         view = self.current_view()
         try:
             try:
-                recorded = self._recorded_action(party, agent)
+                recorded = (self._recorded_action(party, agent) if self.writer.replaying
+                            else None)
                 action: Action = recorded if recorded is not None else await agent.act(view)
             finally:
                 for call in _drain_calls(agent):
@@ -351,13 +352,15 @@ class Session:
             flagged = referee.check_text(party, action)
             departed = view.departed
             outcome: int | None = None
-            if isinstance(action, Propose):
+            proposing = isinstance(action, Propose)
+            if proposing:
+                assert isinstance(action, Propose)
                 verdict, outcome = referee.check_proposal(party, action, departed)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
             else:
                 verdict = verdict_of("proposal", flagged) if flagged else PASSED_PROPOSAL
-            if isinstance(action, Propose) or flagged:
+            if proposing or flagged:
                 body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
             if verdict.blocked:
@@ -370,8 +373,8 @@ class Session:
                 self.record(EventType.BLOCKED, body)
                 self.state = negotiation.protocol.pass_turn(state)
                 return
-            if isinstance(action, Propose):
-                assert outcome is not None
+            if proposing:
+                assert isinstance(action, Propose) and outcome is not None
                 body["utilities"] = negotiation.utilities_of(outcome)
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))
