@@ -1,0 +1,110 @@
+"""The cost of a transcript's hash chain per event: canonical JSON, sha256 and the line.
+
+Records the events of one warm negotiation per domain (``compare_negmas``'s line-up:
+Boulware vs Conceder, a linear third party) and chains them again and again, as the
+in-memory writer does when its head hash is read, twice: through orjson where its text is
+provably ``json``'s (what runs use) and through ``json`` alone (the reference encoder, what
+every event took before).  Both write the same bytes, which is checked first.  CPU time
+per event, median and range of ``--repeats`` alternated timings.
+
+    .venv/bin/python benchmarks/bench_transcript.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_frontier import domain
+from peer import aspiration_agents
+
+from negotiation import canonical
+from negotiation.analysis import SpaceAnalysis
+from negotiation.events import chain
+from negotiation.session import Negotiation
+from negotiation.transcript import GENESIS, TranscriptWriter
+
+
+def recorded_events(size: int, parties: int) -> list[dict[str, Any]]:
+    """The records of one negotiation, without their chain fields."""
+    scenario = domain(size, parties)
+    analysis = SpaceAnalysis(scenario)
+
+    async def run() -> list[dict[str, Any]]:
+        agents = aspiration_agents(scenario)
+        writer = TranscriptWriter(None)
+        await Negotiation(scenario, rounds=100, analysis=analysis).run(
+            agents, seed=0, writer=writer, specs=dict.fromkeys(agents, "aspiration"))
+        return writer.events
+
+    return [{key: value for key, value in record.items() if key not in ("hash", "prev_hash")}
+            for record in anyio.run(run)]
+
+
+def chained(records: list[dict[str, Any]]) -> list[str]:
+    head, lines = GENESIS, []
+    for record in records:
+        event = dict(record)
+        lines.append(chain(event, head))
+        head = event["hash"]
+    return lines
+
+
+def reference_only(action: Callable[[], Any]) -> Any:
+    fast = canonical._orjson_text
+    canonical._orjson_text = lambda value: None
+    try:
+        return action()
+    finally:
+        canonical._orjson_text = fast
+
+
+def per_event(records: list[dict[str, Any]], reference: bool, budget: float = 0.2) -> float:
+    def many(count: int) -> float:
+        start = time.process_time()
+        for _ in range(count):
+            chained(records)
+        return time.process_time() - start
+
+    def timed() -> float:
+        once = max(many(1), 1e-6)
+        count = max(1, round(budget / once))
+        return many(count) / count / len(records)
+
+    return float(reference_only(timed) if reference else timed())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{'domain':<22} {'events':>6}  {'orjson path µs/event':>24}  "
+          f"{'json only µs/event':>24}")
+    for size, parties in ((100, 2), (100, 3), (1000, 2)):
+        records = recorded_events(size, parties)
+        if chained(records) != reference_only(functools.partial(chained, records)):
+            raise SystemExit("the two encoders wrote different lines: no timing")
+        fast: list[float] = []
+        slow: list[float] = []
+        for _ in range(args.repeats):
+            fast.append(per_event(records, reference=False))
+            slow.append(per_event(records, reference=True))
+        cells = [f"{statistics.median(v) * 1e6:.2f} ({min(v) * 1e6:.2f}–{max(v) * 1e6:.2f})"
+                 for v in (fast, slow)]
+        print(f"{f'{size} outcomes, {parties} parties':<22} {len(records):>6}  "
+              f"{cells[0]:>24}  {cells[1]:>24}")
+
+
+if __name__ == "__main__":
+    main()
