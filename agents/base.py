@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, overload, runtime_checkable
 
+from negotiation.frozen import quick_init
 from negotiation.guardrails import Feedback
 from negotiation.model import (
     Action,
@@ -26,6 +27,7 @@ from negotiation.utility import OutcomeSpace, UtilityFunction, discount_factor
 from protocols.base import ProtocolState
 
 
+@quick_init  # built on every turn
 @dataclass(frozen=True, slots=True)
 class Move:
     """One public move: who did what, in which round, and which of its texts
@@ -90,6 +92,7 @@ class Memory:
     trust: Mapping[str, float] = field(default_factory=dict)
 
 
+@quick_init  # built on every turn
 @dataclass(frozen=True, slots=True)
 class View:
     """Everything one party may know when it is its turn."""

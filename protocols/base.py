@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from negotiation.frozen import quick_init
 from negotiation.model import Action, ActionKind, Offer, ProtocolConfig
 
 Status = Literal["running", "agreement", "no_agreement"]
@@ -28,6 +29,7 @@ class IllegalActionError(ValueError):
     """An action the protocol does not allow from this party at this point."""
 
 
+@quick_init  # built on every turn
 @dataclass(frozen=True, slots=True)
 class ProtocolState:
     """What every protocol exposes to drivers and agents.
