@@ -239,3 +239,26 @@ def test_an_auto_run_is_listed_and_signed_off_without_any_checkpoint_database(
     assert signed.returncode == 0, signed.stderr
     assert "Status: ratified" in signed.stdout and "paused run is resumed" not in signed.stdout
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_ctrl_c_during_a_resume_stops_it_cleanly_and_it_resumes_again(tmp_path: Path) -> None:
+    process = start_paced_auto_run(tmp_path / "runs")
+    path = wait_for(tmp_path / "runs" / "*.jsonl", 6, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resuming = subprocess.Popen([str(NEGOTIATE), "resume", str(path), "--pace", "0.03", "-q"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env={**os.environ, "COLUMNS": "400"},
+                                preexec_fn=interruptible)
+    wait_for(path, 20, resuming)
+    resuming.send_signal(signal.SIGINT)
+    assert resuming.wait(timeout=30) == 130
+    assert resuming.stderr is not None
+    told = resuming.stderr.read().decode()
+    assert "Traceback" not in told
+    assert f"Continue it with: negotiate resume {path}\n" in told, told
+    assert load_verified(path)[-1]["type"] == "aborted"
+    assert negotiate("resume", str(path), "-q").returncode == 0
+    events = load_verified(path)
+    assert [e["type"] for e in events].count("resumed") == 2
+    assert core(events) == uninterrupted_park_run()

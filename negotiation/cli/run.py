@@ -156,11 +156,16 @@ def run(
     try:
         result = anyio.run(negotiate)
     except KeyboardInterrupt:
-        error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends "
-                              "with an 'aborted' event and still verifies. Continue it "
-                              f"with: negotiate resume {for_terminal(str(path))}")
-        raise typer.Exit(130) from None
+        raise interrupted(path) from None
     finish_view(scenario, result, signoff == "inline", as_json=as_json, seed=seed)
+
+
+def interrupted(path: Path) -> typer.Exit:
+    """Ctrl-C stopped the run: say so and how to continue it (exit 130, as shells do)."""
+    error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends with "
+                          "an 'aborted' event and still verifies. Continue it with: "
+                          f"negotiate resume {for_terminal(str(path))}")
+    return typer.Exit(130)
 
 
 #: ``--driver`` choices: ``auto`` picks one of the other two for each run (:func:`can_pause`).
@@ -341,7 +346,10 @@ def resume(
         async with reopen_run(path, person=person, on_event=show, on_resumed=resumed) as run:
             return await run.play(pace)
 
-    result = anyio.run(continue_run)
+    try:
+        result = anyio.run(continue_run)
+    except KeyboardInterrupt:
+        raise interrupted(path) from None
     finish_view(scenario, result, header.get("options", {}).get("signoff") == "inline",
                 as_json=as_json, seed=seed)
 
