@@ -75,15 +75,19 @@ def _wall_timestamp() -> str:
     # millisecond and the date and time are formatted once per second: the text
     # ``datetime.now(tz=UTC).isoformat(timespec="milliseconds")`` gives, from the clock it
     # reads, without building a datetime.
+    # Each tuple is read once and replaced whole: threads stamping at once never pair one
+    # second's text with another's milliseconds.
     global _second, _stamp
     millisecond = time.time_ns() // 1_000_000
-    if millisecond == _stamp[0]:
-        return _stamp[1]
+    stamp = _stamp
+    if millisecond == stamp[0]:
+        return stamp[1]
     second, rest = divmod(millisecond, 1000)
-    if second != _second[0]:
-        _second = (second, datetime.fromtimestamp(second, tz=UTC).isoformat()[:-6])
-    _stamp = (millisecond, f"{_second[1]}.{rest:03d}+00:00")
-    return _stamp[1]
+    known = _second
+    if second != known[0]:
+        known = _second = (second, datetime.fromtimestamp(second, tz=UTC).isoformat()[:-6])
+    stamp = _stamp = (millisecond, f"{known[1]}.{rest:03d}+00:00")
+    return stamp[1]
 
 
 def clock() -> Callable[[], str]:
