@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,20 @@ class Turn:
     view: View
     move: asyncio.Future[Action]
     loop: asyncio.AbstractEventLoop
-    #: Set (on the server's loop) once a move or the stand-in has taken this turn.
+    #: Set once the seat's move (on the server's loop) or the timeout (on the driver's)
+    #: has taken this turn: from then on the seat is no longer told it is its turn.
     taken: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def take(self) -> bool:
+        """Take the turn; ``False`` if it was already taken.  The two threads that may
+        take it decide under a lock, so a move acknowledged to its seat is the move played,
+        never dropped for the idle seat's stand-in."""
+        with self._lock:
+            if self.taken:
+                return False
+            self.taken = True
+            return True
 
 
 class _Seated:
@@ -191,8 +204,7 @@ class Rehearsal:
             raise
         finally:
             self.running = False
-            self.turn = None
-            self.notify_soon()
+            self._show_turn(None)
 
     async def answer(self, payload: Any, session: Any) -> Any:
         """The graph paused for a person: wait for their seat's move (or, past the idle
@@ -202,20 +214,32 @@ class Rehearsal:
         view: View = session.current_view()
         loop = asyncio.get_running_loop()
         turn = Turn(view.party, view, loop.create_future(), loop)
-        self.turn = turn
-        self.notify_soon()
+        self._show_turn(turn)
         try:
             timeout = self.sidecar.idle_timeout
             try:
                 action = await asyncio.wait_for(asyncio.shield(turn.move), timeout)
             except TimeoutError:
-                turn.taken = True
-                if self.sidecar.on_idle == "pass":
+                if not turn.take():  # the seat's move came in as time ran out: play it
+                    action = await turn.move
+                elif self.sidecar.on_idle == "pass":
                     return session.pass_idle(timeout or 0.0)
-                action = await self._stand_in(view, timeout or 0.0)
+                else:
+                    self.notify_soon()  # the seat's page stops offering its moves
+                    action = await self._stand_in(view, timeout or 0.0)
         finally:
-            self.turn = None
+            self._show_turn(None)
         return action.model_dump(mode="json", exclude_none=True)
+
+    def _show_turn(self, turn: Turn | None) -> None:
+        """Whose turn it is, set on the server's loop (from the driver's) behind the events
+        recorded before it: a seat is never told it is its turn without the moves that
+        led to it."""
+        self._loop.call_soon_threadsafe(self._set_turn, turn)
+
+    def _set_turn(self, turn: Turn | None) -> None:
+        self.turn = turn
+        self.notify()
 
     async def _stand_in(self, view: View, waited: float) -> Action:
         """An idle seat's turn, played by the configured rule-based strategy; the move's
@@ -248,8 +272,10 @@ class Rehearsal:
                 turn.view.utility(action.offer)
             except (InvalidOfferError, KeyError, TypeError, ValueError) as error:
                 raise MoveRefused(f"the offer is not valid: {text(error)}") from None
-        turn.taken = True
+        if not turn.take():
+            raise MoveRefused("your turn has ended: the seat was idle past the turn timeout")
         turn.loop.call_soon_threadsafe(_settle, turn.move, action)
+        self.notify()
 
     # --- sign-off -----------------------------------------------------------------------
 
@@ -313,7 +339,8 @@ class Rehearsal:
 
     def seat_state(self, party: str) -> dict[str, Any]:
         turn = self.turn
-        legal = sorted(turn.view.legal) if turn is not None and turn.party == party else None
+        legal = sorted(turn.view.legal) \
+            if turn is not None and turn.party == party and not turn.taken else None
         pending = turn.view.state.round if turn is not None else None
         state = seat_view(self.table, party, self.events, legal,
                           current_round(self.events, pending))
@@ -331,7 +358,7 @@ class Rehearsal:
         return state
 
     def _waiting_for(self) -> str | None:
-        if self.turn is not None:
+        if self.turn is not None and not self.turn.taken:
             return self.table.names.get(self.turn.party, self.turn.party)
         return None
 
