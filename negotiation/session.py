@@ -39,7 +39,7 @@ from negotiation.model import (
 from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
 from negotiation.utility import UtilityFunction
-from protocols import IllegalActionError, get_protocol
+from protocols import IllegalActionError, ProtocolState, get_protocol
 
 #: Sees every event as it is recorded, in every driver.
 EventHook = Callable[[dict[str, Any]], None]
@@ -371,7 +371,7 @@ class Session:
                                                         move=action.kind)
                 body["feedback"] = self.feedback[party].model_dump(mode="json")
                 self.record(EventType.BLOCKED, body)
-                self.state = negotiation.protocol.pass_turn(state)
+                self._pass_turn(state)
                 return
             if proposing:
                 assert isinstance(action, Propose) and outcome is not None
@@ -445,6 +445,12 @@ class Session:
         self.record(EventType.PASSED, {"round": state.round, "party": idle.party,
                                        "timeout": idle.timeout, "reason": idle.reason,
                                        **self._clock_field()})
+        self._pass_turn(state)
+
+    def _pass_turn(self, state: ProtocolState) -> None:
+        """Move the table on without a move (a blocked move or a pass); a text the
+        protocol publishes on the way (a mediator revising at the end of a round) is
+        recorded like after any move."""
         protocol = self.negotiation.protocol
         self.state = protocol.pass_turn(state)
         text = protocol.published(state, self.state)

@@ -258,3 +258,44 @@ def test_leaving_keeps_the_turn_order_of_those_who_stay(parties: int,
             if state.turn != 0 or state.round == 0:
                 assert state.current_party == following or state.turn == 0
         assert state.standing_offer is None or set(state.accepted_by) <= set(state.parties)
+
+
+class OffTheTable:
+    """Asks for a term the scenario does not have: the referee blocks every request."""
+
+    async def act(self, view: Any) -> Any:
+        return Propose(offer=Offer(terms={"nonsense": 1}), rationale="r")
+
+
+def test_a_text_revised_when_a_blocked_request_ends_the_round_is_recorded() -> None:
+    """The last party's request is blocked, so the round ends on a blocked move: the
+    mediator's revision from the others' requests is still in the transcript, and the
+    texts follow from the recorded moves alone."""
+    from negotiation.engine import Negotiation, build_agents
+    from negotiation.transcript import TranscriptWriter
+
+    scenario = mediated("species-reintroduction")
+    specs = dict.fromkeys(scenario.party_ids, "boulware")
+    agents = build_agents(specs, 0, scenario)
+    agents[scenario.party_ids[-1]] = OffTheTable()
+    writer = TranscriptWriter()
+    anyio.run(lambda: Negotiation(scenario, rounds=6).run(agents, seed=0, writer=writer,
+                                                          specs=specs))
+    events = writer.events
+    state = PROTOCOL.start(scenario.party_ids, 6)
+    replayed = []
+    for event in events:
+        before = state.standing_offer
+        if event["type"] == "move":
+            state = PROTOCOL.apply(state, event["party"], ACTION.validate_python(
+                event["action"]))
+        elif event["type"] == "blocked":
+            state = PROTOCOL.pass_turn(state)
+        else:
+            continue
+        if state.standing_offer is not before and state.standing_offer is not None \
+                and not state.done:
+            replayed.append(state.standing_offer.terms)
+    assert any(e["type"] == "blocked" for e in events)
+    texts = [e["terms"] for e in events if e["type"] == "mediator_text"]
+    assert texts and replayed == texts
