@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from agents import Memory, View
-from negotiation.events import EventType
+from negotiation.events import EventError, EventType, Header, Transcript
 from negotiation.model import Action, Scenario
 from negotiation.seats import (
     HUMAN,
@@ -44,7 +44,13 @@ from negotiation.session import (
     analysis_of,
     package_version,
 )
-from negotiation.transcript import TranscriptError, TranscriptWriter, now
+from negotiation.transcript import (
+    TranscriptError,
+    TranscriptWriter,
+    embedded_scenario,
+    negotiation_of,
+    now,
+)
 
 if TYPE_CHECKING:
     from agents.llm_client import LLMRun
@@ -54,7 +60,7 @@ __all__ = [
     "RunContext", "RunResult",
     "Session", "ViewHook", "agent_specs", "analysis_of", "build_agents", "is_llm",
     "llm_settings", "new_llm_run", "new_transcript_path", "open_run", "package_version",
-    "reopen_run", "run_scenario",
+    "reopen_run", "resumable_header", "run_scenario",
 ]
 
 
@@ -184,17 +190,17 @@ async def reopen_run(transcript: Path, *, on_event: EventHook | None = None,
     from negotiation.run_files import calls_path
 
     with TranscriptWriter.resume(transcript) as pending:
-        header: dict[str, Any] = pending.peek_pending()[0]
-    scenario = Scenario.model_validate(header["scenario"])
-    specs: dict[str, str] = dict(header["agents"])
+        header, scenario = resumable_header(pending.peek_pending()[0], transcript)
+    assert header.protocol is not None
+    specs: dict[str, str] = dict(header.agents)
     problems = list(header_problems(specs, scenario))
     if problems:  # an import path in a file is never imported
         raise TranscriptError(f"{transcript}: " + "; ".join(map(str, problems)))
-    async with open_run(scenario, agents=specs, seed=int(header["seed"]),
-                        rounds=header["protocol"]["rounds"], transcript=transcript,
+    async with open_run(scenario, agents=specs, seed=header.seed,
+                        rounds=header.protocol.rounds, transcript=transcript,
                         resume=True, llm=LLMOptions(record=calls_path(transcript),
                                                     replay_first=True),
-                        options=header.get("options") or {}, person=person,
+                        options=header.options, person=person,
                         durable=durable, clock=clock) as run:
         session, writer = run.session, run.writer
         while writer.replaying and not session.done:
@@ -209,6 +215,20 @@ async def reopen_run(transcript: Path, *, on_event: EventHook | None = None,
         if on_resumed is not None:
             on_resumed(caught_up)
         yield run
+
+
+def resumable_header(record: Mapping[str, Any], transcript: Path) -> tuple[Header, Scenario]:
+    """The typed header of a run to resume and the scenario it embeds; ``TranscriptError``
+    (never a traceback) for a header that negotiate never wrote: no negotiation, no
+    protocol, or an embedded scenario that is not one."""
+    try:
+        header = negotiation_of(Transcript.of([record]), transcript)
+    except EventError as error:
+        raise TranscriptError(f"{transcript}: {error}") from None
+    if header.protocol is None:
+        raise TranscriptError(f"{transcript}: line 1: the header names no protocol; the "
+                              "header was not written by negotiate")
+    return header, embedded_scenario(header)
 
 
 def new_transcript_path(out_dir: Path, scenario: Scenario, seed: int) -> Path:

@@ -262,8 +262,9 @@ class Passed(_Event):
     type: Literal[EventType.PASSED]
     round: int
     party: str
-    #: The turn timeout (seconds) the seat let pass.
-    timeout: float
+    #: The turn timeout (seconds) the seat let pass: a finite number, never a text ("nan"
+    #: would type as a float that no transcript can hold, and a resume would replay it).
+    timeout: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
     reason: str
 
 

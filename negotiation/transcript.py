@@ -428,7 +428,12 @@ def verify(path: Path) -> Verification:
         if event.get("prev_hash") != head:
             return bad(number, "prev_hash does not match the previous event's hash "
                                "(an event was deleted, inserted or reordered)")
-        if event.get("hash") != event_hash(event):
+        try:
+            digest = event_hash(event)
+        except ValueError as error:  # 1e400 reads as infinity; "\\ud800" as a lone surrogate
+            return bad(number, f"holds a value no transcript can hold ({error}); the line "
+                               "was written by something other than negotiate")
+        if event.get("hash") != digest:
             return bad(number, "hash does not match the event's content (the event was edited)")
         if number == 1 and (event.get("type") != EventType.HEADER
                             or event.get("format") != FORMAT):

@@ -308,7 +308,6 @@ def resume(
     import anyio
 
     from negotiation import render
-    from negotiation.model import Scenario
 
     path = Path(transcript)
     if not path.exists() and (Path("transcripts") / f"{transcript}.jsonl").exists():
@@ -316,8 +315,10 @@ def resume(
     if not path.exists():
         raise UsageError(f"{transcript}: no such run; give a transcript path or a run id from "
                          "'negotiate transcripts'")
+    from negotiation.engine import resumable_header
+
     header = load_header(path)
-    scenario = Scenario.model_validate(header["scenario"])
+    scenario = resumable_header(header, path)[1]  # refused unless negotiate wrote it
     seed, rounds = header["seed"], header["protocol"]["rounds"]
     person = terminal_seat() if "human" in header["agents"].values() else None
     if person is not None and as_json:

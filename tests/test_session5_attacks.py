@@ -1,0 +1,158 @@
+"""Attacks on this session's changes (the idle pass, resume on the plain loop, the files
+beside a transcript): a transcript or a file beside it edited by someone with write access
+to the folder is refused with a message and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from typer.testing import CliRunner
+
+from negotiation.cli import app
+from negotiation.engine import reopen_run
+from negotiation.events import EventError, chain, parse_event
+from negotiation.graph import start_run
+from negotiation.session import Session
+from negotiation.transcript import GENESIS, TranscriptError, verify
+from tests.test_idle_pass import Away, Stopped, tiny
+
+WIDE = {"NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def rechain(events: list[dict[str, Any]], path: Path) -> None:
+    """Write ``events`` as a transcript whose hash chain checks out: what anyone with
+    write access to the folder can do (the chain detects edits, not forgers)."""
+    head, lines = GENESIS, []
+    for event in events:
+        record = {key: value for key, value in event.items() if key not in ("hash", "prev_hash")}
+        lines.append(chain(record, head))
+        head = record["hash"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def refused_cleanly(args: list[str], code: int) -> str:
+    done = CliRunner().invoke(app, args, env=WIDE)
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert "Traceback" not in done.output
+    assert done.exit_code == code, done.output
+    return done.output
+
+
+@pytest.fixture
+def paused_after_a_pass(tmp_path: Path) -> Path:
+    """A studio-like run stopped after Beta's (a person's) first turn was passed."""
+    path = tmp_path / "run.jsonl"
+    answered: list[str] = []
+
+    def answer(payload: Any, session: Session) -> Any:
+        if not answered:
+            answered.append("pass")
+            return session.pass_idle(30.0)
+        raise Stopped
+
+    async def studio_like() -> None:
+        await start_run(tiny(rounds=5), transcript=path,
+                        agents={"a": "boulware", "b": "human"}, answer=answer,
+                        person=Away())
+
+    with pytest.raises(Stopped):
+        anyio.run(studio_like)
+    return path
+
+
+# --- verify: numbers and texts JSON can spell but a transcript cannot hold ---------------
+
+@pytest.mark.parametrize("value", ["1e400", "-1e999", '"\\ud800"', '{"\\udfff":1}'])
+def test_verify_refuses_a_line_holding_a_value_no_transcript_can_hold(
+        tmp_path: Path, value: str) -> None:
+    source = Path(__file__).parent / "data" / "transcripts" / \
+        "platform-app-vendor-seed1-reference-encoder.jsonl"
+    lines = source.read_text(encoding="utf-8").splitlines()
+    lines[1] = lines[1][:-1] + f',"x":{value}}}'
+    path = tmp_path / "edited.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = verify(path)
+    assert not result.ok and result.bad_line == 2
+    output = refused_cleanly(["verify", str(path)], 1)
+    assert "line 2" in output
+
+
+# --- the passed event ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", "1e999", "30", -5, True])
+def test_a_passed_event_timeout_must_be_a_finite_number_of_seconds(timeout: Any) -> None:
+    record = {"seq": 2, "type": "passed", "round": 0, "party": "b", "timeout": timeout,
+              "reason": "the seat stayed idle: no move within 30 s"}
+    with pytest.raises(EventError, match="timeout"):
+        parse_event(record, 3)
+    assert parse_event({**record, "timeout": 30}, 3).timeout == 30.0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf"])
+def test_a_forged_pass_with_a_timeout_that_is_not_a_number_is_refused_on_resume(
+        paused_after_a_pass: Path, timeout: str) -> None:
+    events = records(paused_after_a_pass)
+    [passed] = [e for e in events if e["type"] == "passed"]
+    passed["timeout"] = timeout
+    rechain(events, paused_after_a_pass)
+    output = refused_cleanly(["verify", str(paused_after_a_pass)], 1)
+    assert "timeout" in output
+
+    async def resume() -> None:
+        async with reopen_run(paused_after_a_pass, person=Away()) as run:
+            await run.play()
+
+    with pytest.raises(TranscriptError, match="timeout"):
+        anyio.run(resume)
+    refused_cleanly(["resume", str(paused_after_a_pass)], 2)
+
+
+def test_a_forged_pass_for_a_rule_based_seat_makes_the_resume_diverge_not_pass(
+        paused_after_a_pass: Path) -> None:
+    events = records(paused_after_a_pass)
+    [passed] = [e for e in events if e["type"] == "passed"]
+    opening = next(e for e in events if e["type"] == "move" and e["party"] == "a")
+    forged = {**passed, "party": "a"}
+    events[events.index(opening)] = {**forged, "seq": opening["seq"]}
+    events = [e for e in events if e is not passed]
+    for number, event in enumerate(events):
+        event["seq"] = number
+    rechain(events, paused_after_a_pass)
+    assert verify(paused_after_a_pass).ok
+
+    async def resume() -> None:
+        async with reopen_run(paused_after_a_pass, person=Away()) as run:
+            await run.play()
+
+    with pytest.raises(TranscriptError, match="diverged"):
+        anyio.run(resume)
+
+
+# --- resume: a header that negotiate never wrote -------------------------------------------
+
+@pytest.mark.parametrize("edit", ["scenario", "protocol"])
+def test_resume_refuses_a_header_negotiate_never_wrote_without_a_traceback(
+        paused_after_a_pass: Path, edit: str) -> None:
+    events = records(paused_after_a_pass)
+    if edit == "scenario":
+        events[0]["scenario"] = {"id": "forged"}
+    else:
+        del events[0]["protocol"]
+    rechain(events, paused_after_a_pass)
+    output = refused_cleanly(["resume", str(paused_after_a_pass)], 2)
+    assert "line 1" in output and "not written by negotiate" in output
+
+    async def resume() -> None:
+        async with reopen_run(paused_after_a_pass, person=Away()) as run:
+            await run.play()
+
+    with pytest.raises(TranscriptError, match="line 1"):
+        anyio.run(resume)
