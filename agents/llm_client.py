@@ -169,6 +169,11 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
     return said
 
 
+class RecordingError(InputError):
+    """A recording of LLM replies that cannot be read (a resumed run's, or --replay's):
+    refused with its line, never half-used."""
+
+
 class ReplayTransport(httpx2.AsyncBaseTransport):
     """Serves recorded replies offline; identical requests get their replies in order."""
 
@@ -177,8 +182,8 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
         self.replies: dict[str, list[dict[str, Any]]] = {}
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise FileNotFoundError(f"cannot read the recording {path}: {error}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise RecordingError(f"cannot read the recording {path}: {error}") from None
         #: The runs the recording was made for (``run_identity``), in order.
         self.runs: list[dict[str, Any]] = []
         for number, line in enumerate(lines, start=1):
@@ -188,8 +193,9 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
                     self.runs.append(dict(entry[RUN_KEY]))
                     continue
                 self.replies.setdefault(entry["key"], []).append(entry["response"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}, line {number}: not a recorded reply") from None
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise RecordingError(f"{path}, line {number}: not a recorded reply (the "
+                                     "recording was edited or damaged)") from None
         self.path = path
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
@@ -255,10 +261,7 @@ class LLMRun:
         before recordings did) is replayed as it is."""
         identity = run_identity(scenario_id, scenario_digest, seed, agents)
         if self.replay is not None:
-            try:
-                runs = ReplayTransport(self.replay).runs
-            except (FileNotFoundError, ValueError) as error:
-                raise InputError(str(error)) from None
+            runs = ReplayTransport(self.replay).runs
             if runs and identity not in runs and not self.replay_anyway:
                 raise ReplayMismatch(
                     f"the recording {self.replay.name} was made with "

@@ -156,3 +156,55 @@ def test_resume_refuses_a_header_negotiate_never_wrote_without_a_traceback(
 
     with pytest.raises(TranscriptError, match="line 1"):
         anyio.run(resume)
+
+
+# --- the LLM recording beside an auto run --------------------------------------------------
+
+@pytest.fixture
+def interrupted_llm_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An auto run with an LLM seat, cut after the LLM's first move (as a crash leaves it),
+    its replies recorded beside it."""
+    from negotiation.analysis import SpaceAnalysis
+    from negotiation.devtools.llm_server import ScriptedServer, reply_json
+    from negotiation.scenario import load_scenario
+
+    nash = SpaceAnalysis(load_scenario("platform-app-vendor")).nash
+    assert nash is not None
+
+    def script(request: dict[str, Any], number: int) -> Any:
+        return reply_json({"kind": "propose", "terms": nash.terms, "rationale": "Firm."})
+
+    with ScriptedServer(script) as server:
+        done = CliRunner().invoke(
+            app, ["run", "platform-app-vendor", "--agent", "vendor=llm:scripted", "--out",
+                  str(tmp_path), "-q"],
+            env={**WIDE, "OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"})
+    assert done.exit_code == 0, done.output
+    [path] = [p for p in tmp_path.glob("*.jsonl") if not p.name.endswith(".calls.jsonl")]
+    events = records(path)
+    cut = next(n for n, e in enumerate(events) if e["type"] == "move"
+               and e["party"] == "vendor")
+    rechain(events[:cut + 1], path)
+    # Nothing answers: a resume that reached the network would fail with another message.
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    return path
+
+
+@pytest.mark.parametrize("damage", ["not a reply", "bytes", "folder"])
+def test_resume_refuses_a_damaged_recording_beside_the_run_without_a_traceback(
+        interrupted_llm_run: Path, damage: str) -> None:
+    from negotiation.run_files import calls_path
+
+    recording = calls_path(interrupted_llm_run)
+    assert recording.exists()
+    if damage == "not a reply":
+        with recording.open("a", encoding="utf-8") as handle:
+            handle.write("this is not a recorded reply\n")
+    elif damage == "bytes":
+        recording.write_bytes(recording.read_bytes() + b"\xff\xfe\n")
+    else:
+        recording.unlink()
+        recording.mkdir()
+    output = refused_cleanly(["resume", str(interrupted_llm_run), "-q"], 2)
+    assert recording.name in output.replace("\n", "")
