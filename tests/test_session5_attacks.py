@@ -208,3 +208,51 @@ def test_resume_refuses_a_damaged_recording_beside_the_run_without_a_traceback(
         recording.mkdir()
     output = refused_cleanly(["resume", str(interrupted_llm_run), "-q"], 2)
     assert recording.name in output.replace("\n", "")
+
+
+# --- the studio: a rehearsal's files edited in its folder ----------------------------------
+
+def planted_rehearsal(run: Path, folder: Path, **sidecar: Any) -> Path:
+    """``run`` as a studio rehearsal in ``folder``: its transcript and its sidecar."""
+    folder.mkdir()
+    transcript = folder / run.name
+    transcript.write_bytes(run.read_bytes())
+    side = {"seats": {"b": "0" * 64}, "observer": "0" * 64, **sidecar}
+    transcript.with_suffix(".studio.json").write_text(json.dumps(side), encoding="utf-8")
+    return transcript
+
+
+@pytest.mark.parametrize("timeout", ["nan", "inf", 1e400, 0, -5])
+def test_a_studio_file_whose_idle_timeout_is_not_a_time_is_named_not_continued(
+        paused_after_a_pass: Path, tmp_path: Path, timeout: Any) -> None:
+    from negotiation.studio import Studio
+
+    folder = tmp_path / "studio"
+    planted_rehearsal(paused_after_a_pass, folder, idle_timeout=timeout, on_idle="pass")
+    studio = Studio(folder)
+    [problem] = studio.reopen()
+    assert "idle_timeout" in problem and not studio.rehearsals
+
+
+@pytest.mark.parametrize("edit", ["scenario", "protocol"])
+def test_a_studio_rehearsal_with_a_forged_header_is_named_not_a_crash_at_start(
+        paused_after_a_pass: Path, tmp_path: Path, edit: str) -> None:
+    from negotiation.studio import Studio
+
+    events = records(paused_after_a_pass)
+    if edit == "scenario":
+        events[0]["scenario"] = {"id": "forged"}
+    else:
+        del events[0]["protocol"]
+    rechain(events, paused_after_a_pass)
+    planted_rehearsal(paused_after_a_pass, tmp_path / "studio")
+    studio = Studio(tmp_path / "studio")
+    [problem] = studio.reopen()
+    assert "line 1" in problem and not studio.rehearsals
+
+
+def test_serve_refuses_an_idle_timeout_that_is_not_a_time(tmp_path: Path) -> None:
+    for value in ("nan", "inf"):
+        output = refused_cleanly(["serve", "--idle-timeout", value, "--transcripts",
+                                  str(tmp_path / "t")], 2)
+        assert "idle-timeout" in output

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents import View, make_agent
 from negotiation import files
@@ -67,7 +67,9 @@ class Sidecar(BaseModel):
 
     seats: dict[str, str]
     observer: str
-    idle_timeout: float | None = None
+    #: Seconds a seat may take for a turn (a time: "nan" or "inf" in an edited file
+    #: would pass turns at random or record a number no transcript can hold).
+    idle_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     idle_strategy: str = "conceder"
     on_idle: OnIdle = "strategy"
     approvals: dict[str, str] = {}

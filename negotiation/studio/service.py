@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents import strategy_names
-from negotiation.engine import HUMAN, new_transcript_path
+from negotiation.engine import HUMAN, new_transcript_path, resumable_header
 from negotiation.errors import InputError, NegotiationError
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import Scenario
@@ -217,10 +217,10 @@ class Studio:
         result = verify(transcript)
         if not result.ok or not result.events:
             raise InputError(f"does not verify ({result.reason})")
-        header = result.events[0]
-        scenario = Scenario.model_validate(header["scenario"])
-        return Rehearsal(transcript, scenario, dict(header["agents"]), sidecar,
-                         seed=int(header["seed"]), rounds=header["protocol"]["rounds"],
+        header, scenario = resumable_header(result.events[0], transcript)
+        assert header.protocol is not None
+        return Rehearsal(transcript, scenario, dict(header.agents), sidecar,
+                         seed=header.seed, rounds=header.protocol.rounds,
                          signing_keys=self.signing_keys(scenario), events=result.events)
 
     # --- past runs ----------------------------------------------------------------------
