@@ -256,3 +256,25 @@ def test_serve_refuses_an_idle_timeout_that_is_not_a_time(tmp_path: Path) -> Non
         output = refused_cleanly(["serve", "--idle-timeout", value, "--transcripts",
                                   str(tmp_path / "t")], 2)
         assert "idle-timeout" in output
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------
+
+def test_ctrl_c_before_the_transcript_exists_does_not_point_at_a_run_to_resume(
+        tmp_path: Path) -> None:
+    from tests.test_extensions import run_cli
+
+    (tmp_path / "stopper.py").write_text(
+        "class Stop:\n"
+        "    '''Ctrl-C pressed while the run's agents are being set up.'''\n"
+        "    def __init__(self, **options):\n"
+        "        raise KeyboardInterrupt\n"
+        "    async def act(self, view): ...\n")
+    out = tmp_path / "out"
+    done = run_cli("--plugin", "stop=stopper:Stop", "run", "platform-app-vendor", "--agent",
+                   "vendor=stop", "--out", str(out), cwd=tmp_path, pythonpath=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert not list(out.glob("*.jsonl"))
+    said = " ".join(done.stderr.split())
+    assert "nothing was written" in said
+    assert "negotiate resume" not in said and "aborted' event" not in said

@@ -162,6 +162,10 @@ def run(
 
 def interrupted(path: Path) -> typer.Exit:
     """Ctrl-C stopped the run: say so and how to continue it (exit 130, as shells do)."""
+    if not path.exists():  # stopped while the run was being set up: there is no run yet
+        error_console().print("\n[bold yellow]Aborted[/] before the run started: nothing "
+                              "was written.")
+        return typer.Exit(130)
     error_console().print(f"\n[bold yellow]Aborted.[/] {for_terminal(str(path))} ends with "
                           "an 'aborted' event and still verifies. Continue it with: "
                           f"negotiate resume {for_terminal(str(path))}")
