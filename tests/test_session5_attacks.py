@@ -5,13 +5,18 @@ to the folder is refused with a message and an exit code, never a traceback."""
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
+from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from negotiation.canonical import REFERENCE, canonical_bytes, canonical_bytes_with
 from negotiation.cli import app
 from negotiation.engine import reopen_run
 from negotiation.events import EventError, chain, parse_event
@@ -278,3 +283,64 @@ def test_ctrl_c_before_the_transcript_exists_does_not_point_at_a_run_to_resume(
     said = " ".join(done.stderr.split())
     assert "nothing was written" in said
     assert "negotiate resume" not in said and "aborted' event" not in said
+
+
+# --- canonical JSON: orjson's bytes are json's for every value an event can hold ------------
+
+class Label(str):
+    """A str subclass (numpy's str_, a StrEnum's member)."""
+
+
+class Count(int):
+    """An int subclass (an IntEnum's member, numpy never: it is no int)."""
+
+
+class Kind(StrEnum):
+    A = "a"
+    ASTRAL = "\U0001f600"
+
+
+class Level(IntEnum):
+    LOW = 1
+    HUGE = 2**70
+
+
+_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=6)  # surrogates too
+_LEAF = (st.none() | st.booleans() | st.integers() | st.integers(-(2**70), 2**70)
+         | st.floats() | st.floats(-1e-3, 1e-3) | st.floats(1e15, 1e23) | _TEXT
+         | _TEXT.map(Label) | st.integers().map(Count) | st.sampled_from(list(Kind))
+         | st.sampled_from(list(Level)))
+_KEY = (_TEXT | _TEXT.map(Label) | st.sampled_from(list(Kind)) | st.integers() | st.booleans()
+        | st.none() | st.floats(allow_nan=False))
+_VALUES = st.recursive(
+    _LEAF, lambda children: st.lists(children, max_size=4)
+    | st.lists(children, max_size=3).map(tuple)
+    | st.dictionaries(_KEY, children, max_size=4)
+    | st.dictionaries(_TEXT, children, max_size=4).map(OrderedDict), max_leaves=25)
+
+
+def either(encode: Any, value: Any) -> bytes | type[Exception]:
+    try:
+        return cast(bytes, encode(value))
+    except (TypeError, ValueError) as error:
+        return type(error)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(_TEXT, _VALUES, max_size=5) | st.lists(_VALUES, max_size=4))
+def test_canonical_bytes_are_the_reference_encoders_for_hostile_values(value: Any) -> None:
+    reference = either(lambda v: REFERENCE.encode(v).encode(), value)
+    assert either(canonical_bytes, value) == reference
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(_TEXT, _VALUES, max_size=4), st.dictionaries(_TEXT, _LEAF, max_size=3))
+def test_a_header_splicing_its_scenario_text_is_the_reference_text(
+        record: dict[str, Any], scenario: dict[str, Any]) -> None:
+    record.pop("scenario", None)
+    text = either(lambda v: REFERENCE.encode(v).encode(), scenario)
+    if not isinstance(text, bytes):
+        return
+    spliced = either(lambda r: canonical_bytes_with(r, "scenario", text), record)
+    whole = either(lambda r: REFERENCE.encode({**r, "scenario": scenario}).encode(), record)
+    assert spliced == whole
