@@ -136,6 +136,20 @@ class View:
         return self.state.standing_offer
 
 
+#: The ``kind`` of a paused person's turn resumed with the driver's pass (an idle seat).
+IDLE_PASS = "idle_pass"
+
+
+class TurnPassed(Exception):
+    """A person's paused seat was resumed with the driver's decision to pass its turn
+    (``Session.pass_idle``), replayed by the graph after a crash before the pass was
+    recorded: the session records ``passed``, as if the turn had been taken again then."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the turn was passed after {timeout:g} s")
+        self.timeout = timeout
+
+
 @runtime_checkable
 class Agent(Protocol):
     """A negotiator for one organisation."""

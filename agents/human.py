@@ -9,6 +9,7 @@ with an ``aborted`` event.
 
 from __future__ import annotations
 
+import math
 import signal
 
 from rich.console import Console, Group
@@ -17,7 +18,7 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from rich.text import Text
 
-from agents.base import View
+from agents.base import IDLE_PASS, TurnPassed, View
 from negotiation.model import (
     ACTION,
     Accept,
@@ -224,4 +225,8 @@ class InterruptingHuman:
 
         answer = interrupt({"kind": "human_turn", "party": view.party,
                             "round": view.state.round})
+        if isinstance(answer, dict) and answer.get("kind") == IDLE_PASS:
+            timeout = answer.get("timeout")  # the driver's pass, saved before a crash
+            if isinstance(timeout, int | float) and 0 <= timeout < math.inf:
+                raise TurnPassed(float(timeout))
         return ACTION.validate_python(answer)

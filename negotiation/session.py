@@ -20,6 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 
 from agents import Agent, History, Memory, Move, View
+from agents.base import IDLE_PASS, TurnPassed
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
 from negotiation.checks.base import Finding
@@ -85,6 +86,10 @@ class IdlePass:
     party: str
     timeout: float
     reason: str
+
+    @classmethod
+    def after(cls, party: str, timeout: float) -> IdlePass:
+        return cls(party, timeout, f"the seat stayed idle: no move within {timeout:g} s")
 
 
 def action_record(action: Action) -> dict[str, Any]:
@@ -390,6 +395,9 @@ class Session:
         except (KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             self.abort()
             raise
+        except TurnPassed as passed:  # a person's seat resumed with a pass saved by the graph
+            self._pass(IdlePass.after(party, passed.timeout))
+            return
         except BudgetExceeded as error:
             self.failure = f"budget exhausted: {error}"
             self.record(EventType.ERROR, {"round": state.round, "party": party,
@@ -424,9 +432,8 @@ class Session:
         records a ``passed`` event instead of asking the agent, and the protocol's
         ``pass_turn`` moves the table on.  Returns what the paused graph resumes with."""
         party = self.state.current_party
-        self._idle = IdlePass(party, timeout,
-                              f"the seat stayed idle: no move within {timeout:g} s")
-        return {"kind": "idle_pass", "party": party}
+        self._idle = IdlePass.after(party, timeout)
+        return {"kind": IDLE_PASS, "party": party, "timeout": timeout}
 
     def _idle_pass(self, party: str, agent: Agent) -> IdlePass | None:
         """The pass imposed on this turn, or the one the transcript recorded for it while

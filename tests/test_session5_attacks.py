@@ -344,3 +344,52 @@ def test_a_header_splicing_its_scenario_text_is_the_reference_text(
     spliced = either(lambda r: canonical_bytes_with(r, "scenario", text), record)
     whole = either(lambda r: REFERENCE.encode({**r, "scenario": scenario}).encode(), record)
     assert spliced == whole
+
+
+# --- a crash between the driver's pass and its record --------------------------------------
+
+class Crash(BaseException):
+    """The studio's process dies (SIGKILL, power) at this point."""
+
+
+def test_a_pass_the_graph_saved_before_a_crash_is_replayed_as_a_pass_not_an_agent_failure(
+        tmp_path: Path) -> None:
+    from negotiation.graph import resume_run
+
+    path = tmp_path / "run.jsonl"
+
+    def pass_it(payload: Any, session: Session) -> Any:
+        return session.pass_idle(30.0)
+
+    def crash_at_the_pass(event: dict[str, Any]) -> None:
+        if event["type"] == "passed":
+            raise Crash
+
+    async def studio_like() -> None:
+        await start_run(tiny(rounds=5), transcript=path,
+                        agents={"a": "boulware", "b": "human"}, answer=pass_it,
+                        person=Away(), on_event=crash_at_the_pass)
+
+    with pytest.raises(Crash):
+        anyio.run(studio_like)
+    events = records(path)
+    assert events[-1]["type"] == "passed"
+    # The process died after the graph saved the decision but before the line was written.
+    rechain(events[:-1], path)
+    asked: list[Any] = []
+
+    def stop_at_the_next_turn(payload: Any, session: Session) -> Any:
+        asked.append(payload)
+        raise Stopped
+
+    async def resume() -> None:
+        await resume_run(path, person=Away(), answer=stop_at_the_next_turn)
+
+    with pytest.raises(Stopped):
+        anyio.run(resume)
+    after = records(path)
+    assert "error" not in [e["type"] for e in after]
+    assert [(e["type"], e["party"]) for e in after if e["type"] == "passed"] == [("passed", "b")]
+    [passed] = [e for e in after if e["type"] == "passed"]
+    assert passed["timeout"] == 30.0 and passed["reason"] == events[-1]["reason"]
+    assert asked and asked[0]["party"] == "b"  # the person's next turn, asked as usual
