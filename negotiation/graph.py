@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sqlite3
+import stat
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass, replace
@@ -206,6 +207,10 @@ def claim_checkpoints(path: Path) -> None:
         files.refuse_symlink(companion)
     if not os.path.lexists(path):
         os.close(files.create_exclusive(path))
+    elif not stat.S_ISREG(os.lstat(path).st_mode):  # a FIFO would block SQLite for ever
+        raise CheckpointError(f"{path} is not a regular file, so not a checkpoint database "
+                              "this program made; remove it to continue from the transcript "
+                              "alone")
 
 
 def _disk_full(path: Path, error: sqlite3.Error) -> bool:

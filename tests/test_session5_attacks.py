@@ -393,3 +393,27 @@ def test_a_pass_the_graph_saved_before_a_crash_is_replayed_as_a_pass_not_an_agen
     [passed] = [e for e in after if e["type"] == "passed"]
     assert passed["timeout"] == 30.0 and passed["reason"] == events[-1]["reason"]
     assert asked and asked[0]["party"] == "b"  # the person's next turn, asked as usual
+
+
+# --- files planted beside a run ------------------------------------------------------------
+
+def test_resume_refuses_a_fifo_planted_as_the_checkpoint_database_instead_of_hanging(
+        tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from negotiation.run_files import checkpoint_path
+    from tests.test_cli import NEGOTIATE
+
+    done = CliRunner().invoke(app, ["run", "platform-app-vendor", "--out", str(tmp_path),
+                                    "-q"], env=WIDE)
+    assert done.exit_code == 0, done.output
+    [path] = tmp_path.glob("*.jsonl")
+    events = records(path)
+    rechain(events[:5], path)  # stopped after a few turns
+    os.mkfifo(checkpoint_path(path))  # SQLite opening it would wait for a writer forever
+    resumed = subprocess.run([str(NEGOTIATE), "resume", str(path), "-q"], capture_output=True,
+                             text=True, timeout=30, env={**os.environ, **WIDE})
+    assert resumed.returncode == 2, resumed.stderr
+    assert "not a regular file" in " ".join(resumed.stderr.split())
+    assert "Traceback" not in resumed.stderr
