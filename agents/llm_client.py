@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import ssl
+import stat
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -169,6 +170,19 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
     return said
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, refused (``RecordingError``) unless it is a regular file: a
+    FIFO planted beside a run would block the read for ever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RecordingError(f"{path} is not a regular file, so not a recording; remove it")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
 class RecordingError(InputError):
     """A recording of LLM replies that cannot be read (a resumed run's, or --replay's):
     refused with its line, never half-used."""
@@ -181,7 +195,7 @@ class ReplayTransport(httpx2.AsyncBaseTransport):
         self.consume = consume
         self.replies: dict[str, list[dict[str, Any]]] = {}
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = _read_regular(path).decode("utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as error:
             raise RecordingError(f"cannot read the recording {path}: {error}") from None
         #: The runs the recording was made for (``run_identity``), in order.

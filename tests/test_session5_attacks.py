@@ -417,3 +417,22 @@ def test_resume_refuses_a_fifo_planted_as_the_checkpoint_database_instead_of_han
     assert resumed.returncode == 2, resumed.stderr
     assert "not a regular file" in " ".join(resumed.stderr.split())
     assert "Traceback" not in resumed.stderr
+
+
+def test_resume_refuses_a_fifo_planted_as_the_llm_recording_instead_of_hanging(
+        interrupted_llm_run: Path) -> None:
+    import os
+    import subprocess
+
+    from negotiation.run_files import calls_path
+    from tests.test_cli import NEGOTIATE
+
+    recording = calls_path(interrupted_llm_run)
+    recording.unlink()
+    os.mkfifo(recording)  # reading it would wait for a writer forever
+    resumed = subprocess.run([str(NEGOTIATE), "resume", str(interrupted_llm_run), "-q"],
+                             capture_output=True, text=True, timeout=30,
+                             env={**os.environ, **WIDE})
+    assert resumed.returncode == 2, resumed.stderr
+    said = " ".join(resumed.stderr.split())
+    assert "not a regular file" in said and "Traceback" not in said
