@@ -202,12 +202,18 @@ def check_checkpoints(path: Path, *, head: str, thread: str) -> None:
 def claim_checkpoints(path: Path) -> None:
     """Create the checkpoint database exclusively before SQLite opens it, or refuse a
     symlink where it (or its journal) would be: SQLite itself follows symlinks."""
+    refuse_planted(path)
+    if not os.path.lexists(path):
+        os.close(files.create_exclusive(path))
+
+
+def refuse_planted(path: Path) -> None:
+    """Refuse a symlink where the checkpoint database (or its journal) would be, and a
+    database that is not a regular file (SQLite would wait on a FIFO for ever)."""
     for companion in (path, *(path.with_name(path.name + end)
                               for end in ("-journal", "-wal", "-shm"))):
         files.refuse_symlink(companion)
-    if not os.path.lexists(path):
-        os.close(files.create_exclusive(path))
-    elif not stat.S_ISREG(os.lstat(path).st_mode):  # a FIFO would block SQLite for ever
+    if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
         raise CheckpointError(f"{path} is not a regular file, so not a checkpoint database "
                               "this program made; remove it to continue from the transcript "
                               "alone")
@@ -444,6 +450,7 @@ async def resume_run(transcript: Path, *, pace: float = 0.0,
     the transcript (:func:`~negotiation.engine.reopen_run`: nothing is written twice,
     nobody is asked twice; a deadline in seconds reads the recorded clock), then drive on
     through the graph (``clock``: default ``time.monotonic``)."""
+    refuse_planted(checkpoint_path(transcript))  # before the run re-opens and says so
     async with reopen_run(transcript, on_event=on_event, on_resumed=on_resumed,
                           person=person, durable=True, clock=clock) as run:
         await _drive(run, transcript, run.session.options.get("signoff") == "inline", pace,

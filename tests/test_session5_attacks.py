@@ -412,11 +412,13 @@ def test_resume_refuses_a_fifo_planted_as_the_checkpoint_database_instead_of_han
     events = records(path)
     rechain(events[:5], path)  # stopped after a few turns
     os.mkfifo(checkpoint_path(path))  # SQLite opening it would wait for a writer forever
+    before = path.read_bytes()
     resumed = subprocess.run([str(NEGOTIATE), "resume", str(path), "-q"], capture_output=True,
                              text=True, timeout=30, env={**os.environ, **WIDE})
     assert resumed.returncode == 2, resumed.stderr
     assert "not a regular file" in " ".join(resumed.stderr.split())
     assert "Traceback" not in resumed.stderr
+    assert path.read_bytes() == before  # refused before the run re-opened: no 'resumed' event
 
 
 def test_resume_refuses_a_fifo_planted_as_the_llm_recording_instead_of_hanging(
