@@ -193,7 +193,8 @@ class Referee:
         blocked may learn."""
         # The constraint is what a counterpart would say ("that is a deal-breaker"); why it
         # holds (its reason) is the owner's private brief and is never passed on.
-        crossed = [red_line.model_copy(update={"reason": ""})
+        # A deep copy: the agent may edit what it is given, never the owner's red line.
+        crossed = [red_line.model_copy(update={"reason": ""}, deep=True)
                    for org in self.organizations if org.id not in departed
                    for red_line in org.preferences.red_lines
                    if red_line.issue in terms and self._safe_violates(red_line, terms)]

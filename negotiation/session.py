@@ -75,6 +75,9 @@ class RunResult:
     failure: str | None = None
 
 
+#: The record of an unflagged proposal's verdict, copied into each event (with its own
+#: ``findings`` list): a record shared by events would let whoever edits one event's
+#: verdict (an ``on_event`` hook) edit every later event's, in every run of the process.
 _PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
 
 
@@ -366,7 +369,7 @@ class Session:
             else:
                 verdict = verdict_of("proposal", flagged) if flagged else PASSED_PROPOSAL
             if proposing or flagged:
-                body["verdict"] = (_PASSED if verdict is PASSED_PROPOSAL
+                body["verdict"] = ({**_PASSED, "findings": []} if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
             if verdict.blocked:
                 # Any move kind may be blocked (an accept or a walk-away carrying injected

@@ -17,6 +17,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -147,17 +148,29 @@ class OutcomeSpace:
         return tuple(reversed(strides))
 
     @cached_property
-    def value_texts(self) -> tuple[tuple[str, int, int, dict[int, str]], ...]:
+    def _value_texts_written(self) -> tuple[dict[int, str], ...]:
+        return tuple({} for _ in self.issues)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("value_texts", None)  # read-only views (unpicklable): made again on use
+        return state
+
+    @cached_property
+    def value_texts(self) -> tuple[tuple[str, int, int, Mapping[int, str]], ...]:
         """Per issue: its name, its stride and radix in outcome numbers, and the texts of
         its values asked so far (:meth:`value_text`), for the words of every offer a
-        rule-based agent makes (filled as asked: a split issue may have thousands)."""
-        return tuple((issue.name, stride, radix, {}) for issue, stride, radix in zip(
-            self.issues, self._strides, self.radices, strict=True))
+        rule-based agent makes (filled as asked: a split issue may have thousands).
+        Read-only: every run and party over this space reads them, agents included."""
+        return tuple((issue.name, stride, radix, MappingProxyType(texts))
+                     for issue, stride, radix, texts in zip(
+                         self.issues, self._strides, self.radices,
+                         self._value_texts_written, strict=True))
 
     def value_text(self, issue: int, position: int) -> str:
         """The value at ``position`` of the issue numbered ``issue``, in words
         (:func:`negotiation.terms.format_value`), remembered in :attr:`value_texts`."""
-        texts = self.value_texts[issue][3]
+        texts = self._value_texts_written[issue]
         text = texts.get(position)
         if text is None:
             text = format_value(self.issues[issue], self.values[issue][position])
