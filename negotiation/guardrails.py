@@ -379,7 +379,11 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
             rationale = origin[2]
             if rationale not in names_a_clause:
                 names_a_clause[rationale] = any(marker in rationale for marker in markers)
-            table.append({"issue": issue_id, "value": value, "proposer": origin[1],
+            # A split is the agreed offer's own dict (shared with the space's offers): the
+            # record gets a copy, so editing the event edits no later run's offers.
+            table.append({"issue": issue_id,
+                          "value": dict(value) if isinstance(value, dict) else value,
+                          "proposer": origin[1],
                           "round": origin[0],
                           "rationale": clause_rationale(rationale, issue_id, names,
                                                         names_a_clause[rationale])})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from agents.base import View
 from negotiation.engine import run_scenario
@@ -56,6 +57,46 @@ def test_editing_one_events_passed_verdict_edits_no_other_event_or_run() -> None
     assert without_wall(after.transcript.events) == without_wall(clean.transcript.events)
     assert PASSED_PROPOSAL.model_dump(mode="json") == {
         "subject": "proposal", "level": "pass", "findings": []}
+
+
+def _vandalise(value: Any, seen: set[int]) -> None:
+    """Edit every dictionary and list in ``value``: numbers become -999, a key and an item
+    are added."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, dict):
+        for item in list(value.values()):
+            _vandalise(item, seen)
+        for key, item in list(value.items()):
+            if isinstance(item, int | float) and not isinstance(item, bool):
+                value[key] = -999
+        value["vandal"] = 1
+    elif isinstance(value, list):
+        for item in list(value):
+            _vandalise(item, seen)
+        value.append("vandal")
+
+
+@pytest.mark.parametrize(("name", "protocol"), [
+    ("park-redevelopment", None), ("platform-app-vendor", None),
+    ("species-reintroduction", "mediated_single_text")])
+def test_a_hook_editing_every_event_it_is_shown_changes_nothing_of_the_next_run(
+        name: str, protocol: str | None) -> None:
+    """Whatever an ``on_event`` hook does to the events it is shown (every dictionary and
+    list in them, the header's scenario, the agreement's accountability table with its
+    split values), the next run of the same scenario and seed writes the same events."""
+    scenario = load_scenario(name)
+    if protocol is not None:
+        data = scenario.model_dump(mode="json")
+        data["protocol"] = {"name": protocol, "rounds": 40}
+        scenario = scenario_from_data(data)
+    clean = anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2))
+    assert clean.status == "agreement"
+    anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2,
+                                   on_event=lambda event: _vandalise(event, set())))
+    after = anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2))
+    assert without_wall(after.transcript.events) == without_wall(clean.transcript.events)
 
 
 class ValueTextPoisoner:
