@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -380,7 +381,13 @@ class Verification:
 
 
 def read_events(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open(encoding="utf-8") as handle:
+    """The lines of a regular file: a FIFO or a device planted under a transcript's name
+    is refused at once (opening one to read would wait forever for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise TranscriptError(f"{path}: not a regular file, so not a transcript")
+    with open(fd, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.rstrip("\n")
 

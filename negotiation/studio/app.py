@@ -285,7 +285,10 @@ def create_app(studio: Studio) -> Starlette:
             path = None
         if path is None:
             raise HTTPException(404, "no such run")
-        result = await anyio.to_thread.run_sync(verify, path)
+        try:
+            result = await anyio.to_thread.run_sync(verify, path)
+        except NegotiationError:
+            raise HTTPException(404, "not a negotiation transcript") from None
         if not result.events or result.events[0].get("type") != EventType.HEADER or \
                 not isinstance(result.events[0].get("scenario"), dict):
             raise HTTPException(404, "not a negotiation transcript")

@@ -231,7 +231,12 @@ class Studio:
         for path in sorted(self.transcripts.glob("*.jsonl"), reverse=True):
             if path.name.endswith(".calls.jsonl"):
                 continue
-            result = verify(path)
+            try:
+                result = verify(path)
+            except NegotiationError:  # a folder, a FIFO or an unreadable file by that name
+                runs.append({"name": path.stem, "status": "not a transcript",
+                             "scenario": "?", "events": 0})
+                continue
             header = result.events[0] if result.events else {}
             try:
                 status = status_of(result.events).value if result.ok else "TAMPERED"
