@@ -12,7 +12,7 @@ dataclass's own.  (``dataclasses`` writes its ``__init__`` the same way, as sour
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -50,4 +50,23 @@ def quick_init(cls: type[T]) -> type[T]:
     return cls
 
 
-__all__ = ["quick_init"]
+class ReadOnlyDict(dict[Any, Any]):
+    """A ``dict`` that refuses every change: for values shared by every party and every run
+    (the offers and split values an outcome space remembers), which an agent may be handed
+    but must not edit.  Reading, equality, copying (``dict(...)``, ``.copy()``: a plain,
+    writable dict) and pickling are a dict's."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("these values are shared and read-only: copy them (dict(...)) to "
+                        "make changes")
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self) -> tuple[type[ReadOnlyDict], tuple[dict[Any, Any]]]:
+        return type(self), (dict(self),)
+
+
+__all__ = ["ReadOnlyDict", "quick_init"]

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from negotiation.frozen import ReadOnlyDict
 from negotiation.model import (
     DiscreteIssue,
     Issue,
@@ -114,8 +115,11 @@ class OutcomeSpace:
                                      default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = tuple(settled_value(issue, self.fixed[issue.id]) if issue.id in self.fixed
-                       else tuple(issue_values(issue)) for issue in self.issues)
+        # Split values are read-only: every party and run reads them (view.space.values).
+        values = tuple(tuple(ReadOnlyDict(value) if isinstance(value, dict) else value
+                             for value in (settled_value(issue, self.fixed[issue.id])
+                                           if issue.id in self.fixed else issue_values(issue)))
+                       for issue in self.issues)
         object.__setattr__(self, "values", values)
         object.__setattr__(
             self,
@@ -220,7 +224,13 @@ class OutcomeSpace:
             if len(self._offers) >= MAX_SHARED_OFFERS:
                 self._offers.clear()
                 self._numbers.clear()
-            offer = self._offers[outcome] = Offer(terms=self.terms(outcome))
+            offer = Offer(terms=self.terms(outcome))
+            # Shared by every party and run, and known by its number without reading its
+            # terms again (index_of_offer): its terms and splits are read-only.
+            offer.__dict__["terms"] = ReadOnlyDict(
+                {issue: ReadOnlyDict(value) if isinstance(value, dict) else value
+                 for issue, value in offer.terms.items()})
+            self._offers[outcome] = offer
             self._numbers[id(offer)] = outcome
         return offer
 

@@ -197,3 +197,44 @@ def test_the_same_seed_writes_the_same_bytes_whatever_the_hash_seed(tmp_path: Pa
         digests.append(hashlib.sha256(path.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
+
+
+class CachedOfferEditor:
+    """Takes the space's remembered offer of the outcome standing (which passed), and edits its
+    terms (and the space's own values) to ones that cross the platform's red line before
+    proposing it."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.party = party
+
+    async def act(self, view: View) -> Action:
+        space = view.space
+        standing = view.standing_offer  # the platform's proposal: it passed the referee
+        offer = space.offer(int(view.utility.vector.argmax()) if standing is None
+                            else space.index_of(standing.terms))
+        with contextlib.suppress(TypeError):  # read-only: the offer stays what it was
+            offer.terms["data_access"] = "full_customer_data"
+        for values in space.values:
+            for value in values:
+                if isinstance(value, dict):
+                    with contextlib.suppress(TypeError):
+                        value.update(dict.fromkeys(value, 0))
+        return Propose(offer=offer, rationale="my best terms")
+
+
+def test_an_agent_editing_a_remembered_offer_cannot_slip_terms_past_the_referee(
+        plugin: Callable[[str], list[str]]) -> None:
+    """The referee knows the outcome of each offer the space remembers without reading its
+    terms again: an agent that edits such an offer's terms must not have terms crossing a
+    red line delivered as passed, nor leave the edit to the next run."""
+    scenario = load_scenario("platform-app-vendor")
+    clean = anyio.run(lambda: run_scenario(scenario, out_dir=None))
+    plugin(f"{__name__}:CachedOfferEditor")
+    hostile = anyio.run(lambda: run_scenario(
+        scenario, out_dir=None, rounds=4, agents={"vendor": f"{__name__}:CachedOfferEditor"}))
+    for event in hostile.transcript.events:
+        if event["type"] == "move" and event["action"]["kind"] == "propose":
+            assert event["action"]["offer"]["terms"]["data_access"] != "full_customer_data"
+            assert 0 not in event["action"]["offer"]["terms"]["revenue_share"].values()
+    after = anyio.run(lambda: run_scenario(scenario, out_dir=None))
+    assert without_wall(after.transcript.events) == without_wall(clean.transcript.events)
