@@ -30,7 +30,13 @@ from negotiation.checks.builtin import (
     red_line_text,
 )
 from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
-from negotiation.utility import FloatArray, InvalidOfferError, discount_factors, violates
+from negotiation.utility import (
+    FloatArray,
+    InvalidOfferError,
+    discount_factors,
+    read_only_offer,
+    violates,
+)
 
 _RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
 
@@ -126,6 +132,14 @@ class Referee:
         return findings
 
     # --- proposals -------------------------------------------------------------------
+
+    def delivered(self, action: Propose, outcome: int) -> Propose:
+        """``action`` as checked, with terms nobody can edit any more: an offer object of
+        the proposer's own could be edited once checked (by whoever it is shown to, before
+        it is accepted).  The space's offer of ``outcome`` is read-only already."""
+        if action.offer is self.space.offer(outcome):
+            return action
+        return action.model_copy(update={"offer": read_only_offer(action.offer.terms)})
 
     def check_proposal(self, proposer: str, action: Propose, departed: Sequence[str] = ()
                        ) -> tuple[Verdict, int | None]:

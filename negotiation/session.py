@@ -383,6 +383,7 @@ class Session:
                 return
             if proposing:
                 assert isinstance(action, Propose) and outcome is not None
+                action = referee.delivered(action, outcome)  # the terms checked, read-only
                 body["utilities"] = negotiation.utilities_of(outcome)
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))

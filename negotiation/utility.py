@@ -224,13 +224,9 @@ class OutcomeSpace:
             if len(self._offers) >= MAX_SHARED_OFFERS:
                 self._offers.clear()
                 self._numbers.clear()
-            offer = Offer(terms=self.terms(outcome))
             # Shared by every party and run, and known by its number without reading its
             # terms again (index_of_offer): its terms and splits are read-only.
-            offer.__dict__["terms"] = ReadOnlyDict(
-                {issue: ReadOnlyDict(value) if isinstance(value, dict) else value
-                 for issue, value in offer.terms.items()})
-            self._offers[outcome] = offer
+            offer = self._offers[outcome] = read_only_offer(self.terms(outcome))
             self._numbers[id(offer)] = outcome
         return offer
 
@@ -260,6 +256,13 @@ class OutcomeSpace:
         if extra:
             raise InvalidOfferError(f"unknown issue(s) {sorted(extra)}")
         return outcome
+
+
+def read_only_offer(terms: Mapping[str, TermValue]) -> Offer:
+    """An offer of ``terms`` (already valid) that refuses changes, splits included."""
+    return Offer.model_construct(terms=ReadOnlyDict(
+        {issue: ReadOnlyDict(value) if isinstance(value, dict) else value
+         for issue, value in terms.items()}))
 
 
 def value_table(issue: Issue, values: Sequence[TermValue], fn: ValueFunction | None,

@@ -18,8 +18,8 @@ import pytest
 
 from agents.base import View
 from negotiation.engine import run_scenario
-from negotiation.guardrails import PASSED_PROPOSAL
-from negotiation.model import Action, Propose, RedLine, Scenario
+from negotiation.guardrails import PASSED_PROPOSAL, Referee
+from negotiation.model import Accept, Action, Offer, Propose, RedLine, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import analysis_of
 from tests.test_cli import NEGOTIATE
@@ -238,3 +238,57 @@ def test_an_agent_editing_a_remembered_offer_cannot_slip_terms_past_the_referee(
             assert 0 not in event["action"]["offer"]["terms"]["revenue_share"].values()
     after = anyio.run(lambda: run_scenario(scenario, out_dir=None))
     assert without_wall(after.transcript.events) == without_wall(clean.transcript.events)
+
+
+class OwnOfferProposer:
+    """Proposes, in an offer object of its own, the best outcome for it that the referee
+    lets through."""
+
+    outcome = 0
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.party = party
+
+    async def act(self, view: View) -> Action:
+        terms = view.space.terms(self.outcome)
+        return Propose(offer=Offer(terms=terms), rationale="fair terms")
+
+
+class StandingOfferEditor:
+    """Edits the standing offer it is shown to its own best terms, then accepts it."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.party = party
+
+    async def act(self, view: View) -> Action:
+        standing = view.standing_offer
+        assert standing is not None
+        best = view.space.terms(int(view.utility.vector.argmax()))
+        with contextlib.suppress(TypeError):  # read-only: the offer stays what it was
+            standing.terms.update(best)
+        return Accept(rationale="agreed")
+
+
+def test_an_agent_editing_the_standing_offer_cannot_change_what_is_agreed(
+        plugin: Callable[[str], list[str]]) -> None:
+    """The terms agreed (or refused) are the terms last proposed and checked, even when the
+    accepting agent edits the offer object it is shown before it accepts."""
+    plugin(f"{__name__}:OwnOfferProposer")
+    plugin(f"{__name__}:StandingOfferEditor")
+    scenario = load_scenario("platform-app-vendor")
+    referee = Referee(scenario, analysis_of(scenario))
+    space, utility = referee.space, analysis_of(scenario).functions["platform"].vector
+    OwnOfferProposer.outcome = max(
+        (outcome for outcome in range(space.size) if not referee.check_proposal(
+            "platform", Propose(offer=space.offer(outcome), rationale="x"))[0].blocked),
+        key=lambda outcome: utility[outcome])
+    result = anyio.run(lambda: run_scenario(scenario, out_dir=None, rounds=2, agents={
+        "platform": f"{__name__}:OwnOfferProposer",
+        "vendor": f"{__name__}:StandingOfferEditor"}))
+    events = result.transcript.events
+    proposed = [event["action"]["offer"]["terms"] for event in events
+                if event["type"] == "move" and event["action"]["kind"] == "propose"]
+    outcome = events[-1]
+    agreed = outcome.get("agreement") or outcome.get("blocked_agreement")
+    assert proposed and agreed is not None
+    assert agreed["terms"] == proposed[-1]
