@@ -24,7 +24,7 @@ pure-Python loop for the same negotiation.  The last lines are machine-readable,
 configuration: ``ratio warm bilateral 1e3: 7.3`` (NegMAS's time per negotiation over
 ours).  Installs nothing: NegMAS must be importable.
 
-    /tmp/negmas-venv/bin/python benchmarks/compare_negmas.py [--sizes 1e2,1e3] [--modes warm]
+    .venv/bin/python benchmarks/compare_negmas.py [--sizes 1e2,1e3] [--modes warm]
 """
 
 from __future__ import annotations
