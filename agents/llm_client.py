@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import ssl
-import stat
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -173,14 +172,13 @@ def _differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> lis
 def _read_regular(path: Path) -> bytes:
     """The bytes of ``path``, refused (``RecordingError``) unless it is a regular file: a
     FIFO planted beside a run would block the read for ever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise RecordingError(f"{path} is not a regular file, so not a recording; remove it")
-        with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
-    finally:
-        os.close(fd)
+        fd = files.open_regular(path)
+    except files.NotRegularFile:
+        raise RecordingError(f"{path} is not a regular file, so not a recording; remove it"
+                             ) from None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
 
 
 class RecordingError(InputError):

@@ -11,6 +11,9 @@ Every output the sandbox writes goes through this module:
   meant to be regenerated, renames it over the old one (``os.replace`` replaces a directory
   entry; it never writes into whatever an old entry pointed to).  An existing symlink at
   the destination is refused either way, with a message that names it.
+- :func:`open_regular` opens a file to read without blocking and only if it is a regular
+  file: a FIFO or a device planted under an input's name is refused at once instead of
+  hanging the read for ever.
 - :func:`locked` holds an exclusive ``flock`` on an open file, and :func:`append_whole`
   appends bytes completely or not at all (a failed write is cut back), so concurrent
   appenders serialise and a full disk never leaves a torn line.
@@ -25,6 +28,7 @@ import errno
 import fcntl
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -97,6 +101,21 @@ def open_existing(path: Path, *, write: bool = True) -> int:
         if error.errno == errno.ELOOP or path.is_symlink():
             raise symlink_refused(path) from None
         raise write_error(path, error) from None
+
+
+class NotRegularFile(OSError):
+    """Something other than a regular file (a FIFO, a device, a folder) where a file to
+    read should be."""
+
+
+def open_regular(path: Path) -> int:
+    """A descriptor to read ``path``, opened without blocking (a FIFO would otherwise wait
+    for ever for a writer); :class:`NotRegularFile` unless it is a regular file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegularFile(f"{path} is not a regular file")
+    return fd
 
 
 def write_all(fd: int, data: bytes) -> None:

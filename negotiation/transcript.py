@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -383,10 +382,10 @@ class Verification:
 def read_events(path: Path) -> Iterator[tuple[int, str]]:
     """The lines of a regular file: a FIFO or a device planted under a transcript's name
     is refused at once (opening one to read would wait forever for a writer)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise TranscriptError(f"{path}: not a regular file, so not a transcript")
+    try:
+        fd = files.open_regular(path)
+    except files.NotRegularFile:
+        raise TranscriptError(f"{path}: not a regular file, so not a transcript") from None
     with open(fd, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             yield number, line.rstrip("\n")
