@@ -383,7 +383,7 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
     """
     names = names or {}
     # Whether a rationale names any clause depends only on the rationale: asked once each.
-    markers = [f"{name} (" for name in (*names.values(), *names)]
+    markers = clause_markers(names)
     names_a_clause: dict[str, bool] = {}
     table = []
     for issue_id, value in terms.items():
@@ -404,6 +404,11 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
     return table
 
 
+def clause_markers(names: Mapping[str, str]) -> list[str]:
+    """What a rationale holds when it names a clause: ``"<name or id> ("``."""
+    return [f"{name} (" for name in (*names.values(), *names)]
+
+
 def clause_rationale(rationale: str, issue_id: str, names: Mapping[str, str],
                      names_a_clause: bool | None = None) -> str:
     """The part of an offer's rationale about one clause (``"moves on X (a → b)"``), or the
@@ -414,7 +419,7 @@ def clause_rationale(rationale: str, issue_id: str, names: Mapping[str, str],
             end = rationale.find(")", start)
             return "moves on " + rationale[start:end + 1 if end >= 0 else len(rationale)]
     if names_a_clause is None:
-        names_a_clause = any(f"{n} (" in rationale for n in (*names.values(), *names))
+        names_a_clause = any(marker in rationale for marker in clause_markers(names))
     if names_a_clause or not rationale.strip():
         return OFFER_LEVEL
     return f"{OFFER_LEVEL} {rationale}"
