@@ -225,13 +225,19 @@ def shown_terms(driver: webdriver.Chrome) -> dict[str, Any]:
     return terms
 
 
-def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_100(
-        server: Server, browser: Browser) -> None:
+def city_seat(server: Server, browser: Browser) -> webdriver.Chrome:
+    """A browser on the city's seat of park-redevelopment, against two rule-based seats."""
     with httpx.Client(timeout=10) as client:
         links = set_up(client, server.base, "park-redevelopment",
                        {"city": "human", "county": "boulware", "foundation": "conceder"})
     page = browser()
     page.get(links.seats["city"])
+    return page
+
+
+def test_the_offer_builder_shows_the_engines_utility_live_and_keeps_splits_at_100(
+        server: Server, browser: Browser) -> None:
+    page = city_seat(server, browser)
     engine = UtilityFunction(OutcomeSpace.of(PARK), PARK.organization("city").preferences,
                              "city")
     share = page.find_element(By.ID, "issue-funding_split-city")
@@ -307,11 +313,7 @@ new MutationObserver(function () {
 
 def test_an_answer_for_an_older_draft_never_shows_as_the_current_drafts_utility(
         server: Server, browser: Browser) -> None:
-    with httpx.Client(timeout=10) as client:
-        links = set_up(client, server.base, "park-redevelopment",
-                       {"city": "human", "county": "boulware", "foundation": "conceder"})
-    page = browser()
-    page.get(links.seats["city"])
+    page = city_seat(server, browser)
     wait(page, lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-turn")
          == "yours")
     draft_ready(page)
