@@ -143,15 +143,21 @@ def test_a_forged_pass_for_a_rule_based_seat_makes_the_resume_diverge_not_pass(
 
 # --- resume: a header that negotiate never wrote -------------------------------------------
 
-@pytest.mark.parametrize("edit", ["scenario", "protocol"])
-def test_resume_refuses_a_header_negotiate_never_wrote_without_a_traceback(
-        paused_after_a_pass: Path, edit: str) -> None:
-    events = records(paused_after_a_pass)
+def forge_header(path: Path, edit: str) -> None:
+    """Re-chain ``path`` with a header negotiate never wrote: an embedded scenario that is
+    not one, or no protocol."""
+    events = records(path)
     if edit == "scenario":
         events[0]["scenario"] = {"id": "forged"}
     else:
         del events[0]["protocol"]
-    rechain(events, paused_after_a_pass)
+    rechain(events, path)
+
+
+@pytest.mark.parametrize("edit", ["scenario", "protocol"])
+def test_resume_refuses_a_header_negotiate_never_wrote_without_a_traceback(
+        paused_after_a_pass: Path, edit: str) -> None:
+    forge_header(paused_after_a_pass, edit)
     output = refused_cleanly(["resume", str(paused_after_a_pass)], 2)
     assert "line 1" in output and "not written by negotiate" in output
 
@@ -244,12 +250,7 @@ def test_a_studio_rehearsal_with_a_forged_header_is_named_not_a_crash_at_start(
         paused_after_a_pass: Path, tmp_path: Path, edit: str) -> None:
     from negotiation.studio import Studio
 
-    events = records(paused_after_a_pass)
-    if edit == "scenario":
-        events[0]["scenario"] = {"id": "forged"}
-    else:
-        del events[0]["protocol"]
-    rechain(events, paused_after_a_pass)
+    forge_header(paused_after_a_pass, edit)
     planted_rehearsal(paused_after_a_pass, tmp_path / "studio")
     studio = Studio(tmp_path / "studio")
     [problem] = studio.reopen()
