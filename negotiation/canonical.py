@@ -116,7 +116,12 @@ def canonical_bytes_with(record: Mapping[str, Any], key: str, text: bytes) -> by
     ``value``, computed once: a header embedding its scenario."""
     if _FAST and _orjson_text(record) is not None:
         return orjson.dumps({**record, key: orjson.Fragment(text)}, option=orjson.OPT_SORT_KEYS)
-    items = sorted([*((k, v) for k, v in record.items() if k != key), (key, None)],
-                   key=lambda item: item[0])
-    return b"{" + b",".join(canonical_bytes(k) + b":" + (text if k == key else canonical_bytes(v))
-                            for k, v in items) + b"}"
+    # The reference's order of refusals: the keys are sorted first (a TypeError), then each
+    # key and value is written in turn, and the text is encoded to UTF-8 last (a lone
+    # surrogate's UnicodeEncodeError).  A key's text is written as the reference writes a key
+    # (``1`` as ``"1"``).
+    items = sorted([*((k, v) for k, v in record.items() if k != key), (key, None)])
+    scenario = text.decode()
+    body = ",".join(REFERENCE.encode({k: 0})[1:-3] + ":"
+                    + (scenario if k == key else REFERENCE.encode(v)) for k, v in items)
+    return ("{" + body + "}").encode()
