@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from negotiation.model import Scenario
 from negotiation.plugins import clear_command_line_plugins, register_plugin
@@ -18,6 +19,14 @@ from tests.cli_speed import build_each_app_once
 os.environ.pop("COLUMNS", None)
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Property tests draw the same examples on every run, so a test run (CI's included) either
+# passes or fails the same way each time; a failure is a finding, never luck.  To search
+# for new counterexamples: HYPOTHESIS_PROFILE=explore .venv/bin/pytest (random draws,
+# and 1000 examples where a test does not set its own count).
+settings.register_profile("repeatable", derandomize=True, database=None)
+settings.register_profile("explore", max_examples=1000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 build_each_app_once()
 
