@@ -85,6 +85,9 @@ class Turn:
     view: View
     move: asyncio.Future[Action]
     loop: asyncio.AbstractEventLoop
+    #: When the idle timeout takes the turn, on the driver loop's clock (``None``: never):
+    #: the driver waits until then, and the pages count down to it.
+    deadline: float | None = None
     #: Set once the seat's move (on the server's loop) or the timeout (on the driver's)
     #: has taken this turn: from then on the seat is no longer told it is its turn.
     taken: bool = False
@@ -215,12 +218,14 @@ class Rehearsal:
             return None
         view: View = session.current_view()
         loop = asyncio.get_running_loop()
-        turn = Turn(view.party, view, loop.create_future(), loop)
+        timeout = self.sidecar.idle_timeout
+        deadline = None if timeout is None else loop.time() + timeout
+        turn = Turn(view.party, view, loop.create_future(), loop, deadline=deadline)
         self._show_turn(turn)
         try:
-            timeout = self.sidecar.idle_timeout
             try:
-                action = await asyncio.wait_for(asyncio.shield(turn.move), timeout)
+                async with asyncio.timeout_at(deadline):
+                    action = await asyncio.shield(turn.move)
             except TimeoutError:
                 if not turn.take():  # the seat's move came in as time ran out: play it
                     action = await turn.move
@@ -347,6 +352,7 @@ class Rehearsal:
         state = seat_view(self.table, party, self.events, legal,
                           current_round(self.events, pending))
         state["waiting_for"] = self._waiting_for()
+        state["countdown"] = self._countdown()
         state["signoff"] = self.signoff_state(party) if state["outcome"] else None
         state["problem"] = self.problem
         state["version"] = self.version
@@ -354,6 +360,7 @@ class Rehearsal:
 
     def observer_state(self) -> dict[str, Any]:
         state = observer_view(self.table, self.events, self._waiting_for())
+        state["countdown"] = self._countdown()
         state["signoff"] = self.signoff_state(None) if state["outcome"] else None
         state["problem"] = self.problem
         state["version"] = self.version
@@ -363,6 +370,17 @@ class Rehearsal:
         if self.turn is not None and not self.turn.taken:
             return self.table.names.get(self.turn.party, self.turn.party)
         return None
+
+    def _countdown(self) -> dict[str, Any] | None:
+        """How long the seat whose turn it is has left, and what happens then: the
+        driver's own deadline, so a page loaded late shows the time that truly remains."""
+        turn = self.turn
+        if turn is None or turn.taken or turn.deadline is None:
+            return None
+        left = max(0.0, turn.deadline - turn.loop.time())
+        return {"party": turn.party, "name": self.table.names.get(turn.party, turn.party),
+                "seconds_left": round(left, 3), "on_idle": self.sidecar.on_idle,
+                "strategy": text(self.sidecar.idle_strategy)}
 
     # --- persistence --------------------------------------------------------------------
 

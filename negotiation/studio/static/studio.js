@@ -43,13 +43,38 @@
     show(node, Boolean(state.problem));
   }
 
+  // --- the idle countdown: the server's own deadline, counted down between updates -----
+  let countdown = null;
+  function clock(seconds) {
+    const whole = Math.ceil(seconds);
+    return Math.floor(whole / 60) + ":" + String(whole % 60).padStart(2, "0");
+  }
+  function tick() {
+    const node = byId("countdown");
+    if (!node) return;
+    show(node, Boolean(countdown));
+    if (!countdown) return;
+    const left = Math.max(0, countdown.seconds_left - (performance.now() - countdown.at) / 1000);
+    const when = left > 0 ? "in " + clock(left) : "now";
+    const you = page === "seat" && countdown.party === body.dataset.party;
+    node.textContent = countdown.on_idle === "pass" ?
+      (you ? "You pass " + when + " (no move: the offer on the table stays)" :
+        countdown.name + " passes " + when) :
+      (you ? "Your" : countdown.name + "'s") + " turn is handed to the " + countdown.strategy +
+        " strategy " + when;
+    node.dataset.seconds = String(Math.ceil(left));
+    node.classList.toggle("soon", left <= 10);
+  }
+
   // --- live state --------------------------------------------------------------------
   let render = function () {};
   let lastVersion = -1;
   function receive(state) {
     if (state.version === lastVersion) return;
     lastVersion = state.version;
+    countdown = state.countdown ? Object.assign({at: performance.now()}, state.countdown) : null;
     render(state);
+    tick();
     body.dataset.version = String(state.version);
   }
   function connect() {
@@ -67,6 +92,7 @@
           .catch(function () {});
       }
     }, 3000);
+    setInterval(tick, 250);
   }
 
   function post(path, payload) {
