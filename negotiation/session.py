@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -23,20 +23,18 @@ from agents import Agent, History, Memory, Move, View
 from agents.base import IDLE_PASS, TurnPassed
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
-from negotiation.checks.base import Finding
 from negotiation.events import TURNS, EventType
-from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, provenance, verdict_of
+from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, verdict_of
 from negotiation.model import (
     ACTION,
-    Accept,
     Action,
     Agreement,
     Offer,
     Propose,
     Scenario,
     TermValue,
-    WalkAway,
 )
+from negotiation.records import action_record, flagged_fields, judge_agreement, passed_verdict
 from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
 from negotiation.utility import UtilityFunction
@@ -75,12 +73,6 @@ class RunResult:
     failure: str | None = None
 
 
-#: The record of an unflagged proposal's verdict, copied into each event (with its own
-#: ``findings`` list): a record shared by events would let whoever edits one event's
-#: verdict (an ``on_event`` hook) edit every later event's, in every run of the process.
-_PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
-
-
 @dataclass(frozen=True, slots=True)
 class IdlePass:
     """A turn the driver passes because the seat stayed idle past its turn timeout: never
@@ -93,28 +85,6 @@ class IdlePass:
     @classmethod
     def after(cls, party: str, timeout: float) -> IdlePass:
         return cls(party, timeout, f"the seat stayed idle: no move within {timeout:g} s")
-
-
-def action_record(action: Action) -> dict[str, Any]:
-    """``action.model_dump(mode="json", exclude_none=True)``, the action as a move event
-    records it; built directly for the three move kinds (a test pins that both agree),
-    since pydantic's serializer costs more than the rest of the record on every move."""
-    kind = type(action)
-    if kind is Propose:
-        assert isinstance(action, Propose)
-        terms = action.offer.terms.copy()
-        for issue, value in terms.items():
-            if isinstance(value, dict):
-                terms[issue] = dict(value)  # the record's own copy of a split
-        record: dict[str, Any] = {"kind": "propose", "offer": {"terms": terms},
-                                  "rationale": action.rationale}
-    elif kind is Accept or kind is WalkAway:
-        record = {"kind": action.kind, "rationale": action.rationale}
-    else:
-        return action.model_dump(mode="json", exclude_none=True)
-    if action.message is not None:
-        record["message"] = action.message
-    return record
 
 
 class Negotiation:
@@ -369,7 +339,7 @@ class Session:
             else:
                 verdict = verdict_of("proposal", flagged) if flagged else PASSED_PROPOSAL
             if proposing or flagged:
-                body["verdict"] = ({**_PASSED, "findings": []} if verdict is PASSED_PROPOSAL
+                body["verdict"] = (passed_verdict() if verdict is PASSED_PROPOSAL
                                    else verdict.model_dump(mode="json"))
             if verdict.blocked:
                 # Any move kind may be blocked (an accept or a walk-away carrying injected
@@ -419,7 +389,7 @@ class Session:
             return
         self.record(EventType.MOVE, body)
         self.moves.append(Move(body["round"], party, action,
-                               _flagged_fields(flagged) if flagged else ()))
+                               flagged_fields(flagged) if flagged else ()))
         if self._published is not None:
             self._record_text(self._published)
 
@@ -524,33 +494,10 @@ class Session:
         utilities: dict[str, float] = {}
         reason = self.failure or state.reason
         if self.failure is None and state.status == "agreement":
-            assert state.standing_offer is not None and state.standing_proposer is not None
-            terms = state.standing_offer.terms
-            rationale = self.proposals[-1][3] if self.proposals else ""
-            protocol = negotiation.protocol
-            verdict, report = negotiation.referee.check_agreement(
-                terms, state.standing_proposer, rationale, members=state.parties,
-                departed=protocol.departed(state),
-                composed=protocol.describe_proposer(state.standing_proposer),
-                time=self.move_time)
-            body["verdict"] = verdict.model_dump(mode="json")
-            body["fairness"] = report
-            body["accountability"] = provenance(
-                self.proposals, terms, {issue.id: issue.name for issue in scenario.issues})
-            candidate = Agreement(terms=terms, proposer=state.standing_proposer,
-                                  round=state.round, parties=list(state.parties))
-            if verdict.blocked:
-                reason = f"the referee blocked the agreement: {verdict.summary()}"
-                body["blocked_agreement"] = candidate.model_dump(mode="json")
-            else:
-                agreement = candidate
-                utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
-                factors = negotiation.referee.discount_factors(self.move_time)
-                if factors is not None:  # worth when reached; fairness.discount has the rest
-                    utilities = {party: round(value * float(factor), 6) for (party, value), factor
-                                 in zip(utilities.items(), factors, strict=True)}
-                body["agreement"] = agreement.model_dump(mode="json")
-                body["utilities"] = utilities
+            judged = judge_agreement(negotiation, state, self.proposals, self.move_time)
+            body.update(judged.body)
+            agreement, utilities = judged.agreement, judged.utilities
+            reason = judged.blocked_reason or reason
         if "zopa" in self.options:  # run with --anyway although no partnership is justified
             body["zopa"] = self.options["zopa"]
         body.update(self._clock_field())
@@ -586,11 +533,6 @@ def _without_credentials(url: str) -> str:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
-    """The texts of a move (``rationale``, ``message``) that the text checks flagged."""
-    return tuple(sorted({str(finding.data.get("field", "message")) for finding in findings}))
 
 
 def _drain_calls(agent: Agent) -> list[dict[str, Any]]:

@@ -1,0 +1,106 @@
+"""The bodies of the events a session records about moves and agreements: a move's action
+and verdict, and the referee's judgement of an agreement in the outcome event.
+
+Every body is the event's own: nothing in it is shared with another event, another run or
+the scenario, so whoever edits an event (an ``on_event`` hook) edits nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from negotiation.checks.base import Finding
+from negotiation.guardrails import PASSED_PROPOSAL, provenance
+from negotiation.model import Accept, Action, Agreement, Propose, TermValue, WalkAway
+
+if TYPE_CHECKING:
+    from negotiation.session import Negotiation
+    from protocols import ProtocolState
+
+#: The record of an unflagged proposal's verdict, copied into each event (with its own
+#: ``findings`` list): a record shared by events would let whoever edits one event's
+#: verdict (an ``on_event`` hook) edit every later event's, in every run of the process.
+_PASSED: dict[str, Any] = PASSED_PROPOSAL.model_dump(mode="json")
+
+
+def passed_verdict() -> dict[str, Any]:
+    """The record of a proposal every check passed, the event's own copy."""
+    return {**_PASSED, "findings": []}
+
+
+def action_record(action: Action) -> dict[str, Any]:
+    """``action.model_dump(mode="json", exclude_none=True)``, the action as a move event
+    records it; built directly for the three move kinds (a test pins that both agree),
+    since pydantic's serializer costs more than the rest of the record on every move."""
+    kind = type(action)
+    if kind is Propose:
+        assert isinstance(action, Propose)
+        terms = action.offer.terms.copy()
+        for issue, value in terms.items():
+            if isinstance(value, dict):
+                terms[issue] = dict(value)  # the record's own copy of a split
+        record: dict[str, Any] = {"kind": "propose", "offer": {"terms": terms},
+                                  "rationale": action.rationale}
+    elif kind is Accept or kind is WalkAway:
+        record = {"kind": action.kind, "rationale": action.rationale}
+    else:
+        return action.model_dump(mode="json", exclude_none=True)
+    if action.message is not None:
+        record["message"] = action.message
+    return record
+
+
+def flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
+    """The texts of a move (``rationale``, ``message``) that the text checks flagged."""
+    return tuple(sorted({str(finding.data.get("field", "message")) for finding in findings}))
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """The referee's judgement of the standing offer the protocol agreed on: what the
+    outcome event records about it, the agreement (``None``: blocked) and what it is worth
+    to each party, and why the run ended without one when it was blocked."""
+
+    body: dict[str, Any]
+    agreement: Agreement | None
+    utilities: dict[str, float]
+    blocked_reason: str | None
+
+
+def judge_agreement(negotiation: Negotiation, state: ProtocolState,
+                    proposals: Sequence[tuple[int, str, dict[str, TermValue], str]],
+                    move_time: float) -> Judged:
+    """Referee the agreement of ``state`` (its standing offer, accepted), reached at
+    normalised time ``move_time`` after the delivered ``proposals``."""
+    assert state.standing_offer is not None and state.standing_proposer is not None
+    scenario, protocol, referee = negotiation.scenario, negotiation.protocol, negotiation.referee
+    terms = state.standing_offer.terms
+    rationale = proposals[-1][3] if proposals else ""
+    verdict, report = referee.check_agreement(
+        terms, state.standing_proposer, rationale, members=state.parties,
+        departed=protocol.departed(state),
+        composed=protocol.describe_proposer(state.standing_proposer), time=move_time)
+    body: dict[str, Any] = {
+        "verdict": verdict.model_dump(mode="json"),
+        "fairness": report,
+        "accountability": provenance(proposals, terms,
+                                     {issue.id: issue.name for issue in scenario.issues}),
+    }
+    candidate = Agreement(terms=terms, proposer=state.standing_proposer, round=state.round,
+                          parties=list(state.parties))
+    if verdict.blocked:
+        body["blocked_agreement"] = candidate.model_dump(mode="json")
+        return Judged(body, None, {}, f"the referee blocked the agreement: {verdict.summary()}")
+    utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
+    factors = referee.discount_factors(move_time)
+    if factors is not None:  # worth when reached; fairness.discount has the rest
+        utilities = {party: round(value * float(factor), 6) for (party, value), factor
+                     in zip(utilities.items(), factors, strict=True)}
+    body["agreement"] = candidate.model_dump(mode="json")
+    body["utilities"] = utilities
+    return Judged(body, candidate, utilities, None)
+
+
+__all__ = ["Judged", "action_record", "flagged_fields", "judge_agreement", "passed_verdict"]
