@@ -38,6 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -354,6 +355,14 @@ class SpaceAnalysis:
         elif not reasons and self.zopa_size == 0:
             reasons.update(self._joint_blockers())
         return reasons
+
+    def zopa_verdict(self) -> dict[str, Any] | None:
+        """What a run records in its outcome when there is no ZOPA ("partnership not
+        justified"): the reasons and how they were found; ``None`` when there is one."""
+        if self.zopa_size > 0:
+            return None
+        return {"justified": False, "reasons": list(self.blockers().values()),
+                "method": self.method}
 
     def _joint_blockers(self) -> dict[str, str]:
         """Why there is no ZOPA when no single party is the blocker: the pairs that accept

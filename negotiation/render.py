@@ -94,6 +94,11 @@ def outcome_view(scenario: Scenario, outcome: Outcome, agents: Mapping[str, str]
     discount = (outcome.fairness or {}).get("discount")
     if isinstance(discount, Mapping):
         parts.append(Text(f"Discounted: {plain(str(discount.get('note', '')))}", style="italic"))
+    if outcome.zopa is not None and not outcome.zopa.get("justified", True):
+        reasons = "".join(f"\n  - {plain(str(reason))}"
+                          for reason in outcome.zopa.get("reasons", []))
+        parts.append(Text("Partnership not justified: no outcome met every reservation value; "
+                          f"the run went ahead anyway.{reasons}", style="yellow"))
     if outcome.verdict is not None:
         parts.append(verdict_view(outcome.verdict))
     return Group(*parts)

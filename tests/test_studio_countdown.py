@@ -37,7 +37,9 @@ def test_the_countdown_is_the_deadline_the_driver_passes_the_turn_at(
     passed_after = time.monotonic() - read_at
     # Never before the time the page was given; late only by the polling and the write.
     assert first["seconds_left"] - 0.05 <= passed_after <= first["seconds_left"] + 1.0
-    assert alpha.state()["countdown"] is None  # the pass ended the turn; Beta is a strategy
+    # Beta's strategy answers the pass; Alpha's next turn gets a whole timeout of its own.
+    wait_until(lambda: alpha.state()["your_turn"] and len(alpha.state()["history"]) == 2)
+    assert alpha.state()["countdown"]["seconds_left"] > again["seconds_left"]
 
 
 def test_the_countdown_names_the_strategy_that_plays_an_idle_turn(

@@ -196,17 +196,16 @@ def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] 
     carry the verdict into the outcome."""
     from negotiation.analysis import SpaceAnalysis
 
-    analysis = SpaceAnalysis(scenario, seed=seed)
-    if analysis.zopa_size > 0:
+    verdict = SpaceAnalysis(scenario, seed=seed).zopa_verdict()
+    if verdict is None:
         return None
-    reasons = list(analysis.blockers().values())
     if not anyway:
-        lines = "".join(f"\n  - {reason}" for reason in reasons)
+        lines = "".join(f"\n  - {reason}" for reason in verdict["reasons"])
         raise PartnershipNotJustified(
             f"partnership not justified: {scenario.id} has no zone of possible agreement "
-            f"({analysis.method}), so no outcome suits every party:{lines}\nChange the "
+            f"({verdict['method']}), so no outcome suits every party:{lines}\nChange the "
             "scenario (see 'negotiate analyze'), or rehearse it anyway with --anyway.")
-    return {"zopa": {"justified": False, "reasons": reasons, "method": analysis.method}}
+    return {"zopa": verdict}
 
 
 def live_view(scenario: Scenario, seed: int, rounds: int, quiet: bool,

@@ -181,6 +181,7 @@ def create_app(studio: Studio) -> Starlette:
         if not valid_name(key) or key not in studio.catalogue:
             raise HTTPException(404, "no such scenario")
         scenario = studio.scenario(key)
+        await anyio.to_thread.run_sync(analysis_of, scenario)  # the ZOPA verdict, off the loop
         seats = {party: str(form.get(f"seat-{party}", "")) for party in scenario.party_ids}
         rounds_text = str(form.get("rounds", "")).strip()
         try:

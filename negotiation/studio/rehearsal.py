@@ -122,6 +122,8 @@ class Rehearsal:
     seed: int = 0
     rounds: int | None = None
     signing_keys: Mapping[str, Ed25519PrivateKey] = field(default_factory=dict)
+    #: The header options of a new run: the ZOPA verdict ``negotiate run --anyway`` records.
+    options: Mapping[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     turn: Turn | None = None
     problem: str | None = None
@@ -201,7 +203,8 @@ class Rehearsal:
             else:
                 await start_run(self.scenario, transcript=self.transcript, seed=self.seed,
                                 rounds=self.rounds, agents=self.specs, person=_Seated(),
-                                on_event=self.record, answer=self.answer)
+                                on_event=self.record, answer=self.answer,
+                                options=self.options)
         except NegotiationError as error:
             self.problem = text(error)
         except Exception as error:  # a bug must not leave the seats waiting in silence

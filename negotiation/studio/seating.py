@@ -126,6 +126,19 @@ def controls(table: Table) -> list[dict[str, Any]]:
     return built
 
 
+#: What every page says of a run rehearsed although no outcome meets every reservation
+#: value (the recorded reasons quote those values, so they stay in the transcript).
+UNJUSTIFIED = ("Partnership not justified: no outcome meets every organisation's "
+               "reservation value (the set-up warned of it); the rehearsal was run anyway.")
+
+
+def zopa_note(outcome: Mapping[str, Any]) -> str | None:
+    """:data:`UNJUSTIFIED` when the outcome records that there was no ZOPA."""
+    verdict = outcome.get("zopa")
+    return UNJUSTIFIED if isinstance(verdict, Mapping) and not verdict.get("justified") \
+        else None
+
+
 #: Finding codes whose messages quote only public facts (the issues, the terms, the
 #: public contributions, the policy's thresholds).  Any other finding is told without its
 #: message, which may quote a party's private numbers or a red line and its reason.
@@ -241,7 +254,7 @@ def _seat_outcome(table: Table, party: str, outcome: Mapping[str, Any]) -> dict[
     reason = "the referee blocked the agreement" if outcome.get("blocked_agreement") \
         else text(outcome["reason"])
     seen: dict[str, Any] = {"status": outcome["status"], "reason": reason,
-                            "rounds": outcome["rounds"]}
+                            "rounds": outcome["rounds"], "zopa": zopa_note(outcome)}
     agreement = outcome.get("agreement")
     if agreement is not None:
         terms = agreement["terms"]
@@ -299,7 +312,7 @@ def observer_view(table: Table, events: Sequence[Mapping[str, Any]],
     if outcome is not None:
         reason = "the referee blocked the agreement" if outcome.get("blocked_agreement") \
             else text(outcome["reason"])
-        seen = {"status": outcome["status"], "reason": reason}
+        seen = {"status": outcome["status"], "reason": reason, "zopa": zopa_note(outcome)}
         agreement = outcome.get("agreement")
         if agreement is not None:
             seen["terms"] = table.describe(agreement["terms"])

@@ -327,6 +327,8 @@
       if (!result) return;
       byId("outcome-title").textContent = result.status === "agreement" ? "Agreement" : "No agreement";
       byId("outcome-reason").textContent = result.reason;
+      byId("outcome-zopa").textContent = result.zopa || "";
+      show(byId("outcome-zopa"), Boolean(result.zopa));
       termsTable(byId("outcome-terms"), result.terms);
       byId("outcome-utility").textContent = result.utility === undefined ? "" :
         "Worth " + fixed(result.utility) + " to you: a gain of " +
@@ -439,6 +441,8 @@
       if (!result) return;
       byId("outcome-title").textContent = result.status === "agreement" ? "Agreement" : "No agreement";
       byId("outcome-reason").textContent = result.reason;
+      byId("outcome-zopa").textContent = result.zopa || "";
+      show(byId("outcome-zopa"), Boolean(result.zopa));
       termsTable(byId("outcome-terms"), result.terms);
       findings(byId("outcome-findings"), result.findings);
       const list = byId("signoffs");
