@@ -30,7 +30,7 @@ from peer import aspiration_agents
 
 from negotiation import canonical
 from negotiation.analysis import SpaceAnalysis
-from negotiation.events import chain
+from negotiation.events import line_bytes, link
 from negotiation.session import Negotiation
 from negotiation.transcript import GENESIS, TranscriptWriter
 
@@ -51,11 +51,13 @@ def recorded_events(size: int, parties: int) -> list[dict[str, Any]]:
             for record in anyio.run(run)]
 
 
-def chained(records: list[dict[str, Any]]) -> list[str]:
+def chained(records: list[dict[str, Any]]) -> list[bytes]:
+    """Each record's hash and line, as a writer to a file makes them (the in-memory writer
+    makes the line only when its lines are read)."""
     head, lines = GENESIS, []
     for record in records:
         event = dict(record)
-        lines.append(chain(event, head))
+        lines.append(line_bytes(*link(event, head)))
         head = event["hash"]
     return lines
 

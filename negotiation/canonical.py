@@ -54,6 +54,11 @@ _OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATACLASS \
 #: bytes with a pattern costs several times more than encoding the move.
 _SMALL_FLOAT = re.compile(rb"[:,\[]-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)")
 _NULL = re.compile(rb"[:,\[]null")
+#: The marks themselves, found by ``re``'s search for a literal: two to three times faster
+#: than ``bytes.__contains__`` here (a move's text is full of ``e``; an outcome's is 2 KB).
+_EXPONENT_MARK = re.compile(rb"e-").search
+_ZEROS_MARK = re.compile(rb"0\.0000").search
+_NULL_MARK = re.compile(rb"null").search
 
 
 def _refuse(value: Any) -> Any:
@@ -66,10 +71,10 @@ def _orjson_text(value: Any) -> bytes | None:
         text = orjson.dumps(value, default=_refuse, option=_OPTIONS)
     except orjson.JSONEncodeError:
         return None
-    if (b"e-" in text or b"0.0000" in text) and _SMALL_FLOAT.search(text):
+    if (_EXPONENT_MARK(text) or _ZEROS_MARK(text)) and _SMALL_FLOAT.search(text):
         return None
     # A null is a None or a NaN or infinity: read back, the latter equals nothing.
-    if b"null" in text and _NULL.search(text) and orjson.loads(text) != value:
+    if _NULL_MARK(text) and _NULL.search(text) and orjson.loads(text) != value:
         return None
     return text
 
@@ -107,8 +112,11 @@ def canonical_json(value: Any) -> str:
 
 def canonical_bytes(value: Any) -> bytes:
     """:func:`canonical_json` encoded as UTF-8, what hashes are computed over."""
-    text = fast_text(value)
-    return REFERENCE.encode(value).encode() if text is None else text
+    if _FAST and isinstance(value, (dict, list)):  # fast_text's test, one call less per event
+        text = _orjson_text(value)
+        if text is not None:
+            return text
+    return REFERENCE.encode(value).encode()
 
 
 def canonical_bytes_with(record: Mapping[str, Any], key: str, text: bytes) -> bytes:

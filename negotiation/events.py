@@ -107,19 +107,33 @@ def _canonical_record(record: Mapping[str, Any]) -> bytes:
     return canonical_bytes_with(rest, "scenario", scenario.encoded)
 
 
+_sha256 = hashlib.sha256
+
+
 def event_hash(record: Mapping[str, Any]) -> str:
     body = {key: value for key, value in record.items() if key != "hash"}
-    return hashlib.sha256(canonical_bytes(body)).hexdigest()
+    return _sha256(canonical_bytes(body)).hexdigest()
+
+
+def link(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:
+    """Link ``record`` after ``prev_hash``: set its ``prev_hash`` and ``hash``; return the
+    canonical text that was hashed (the record without ``hash``) and the hash.  One
+    serialisation serves both: the line is that text with ``hash`` appended last
+    (:func:`line_bytes`), so a verifier may re-canonicalise the record without it."""
+    record["prev_hash"] = prev_hash
+    body = _canonical_record(record) if "scenario" in record else canonical_bytes(record)
+    digest = record["hash"] = _sha256(body).hexdigest()
+    return body, digest
+
+
+def line_bytes(body: bytes, digest: str) -> bytes:
+    """The line of an event whose canonical text without ``hash`` is ``body`` (UTF-8)."""
+    return b"%s,\"hash\":\"%s\"}" % (body[:-1], digest.encode())
 
 
 def chain(record: dict[str, Any], prev_hash: str) -> str:
-    """Link ``record`` after ``prev_hash``: set its ``prev_hash`` and ``hash`` and return
-    its line.  One serialisation serves both: the line is the canonical body with ``hash``
-    appended last (so a verifier may re-canonicalise the record without it)."""
-    record["prev_hash"] = prev_hash
-    body = _canonical_record(record) if "scenario" in record else canonical_bytes(record)
-    digest = record["hash"] = hashlib.sha256(body).hexdigest()
-    return f'{body[:-1].decode()},"hash":"{digest}"}}'
+    """Link ``record`` after ``prev_hash`` (:func:`link`) and return its line."""
+    return line_bytes(*link(record, prev_hash)).decode()
 
 
 def line_of(record: Mapping[str, Any]) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from negotiation import files
+from negotiation.canonical import canonical_bytes
 from negotiation.errors import InputError
 from negotiation.events import (
     ENDINGS,
@@ -36,10 +37,10 @@ from negotiation.events import (
     Outcome,
     Transcript,
     canonical_json,
-    chain,
     deterministic_lines,
     event_hash,
-    line_of,
+    line_bytes,
+    link,
     parse_event,
 )
 from negotiation.model import Scenario
@@ -124,9 +125,11 @@ class TranscriptWriter:
                  _continue_from: tuple[int, str] | None = None) -> None:
         self.path = path
         self.fsync = fsync
-        self._lines: list[str] = []
+        #: Per chained event, its hashed text and hash: its line is made when it is written
+        #: or :attr:`lines` is read (a tournament reads only the head hash).
+        self._linked: list[tuple[bytes, str]] = []
         self.events: list[dict[str, Any]] = []
-        self._chained = 0  # events[:_chained] carry their hashes and have a line
+        self._chained = 0  # events[:_chained] carry their hashes (and are in _linked)
         self._clock = clock()  # read once: the environment is not consulted per event
         self._seq, self._head = _continue_from or (0, GENESIS)
         self._pending: list[dict[str, Any]] = []
@@ -206,7 +209,7 @@ class TranscriptWriter:
     def lines(self) -> list[str]:
         """The transcript's lines (canonical JSON, hash last), as a file would hold them."""
         self._chain()
-        return self._lines
+        return [line_bytes(body, digest).decode() for body, digest in self._linked]
 
     def append(self, type_: EventType, body: dict[str, Any], *,
                wall: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -225,11 +228,11 @@ class TranscriptWriter:
         if self._fd is not None:
             self._chain()
             try:
-                self._write(self._lines[-1], after=event["prev_hash"])
+                self._write(line_bytes(*self._linked[-1]), after=event["prev_hash"])
             except BaseException:
                 # Nothing reached the file: forget the event, so the writer and the file agree.
                 self.events.pop()
-                self._lines.pop()
+                self._linked.pop()
                 self._chained -= 1
                 self._seq -= 1
                 self._head = event["prev_hash"]
@@ -244,10 +247,10 @@ class TranscriptWriter:
         outcome = None if record is None else parse_event(record, record["seq"] + 1)
         return outcome if isinstance(outcome, Outcome) else None
 
-    def _write(self, line: str, *, after: str) -> None:
+    def _write(self, line: bytes, *, after: str) -> None:
         """Write one line to the file, whose last line must be the event hashed ``after``."""
         assert self._fd is not None and self.path is not None
-        data = (line + "\n").encode()
+        data = line + b"\n"
         try:
             if self._temporary is not None:
                 self._publish(data)
@@ -293,15 +296,21 @@ class TranscriptWriter:
         raise _conflict(self.path, event if isinstance(event, dict) else None)
 
     def _chain(self) -> None:
-        """Hash every event not chained yet and make its line."""
-        for event in self.events[self._chained:]:
-            self._lines.append(chain(event, self._head))
-            self._head = event["hash"]
-        self._chained = len(self.events)
+        """Hash every event not chained yet."""
+        linked, head, count = self._linked, self._head, self._chained
+        try:
+            for event in self.events[count:]:
+                linked.append(link(event, head))
+                head = event["hash"]
+                count += 1
+        finally:  # an event that cannot be serialised stays unchained, as do those after it
+            self._head, self._chained = head, count
 
     def _take(self, existing: dict[str, Any]) -> dict[str, Any]:
         self._chain()
-        self._lines.append(line_of(existing))
+        self._linked.append((canonical_bytes(
+            {key: value for key, value in existing.items() if key != "hash"}),
+            existing["hash"]))
         self.events.append(existing)
         self._chained = len(self.events)
         self._seq = existing["seq"] + 1
