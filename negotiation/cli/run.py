@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from negotiation.cli.common import (
     parse_agent_overrides,
 )
 from negotiation.cli.output import JsonFlag, emit
+from negotiation.cli.serve import OnIdle
 from negotiation.errors import AGENT_FAILED, RefusedError
 from negotiation.safe_text import for_terminal
 
@@ -76,6 +78,15 @@ def run(
     anyway: Annotated[bool, typer.Option(
         "--anyway", help="Run even when no outcome suits every party (no zone of possible "
                          "agreement); the outcome then records that verdict.")] = False,
+    idle_timeout: Annotated[float | None, typer.Option(
+        min=1, help="With --human: seconds you may take for a turn; then --on-idle decides "
+                    "what happens to it (the transcript records it).")] = None,
+    on_idle: Annotated[OnIdle, typer.Option(
+        help="With --idle-timeout: 'strategy' (the idle strategy plays that turn; its "
+             "rationale says so) or 'pass' (no move: a 'passed' event; the standing offer "
+             "stays).")] = OnIdle.strategy,
+    idle_strategy: Annotated[str, typer.Option(
+        help="With --idle-timeout: the strategy that plays an idle turn.")] = "conceder",
     as_json: JsonFlag = False,
 ) -> None:
     """Run a negotiation and write its hash-chained transcript.  A scenario with no zone of
@@ -89,6 +100,7 @@ def run(
         new_transcript_path,
         run_scenario,
     )
+    from negotiation.idle import IdlePolicy, timed_answer
     from negotiation.scenario import load_scenario
     from protocols import get_protocol
 
@@ -120,6 +132,8 @@ def run(
         raise UsageError("--replay-anyway goes with --replay FILE")
     if replay is not None and not replay.is_file():
         raise UsageError(f"--replay {replay}: no such recording")
+    if idle_timeout is not None:
+        check_idle(idle_timeout, idle_strategy, human, driver)
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
     options = zopa_verdict(scenario, seed, anyway)
@@ -129,6 +143,9 @@ def run(
     show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet or as_json,
                      visible={human} if human else None, as_json=as_json)
     person = terminal_seat() if human is not None else None
+    answer = None if person is None or idle_timeout is None else timed_answer(
+        person, IdlePolicy(idle_timeout, on_idle.value, idle_strategy), seed,
+        lambda said: console.print(f"[yellow]{for_terminal(said)}[/]"))
 
     async def negotiate() -> RunResult:
         from agents.budget import Budget
@@ -151,7 +168,7 @@ def run(
         return await start_run(scenario, transcript=path, seed=seed, rounds=rounds,
                                agents=overrides, signoff_inline=signoff == "inline",
                                pace=pace, llm=llm, on_event=show, person=person,
-                               options=options)
+                               options=options, answer=answer)
 
     try:
         result = anyio.run(negotiate)
@@ -184,6 +201,20 @@ def can_pause(specs: Mapping[str, str], inline_signoff: bool) -> bool:
     from negotiation.engine import HUMAN
 
     return inline_signoff or HUMAN in specs.values()
+
+
+def check_idle(timeout: float, strategy: str, human: str | None, driver: str) -> None:
+    """Refuse an idle timeout the run cannot honour, before anything is written."""
+    from agents import make_agent
+
+    if human is None:
+        raise UsageError("--idle-timeout times a person's turns: use it with --human ORG")
+    if driver == "plain":
+        raise UsageError("--idle-timeout passes or hands over a paused turn: use it with "
+                         "--driver graph (or auto)")
+    if not math.isfinite(timeout):
+        raise UsageError(f"--idle-timeout must be a number of seconds, not {timeout}")
+    make_agent(strategy, party="-", seed=0)  # an unknown strategy fails now
 
 
 class PartnershipNotJustified(RefusedError):

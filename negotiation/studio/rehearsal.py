@@ -26,16 +26,17 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents import View, make_agent
+from agents import View
 from negotiation import files
 from negotiation.engine import HUMAN
 from negotiation.errors import InputError, NegotiationError, RefusedError
 from negotiation.events import EventType
+from negotiation.idle import IdlePolicy, OnIdle
 from negotiation.lifecycle import SignOffError, Status, sign_off, status_of
 from negotiation.model import ACTION, Action, Propose, Scenario
 from negotiation.studio.seating import Table, current_round, observer_view, seat_view, text
@@ -43,9 +44,6 @@ from negotiation.transcript import verify
 from negotiation.utility import InvalidOfferError
 
 SIDECAR = ".studio.json"
-#: What happens to a seat left idle past the turn timeout: its turn passes, or the idle
-#: strategy plays it.
-OnIdle = Literal["strategy", "pass"]
 
 
 class MoveRefused(RefusedError):
@@ -232,11 +230,11 @@ class Rehearsal:
             except TimeoutError:
                 if not turn.take():  # the seat's move came in as time ran out: play it
                     action = await turn.move
-                elif self.sidecar.on_idle == "pass":
-                    return session.pass_idle(timeout or 0.0)
                 else:
                     self.notify_soon()  # the seat's page stops offering its moves
-                    action = await self._stand_in(view, timeout or 0.0)
+                    policy = IdlePolicy(timeout or 0.0, self.sidecar.on_idle,
+                                        self.sidecar.idle_strategy)
+                    return await policy.take_over(session, view, self.seed)
         finally:
             self._show_turn(None)
         return action.model_dump(mode="json", exclude_none=True)
@@ -250,15 +248,6 @@ class Rehearsal:
     def _set_turn(self, turn: Turn | None) -> None:
         self.turn = turn
         self.notify()
-
-    async def _stand_in(self, view: View, waited: float) -> Action:
-        """An idle seat's turn, played by the configured rule-based strategy; the move's
-        rationale says so, so the transcript records it."""
-        strategy = self.sidecar.idle_strategy
-        agent = make_agent(strategy, party=view.party, seed=self.seed)
-        action = await agent.act(view)
-        note = (f"[seat idle for {waited:g} s: the {strategy} strategy played this turn] ")
-        return action.model_copy(update={"rationale": note + action.rationale})
 
     def submit(self, party: str, move: Mapping[str, Any]) -> None:
         """A seat's move, checked as the session will check it before it is handed over."""

@@ -18,6 +18,7 @@ from agents import strategy_names
 from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import HUMAN, new_transcript_path, resumable_header
 from negotiation.errors import InputError, NegotiationError
+from negotiation.idle import OnIdle
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import Scenario
 from negotiation.scenario import load_scenario, shipped_scenarios
@@ -25,7 +26,6 @@ from negotiation.session import analysis_of
 from negotiation.signing import local_keys
 from negotiation.studio.rehearsal import (
     SIDECAR,
-    OnIdle,
     Rehearsal,
     Sidecar,
     digest,

@@ -1,0 +1,110 @@
+"""A person's seat left idle past the turn timeout, in the studio and at the terminal alike.
+
+What happens is the driver's decision on a paused (durable) turn, as configured:
+
+- ``pass``: :meth:`Session.pass_idle`; the session records a ``passed`` event and the
+  protocol's ``pass_turn`` moves the table on (never an acceptance);
+- ``strategy``: a rule-based strategy plays that one turn, checked by the referee like
+  the person's move would be; its rationale says who played it, so the transcript does.
+
+A terminal seat waits with an interval timer (``SIGALRM``) around the person's prompt, so
+it works only in the main thread of a Unix process (the CLI's); the studio waits on its
+turn's future instead.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from agents import View, make_agent
+from negotiation.model import Action
+
+if TYPE_CHECKING:
+    from negotiation.session import Session
+
+#: What happens to a seat left idle past the turn timeout: its turn passes, or the idle
+#: strategy plays it.
+OnIdle = Literal["strategy", "pass"]
+
+
+class SeatIdle(Exception):
+    """The person did not answer within the turn's timeout."""
+
+
+async def stand_in(view: View, strategy: str, seed: int, waited: float) -> Action:
+    """An idle seat's turn, played by the rule-based ``strategy``; the move's rationale
+    says so, so the transcript records it."""
+    agent = make_agent(strategy, party=view.party, seed=seed)
+    action = await agent.act(view)
+    note = f"[seat idle for {waited:g} s: the {strategy} strategy played this turn] "
+    return action.model_copy(update={"rationale": note + action.rationale})
+
+
+@dataclass(frozen=True)
+class IdlePolicy:
+    """How long a person's turn waits, and what their turn gets after that."""
+
+    timeout: float
+    on_idle: OnIdle = "strategy"
+    strategy: str = "conceder"
+
+    def consequence(self) -> str:
+        """What happens to the turn, told to the person ("…; after that, <this>")."""
+        if self.on_idle == "pass":
+            return "your turn passes (no move: the offer on the table stays)"
+        return f"the {self.strategy} strategy plays it for you"
+
+    async def take_over(self, session: Session, view: View, seed: int) -> Any:
+        """What the paused turn resumes with once the seat has been idle too long: the
+        session's pass, or the stand-in strategy's move."""
+        if self.on_idle == "pass":
+            return session.pass_idle(self.timeout)
+        action = await stand_in(view, self.strategy, seed, self.timeout)
+        return action.model_dump(mode="json", exclude_none=True)
+
+
+class TerminalPerson(Protocol):
+    def prompt(self, view: View) -> Action: ...
+
+
+@contextmanager
+def alarm(seconds: float) -> Iterator[None]:
+    """Raise :class:`SeatIdle` in this (main) thread after ``seconds``, even while it
+    blocks reading the terminal."""
+    def ring(signum: int, frame: object) -> None:
+        raise SeatIdle(f"no answer within {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def timed_answer(person: TerminalPerson, policy: IdlePolicy, seed: int,
+                 tell: Callable[[str], None]) -> Callable[[Any, Session], Any]:
+    """The answer of a durable run's pauses for a person at this terminal: each turn is
+    asked of ``person`` for at most ``policy.timeout`` seconds, then taken over as the
+    policy says (``tell`` shows the person what happens)."""
+    async def answer(payload: Any, session: Session) -> Any:
+        if not (isinstance(payload, dict) and payload.get("kind") == "human_turn"):
+            return None
+        view = session.current_view()
+        tell(f"You have {policy.timeout:g} s for this turn; after that "
+             f"{policy.consequence()}.")
+        try:
+            with alarm(policy.timeout):
+                action = person.prompt(view)
+        except SeatIdle:
+            tell(f"\nYou did not answer within {policy.timeout:g} s: "
+                 f"{policy.consequence()}.")
+            return await policy.take_over(session, view, seed)
+        return action.model_dump(mode="json", exclude_none=True)
+
+    return answer

@@ -1,0 +1,91 @@
+"""A person at the terminal with an idle timeout (``negotiate run --human ORG
+--idle-timeout S --on-idle pass|strategy``), through a real pseudo-terminal: they are told
+how long a turn waits; past it their turn passes or the idle strategy plays it, through the
+same mechanism as the studio's seats, and the transcript records it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pexpect
+from typer.testing import CliRunner
+
+from negotiation.cli import app
+from negotiation.transcript import load_verified, verify
+from tests.conftest import TINY_YAML
+from tests.test_cli import NEGOTIATE
+
+
+def start(tmp_path: Path, *args: str) -> pexpect.spawn:
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_YAML)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    return pexpect.spawn(str(NEGOTIATE), ["run", str(scenario), "--human", "a",
+                                          "--out", str(tmp_path / "out"), *args],
+                         encoding="utf-8", timeout=30, env=env, dimensions=(60, 160))
+
+
+def finished(child: pexpect.spawn, tmp_path: Path) -> list[dict[str, object]]:
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    (path,) = (tmp_path / "out").glob("*.jsonl")
+    assert verify(path).ok
+    return load_verified(path)
+
+
+def test_an_idle_person_at_the_terminal_passes_and_the_run_goes_on(tmp_path: Path) -> None:
+    child = start(tmp_path, "--idle-timeout", "1", "--on-idle", "pass", "--rounds", "2")
+    child.expect("You have 1 s for this turn; after that your turn passes")
+    child.expect("Your move")
+    child.expect("You did not answer within 1 s: your turn passes")
+    child.expect("Beta")  # the other party moves on
+    events = finished(child, tmp_path)
+    passed = [e for e in events if e["type"] == "passed"]
+    assert passed and all(e["party"] == "a" and e["timeout"] == 1 for e in passed)
+    assert not [e for e in events if e["type"] == "move" and e["party"] == "a"]
+    assert events[-1]["type"] == "outcome" and events[-1]["status"] == "no_agreement"
+
+
+def test_an_idle_person_at_the_terminal_is_stood_in_for_by_the_idle_strategy(
+        tmp_path: Path) -> None:
+    child = start(tmp_path, "--idle-timeout", "1", "--idle-strategy", "boulware",
+                  "--rounds", "2")
+    child.expect("after that the boulware strategy plays it for you")
+    child.expect("You did not answer within 1 s: the boulware strategy plays it for you")
+    events = finished(child, tmp_path)
+    ours = [e for e in events if e["type"] in ("move", "blocked") and e["party"] == "a"]
+    assert ours and all(str(e["action"]["rationale"]).startswith(  # type: ignore[index]
+        "[seat idle for 1 s: the boulware strategy played this turn]") for e in ours)
+    assert not [e for e in events if e["type"] == "passed"]
+
+
+def test_a_person_who_answers_in_time_plays_their_own_move(tmp_path: Path) -> None:
+    child = start(tmp_path, "--idle-timeout", "3", "--on-idle", "pass")
+    child.expect("Your move")
+    child.sendline("walk")
+    child.expect("Walk away")
+    child.sendline("y")
+    child.expect("Why do you walk away")
+    child.sendline("Not today.")
+    events = finished(child, tmp_path)
+    assert [e["type"] for e in events if e.get("party") == "a"] == ["move"]
+    assert events[-1]["reason"] == "a walked away"
+
+
+def test_an_idle_timeout_without_a_person_or_on_the_plain_driver_is_refused(
+        tmp_path: Path) -> None:
+    runner = CliRunner()
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_YAML)
+    for args, said in ((["--idle-timeout", "5"], "use it with --human ORG"),
+                       (["--idle-timeout", "5", "--human", "a", "--driver", "plain"],
+                        "use it with --driver graph"),
+                       (["--idle-timeout", "5", "--human", "a", "--idle-strategy", "nobody"],
+                        "nobody")):
+        done = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "out"),
+                                   *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert done.exit_code == 2, done.output
+        assert said in " ".join(done.output.split())
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.jsonl"))
