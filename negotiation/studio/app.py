@@ -205,6 +205,7 @@ def create_app(studio: Studio) -> Starlette:
         return page(request, "seat.html", rehearsal=rehearsal, party=party,
                     name=rehearsal.table.names[party], brief=brief(rehearsal.table, party),
                     others=others, controls=controls(rehearsal.table), base=base,
+                    idle=rehearsal.idle_policy(),
                     title=text(scenario.title),
                     csrf=csrf_token(seat_key(rehearsal, party), "seat"))
 

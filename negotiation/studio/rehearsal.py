@@ -232,12 +232,18 @@ class Rehearsal:
                     action = await turn.move
                 else:
                     self.notify_soon()  # the seat's page stops offering its moves
-                    policy = IdlePolicy(timeout or 0.0, self.sidecar.on_idle,
-                                        self.sidecar.idle_strategy)
+                    policy = self.idle_policy()
+                    assert policy is not None  # only a timeout ends a turn unanswered
                     return await policy.take_over(session, view, self.seed)
         finally:
             self._show_turn(None)
         return action.model_dump(mode="json", exclude_none=True)
+
+    def idle_policy(self) -> IdlePolicy | None:
+        """How long a person's turn waits and what happens then (``None``: no limit)."""
+        timeout = self.sidecar.idle_timeout
+        return None if timeout is None else IdlePolicy(timeout, self.sidecar.on_idle,
+                                                       self.sidecar.idle_strategy)
 
     def _show_turn(self, turn: Turn | None) -> None:
         """Whose turn it is, set on the server's loop (from the driver's) behind the events
