@@ -48,6 +48,8 @@ def test_the_countdown_names_the_strategy_that_plays_an_idle_turn(
     links = set_up(client, BASE, "tiny", {"a": "human", "b": "human"})
     alpha = Person(client, links.seats["a"], BASE).open()
     beta = Person(client, links.seats["b"], BASE).open()
+    assert "You have 30 s for each turn; after that the boulware strategy plays it for you" \
+        in alpha.seen[0]
     wait_until(lambda: alpha.state()["your_turn"])
     shown = beta.state()["countdown"]  # the other seat sees whose clock runs, too
     assert (shown["party"], shown["on_idle"], shown["strategy"]) == ("a", "strategy",
