@@ -107,4 +107,5 @@ def test_seat_and_observer_say_a_rehearsal_without_a_zone_of_agreement_was_not_j
         assert page.find_element(By.ID, "outcome-zopa").text.startswith(
             "Partnership not justified: no outcome meets every organisation's reservation")
     assert not page.find_element(By.ID, "charter").is_displayed()  # nothing to ratify
+    assert not page.find_element(By.ID, "signoff-title").is_displayed()
     screenshot(page, "observer-not-justified-1280x800")

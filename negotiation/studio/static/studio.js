@@ -445,6 +445,7 @@
       show(byId("outcome-zopa"), Boolean(result.zopa));
       termsTable(byId("outcome-terms"), result.terms);
       findings(byId("outcome-findings"), result.findings);
+      show(byId("signoff-title"), result.status === "agreement");
       const list = byId("signoffs");
       list.replaceChildren();
       for (const s of state.signoffs) {
