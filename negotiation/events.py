@@ -87,6 +87,10 @@ class CanonicalObject(dict[str, Any]):
         """The canonical text in UTF-8, as hashed."""
         return self.canonical.encode() if self._fast_text is None else self._fast_text
 
+    @cached_property
+    def _last_prefix(self) -> _PrefixState:
+        return _PrefixState()
+
     def fresh(self) -> CanonicalObject:
         """A copy of its own for one header, read back from the canonical text (which it
         keeps): whoever edits one run's header edits nothing of the next run's.  (orjson
@@ -94,8 +98,43 @@ class CanonicalObject(dict[str, Any]):
         read = json.loads if self._fast_text is None else orjson.loads
         copy = CanonicalObject(read(self.encoded))
         copy.__dict__.update(_fast_text=self._fast_text, canonical=self.canonical,
-                             encoded=self.encoded)
+                             encoded=self.encoded, _last_prefix=self._last_prefix)
         return copy
+
+
+class _PrefixState:
+    """The sha256 state after the text of the last header embedding a scenario, up to and
+    including the scenario: the next header with the same text before its scenario (a
+    tournament's next run of one line-up) resumes from a copy of it instead of hashing the
+    scenario again.  It holds nothing but that header's first part."""
+
+    def __init__(self) -> None:
+        self.last: tuple[bytes, Any] = (b"", None)
+
+
+_SCENARIO_KEY = b'"scenario":'
+
+
+def _embedding_digest(body: bytes, embedded: CanonicalObject) -> str:
+    """``sha256(body).hexdigest()`` for the text of a record embedding ``embedded`` under
+    ``scenario``: the same digest, since a hash resumed from the state after a prefix of the
+    text and fed the rest is the hash of the whole text."""
+    text = embedded.encoded
+    start = body.find(_SCENARIO_KEY)
+    while start >= 0 and not body.startswith(text, start + len(_SCENARIO_KEY)):
+        start = body.find(_SCENARIO_KEY, start + 1)  # the key inside an earlier value
+    if start < 0:
+        return _sha256(body).hexdigest()
+    end = start + len(_SCENARIO_KEY) + len(text)
+    prefix = body[:start]
+    slot = embedded._last_prefix
+    known, state = slot.last
+    if state is None or known != prefix:
+        state = _sha256(body[:end])
+        slot.last = (prefix, state)  # one tuple replaced whole: threads see one pair
+    digest = state.copy()
+    digest.update(memoryview(body)[end:])
+    return str(digest.hexdigest())
 
 
 def _canonical_record(record: Mapping[str, Any]) -> bytes:
@@ -121,7 +160,13 @@ def link(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:
     serialisation serves both: the line is that text with ``hash`` appended last
     (:func:`line_bytes`), so a verifier may re-canonicalise the record without it."""
     record["prev_hash"] = prev_hash
-    body = _canonical_record(record) if "scenario" in record else canonical_bytes(record)
+    if "scenario" in record:
+        body = _canonical_record(record)
+        scenario = record["scenario"]
+        digest = record["hash"] = _embedding_digest(body, scenario) \
+            if isinstance(scenario, CanonicalObject) else _sha256(body).hexdigest()
+        return body, digest
+    body = canonical_bytes(record)
     digest = record["hash"] = _sha256(body).hexdigest()
     return body, digest
 
