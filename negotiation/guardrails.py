@@ -252,13 +252,14 @@ class Referee:
 
     def check_agreement(self, terms: dict[str, TermValue], proposer: str, rationale: str,
                         members: Sequence[str] | None = None, departed: Sequence[str] = (),
-                        composed: str | None = None, time: float = 0.0
-                        ) -> tuple[Verdict, dict[str, Any]]:
+                        composed: str | None = None, time: float = 0.0,
+                        outcome: int | None = None) -> tuple[Verdict, dict[str, Any]]:
         """The verdict on an agreement and its full fairness report; for a sub-coalition
         (``departed`` non-empty) only its ``members`` count, and whoever left must get and
         pay nothing.  ``composed`` says how the protocol composed the terms when no party
         proposed them (a mediator's text): then nobody owes a rationale.  ``time`` is the
-        normalised time of the agreement: parties that discount judge it at u · d^t."""
+        normalised time of the agreement: parties that discount judge it at u · d^t.
+        ``outcome``: the terms' number in the space, when the caller knows it."""
         if departed:
             kept = list(members or [p for p in self.scenario.party_ids if p not in departed])
             verdict, report = self.for_members(kept).check_agreement(
@@ -266,7 +267,8 @@ class Referee:
             gone = self._departed(terms, departed)
             report = {**report, "members": kept, "departed": list(departed)}
             return (verdict.with_findings(gone) if gone else verdict), report
-        outcome = self.space.index_of(terms)
+        if outcome is None:
+            outcome = self.space.index_of(terms)
         efficiency = self._efficiency(outcome)
         factors = self.discount_factors(time)
         report = self.report(outcome, efficiency=efficiency, time=time)

@@ -77,11 +77,15 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
     assert state.standing_offer is not None and state.standing_proposer is not None
     scenario, protocol, referee = negotiation.scenario, negotiation.protocol, negotiation.referee
     terms = state.standing_offer.terms
+    departed = protocol.departed(state)
+    # Its number, once: free for an offer the space built (the terms are read-only since
+    # they were checked); a sub-coalition's referee numbers them in its own space.
+    outcome = None if departed else negotiation.space.index_of_offer(state.standing_offer)
     rationale = proposals[-1][3] if proposals else ""
     verdict, report = referee.check_agreement(
-        terms, state.standing_proposer, rationale, members=state.parties,
-        departed=protocol.departed(state),
-        composed=protocol.describe_proposer(state.standing_proposer), time=move_time)
+        terms, state.standing_proposer, rationale, members=state.parties, departed=departed,
+        composed=protocol.describe_proposer(state.standing_proposer), time=move_time,
+        outcome=outcome)
     body: dict[str, Any] = {
         "verdict": verdict.model_dump(mode="json"),
         "fairness": report,
@@ -93,7 +97,8 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
     if verdict.blocked:
         body["blocked_agreement"] = candidate.model_dump(mode="json")
         return Judged(body, None, {}, f"the referee blocked the agreement: {verdict.summary()}")
-    utilities = negotiation.utilities_of(negotiation.space.index_of(terms))
+    utilities = negotiation.utilities_of(negotiation.space.index_of(terms) if outcome is None
+                                         else outcome)
     factors = referee.discount_factors(move_time)
     if factors is not None:  # worth when reached; fairness.discount has the rest
         utilities = {party: round(value * float(factor), 6) for (party, value), factor

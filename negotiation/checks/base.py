@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from negotiation.frozen import quick_init
 from negotiation.model import Action, CheckLevel, Scenario, TermValue
 from negotiation.model import CustomCheck as CustomCheckSpec
 
@@ -58,7 +59,8 @@ class GuardrailCheck(Protocol):
               subject: Subject) -> list[Failure]: ...
 
 
-@dataclass(frozen=True)
+@quick_init  # built for every agreement and every proposal a check objects to
+@dataclass(frozen=True, slots=True)
 class Case:
     """The proposal or agreement the referee is judging."""
 

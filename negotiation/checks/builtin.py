@@ -128,8 +128,9 @@ class IndividualRationality(Check):
             utilities = utilities * np.array(case.factors)
             discounted = " (discounted at the moment of agreement)"
         findings = []
-        for org, utility, reservation in zip(referee.organizations, utilities,
-                                             analysis.reservation, strict=True):
+        # Plain floats: the same values, compared without numpy's per-element overhead.
+        for org, utility, reservation in zip(referee.organizations, utilities.tolist(),
+                                             analysis.reservation.tolist(), strict=True):
             if utility < reservation - 1e-12:
                 findings.append(Finding(
                     check=self.name, level=level_of(True, setting),
