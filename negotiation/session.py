@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -39,6 +39,7 @@ from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
 from negotiation.utility import UtilityFunction
 from protocols import IllegalActionError, ProtocolState, get_protocol
+from protocols.base import ProtocolBase
 
 #: Sees every event as it is recorded, in every driver.
 EventHook = Callable[[dict[str, Any]], None]
@@ -96,12 +97,20 @@ class Negotiation:
         self.analysis = analysis or analysis_of(scenario)
         self.public = self.analysis.public
         self.space = self.analysis.space
-        self.referee = Referee(scenario, self.analysis)
+        self.referee = referee_of(scenario, self.analysis)
         self.parties = scenario.party_ids
         self.utilities: dict[str, UtilityFunction] = self.analysis.functions
         # Tabled before any agent keeps a utility vector, so that they share one copy.
         self.utility_table = self.analysis.full_utilities
         self.protocol = get_protocol(scenario.protocol.name)
+        #: Whether the protocol publishes texts of its own or lets parties leave early: a
+        #: protocol that keeps ``ProtocolBase``'s answers is not asked on every turn.
+        protocol_type = type(self.protocol)
+        self.publishes = getattr(protocol_type, "published", None) is not ProtocolBase.published
+        self.departs = getattr(protocol_type, "departed", None) is not ProtocolBase.departed
+        #: Each party's rounded utilities of an outcome, as events record them (shared:
+        #: copy before recording).
+        self.recorded_utilities = self.analysis.recorded_utilities
         self.max_rounds = rounds or scenario.protocol.rounds
         self.deadline_seconds = scenario.protocol.seconds
 
@@ -133,7 +142,7 @@ class Negotiation:
         return settings
 
     def utilities_of(self, outcome: int) -> dict[str, float]:
-        return self.analysis.recorded_utilities(outcome).copy()  # each event its own dict
+        return self.recorded_utilities(outcome).copy()  # each event its own dict
 
     def session(self, agents: Mapping[str, Agent], *, seed: int, writer: TranscriptWriter,
                 specs: Mapping[str, str], on_event: EventHook | None = None,
@@ -173,6 +182,11 @@ class Session:
         self.options = dict(options or {})
         self.memory = dict(memory or {})
         self.agents = agents
+        #: Each seat's ``drain_calls`` (the model calls its agent made in a turn), for the
+        #: agents that keep them (LLM agents): looked up once, not on every turn.
+        self._drains: dict[str, Callable[[], Sequence[dict[str, Any]]]] = {
+            party: drain for party, agent in agents.items()
+            if callable(drain := getattr(agent, "drain_calls", None))}
         self.seed = seed
         self.writer = writer
         self.specs = specs
@@ -293,12 +307,13 @@ class Session:
         return True
 
     async def _play_turn(self) -> None:
-        if self._out_of_time():
+        if self.negotiation.deadline_seconds is not None and self._out_of_time():
             return
         negotiation, state = self.negotiation, self.state
         party = state.current_party
         agent = self.agents[party]
-        if self._idle is not None or self.writer.replaying:
+        replaying = self.writer.replaying
+        if self._idle is not None or replaying:
             idle = self._idle_pass(party, agent)
             if idle is not None:
                 self._pass(idle)
@@ -306,11 +321,11 @@ class Session:
         view = self.current_view()
         try:
             try:
-                recorded = (self._recorded_action(party, agent) if self.writer.replaying
-                            else None)
+                recorded = self._recorded_action(party, agent) if replaying else None
                 action: Action = recorded if recorded is not None else await agent.act(view)
             finally:
-                for call in _drain_calls(agent):
+                drain = self._drains.get(party)
+                for call in () if drain is None else list(drain()):
                     # Retries depend on the network, not the seed: kept under ``wall``
                     # with the latency, so a replayed run still matches its recording.
                     wall = {"latency_ms": call.pop("latency_ms", None)}
@@ -324,8 +339,9 @@ class Session:
                 raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
                                          f"{sorted(view.legal)}")
             body: dict[str, Any] = {"round": state.round, "party": party,
-                                    "action": action_record(action),
-                                    **self._clock_field()}
+                                    "action": action_record(action)}
+            if self.elapsed is not None:
+                body["clock"] = self.elapsed
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
             departed = view.departed
@@ -354,12 +370,13 @@ class Session:
             if proposing:
                 assert isinstance(action, Propose) and outcome is not None
                 action = referee.delivered(action, outcome)  # the terms checked, read-only
-                body["utilities"] = negotiation.utilities_of(outcome)
+                body["utilities"] = negotiation.recorded_utilities(outcome).copy()
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))
             self.move_time = view.time
             self.state = negotiation.protocol.apply(state, party, action)
-            self._published = negotiation.protocol.published(state, self.state)
+            if negotiation.publishes:
+                self._published = negotiation.protocol.published(state, self.state)
         except self.passthrough:
             raise
         except MemoryError:
@@ -451,7 +468,8 @@ class Session:
                           history=self.history,
                           legal=negotiation.protocol.legal_actions(state, party),
                           feedback=self.feedback.get(party), memory=self.memory.get(party),
-                          departed=negotiation.protocol.departed(state),
+                          departed=negotiation.protocol.departed(state)
+                          if negotiation.departs else (),
                           elapsed=self.elapsed, deadline_seconds=negotiation.deadline_seconds)
         if self.on_view is not None:
             self.on_view(self._view)
@@ -513,6 +531,16 @@ class Session:
 
 
 _ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
+def referee_of(scenario: Scenario, analysis: SpaceAnalysis) -> Referee:
+    """The referee of a run of ``scenario`` over ``analysis``.  Without custom checks it is
+    per-scenario data like the analysis, made once: built-in checks keep nothing of a run.
+    A custom check is the scenario's own code, which may keep state: each run gets its own
+    instance of it."""
+    if scenario.guardrails.custom or analysis.scenario is not scenario:
+        return Referee(scenario, analysis)
+    if analysis.referee is None:
+        analysis.referee = Referee(scenario, analysis)
+    return analysis.referee
 
 
 def analysis_of(scenario: Scenario) -> SpaceAnalysis:
@@ -533,9 +561,3 @@ def _without_credentials(url: str) -> str:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _drain_calls(agent: Agent) -> list[dict[str, Any]]:
-    """Model calls an agent made this turn (LLM agents keep them; others have none)."""
-    drain = getattr(agent, "drain_calls", None)
-    return list(drain()) if callable(drain) else []
