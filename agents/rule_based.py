@@ -16,6 +16,7 @@ import random
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,16 @@ FULL_SIMILARITY_LIMIT = 4_096
 #: Up to this many ranked outcomes, their utilities are also kept as a list: bisect on it is
 #: several times faster than on an array, but 10^7 floats in a list take 320 MB.
 SORTED_LIST_LIMIT = 1_000_000
+
+_VALIDATE_PROPOSE = Propose.__pydantic_validator__.validate_python
+
+
+def proposal(fields: dict[str, object]) -> Propose:
+    """``Propose(**fields)``, validated alike by pydantic's validator of the model called
+    directly: the model's ``__init__`` wraps the same validation in Python frames that cost
+    half as much again (a rule-based agent makes a proposal on nearly every turn)."""
+    return cast(Propose, _VALIDATE_PROPOSE(fields))
+
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
 LATE = ("Discounted to now, no terms are worth more to us than our alternative to a deal "
@@ -288,7 +299,7 @@ class RuleBasedAgent:
         offer = bidder.offer(outcome)
         change = describe_outcome_change(bidder.space, self._last_outcome, outcome)
         self._last_outcome = outcome
-        return Propose(offer=offer, rationale=f"{self.label}: {change}.")
+        return proposal({"offer": offer, "rationale": f"{self.label}: {change}."})
 
 
 def answered_factor(view: View) -> float:
