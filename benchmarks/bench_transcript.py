@@ -7,7 +7,9 @@ its lines are read), twice: through orjson where its text is
 provably ``json``'s (what runs use) and through ``json`` alone (the reference encoder, what
 every event took before).  Both write the same bytes, which is checked first.  CPU time
 per event, median and range of ``--repeats`` alternated timings, and for the moves alone
-(the header and the outcome are each several times a move).
+(the header and the outcome are each several times a move).  Last, what the chain adds per
+event to whole warm runs (a run whose head hash is read, less one whose is not), where each
+event's strings are new: more than the same records chained again and again.
 
     .venv/bin/python benchmarks/bench_transcript.py [--repeats 5]
 """
@@ -28,6 +30,7 @@ import anyio
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_frontier import domain
+from compare_negmas import OurSide
 from peer import aspiration_agents
 
 from negotiation import canonical
@@ -88,13 +91,30 @@ def per_event(records: list[dict[str, Any]], reference: bool, budget: float = 0.
     return float(reference_only(timed) if reference else timed())
 
 
+def in_runs(size: int, parties: int, events: int, repeats: int) -> list[float]:
+    """The chain's cost per event in whole warm runs: a run whose head hash is read, less
+    one whose is not, alternated (fresh strings each run, as a tournament chains them)."""
+    side = OurSide(domain(size, parties), 100, warm=True)
+    side.run(20)
+    side.run(20, chain=False)
+    count = max(1, round(0.3 / max(per_run(side.run, 1), 1e-6)))
+    return [(per_run(side.run, count) - per_run(
+        functools.partial(side.run, chain=False), count)) / events for _ in range(repeats)]
+
+
+def per_run(action: Callable[[int], object], count: int) -> float:
+    start = time.process_time()
+    action(count)
+    return (time.process_time() - start) / count
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"{'domain':<22} {'events':>6}  {'orjson path µs/event':>24}  "
-          f"{'json only µs/event':>24}  {'moves only, orjson':>24}")
+          f"{'json only µs/event':>24}  {'moves only, orjson':>24}  {'in whole runs':>24}")
     for size, parties in ((100, 2), (100, 3), (1000, 2)):
         records = recorded_events(size, parties)
         if chained(records) != reference_only(functools.partial(chained, records)):
@@ -109,10 +129,11 @@ def main() -> None:
             fast.append(per_event(records, reference=False))
             slow.append(per_event(records, reference=True))
             only_moves.append(per_event(moves, reference=False))
+        runs = in_runs(size, parties, len(records), args.repeats)
         cells = [f"{statistics.median(v) * 1e6:.2f} ({min(v) * 1e6:.2f}–{max(v) * 1e6:.2f})"
-                 for v in (fast, slow, only_moves)]
+                 for v in (fast, slow, only_moves, runs)]
         print(f"{f'{size} outcomes, {parties} parties':<22} {len(records):>6}  "
-              f"{cells[0]:>24}  {cells[1]:>24}  {cells[2]:>24}")
+              f"{cells[0]:>24}  {cells[1]:>24}  {cells[2]:>24}  {cells[3]:>24}")
 
 
 if __name__ == "__main__":
