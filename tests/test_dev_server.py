@@ -15,6 +15,7 @@ import pytest
 from negotiation.devtools.llm_script import ScriptError, ServerScript, load_script
 from tests.conftest import REPO
 from tests.test_cli import NEGOTIATE, negotiate
+from tests.test_graph import interruptible
 
 EXAMPLE = REPO / "examples" / "llm-server-vendor.yaml"
 
@@ -23,7 +24,8 @@ def test_the_server_command_drives_an_llm_agent_end_to_end(tmp_path: Path) -> No
     env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}
     server = subprocess.Popen(
         [str(NEGOTIATE), "dev", "llm-server", "--port", "0", "--script", str(EXAMPLE)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=interruptible)  # Ctrl-C stops it even when pytest runs in the background
     try:
         assert server.stdout is not None
         banner = "".join(server.stdout.readline() for _ in range(2))
