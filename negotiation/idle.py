@@ -14,13 +14,15 @@ turn's future instead.
 
 from __future__ import annotations
 
+import math
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agents import View, make_agent
+from negotiation.errors import InputError
 from negotiation.model import Action
 
 if TYPE_CHECKING:
@@ -29,6 +31,24 @@ if TYPE_CHECKING:
 #: What happens to a seat left idle past the turn timeout: its turn passes, or the idle
 #: strategy plays it.
 OnIdle = Literal["strategy", "pass"]
+
+
+#: The longest turn a person may be given (a week): an interval timer refuses far longer
+#: ones (``setitimer`` overflows past ~1e9 s), and no rehearsal waits longer for a move.
+MAX_TIMEOUT = 7 * 24 * 3600.0
+
+
+class IdleSettingError(InputError):
+    """An idle timeout or policy that no run can honour."""
+
+
+def check_timeout(seconds: float) -> float:
+    """``seconds`` if it is a turn's timeout a run can honour, else :class:`IdleSettingError`."""
+    if not (math.isfinite(seconds) and 0 < seconds <= MAX_TIMEOUT):
+        raise IdleSettingError(f"the idle timeout (--idle-timeout) must be a number of "
+                               f"seconds above 0 and at most {MAX_TIMEOUT:g} (a week), "
+                               f"not {seconds}")
+    return seconds
 
 
 class SeatIdle(Exception):
@@ -66,6 +86,29 @@ class IdlePolicy:
         action = await stand_in(view, self.strategy, seed, self.timeout)
         return action.model_dump(mode="json", exclude_none=True)
 
+    def record(self) -> dict[str, Any]:
+        """The policy as a run's header records it, so a resumed run keeps it."""
+        return {"timeout": self.timeout, "on_idle": self.on_idle, "strategy": self.strategy}
+
+    @classmethod
+    def recorded(cls, options: Mapping[str, Any]) -> IdlePolicy | None:
+        """The policy a header's ``options`` record (``None``: the turns were not timed);
+        :class:`IdleSettingError` when it is not one this run can honour."""
+        idle = options.get("idle")
+        if idle is None:
+            return None
+        try:
+            policy = cls(check_timeout(float(idle["timeout"])), idle["on_idle"],
+                         str(idle["strategy"]))
+        except (TypeError, KeyError, ValueError) as error:
+            raise IdleSettingError(f"the recorded idle policy is malformed ({error!r})") \
+                from None
+        if policy.on_idle not in ("pass", "strategy"):
+            raise IdleSettingError(f"the recorded idle policy's on_idle is "
+                                   f"{policy.on_idle!r}, not 'pass' or 'strategy'")
+        make_agent(policy.strategy, party="-", seed=0)  # an unknown strategy fails now
+        return policy
+
 
 class TerminalPerson(Protocol):
     def prompt(self, view: View) -> Action: ...
@@ -79,12 +122,14 @@ def alarm(seconds: float) -> Iterator[None]:
         raise SeatIdle(f"no answer within {seconds:g} s")
 
     previous = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
+        signal.setitimer(signal.ITIMER_REAL, check_timeout(seconds))
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:  # the timer may ring in here: the handler is put back whatever happens
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
 
 
 def timed_answer(person: TerminalPerson, policy: IdlePolicy, seed: int,

@@ -89,3 +89,43 @@ def test_an_idle_timeout_without_a_person_or_on_the_plain_driver_is_refused(
         assert done.exit_code == 2, done.output
         assert said in " ".join(done.output.split())
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.jsonl"))
+
+
+def test_an_idle_timeout_no_interval_timer_can_hold_is_refused_before_any_file(
+        tmp_path: Path) -> None:
+    """``setitimer`` overflows past ~1e9 s: 1e10 s ended the run with a traceback at the
+    person's first turn, after its transcript was written."""
+    runner = CliRunner()
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_YAML)
+    for timeout in ("1e10", "inf", "604801"):
+        done = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "out"),
+                                   "--human", "a", "--idle-timeout", timeout],
+                             env={"COLUMNS": "200", "NO_COLOR": "1"})
+        assert done.exit_code == 2, done.output
+        assert "at most 604800 (a week)" in " ".join(done.output.split())
+        assert "Traceback" not in done.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_resumed_run_keeps_the_idle_timeout_its_header_records(tmp_path: Path) -> None:
+    """Ctrl-C during a timed turn, then ``negotiate resume``: the person's turns were
+    untimed after the resume (the policy lived only in the first command's options)."""
+    child = start(tmp_path, "--idle-timeout", "2", "--on-idle", "pass", "--rounds", "2")
+    child.expect("Your move")
+    child.sendintr()
+    child.expect("negotiate resume")
+    child.expect(pexpect.EOF)
+    child.close()
+    (path,) = (tmp_path / "out").glob("*.jsonl")
+    header = load_verified(path)[0]
+    assert header["options"]["idle"] == {"timeout": 2.0, "on_idle": "pass",
+                                         "strategy": "conceder"}
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160"}
+    resumed = pexpect.spawn(str(NEGOTIATE), ["resume", str(path)], encoding="utf-8",
+                            timeout=30, env=env, dimensions=(60, 160))
+    resumed.expect("You have 2 s for this turn; after that your turn passes")
+    resumed.expect("You did not answer within 2 s: your turn passes")
+    events = finished(resumed, tmp_path)
+    assert [e for e in events if e["type"] == "passed" and e["party"] == "a"]
+    assert events[-1]["type"] == "outcome"

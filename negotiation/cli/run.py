@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -136,16 +135,18 @@ def run(
         check_idle(idle_timeout, idle_strategy, human, driver)
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
-    options = zopa_verdict(scenario, seed, anyway)
+    policy = None if idle_timeout is None else IdlePolicy(idle_timeout, on_idle.value,
+                                                          idle_strategy)
+    options = {**(zopa_verdict(scenario, seed, anyway) or {}),
+               **({} if policy is None else {"idle": policy.record()})} or None
     durable = driver == "graph" or (driver == "auto" and can_pause(
         agent_specs(scenario, overrides), signoff == "inline"))
     path = new_transcript_path(out, scenario, seed)
     show = live_view(scenario, seed, rounds or scenario.protocol.rounds, quiet or as_json,
                      visible={human} if human else None, as_json=as_json)
     person = terminal_seat() if human is not None else None
-    answer = None if person is None or idle_timeout is None else timed_answer(
-        person, IdlePolicy(idle_timeout, on_idle.value, idle_strategy), seed,
-        lambda said: console.print(f"[yellow]{for_terminal(said)}[/]"))
+    answer = None if person is None or policy is None else timed_answer(
+        person, policy, seed, tell_person)
 
     async def negotiate() -> RunResult:
         from agents.budget import Budget
@@ -212,9 +213,15 @@ def check_idle(timeout: float, strategy: str, human: str | None, driver: str) ->
     if driver == "plain":
         raise UsageError("--idle-timeout passes or hands over a paused turn: use it with "
                          "--driver graph (or auto)")
-    if not math.isfinite(timeout):
-        raise UsageError(f"--idle-timeout must be a number of seconds, not {timeout}")
+    from negotiation.idle import check_timeout
+
+    check_timeout(timeout)
     make_agent(strategy, party="-", seed=0)  # an unknown strategy fails now
+
+
+def tell_person(said: str) -> None:
+    """What the idle timeout does, told to the person at this terminal."""
+    console.print(f"[yellow]{for_terminal(said)}[/]")
 
 
 class PartnershipNotJustified(RefusedError):
@@ -358,6 +365,11 @@ def resume(
     if person is not None and as_json:
         raise UsageError("this run has a human seat, which takes turns at the terminal; "
                          "resume it without --json")
+    from negotiation.idle import IdlePolicy, timed_answer
+
+    policy = IdlePolicy.recorded(header.get("options", {}))  # its turns stay timed
+    answer = None if person is None or policy is None else timed_answer(
+        person, policy, seed, tell_person)
     if not (quiet or as_json):  # the header is on disk already: the live view never sees it
         console.print(render.scenario_panel(scenario, header["agents"], seed, rounds))
     show = live_view(scenario, seed, rounds, quiet or as_json, as_json=as_json)
@@ -374,7 +386,7 @@ def resume(
             from negotiation.graph import resume_run
 
             return await resume_run(path, pace=pace, person=person, on_event=show,
-                                    on_resumed=resumed)
+                                    on_resumed=resumed, answer=answer)
         # A run of the plain loop continues on it: the transcript is all it needs.
         from negotiation.engine import reopen_run
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import secrets
 import sys
 from enum import StrEnum
@@ -63,13 +62,14 @@ def serve(
     import uvicorn
 
     from agents import make_agent
+    from negotiation.idle import check_timeout
     from negotiation.run_files import check_writable
     from negotiation.studio import Studio, create_app
     from negotiation.studio.guard import LOOPBACK_HOSTS
 
     make_agent(idle_strategy, party="-", seed=0)  # an unknown strategy fails now
-    if idle_timeout is not None and not math.isfinite(idle_timeout):
-        raise UsageError(f"--idle-timeout must be a number of seconds, not {idle_timeout}")
+    if idle_timeout is not None:
+        check_timeout(idle_timeout)
     if scenarios is not None and not scenarios.is_dir():
         raise UsageError(f"--scenarios {scenarios}: no such folder")
     check_writable(transcripts)
