@@ -112,6 +112,11 @@ class _PrefixState:
     def __init__(self) -> None:
         self.last: tuple[bytes, Any] = (b"", None)
 
+    def __reduce__(self) -> tuple[type[_PrefixState], tuple[()]]:
+        # A copied or pickled header (its scenario) starts with no state: a hash state
+        # cannot be pickled, and a copy need not share it.
+        return _PrefixState, ()
+
 
 _SCENARIO_KEY = b'"scenario":'
 

@@ -4,8 +4,10 @@ written or read."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,23 @@ def test_a_run_written_to_a_file_and_one_kept_in_memory_have_the_same_lines(
     on_disk = (tmp_path / "run.jsonl").read_text(encoding="utf-8").splitlines()
     assert memory.lines == on_disk
     assert memory.head_hash == verify(tmp_path / "run.jsonl").head_hash
+
+
+def test_a_run_s_events_can_still_be_deep_copied_and_pickled_after_chaining() -> None:
+    scenario = load_scenario("platform-app-vendor")
+    specs = {party: "boulware" for party in scenario.party_ids}
+
+    async def run() -> TranscriptWriter:
+        with TranscriptWriter(None) as writer:
+            await Negotiation(scenario).run(build_agents(specs, 1), seed=1, writer=writer,
+                                            specs=specs)
+        return writer
+
+    writer = anyio.run(run)
+    assert len(writer.head_hash) == 64  # chained: the scenario's hash state is remembered
+    for copied in (copy.deepcopy(writer.events), pickle.loads(pickle.dumps(writer.events))):
+        assert copied == writer.events
+        header = copied[0]
+        assert event_hash(header) == header["hash"]
+        unchained = {key: value for key, value in header.items() if key != "hash"}
+        assert chain(unchained, header["prev_hash"]) == writer.lines[0]
