@@ -140,6 +140,15 @@ class View:
 IDLE_PASS = "idle_pass"
 
 
+#: The ``kind`` of a paused person's turn resumed with the idle strategy's failure: the
+#: seat's turn then fails like any agent's (an ``error`` event ends the run).
+STAND_IN_FAILED = "idle_stand_in_failed"
+
+
+class StandInFailed(Exception):
+    """The strategy standing in for an idle seat failed to play its turn."""
+
+
 class TurnPassed(Exception):
     """A person's paused seat was resumed with the driver's decision to pass its turn
     (``Session.pass_idle``), replayed by the graph after a crash before the pass was

@@ -18,7 +18,7 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from rich.text import Text
 
-from agents.base import IDLE_PASS, TurnPassed, View
+from agents.base import IDLE_PASS, STAND_IN_FAILED, StandInFailed, TurnPassed, View
 from negotiation.model import (
     ACTION,
     Accept,
@@ -229,4 +229,6 @@ class InterruptingHuman:
             timeout = answer.get("timeout")  # the driver's pass, saved before a crash
             if isinstance(timeout, int | float) and 0 <= timeout < math.inf:
                 raise TurnPassed(float(timeout))
+        if isinstance(answer, dict) and answer.get("kind") == STAND_IN_FAILED:
+            raise StandInFailed(str(answer.get("error")))
         return ACTION.validate_python(answer)

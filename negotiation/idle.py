@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agents import View, make_agent
+from agents.base import STAND_IN_FAILED
 from negotiation.errors import InputError
 from negotiation.model import Action
 
@@ -83,7 +84,12 @@ class IdlePolicy:
         session's pass, or the stand-in strategy's move."""
         if self.on_idle == "pass":
             return session.pass_idle(self.timeout)
-        action = await stand_in(view, self.strategy, seed, self.timeout)
+        try:
+            action = await stand_in(view, self.strategy, seed, self.timeout)
+        except Exception as error:  # the seat's turn fails as an agent's would, recorded
+            return {"kind": STAND_IN_FAILED,
+                    "error": f"the {self.strategy} strategy standing in for the idle seat "
+                             f"failed: {type(error).__name__}: {error}"}
         return action.model_dump(mode="json", exclude_none=True)
 
     def record(self) -> dict[str, Any]:

@@ -129,3 +129,35 @@ def test_a_resumed_run_keeps_the_idle_timeout_its_header_records(tmp_path: Path)
     events = finished(resumed, tmp_path)
     assert [e for e in events if e["type"] == "passed" and e["party"] == "a"]
     assert events[-1]["type"] == "outcome"
+
+
+def test_an_idle_strategy_that_fails_ends_the_run_as_an_agent_failure_on_record(
+        tmp_path: Path) -> None:
+    """A plugin (or NegMAS) strategy standing in for an idle seat that raises: the run
+    ended with a traceback and a transcript of its header alone; it ends now as any
+    failing agent does (exit 3), the transcript saying which strategy failed."""
+    (tmp_path / "broken_stand_in.py").write_text(
+        "class Broken:\n"
+        "    def __init__(self, **settings):\n"
+        "        pass\n\n"
+        "    async def act(self, view):\n"
+        "        raise RuntimeError('no move today')\n")
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text(TINY_YAML)
+    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "160", "PYTHONPATH": str(tmp_path)}
+    child = pexpect.spawn(str(NEGOTIATE), [
+        "--plugin", "broken=broken_stand_in:Broken", "run", str(scenario), "--human", "a",
+        "--out", str(tmp_path / "out"), "--idle-timeout", "1", "--idle-strategy", "broken"],
+        encoding="utf-8", timeout=30, env=env, dimensions=(60, 160))
+    child.expect("You did not answer within 1 s")
+    child.expect(pexpect.EOF)
+    child.close()
+    said = " ".join(str(child.before).split())
+    assert child.exitstatus == 3, said
+    assert "Traceback" not in said
+    assert "the broken strategy standing in for the idle seat failed" in said
+    (path,) = (tmp_path / "out").glob("*.jsonl")
+    assert verify(path).ok
+    events = load_verified(path)
+    assert [e["type"] for e in events] == ["header", "error", "outcome"]
+    assert "RuntimeError: no move today" in str(events[1]["error"])
