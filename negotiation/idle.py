@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -142,7 +143,14 @@ def timed_answer(person: TerminalPerson, policy: IdlePolicy, seed: int,
                  tell: Callable[[str], None]) -> Callable[[Any, Session], Any]:
     """The answer of a durable run's pauses for a person at this terminal: each turn is
     asked of ``person`` for at most ``policy.timeout`` seconds, then taken over as the
-    policy says (``tell`` shows the person what happens)."""
+    policy says (``tell`` shows the person what happens).  Only the main thread of a
+    Unix process receives ``SIGALRM``: anywhere else this is refused up front."""
+    if not hasattr(signal, "setitimer") or \
+            threading.current_thread() is not threading.main_thread():
+        raise IdleSettingError("a person's timed turn at the terminal needs the main thread "
+                               "of a Unix process (an interval timer); elsewhere, time the "
+                               "turns with the studio's seats")
+
     async def answer(payload: Any, session: Session) -> Any:
         if not (isinstance(payload, dict) and payload.get("kind") == "human_turn"):
             return None

@@ -161,3 +161,20 @@ def test_an_idle_strategy_that_fails_ends_the_run_as_an_agent_failure_on_record(
     events = load_verified(path)
     assert [e["type"] for e in events] == ["header", "error", "outcome"]
     assert "RuntimeError: no move today" in str(events[1]["error"])
+
+
+def test_a_timed_terminal_turn_is_refused_off_the_main_thread() -> None:
+    """SIGALRM reaches the main thread only: a notebook's or a server's worker thread
+    would have failed at the first turn with signal's ValueError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agents.human import HumanAgent
+    from negotiation.idle import IdlePolicy, IdleSettingError, timed_answer
+
+    def timed() -> object:
+        return timed_answer(HumanAgent(), IdlePolicy(5), 0, print)
+
+    assert callable(timed())  # the main thread: fine
+    with ThreadPoolExecutor(1) as pool:
+        error = pool.submit(timed).exception()
+    assert isinstance(error, IdleSettingError) and "main thread" in str(error)
