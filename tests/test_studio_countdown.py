@@ -8,9 +8,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.studio_support import Person, set_up
+from tests.studio_support import Person, Server, set_up
 from tests.test_studio import BASE, Open, serve, tiny_folder, wait_until
 from tests.test_studio_idle import events_of
 
@@ -71,3 +72,30 @@ def test_without_an_idle_timeout_no_countdown_is_sent(tmp_path: Path, serve: Ope
     wait_until(lambda: alpha.state()["your_turn"])
     assert alpha.state()["countdown"] is None
     assert 'id="countdown"' in alpha.seen[0]
+
+
+def test_a_restarted_server_sends_the_pages_a_state_they_have_not_shown(
+        tmp_path: Path) -> None:
+    """Killed during a timed turn and restarted: the resumed turn waits a fresh timeout,
+    but the restarted server's version count met the page's (3 and 3), so the page kept
+    its old countdown and said the turn passed 'now' while the turn went on."""
+    folder = tiny_folder(tmp_path / "s")
+    transcripts = tmp_path / "transcripts"
+    extra = ["--scenarios", str(folder), "--idle-timeout", "60", "--on-idle", "pass"]
+    first = Server(transcripts, extra=extra).start()
+    try:
+        with httpx.Client(timeout=10) as client:
+            links = set_up(client, first.base, "tiny", {"a": "human", "b": "boulware"})
+            seat = links.seats["a"] + "/state"
+            wait_until(lambda: client.get(seat).json()["countdown"] is not None)
+            shown = client.get(seat).json()
+    finally:
+        first.kill()
+    second = Server(transcripts, port=first.port, extra=extra[:2]).start()
+    try:
+        wait_until(lambda: httpx.get(seat).json()["countdown"] is not None, timeout=30)
+        resumed = httpx.get(seat).json()
+    finally:
+        second.stop()
+    assert resumed["version"] != shown["version"]  # the page takes it in
+    assert resumed["countdown"]["seconds_left"] > 30  # the resumed turn's own deadline

@@ -23,6 +23,7 @@ import hmac
 import json
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,7 +127,11 @@ class Rehearsal:
     turn: Turn | None = None
     problem: str | None = None
     running: bool = False
-    version: int = 0
+    #: Counts the changes the pages are sent; a page skips a state whose version it has
+    #: shown.  It starts at the clock (microseconds): a restarted server's count would
+    #: otherwise start again at 0 and meet the version a page already shows with a state
+    #: that differs (the resumed turn's fresh countdown), which the page then skipped.
+    version: int = field(default_factory=lambda: time.time_ns() // 1000)
 
     def __post_init__(self) -> None:
         self.table = Table(self.scenario)
