@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -139,6 +140,16 @@ def alarm(seconds: float) -> Iterator[None]:
             signal.signal(signal.SIGALRM, previous)
 
 
+def discard_typed_ahead() -> None:
+    """Drop what the person typed without pressing Enter before the turn timed out: the
+    terminal keeps it for the next read, so "wal" typed then made the next turn's "k" a
+    walk-away."""
+    import termios
+
+    if sys.stdin.isatty():
+        termios.tcflush(sys.stdin, termios.TCIFLUSH)
+
+
 def timed_answer(person: TerminalPerson, policy: IdlePolicy, seed: int,
                  tell: Callable[[str], None]) -> Callable[[Any, Session], Any]:
     """The answer of a durable run's pauses for a person at this terminal: each turn is
@@ -161,6 +172,7 @@ def timed_answer(person: TerminalPerson, policy: IdlePolicy, seed: int,
             with alarm(policy.timeout):
                 action = person.prompt(view)
         except SeatIdle:
+            discard_typed_ahead()
             tell(f"\nYou did not answer within {policy.timeout:g} s: "
                  f"{policy.consequence()}.")
             return await policy.take_over(session, view, seed)

@@ -178,3 +178,18 @@ def test_a_timed_terminal_turn_is_refused_off_the_main_thread() -> None:
     with ThreadPoolExecutor(1) as pool:
         error = pool.submit(timed).exception()
     assert isinstance(error, IdleSettingError) and "main thread" in str(error)
+
+
+def test_what_was_typed_without_enter_before_the_timeout_is_not_the_next_turns_answer(
+        tmp_path: Path) -> None:
+    """'wal' typed as the turn timed out stayed in the terminal's line: the next turn's
+    'k' then read 'walk' and asked to walk away."""
+    child = start(tmp_path, "--idle-timeout", "2", "--on-idle", "pass", "--rounds", "3")
+    child.expect("Your move")
+    child.send("wal")
+    child.expect("You did not answer within 2 s")
+    child.expect("Your move")
+    child.send("k\r")
+    assert child.expect(["Walk away and end", "Please select one of the available "
+                                              "options"], timeout=10) == 1
+    child.terminate(force=True)
