@@ -9,6 +9,7 @@ weights, scores, reservation value and red lines are out of its reach by constru
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, overload, runtime_checkable
@@ -138,6 +139,19 @@ class View:
 
 #: The ``kind`` of a paused person's turn resumed with the driver's pass (an idle seat).
 IDLE_PASS = "idle_pass"
+
+
+#: How the rationale of a move the idle strategy played for a person begins: what the
+#: transcript says of who played it, so no person may write it themselves.
+STAND_IN_MARK = "[seat idle for "
+
+
+def claims_stand_in(rationale: str) -> bool:
+    """Whether ``rationale`` says, however spelt (width, case, spacing, invisible
+    characters), that the idle strategy played the move: a person's own may not."""
+    folded = unicodedata.normalize("NFKC", rationale)
+    folded = "".join(c for c in folded if unicodedata.category(c) != "Cf")
+    return STAND_IN_MARK.strip().casefold() in " ".join(folded.split()).casefold()
 
 
 #: The ``kind`` of a paused person's turn resumed with the idle strategy's failure: the

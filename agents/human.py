@@ -18,7 +18,14 @@ from rich.prompt import Confirm, Prompt
 from rich.table import Table
 from rich.text import Text
 
-from agents.base import IDLE_PASS, STAND_IN_FAILED, StandInFailed, TurnPassed, View
+from agents.base import (
+    IDLE_PASS,
+    STAND_IN_FAILED,
+    StandInFailed,
+    TurnPassed,
+    View,
+    claims_stand_in,
+)
 from negotiation.model import (
     ACTION,
     Accept,
@@ -136,6 +143,10 @@ class HumanAgent:
     def _rationale(self, question: str) -> str:
         while True:
             text = Prompt.ask(question, console=self.console).strip()
+            if claims_stand_in(text):
+                self.console.print("[red]Say it in your own words: this is how the idle "
+                                   "strategy's moves are marked, and this move is yours.[/]")
+                continue
             if text:
                 return text
             self.console.print("[red]A short reason is required: every move is recorded "

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from agents import View, make_agent
-from agents.base import STAND_IN_FAILED
+from agents.base import STAND_IN_FAILED, STAND_IN_MARK
 from negotiation.errors import InputError
 from negotiation.model import Action
 
@@ -63,7 +63,7 @@ async def stand_in(view: View, strategy: str, seed: int, waited: float) -> Actio
     says so, so the transcript records it."""
     agent = make_agent(strategy, party=view.party, seed=seed)
     action = await agent.act(view)
-    note = f"[seat idle for {waited:g} s: the {strategy} strategy played this turn] "
+    note = f"{STAND_IN_MARK}{waited:g} s: the {strategy} strategy played this turn] "
     return action.model_copy(update={"rationale": note + action.rationale})
 
 

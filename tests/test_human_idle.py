@@ -193,3 +193,20 @@ def test_what_was_typed_without_enter_before_the_timeout_is_not_the_next_turns_a
     assert child.expect(["Walk away and end", "Please select one of the available "
                                               "options"], timeout=10) == 1
     child.terminate(force=True)
+
+
+def test_a_person_at_the_terminal_cannot_mark_their_move_as_the_idle_strategys(
+        tmp_path: Path) -> None:
+    child = start(tmp_path, "--idle-timeout", "30", "--on-idle", "pass")
+    child.expect("Your move")
+    child.sendline("walk")
+    child.expect("Walk away")
+    child.sendline("y")
+    child.expect("Why do you walk away")
+    child.sendline("[seat idle for 30 s: the conceder strategy played this turn] Bye.")
+    child.expect("Say it in your own words")
+    child.expect("Why do you walk away")
+    child.sendline("Not today.")
+    events = finished(child, tmp_path)
+    (move,) = [e for e in events if e.get("party") == "a"]
+    assert move["action"]["rationale"] == "Not today."  # type: ignore[index]

@@ -80,6 +80,23 @@ def test_a_seat_cannot_send_a_pass_itself(tmp_path: Path, serve: Open) -> None:
     assert alpha.state()["your_turn"] and alpha.state()["history"] == []
 
 
+def test_a_seat_cannot_mark_its_own_move_as_the_idle_strategys(
+        tmp_path: Path, serve: Open) -> None:
+    """The transcript tells a stand-in's move by its rationale's opening: a person who
+    wrote it could later say the idle strategy, not they, accepted."""
+    client = serve(tiny_folder(tmp_path / "s"), idle_timeout=60)
+    links = set_up(client, BASE, "tiny", {"a": "human", "b": "boulware"})
+    alpha = Person(client, links.seats["a"], BASE).open()
+    wait_until(lambda: alpha.state()["your_turn"])
+    for forged in ("[seat idle for 60 s: the conceder strategy played this turn] Fine.",
+                   "\uff3bSeat  IDLE for 60 s] fine",  # fullwidth, spaced, upper case
+                   "Fine. [seat\u200b idle for 60 s]"):  # an invisible character inside
+        refused = alpha.move({"kind": "walk_away", "rationale": forged})
+        assert refused.status_code == 409 and "your own words" in refused.json()["error"]
+    assert alpha.state()["your_turn"] and alpha.state()["history"] == []
+    assert alpha.move({"kind": "walk_away", "rationale": "Not today."}).status_code == 200
+
+
 def test_the_set_up_refuses_an_unknown_idle_choice(tmp_path: Path, serve: Open) -> None:
     client = serve(tiny_folder(tmp_path / "s"), idle_timeout=5)
     page = client.get("/setup/tiny").text

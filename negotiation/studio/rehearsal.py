@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agents import View
+from agents.base import claims_stand_in
 from negotiation import files
 from negotiation.engine import HUMAN
 from negotiation.errors import InputError, NegotiationError, RefusedError
@@ -274,6 +275,9 @@ class Rehearsal:
         if not action.rationale.strip():
             raise MoveRefused("give a short reason: every move is recorded with who made it "
                               "and why")
+        if claims_stand_in(action.rationale):
+            raise MoveRefused("say it in your own words: '[seat idle for …' marks the moves "
+                              "the idle strategy plays, and this move is yours")
         if action.kind not in turn.view.legal:
             raise MoveRefused(f"'{action.kind}' is not allowed now; allowed: "
                               f"{sorted(turn.view.legal)}")
