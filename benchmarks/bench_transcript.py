@@ -97,9 +97,14 @@ def in_runs(size: int, parties: int, events: int, repeats: int) -> list[float]:
     side = OurSide(domain(size, parties), 100, warm=True)
     side.run(20)
     side.run(20, chain=False)
-    count = max(1, round(0.3 / max(per_run(side.run, 1), 1e-6)))
-    return [(per_run(side.run, count) - per_run(
-        functools.partial(side.run, chain=False), count)) / events for _ in range(repeats)]
+    count = max(1, round(0.03 / max(per_run(side.run, 1), 1e-6)))
+    unchained = functools.partial(side.run, chain=False)
+
+    def paired() -> float:  # ten pairs, finely alternated: the neighbours' noise is shared
+        return statistics.median(per_run(side.run, count) - per_run(unchained, count)
+                                 for _ in range(10)) / events
+
+    return [paired() for _ in range(repeats)]
 
 
 def per_run(action: Callable[[int], object], count: int) -> float:
