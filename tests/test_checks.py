@@ -94,3 +94,21 @@ def test_a_registered_check_that_lacks_check_is_refused(
     with pytest.raises(PluginError, match="does not fit the interface"):
         plugin("notacheck=examples.tough_negotiator:ToughNegotiator")
         Referee(Scenario.model_validate(with_custom("notacheck")))
+
+
+def test_runs_of_a_scenario_share_its_referee_unless_it_has_custom_checks(
+        plugin: Callable[[str], list[str]]) -> None:
+    from negotiation.analysis import SpaceAnalysis
+    from negotiation.session import Negotiation
+
+    plain = load_scenario("platform-app-vendor")
+    analysis = SpaceAnalysis(plain)
+    first, second = (Negotiation(plain, analysis=analysis) for _ in range(2))
+    assert first.referee is second.referee  # per-scenario data, like the analysis
+    plugin(EXCLUSIVITY)
+    custom = Scenario.model_validate(with_custom("no_long_exclusivity", {"max_months": 12}))
+    analysis = SpaceAnalysis(custom)
+    first, second = (Negotiation(custom, analysis=analysis) for _ in range(2))
+    # A custom check is the scenario's own code and may keep state: one instance per run.
+    assert first.referee is not second.referee
+    assert first.referee.checks[-1] is not second.referee.checks[-1]
