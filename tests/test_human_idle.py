@@ -6,12 +6,18 @@ same mechanism as the studio's seats, and the transcript records it."""
 from __future__ import annotations
 
 import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pexpect
+import pytest
 from typer.testing import CliRunner
 
+from agents.human import HumanAgent
 from negotiation.cli import app
+from negotiation.idle import IdlePolicy, IdleSettingError, SeatIdle, alarm, timed_answer
 from negotiation.transcript import load_verified, verify
 from tests.conftest import TINY_YAML
 from tests.test_cli import NEGOTIATE
@@ -166,11 +172,6 @@ def test_an_idle_strategy_that_fails_ends_the_run_as_an_agent_failure_on_record(
 def test_a_timed_terminal_turn_is_refused_off_the_main_thread() -> None:
     """SIGALRM reaches the main thread only: a notebook's or a server's worker thread
     would have failed at the first turn with signal's ValueError."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from agents.human import HumanAgent
-    from negotiation.idle import IdlePolicy, IdleSettingError, timed_answer
-
     def timed() -> object:
         return timed_answer(HumanAgent(), IdlePolicy(5), 0, print)
 
@@ -210,3 +211,16 @@ def test_a_person_at_the_terminal_cannot_mark_their_move_as_the_idle_strategys(
     events = finished(child, tmp_path)
     (move,) = [e for e in events if e.get("party") == "a"]
     assert move["action"]["rationale"] == "Not today."  # type: ignore[index]
+
+
+def test_the_alarm_rings_once_and_leaves_no_timer_or_handler_behind() -> None:
+    """A timeout the interval timer refuses left the alarm's handler installed (it was set
+    before the timer failed), so any later SIGALRM raised SeatIdle."""
+    before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(SeatIdle), alarm(0.05):
+        time.sleep(2)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is before
+    with pytest.raises(IdleSettingError), alarm(1e10):
+        pass
+    assert signal.getsignal(signal.SIGALRM) is before
