@@ -347,9 +347,9 @@ def test_hostile_rationales_are_shown_as_text_and_never_run(server: Server,
         links = set_up(client, server.base, "park-redevelopment",
                        {"city": "human", "county": "human", "foundation": "conceder"})
         city = Person(client, links.seats["city"], server.base).open()
-        for _ in range(400):
-            if city.state()["your_turn"]:
-                break
+        turn_by = time.monotonic() + 60
+        while not city.state()["your_turn"]:
+            assert time.monotonic() < turn_by, "the city's turn did not come within 60 s"
             time.sleep(0.05)
         reply = city.move({"kind": "propose", "rationale": HOSTILE, "terms": {
             "funding_split": {"city": 30, "county": 30, "foundation": 40},
