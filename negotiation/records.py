@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from negotiation.checks.base import Finding
 from negotiation.guardrails import PASSED_PROPOSAL, provenance
-from negotiation.model import Accept, Action, Agreement, Propose, TermValue, WalkAway
+from negotiation.model import Accept, Action, Agreement, Offer, Propose, TermValue, WalkAway
 
 if TYPE_CHECKING:
     from negotiation.session import Negotiation
+    from negotiation.utility import OutcomeSpace
     from protocols import ProtocolState
 
 #: The record of an unflagged proposal's verdict, copied into each event (with its own
@@ -50,6 +51,32 @@ def action_record(action: Action) -> dict[str, Any]:
     if action.message is not None:
         record["message"] = action.message
     return record
+
+
+def plain_action(action: Action, space: OutcomeSpace) -> Action:
+    """An agent's move read once, as exactly one of the three move models: the referee
+    checks, the transcript records and the parties are shown the same terms and texts.  A
+    subclass (of a move, an offer, its terms) could answer each read differently: the
+    referee passed one offer while the parties were shown another.  A move of the space's
+    own offer (read-only) is already plain; fields are copied as given, unvalidated, so
+    that an invalid move is refused and explained by the referee as before."""
+    kind = type(action)
+    if kind is Accept or kind is WalkAway or (kind is Propose and space.owns(action.offer)):
+        return action
+    model = next((m for m in (Propose, Accept, WalkAway) if isinstance(action, m)), None)
+    if model is None:
+        return action  # not a move at all: the turn fails as before
+    fields = dict(dict.items(object.__getattribute__(action, "__dict__")))
+    offer = fields.get("offer")
+    if isinstance(offer, Offer):
+        terms = object.__getattribute__(offer, "__dict__").get("terms")
+        if isinstance(terms, dict):
+            terms = {key: dict(dict.items(value)) if isinstance(value, dict) else value
+                     for key, value in dict.items(terms)}
+        fields["offer"] = Offer.model_construct(terms=terms)
+    fields["kind"] = model.model_fields["kind"].default
+    plain: Action = model.model_construct(**fields)
+    return plain
 
 
 def flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
@@ -108,4 +135,5 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
     return Judged(body, candidate, utilities, None)
 
 
-__all__ = ["Judged", "action_record", "flagged_fields", "judge_agreement", "passed_verdict"]
+__all__ = ["Judged", "action_record", "flagged_fields", "judge_agreement", "passed_verdict",
+           "plain_action"]

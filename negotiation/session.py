@@ -34,7 +34,13 @@ from negotiation.model import (
     Scenario,
     TermValue,
 )
-from negotiation.records import action_record, flagged_fields, judge_agreement, passed_verdict
+from negotiation.records import (
+    action_record,
+    flagged_fields,
+    judge_agreement,
+    passed_verdict,
+    plain_action,
+)
 from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
 from negotiation.utility import UtilityFunction
@@ -322,7 +328,8 @@ class Session:
         try:
             try:
                 recorded = self._recorded_action(party, agent) if replaying else None
-                action: Action = recorded if recorded is not None else await agent.act(view)
+                action: Action = recorded if recorded is not None else plain_action(
+                    await agent.act(view), negotiation.space)
             finally:
                 drain = self._drains.get(party)
                 for call in () if drain is None else list(drain()):

@@ -230,6 +230,11 @@ class OutcomeSpace:
             self._numbers[id(offer)] = outcome
         return offer
 
+    def owns(self, offer: object) -> bool:
+        """Whether ``offer`` is one this space built (:meth:`offer`): read-only, trusted."""
+        known = self._numbers.get(id(offer))
+        return known is not None and self._offers.get(known) is offer
+
     def index_of_offer(self, offer: Offer) -> int:
         """``index_of(offer.terms)``, free when the offer was built by this space."""
         known = self._numbers.get(id(offer))
