@@ -31,7 +31,7 @@ def _offers() -> tuple[Offer, Offer]:
                 if analysis.feasible_full[outcome]]
     good = max(feasible, key=lambda outcome: float(city.vector[outcome]))
     terms = dict(analysis.space.terms(good))
-    terms["funding_split"] = {"city": 80.0, "county": 10.0, "foundation": 10.0}
+    terms["funding_split"] = {"city": 80, "county": 10, "foundation": 10}
     return analysis.space.offer(good), Offer(terms=terms)
 
 
