@@ -12,14 +12,14 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
 
 from agents.base import View
 from negotiation.engine import run_scenario
-from negotiation.model import Action, Offer, Propose, Scenario
+from negotiation.model import Accept, Action, Offer, Propose, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import analysis_of
 from negotiation.transcript import verify
@@ -310,3 +310,77 @@ def test_runs_of_one_scenario_in_threads_record_what_they_record_alone(
     assert {key: events == alone[key[0]] for key, events in results.items()} == {
         (index, repeat): True for index in range(len(LINE_UPS)) for repeat in range(4)}
     assert all(verify(path).ok for path in tmp_path.glob("*.jsonl"))
+
+
+# --- the referee shared by runs still refuses and explains every bad move ---------------
+
+BASE: dict[str, Any] = {
+    "funding_split": {"city": 30, "county": 20, "foundation": 50},
+    "governance": "equal_thirds", "timeline_years": 2, "maintenance": "city",
+    "naming_rights": "pavilion"}
+BAD_MOVES: dict[str, Callable[[], Any]] = {
+    "split summing to 90": lambda: Propose(offer=Offer(terms={
+        **BASE, "funding_split": {"city": 30, "county": 20, "foundation": 40}}), rationale="x"),
+    "number between steps": lambda: Propose(
+        offer=Offer(terms={**BASE, "timeline_years": 2.5}), rationale="x"),
+    "number out of range": lambda: Propose(
+        offer=Offer(terms={**BASE, "timeline_years": 9}), rationale="x"),
+    "red line on a share": lambda: Propose(offer=Offer(terms={
+        **BASE, "funding_split": {"city": 10, "county": 40, "foundation": 50}}), rationale="x"),
+    "red line on an option": lambda: Propose(
+        offer=Offer(terms={**BASE, "governance": "foundation_chair"}), rationale="x"),
+    "unknown issue": lambda: Propose(offer=Offer(terms={**BASE, "extra": "y"}), rationale="x"),
+    "missing issue": lambda: Propose(offer=Offer(terms={
+        key: value for key, value in BASE.items() if key != "governance"}), rationale="x"),
+    "no rationale (unvalidated)": lambda: Propose.model_construct(
+        offer=Offer(terms=BASE), rationale=""),
+    "a split that is a number (unvalidated)": lambda: Propose.model_construct(
+        offer=Offer.model_construct(terms={**BASE, "funding_split": 100}), rationale="x"),
+    "an offer that is a dict (unvalidated)": lambda: Propose.model_construct(
+        offer=cast(Offer, {"terms": BASE}), rationale="x"),
+    "accept with nothing standing": lambda: Accept(rationale="ok"),
+    "instructions": lambda: Propose(offer=Offer(terms=BASE), rationale=POISON),
+    "not a move": lambda: "propose",
+}
+BAD_MOVE: dict[str, str] = {"name": ""}
+
+
+class Scripted:
+    """Makes the move ``BAD_MOVE`` names."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.party = party
+
+    async def act(self, view: View) -> Action:
+        move: Action = BAD_MOVES[BAD_MOVE["name"]]()
+        return move
+
+
+def _first_turn(scenario: Scenario) -> dict[str, Any]:
+    result = anyio.run(functools.partial(run_scenario, scenario, rounds=1,
+                                         agents={"city": f"{__name__}:Scripted"}))
+    (event,) = (event for event in result.transcript.events[1:2])
+    return {key: value for key, value in event.items() if key not in ("wall", "seq")}
+
+
+@pytest.mark.parametrize("name", BAD_MOVES)
+def test_the_referee_shared_by_runs_refuses_and_explains_a_bad_move_as_its_own_would(
+        name: str, plugin: Callable[[str], list[str]]) -> None:
+    """After runs of its scenario have filled the shared referee's tables, a move a table
+    lookup might pass (terms off the grid, a split summing wrong, a red line, no rationale,
+    an unvalidated move) is refused, flagged or failed with the words a referee of the
+    run's own gives; none is delivered."""
+    plugin(f"{__name__}:Scripted")
+    BAD_MOVE["name"] = name
+    scenario = load_scenario(SCENARIO)
+    for seed in (0, 1):
+        anyio.run(functools.partial(run_scenario, scenario, seed=seed))
+    shared = _first_turn(scenario)
+    own = _first_turn(scenario_from_data(scenario.model_dump(mode="json")))
+    assert shared == own
+    if name == "instructions":
+        assert shared["type"] == "move"
+        assert shared["verdict"]["findings"][0]["check"] == "injection"
+    else:
+        assert shared["type"] in ("blocked", "error")
+        assert shared.get("feedback", {}).get("message") or shared.get("error")
