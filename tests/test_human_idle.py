@@ -89,7 +89,9 @@ def test_an_idle_timeout_without_a_person_or_on_the_plain_driver_is_refused(
                        (["--idle-timeout", "5", "--human", "a", "--driver", "plain"],
                         "use it with --driver graph"),
                        (["--idle-timeout", "5", "--human", "a", "--idle-strategy", "nobody"],
-                        "nobody")):
+                        "nobody"),
+                       (["--human", "a", "--on-idle", "pass"], "give it too"),
+                       (["--human", "a", "--idle-strategy", "boulware"], "give it too")):
         done = runner.invoke(app, ["run", str(scenario), "--out", str(tmp_path / "out"),
                                    *args], env={"COLUMNS": "200", "NO_COLOR": "1"})
         assert done.exit_code == 2, done.output

@@ -133,6 +133,9 @@ def run(
         raise UsageError(f"--replay {replay}: no such recording")
     if idle_timeout is not None:
         check_idle(idle_timeout, idle_strategy, human, driver)
+    elif on_idle is not OnIdle.strategy or idle_strategy != "conceder":
+        raise UsageError("--on-idle and --idle-strategy say what happens after "
+                         "--idle-timeout: give it too")
     if budget_cost is not None and prices is None:
         raise UsageError("--budget-cost needs --prices FILE to know what a token costs")
     policy = None if idle_timeout is None else IdlePolicy(idle_timeout, on_idle.value,
