@@ -44,7 +44,8 @@ import numpy as np
 import numpy.typing as npt
 
 from negotiation.events import CanonicalObject
-from negotiation.model import Organization, PublicScenario, Scenario
+from negotiation.frozen import read_only_copy
+from negotiation.model import Organization, Preferences, PublicScenario, Scenario
 from negotiation.scenario import scenario_digest
 from negotiation.utility import (
     FloatArray,
@@ -209,8 +210,14 @@ class SpaceAnalysis:
 
     @cached_property
     def public(self) -> PublicScenario:
-        """The scenario as every party sees it (built once, shared by runs)."""
-        return self.scenario.public()
+        """The scenario as every party sees it (built once, shared by runs: read-only)."""
+        return read_only_copy(self.scenario.public())
+
+    @cached_property
+    def briefs(self) -> dict[str, Preferences]:
+        """Each organisation's brief as its own agent is shown it (shared by runs: read-only,
+        so that an agent editing its brief edits neither the referee's nor the next run's)."""
+        return {org.id: read_only_copy(org.preferences) for org in self.scenario.organizations}
 
     @cached_property
     def scenario_json(self) -> CanonicalObject:

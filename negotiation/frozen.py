@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, NoReturn, TypeVar
 
+from pydantic import BaseModel
+
 T = TypeVar("T")
 
 _PREFIX = "_quick_"
@@ -69,4 +71,39 @@ class ReadOnlyDict(dict[Any, Any]):
         return type(self), (dict(self),)
 
 
-__all__ = ["ReadOnlyDict", "quick_init"]
+class ReadOnlyList(list[Any]):
+    """A ``list`` that refuses every change, as :class:`ReadOnlyDict` for lists."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("these values are shared and read-only: copy them (list(...)) to "
+                        "make changes")
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+    append = clear = extend = insert = pop = remove = reverse = sort = _refuse
+
+    def __reduce__(self) -> tuple[type[ReadOnlyList], tuple[list[Any]]]:
+        return type(self), (list(self),)
+
+
+def read_only_copy(value: T) -> T:
+    """A copy of ``value`` (a pydantic model, and the dicts and lists in it) that refuses
+    changes: for a brief or a public scenario that every run of a scenario hands its agents,
+    so that an agent editing what it is shown edits nothing of the next run's.  Models are
+    frozen already; their containers become :class:`ReadOnlyDict` and
+    :class:`ReadOnlyList`."""
+    copy: Any = value
+    if isinstance(value, BaseModel):
+        fields = {name: read_only_copy(getattr(value, name)) for name in type(value).model_fields}
+        copy = type(value).model_construct(_fields_set=set(value.model_fields_set), **fields)
+    elif isinstance(value, dict):
+        copy = ReadOnlyDict({key: read_only_copy(item) for key, item in value.items()})
+    elif isinstance(value, list):
+        copy = ReadOnlyList(read_only_copy(item) for item in value)
+    elif isinstance(value, tuple):
+        copy = tuple(read_only_copy(item) for item in value)
+    return copy  # type: ignore[no-any-return]
+
+
+__all__ = ["ReadOnlyDict", "ReadOnlyList", "quick_init", "read_only_copy"]

@@ -24,6 +24,7 @@ from agents.base import IDLE_PASS, TurnPassed
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
 from negotiation.events import TURNS, EventType
+from negotiation.frozen import read_only_copy
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, verdict_of
 from negotiation.model import (
     ACTION,
@@ -203,7 +204,9 @@ class Session:
             negotiation.scenario.protocol)
         self.moves: list[Move] = []
         self.history = History(self.moves)
-        self.private = {org.id: org.preferences for org in negotiation.scenario.organizations}
+        self.private = negotiation.analysis.briefs if negotiation.analysis.scenario is \
+            negotiation.scenario else {org.id: read_only_copy(org.preferences)
+                                       for org in negotiation.scenario.organizations}
         self.feedback: dict[str, Feedback] = {}
         self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
         self.failure: str | None = None

@@ -19,7 +19,7 @@ import pytest
 
 from agents.base import View
 from negotiation.engine import run_scenario
-from negotiation.model import Accept, Action, Offer, Propose, Scenario
+from negotiation.model import Accept, Action, Offer, Propose, RedLine, Scenario, WalkAway
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import analysis_of
 from negotiation.transcript import verify
@@ -384,3 +384,61 @@ def test_the_referee_shared_by_runs_refuses_and_explains_a_bad_move_as_its_own_w
     else:
         assert shared["type"] in ("blocked", "error")
         assert shared.get("feedback", {}).get("message") or shared.get("error")
+
+
+# --- what an agent is shown of its own brief and of the scenario -------------------------
+
+EDITS: list[str] = []
+
+
+class BriefEditor:
+    """Edits every dict and list of its own brief and of the public scenario it is shown
+    (a learning strategy re-weighting its issues in place, an agent dropping a red line),
+    then walks away."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.party = party
+
+    async def act(self, view: View) -> Action:
+        preferences = view.preferences
+        attempts: list[Callable[[], object]] = [
+            lambda: preferences.weights.update(dict.fromkeys(preferences.weights, 0.0)),
+            lambda: preferences.red_lines.clear(),
+            lambda: preferences.red_lines.append(RedLine(issue="governance", op="==",
+                                                         value="city_majority")),
+            *[lambda values=values: values.clear() for function in preferences.values.values()
+              for values in (function.scores, function.points) if values is not None],
+            lambda: view.scenario.issues.clear(),
+            *[lambda options=options: options.append("vandal") for issue in view.scenario.issues
+              if isinstance(options := getattr(issue, "options", None), list)],
+        ]
+        for attempt in attempts:
+            try:
+                attempt()
+                EDITS.append("edited")
+            except TypeError:
+                EDITS.append("refused")
+        return WalkAway(rationale="done")
+
+
+def test_an_agent_editing_its_brief_or_the_scenario_it_is_shown_changes_nothing_else(
+        plugin: Callable[[str], list[str]]) -> None:
+    """An agent is shown its organisation's brief and the public scenario, shared by every
+    run of the scenario in the process: its edits are refused, so the referee, the other
+    parties and the next run (its red lines, its weights) are as they were.  (The county's
+    agent appended to its brief's red lines: the next run of the scenario failed at the
+    referee's first feedback.)"""
+    plugin(f"{__name__}:BriefEditor")
+    scenario = load_scenario(SCENARIO)
+    pristine = load_scenario(SCENARIO)
+    clean = _recorded(anyio.run(functools.partial(run_scenario, scenario, seed=2))
+                      .transcript.events)
+    EDITS.clear()
+    anyio.run(functools.partial(run_scenario, scenario, seed=2,
+                                agents={"county": f"{__name__}:BriefEditor"}))
+    assert EDITS and set(EDITS) == {"refused"}, EDITS
+    assert scenario.model_dump() == pristine.model_dump()
+    assert analysis_of(scenario).public.model_dump() == pristine.public().model_dump()
+    after = _recorded(anyio.run(functools.partial(run_scenario, scenario, seed=2))
+                      .transcript.events)
+    assert after == clean
