@@ -6,6 +6,7 @@ Strategies are named by a spec string: ``NAME`` or ``NAME:key=value,key=value``,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
@@ -68,10 +69,13 @@ def parse_spec(spec: str) -> tuple[str, dict[str, float]]:
         if not sep:
             raise StrategyError(f"'{spec}': parameter '{item}' must look like key=value")
         try:
-            params[key.strip()] = float(raw)
+            value = float(raw)
         except ValueError:
-            raise StrategyError(f"'{spec}': parameter '{key}' must be a number, "
-                                f"got '{raw}'") from None
+            value = math.nan
+        if not math.isfinite(value):
+            raise StrategyError(f"'{spec}': parameter '{key.strip()}' must be a finite "
+                                f"number, got '{raw.strip()}'")
+        params[key.strip()] = value
     return name, params
 
 

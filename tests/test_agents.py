@@ -144,7 +144,10 @@ def vars_of(view: View) -> list[object]:
 @pytest.mark.parametrize("spec, message", [
     ("telepathy", "unknown strategy 'telepathy'"),
     ("time_dependent:beta", "must look like key=value"),
-    ("time_dependent:beta=soft", "must be a number"),
+    ("time_dependent:beta=soft", "must be a finite number, got 'soft'"),
+    ("time_dependent:beta=nan", "must be a finite number, got 'nan'"),
+    ("time_dependent:beta=inf", "must be a finite number, got 'inf'"),
+    ("random:p_accept=-infinity", "must be a finite number"),
     ("time_dependent:beta=-1", "beta must be positive"),
     ("hardliner:speed=2", "unexpected keyword"),
 ])
