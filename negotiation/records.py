@@ -61,12 +61,11 @@ def plain_action(action: Action, space: OutcomeSpace) -> Action:
     own offer (read-only) is already plain; fields are copied as given, unvalidated, so
     that an invalid move is refused and explained by the referee as before."""
     kind = type(action)
-    if kind is Accept or kind is WalkAway:
-        return action
     if kind is Propose:
-        assert isinstance(action, Propose)
-        if space.owns(action.offer):
+        if space.owns(action.offer):  # type: ignore[union-attr]  # (the type is Propose)
             return action
+    elif kind is Accept or kind is WalkAway:
+        return action
     model = next((m for m in (Propose, Accept, WalkAway) if isinstance(action, m)), None)
     if model is None:
         return action  # not a move at all: the turn fails as before

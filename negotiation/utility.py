@@ -232,8 +232,7 @@ class OutcomeSpace:
 
     def owns(self, offer: object) -> bool:
         """Whether ``offer`` is one this space built (:meth:`offer`): read-only, trusted."""
-        known = self._numbers.get(id(offer))
-        return known is not None and self._offers.get(known) is offer
+        return self._offers.get(self._numbers.get(id(offer), -1)) is offer
 
     def index_of_offer(self, offer: Offer) -> int:
         """``index_of(offer.terms)``, free when the offer was built by this space."""
