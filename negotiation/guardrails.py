@@ -79,6 +79,16 @@ def verdict_of(subject: Subject, findings: list[Finding]) -> Verdict:
     return Verdict(subject=subject, level=level, findings=findings)
 
 
+#: What a blocked proposer is told instead of the message of a proposal check's finding
+#: computed from the other parties' private utilities (it names a party and its gain).
+PRIVATE_FINDINGS = {
+    "below_reservation": "the terms leave another party worse off than its alternative to "
+                         "a deal",
+    "pareto_dominated": "another feasible outcome is better for some party and worse for "
+                        "none",
+}
+
+
 class Referee:
     """Checks proposals and agreements for one scenario under its guardrail policy."""
 
@@ -222,11 +232,7 @@ class Referee:
         for finding in verdict.findings:
             if finding.level != "block" or finding.code == "red_line_crossed":
                 continue
-            if finding.code == "below_reservation":
-                sentences.append("the terms leave another party worse off than its "
-                                 "alternative to a deal")
-            else:
-                sentences.append(finding.message)
+            sentences.append(PRIVATE_FINDINGS.get(finding.code, finding.message))
         subject = "Proposal" if move == "propose" else f"Your {move} move was"
         return Feedback(message=f"{subject} blocked by the referee: " + "; ".join(sentences),
                         codes=sorted({f.code for f in verdict.findings if f.level == "block"}),

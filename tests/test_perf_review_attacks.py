@@ -19,6 +19,7 @@ import pytest
 
 from agents.base import View
 from negotiation.engine import run_scenario
+from negotiation.guardrails import PRIVATE_FINDINGS
 from negotiation.model import Accept, Action, Offer, Propose, RedLine, Scenario, WalkAway
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import analysis_of
@@ -189,6 +190,7 @@ ALONE = """
 import sys, anyio
 from pathlib import Path
 from negotiation.engine import run_scenario
+from negotiation.guardrails import PRIVATE_FINDINGS
 from negotiation.scenario import load_scenario
 anyio.run(lambda: run_scenario(load_scenario(sys.argv[1]), seed=int(sys.argv[2]),
                                transcript=Path(sys.argv[3])))
@@ -442,3 +444,25 @@ def test_an_agent_editing_its_brief_or_the_scenario_it_is_shown_changes_nothing_
     after = _recorded(anyio.run(functools.partial(run_scenario, scenario, seed=2))
                       .transcript.events)
     assert after == clean
+
+
+def test_a_blocked_proposer_is_not_told_the_other_parties_gains() -> None:
+    """When a scenario blocks Pareto-dominated proposals, the proposer's feedback says why
+    in words that hold no other party's utility; the finding's own message ('another
+    feasible outcome gives county +0.338 and no one less') stays in the transcript, for the
+    people who read it.  (The city's agent was told the county's private gain.)"""
+    data = load_scenario(SCENARIO).model_dump(mode="json")
+    data["guardrails"]["pareto"] = {"proposals": "block", "agreements": "block",
+                                    "max_distance": 0.0}
+    result = anyio.run(functools.partial(run_scenario, scenario_from_data(data), rounds=4))
+    told = []
+    for event in result.transcript.events:
+        for finding in event.get("verdict", {}).get("findings", []):
+            if event["type"] == "blocked" and finding["code"] == "pareto_dominated":
+                feedback = event["feedback"]["message"]
+                told.append(feedback)
+                assert finding["message"] not in feedback
+                assert PRIVATE_FINDINGS["pareto_dominated"] in feedback
+                assert not any(f"gives {party}" in feedback
+                               for party in ("city", "county", "foundation"))
+    assert told
