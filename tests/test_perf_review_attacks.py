@@ -466,3 +466,28 @@ def test_a_blocked_proposer_is_not_told_the_other_parties_gains() -> None:
                 assert not any(f"gives {party}" in feedback
                                for party in ("city", "county", "foundation"))
     assert told
+
+
+def test_headers_sharing_their_prefix_but_not_their_scenario_hash_as_their_own_text(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The header's hash resumes from the state after the last header's scenario when the
+    text before it is the same: alternating two scenarios that differ in one word, with one
+    seed and line-up (and options holding a ``"scenario"`` key with the scenario's own
+    text, before the real one), every file verifies and each run writes the same bytes
+    again."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    first = load_scenario(SCENARIO)
+    data = first.model_dump(mode="json")
+    data["organizations"][0]["preferences"]["batna"] += " (revised)"
+    second = scenario_from_data(data)
+    options = {"a": {"scenario": analysis_of(first).scenario_json}}
+    for repeat in range(2):
+        for name, scenario in (("first", first), ("second", second)):
+            anyio.run(functools.partial(run_scenario, scenario, seed=1, rounds=3,
+                                        options=options,
+                                        transcript=tmp_path / f"{name}-{repeat}.jsonl"))
+    for name in ("first", "second"):
+        assert verify(tmp_path / f"{name}-0.jsonl").ok
+        assert (tmp_path / f"{name}-0.jsonl").read_bytes() == \
+            (tmp_path / f"{name}-1.jsonl").read_bytes()
+    assert (tmp_path / "first-0.jsonl").read_bytes() != (tmp_path / "second-0.jsonl").read_bytes()
