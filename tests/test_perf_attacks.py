@@ -22,6 +22,7 @@ from negotiation.guardrails import PASSED_PROPOSAL, Referee
 from negotiation.model import Accept, Action, Offer, Propose, RedLine, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import analysis_of
+from tests.attack_support import vandalise
 from tests.test_cli import NEGOTIATE
 
 SCENARIO = "park-redevelopment"
@@ -59,25 +60,6 @@ def test_editing_one_events_passed_verdict_edits_no_other_event_or_run() -> None
         "subject": "proposal", "level": "pass", "findings": []}
 
 
-def _vandalise(value: Any, seen: set[int]) -> None:
-    """Edit every dictionary and list in ``value``: numbers become -999, a key and an item
-    are added."""
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, dict):
-        for item in list(value.values()):
-            _vandalise(item, seen)
-        for key, item in list(value.items()):
-            if isinstance(item, int | float) and not isinstance(item, bool):
-                value[key] = -999
-        value["vandal"] = 1
-    elif isinstance(value, list):
-        for item in list(value):
-            _vandalise(item, seen)
-        value.append("vandal")
-
-
 @pytest.mark.parametrize(("name", "protocol"), [
     ("park-redevelopment", None), ("platform-app-vendor", None),
     ("species-reintroduction", "mediated_single_text")])
@@ -94,7 +76,7 @@ def test_a_hook_editing_every_event_it_is_shown_changes_nothing_of_the_next_run(
     clean = anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2))
     assert clean.status == "agreement"
     anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2,
-                                   on_event=lambda event: _vandalise(event, set())))
+                                   on_event=lambda event: vandalise(event)))
     after = anyio.run(lambda: run_scenario(scenario, out_dir=None, seed=2))
     assert without_wall(after.transcript.events) == without_wall(clean.transcript.events)
 
