@@ -3,15 +3,16 @@ who act over HTTP exactly as the seat page's script does."""
 
 from __future__ import annotations
 
+import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -21,40 +22,100 @@ from tests.conftest import REPO
 CLI = [sys.executable, "-c", "from negotiation.cli import main; main()"]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+#: The line ``negotiate serve`` prints once it listens, with the port it got.
+ANNOUNCED = re.compile(r"Rehearsal studio at http://\S+?:(\d+)/")
+
+
+class ServerOutput:
+    """Everything a server process prints (stdout and stderr), read on a thread of its own
+    so the pipe never fills; ``wait_for`` waits, bounded, for a line matching a pattern."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        self.process = process
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self.reader = threading.Thread(target=self._read, args=(process.stdout,), daemon=True)
+        self.reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float = 60) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise RuntimeError(f"the server ended (exit {self.process.wait(10)}) without "
+                                   f"printing its address; it printed: {self.text()!r}")
+            self.seen.append(line)
+            if match := pattern.search(line):
+                return match
+        raise RuntimeError(f"the server printed no address within {timeout:g} s; it printed: "
+                           f"{self.text()!r}")
+
+    def text(self) -> str:
+        """What it printed so far; all of it once the process has ended."""
+        if self.process.poll() is not None:
+            self.reader.join(10)
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is not None:
+                self.seen.append(line)
+        return "".join(self.seen)
+
+
+def start_serve(*args: str, timeout: float = 60,
+                ) -> tuple[subprocess.Popen[str], ServerOutput, re.Match[str]]:
+    """``negotiate serve ARGS`` (pass ``--port 0``) in a subprocess: the process, its
+    output, and the line naming its address (group 1: the port).  No port is picked
+    beforehand, so none can be taken by another process in between."""
+    process = subprocess.Popen([*CLI, "serve", *args], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = ServerOutput(process)
+    try:
+        announced = output.wait_for(ANNOUNCED, timeout)
+    except BaseException:
+        process.kill()
+        process.wait(10)
+        raise
+    return process, output, announced
 
 
 @dataclass
 class Server:
-    """``negotiate serve`` in a subprocess, on a port of its own."""
+    """``negotiate serve`` in a subprocess, on a port the system gives it (``--port 0``),
+    or on ``port`` (a restart where people's links name the old one)."""
 
     transcripts: Path
-    port: int = field(default_factory=free_port)
+    port: int = 0
     extra: list[str] = field(default_factory=list)
     process: subprocess.Popen[str] | None = None
+    output: ServerOutput | None = None
 
     @property
     def base(self) -> str:
+        assert self.port, "start() the server first"
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
-        self.process = subprocess.Popen(
-            [*CLI, "serve", "--port", str(self.port), "--transcripts", str(self.transcripts),
-             *self.extra], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server ended: {self.process.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                httpx.get(self.base + "/", timeout=1)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("the server did not start within 60 s")
+        self.process, self.output, announced = start_serve(
+            "--port", str(self.port), "--transcripts", str(self.transcripts), *self.extra)
+        self.port = int(announced.group(1))
+        return self
+
+    def said(self) -> str:
+        """Everything it printed (all of it once stopped)."""
+        assert self.output is not None
+        return self.output.text()
 
     def kill(self) -> None:
         """SIGKILL: the hardest stop, nothing is flushed or closed."""

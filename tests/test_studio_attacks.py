@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from negotiation.studio import Studio, create_app
 from negotiation.studio.guard import LOOPBACK_HOSTS
 from negotiation.transcript import read_transcript, verify
-from tests.studio_support import CLI, Person, free_port, set_up
+from tests.studio_support import CLI, Person, set_up, start_serve
 from tests.test_studio import (
     BASE,
     OPENING,
@@ -94,17 +94,12 @@ def test_a_server_on_this_machine_refuses_another_sites_name_pointed_at_it(
 
 def test_a_studio_others_can_reach_prints_a_facilitator_link_and_locks_setup_without_it(
         tmp_path: Path) -> None:
-    port = free_port()
-    server = subprocess.Popen([*CLI, "serve", "--host", "0.0.0.0", "--port", str(port),
-                               "--transcripts", str(tmp_path / "t")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server, _, announced = start_serve("--host", "0.0.0.0", "--port", "0",
+                                       "--transcripts", str(tmp_path / "t"))
     try:
-        assert server.stdout is not None
-        said = server.stdout.readline()
-        key = re.search(r"/\?key=([A-Za-z0-9_-]{43})", said)
-        assert key is not None, said
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(base), timeout=60)
+        key = re.search(r"/\?key=([A-Za-z0-9_-]{43})", announced.string)
+        assert key is not None, announced.string
+        base = f"http://127.0.0.1:{announced.group(1)}"
         assert httpx.get(base + "/setup/tiny-deal").status_code == 403
         with httpx.Client(base_url=base) as facilitator:
             entered = facilitator.get("/", params={"key": key.group(1)})
@@ -114,15 +109,7 @@ def test_a_studio_others_can_reach_prints_a_facilitator_link_and_locks_setup_wit
             assert facilitator.get("/").status_code == 200
     finally:
         server.terminate()
-        server.communicate(timeout=30)
-
-
-def _answers(base: str) -> bool:
-    try:
-        httpx.get(base + "/", timeout=1)
-    except httpx.HTTPError:
-        return False
-    return True
+        server.wait(30)
 
 
 def test_a_seat_cannot_flood_the_table_with_a_huge_request_or_reason(

@@ -6,7 +6,6 @@ is escaped, no parameter reaches a path, and the server binds to loopback unless
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -18,7 +17,13 @@ import yaml
 
 from negotiation.cli.serve import is_loopback
 from negotiation.scenario import shipped_scenarios_dir
-from tests.studio_support import CLI, Person, Server, free_port, play_to_the_end, set_up
+from tests.studio_support import (
+    Person,
+    Server,
+    play_to_the_end,
+    set_up,
+    start_serve,
+)
 from tests.test_studio import BASE, OPENING, Open, serve, tiny_folder, wait_until
 
 __all__ = ["serve"]  # the fixture, shared with tests/test_studio.py
@@ -232,24 +237,14 @@ def test_it_binds_to_loopback_by_default_and_warns_for_any_wider_address(
         assert httpx.get(default.base + "/").status_code == 200
     finally:
         default.stop()
-    assert default.process is not None and default.process.stdout is not None
-    said = default.process.stdout.read()
+    said = default.said()
     assert "http://127.0.0.1:" in said and "warning" not in said
-    port = free_port()
-    wide = subprocess.Popen([*CLI, "serve", "--host", "0.0.0.0", "--port", str(port),
-                             "--transcripts", str(tmp_path / "b")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wide, output, announced = start_serve("--host", "0.0.0.0", "--port", "0",
+                                          "--transcripts", str(tmp_path / "b"))
     try:
-        wait_until(lambda: _answers(port), timeout=60)
+        assert httpx.get(f"http://127.0.0.1:{announced.group(1)}/").status_code in (200, 403)
     finally:
         wide.terminate()
-        _, errors = wide.communicate(timeout=30)
+        wide.wait(30)
+    errors = output.text()
     assert "warning: listening on 0.0.0.0" in errors and "HTTPS" in errors
-
-
-def _answers(port: int) -> bool:
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
-    except httpx.HTTPError:
-        return False
-    return True

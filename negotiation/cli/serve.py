@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
+import socket
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from negotiation.cli.common import UsageError, console, error_console
 from negotiation.safe_text import for_terminal
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 def is_loopback(host: str) -> bool:
@@ -36,7 +42,9 @@ def serve(
     host: Annotated[str, typer.Option(
         help="Address to listen on. The default serves this machine only; any other "
              "address lets anyone who can reach it open the studio.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(
+        min=0, max=65535, help="Port to listen on; 0 asks the system for a free one (the "
+                               "printed address names the port it got).")] = 8765,
     transcripts: Annotated[Path, typer.Option(
         help="Folder for the rehearsals' transcripts (open ones resume on restart).")
     ] = Path("transcripts"),
@@ -91,11 +99,38 @@ def serve(
                     allowed_hosts=LOOPBACK_HOSTS | {host.lower()} if local else None)
     shown = f"[{host}]" if ":" in host else host
     entry = "" if key is None else f"?key={key}"
-    console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{port}/{entry}[/] "
-                  f"(transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)",
-                  soft_wrap=True)  # the link is copied whole
+
+    def announce(bound: int) -> None:
+        console.print(f"Rehearsal studio at [bold]http://{for_terminal(shown)}:{bound}/{entry}"
+                      f"[/] (transcripts in {for_terminal(str(transcripts))}; Ctrl-C stops it)",
+                      soft_wrap=True)  # the link is copied whole
+
     # The runs compute on a thread of their own; a short GIL switch interval lets the
     # server's thread answer requests between their steps (benchmarks/bench_studio.py).
     sys.setswitchinterval(0.0005)
-    uvicorn.run(create_app(studio), host=host, port=port, log_level="warning",
-                timeout_graceful_shutdown=2, access_log=False)
+    config = uvicorn.Config(create_app(studio), host=host, port=port, log_level="warning",
+                            timeout_graceful_shutdown=2, access_log=False)
+    server = _announcing(config, announce)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run does around its server
+            server.run()
+    except SystemExit:  # uvicorn's own exit when it cannot start; it logged why
+        if server.started:
+            raise
+    if not server.started:
+        raise UsageError(f"cannot listen on {host}:{port} (see above); choose another "
+                         "--port, or 0 for any free one")
+
+
+def _announcing(config: uvicorn.Config, announce: Callable[[int], None]) -> uvicorn.Server:
+    """A ``uvicorn.Server`` (imported here, late) naming the address once it listens: the
+    port the system chose for ``--port 0`` is known only then, from the bound socket."""
+    import uvicorn
+
+    class AnnouncingServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                announce(int(self.servers[0].sockets[0].getsockname()[1]))
+
+    return AnnouncingServer(config)
