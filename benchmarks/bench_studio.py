@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,12 +28,6 @@ import httpx
 OPENING = {"funding_split": {"city": 30, "county": 30, "foundation": 40},
            "governance": "equal_thirds", "timeline_years": 3,
            "maintenance": "shared_public", "naming_rights": "pavilion"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:
@@ -151,19 +144,17 @@ def main() -> None:
                                        args.rounds, args.margin, 0)
         report(args.rehearsals, posted, applied)
         return
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as folder:
         server = subprocess.Popen(
             [sys.executable, "-c", "from negotiation.cli import main; main()", "serve",
-             "--port", str(port), "--transcripts", folder], stdout=subprocess.DEVNULL)
+             "--port", "0", "--transcripts", folder], stdout=subprocess.PIPE, text=True)
         try:
-            for _ in range(300):
-                try:
-                    httpx.get(base + "/", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+            assert server.stdout is not None  # its one line, printed once it listens
+            said = server.stdout.readline()
+            found = re.search(r"Rehearsal studio at (http://127\.0\.0\.1:\d+)/", said)
+            if found is None:
+                raise SystemExit(f"the studio did not start; it printed: {said!r}")
+            base = found.group(1)
             idle = rss_kib(server.pid)
             start = time.perf_counter()
             posted, applied, peak = anyio.run(load, base, args.rehearsals, args.rounds,
