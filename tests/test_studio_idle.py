@@ -46,17 +46,18 @@ def test_an_idle_seat_passes_the_standing_offer_stays_and_the_next_party_moves(
     alpha.play()  # Alpha proposes OPENING; Beta stays away
     wait_until(lambda: any(e["type"] == "passed" for e in events_of(path)))
     wait_until(lambda: alpha.state()["your_turn"])
+    # Each seat has 3 s: the scripted people act at once and check what they saw after.
     seen = alpha.state()
+    lines = client.get(links.observer + "/state").json()["lines"]
+    assert beta.move({"kind": "accept", "rationale": "late"}).status_code == 409
+    assert alpha.move({"kind": "propose", "terms": OPENING,
+                       "rationale": "Still half each."}).status_code == 200
     assert seen["outcome"] is None  # silence accepted nothing
     assert seen["legal"] == ["propose", "walk_away"]  # its own offer still stands
     assert seen["standing"]["terms"] == OPENING
     assert seen["history"][-1]["kind"] == "pass"
     assert seen["history"][-1]["rationale"] == "Beta did not answer within 3 s: passed"
-    line = client.get(links.observer + "/state").json()["lines"][-1]
-    assert (line["kind"], line["name"]) == ("pass", "Beta")
-    assert beta.move({"kind": "accept", "rationale": "late"}).status_code == 409
-    assert alpha.move({"kind": "propose", "terms": OPENING,
-                       "rationale": "Still half each."}).status_code == 200
+    assert (lines[-1]["kind"], lines[-1]["name"]) == ("pass", "Beta")
     wait_until(lambda: beta.state()["your_turn"])
     assert beta.play() is False  # Beta is back and accepts
     wait_until(lambda: alpha.state()["outcome"] is not None)
