@@ -30,6 +30,7 @@ ours).  Installs nothing: NegMAS must be importable.
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import time
@@ -118,6 +119,7 @@ class Result:
 
 
 def measure(mode: str, parties: str, size: str, repeats: int, budget: float) -> Result:
+    gc.collect()  # the previous configuration's garbage is not this one's to collect
     scenario = domain(SIZES[size], PARTIES[parties])
     warm = mode == "warm"
     result = Result(mode, parties, size)
