@@ -38,7 +38,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def wait(driver: webdriver.Chrome, condition: Callable[[webdriver.Chrome], object],
-         timeout: float = 20) -> object:
+         timeout: float = 60) -> object:
+    """Wait until ``condition`` holds: the bound is for a loaded machine (a first Chromium
+    start, CI's other workers), not a claim about speed; a met condition returns at once."""
     return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
 
 
