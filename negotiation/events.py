@@ -29,8 +29,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from negotiation import canonical as _canonical
-from negotiation.canonical import REFERENCE, canonical_bytes, canonical_bytes_with, fast_text
+from negotiation.canonical import canonical_bytes, canonical_bytes_with, fast_text
 from negotiation.canonical import canonical_json as canonical_json  # re-exported
 from negotiation.errors import InputError
 
@@ -155,9 +154,13 @@ def _canonical_record(record: Mapping[str, Any]) -> bytes:
 _sha256 = hashlib.sha256
 
 
+def hashed_text(record: Mapping[str, Any]) -> bytes:
+    """The text a record's ``hash`` is the sha256 of: its canonical JSON without ``hash``."""
+    return canonical_bytes({key: value for key, value in record.items() if key != "hash"})
+
+
 def event_hash(record: Mapping[str, Any]) -> str:
-    body = {key: value for key, value in record.items() if key != "hash"}
-    return _sha256(canonical_bytes(body)).hexdigest()
+    return _sha256(hashed_text(record)).hexdigest()
 
 
 def link(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:
@@ -172,9 +175,7 @@ def link(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:
         digest = record["hash"] = _embedding_digest(body, scenario) \
             if isinstance(scenario, CanonicalObject) else _sha256(body).hexdigest()
         return body, digest
-    # canonical_bytes(record), one call less on every event (its test is that of a dict).
-    text = _canonical._orjson_text(record) if _canonical._FAST else None
-    body = REFERENCE.encode(record).encode() if text is None else text
+    body = canonical_bytes(record)
     digest = record["hash"] = _sha256(body).hexdigest()
     return body, digest
 
@@ -191,8 +192,7 @@ def chain(record: dict[str, Any], prev_hash: str) -> str:
 
 def line_of(record: Mapping[str, Any]) -> str:
     """The line of an already chained record (canonical JSON, ``hash`` last)."""
-    body = canonical_json({key: value for key, value in record.items() if key != "hash"})
-    return f'{body[:-1]},"hash":"{record["hash"]}"}}'
+    return line_bytes(hashed_text(record), record["hash"]).decode()
 
 
 def deterministic_lines(records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -24,7 +24,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from negotiation import files
-from negotiation.canonical import canonical_bytes
 from negotiation.errors import InputError
 from negotiation.events import (
     ENDINGS,
@@ -39,6 +38,7 @@ from negotiation.events import (
     canonical_json,
     deterministic_lines,
     event_hash,
+    hashed_text,
     line_bytes,
     link,
     parse_event,
@@ -308,9 +308,7 @@ class TranscriptWriter:
 
     def _take(self, existing: dict[str, Any]) -> dict[str, Any]:
         self._chain()
-        self._linked.append((canonical_bytes(
-            {key: value for key, value in existing.items() if key != "hash"}),
-            existing["hash"]))
+        self._linked.append((hashed_text(existing), existing["hash"]))
         self.events.append(existing)
         self._chained = len(self.events)
         self._seq = existing["seq"] + 1
