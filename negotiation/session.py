@@ -540,7 +540,6 @@ class Session:
         return self.result
 
 
-_ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
 def referee_of(scenario: Scenario, analysis: SpaceAnalysis) -> Referee:
     """The referee of a run of ``scenario`` over ``analysis``.  Without custom checks it is
     per-scenario data like the analysis, made once: built-in checks keep nothing of a run.
@@ -551,6 +550,9 @@ def referee_of(scenario: Scenario, analysis: SpaceAnalysis) -> Referee:
     if analysis.referee is None:
         analysis.referee = Referee(scenario, analysis)
     return analysis.referee
+
+
+_ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()
 
 
 def analysis_of(scenario: Scenario) -> SpaceAnalysis:
@@ -564,6 +566,7 @@ def analysis_of(scenario: Scenario) -> SpaceAnalysis:
     if len(_ANALYSES) > 16:
         _ANALYSES.popitem(last=False)
     return analysis
+
 
 
 def _without_credentials(url: str) -> str:
