@@ -568,6 +568,15 @@ def analysis_of(scenario: Scenario) -> SpaceAnalysis:
     return analysis
 
 
+def zopa_verdict_of(scenario: Scenario, seed: int) -> dict[str, Any] | None:
+    """What a run of ``scenario`` with ``seed`` records when no outcome suits every party
+    (:meth:`SpaceAnalysis.zopa_verdict`), from the analysis the run will use when its seed
+    is the run's (a sampled space depends on the seed)."""
+    analysis = analysis_of(scenario)
+    if analysis.seed != seed:
+        analysis = SpaceAnalysis(scenario, seed=seed)
+    return analysis.zopa_verdict()
+
 
 def _without_credentials(url: str) -> str:
     parts = urlsplit(url)

@@ -235,9 +235,9 @@ def zopa_verdict(scenario: Scenario, seed: int, anyway: bool) -> dict[str, Any] 
     """Check the zone of possible agreement before the first move, exactly or on a sample
     as ``analyze`` does: refuse when there is none, or, ``anyway``, the header options that
     carry the verdict into the outcome."""
-    from negotiation.analysis import SpaceAnalysis
+    from negotiation.session import zopa_verdict_of
 
-    verdict = SpaceAnalysis(scenario, seed=seed).zopa_verdict()
+    verdict = zopa_verdict_of(scenario, seed)
     if verdict is None:
         return None
     if not anyway:

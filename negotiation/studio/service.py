@@ -15,14 +15,13 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agents import strategy_names
-from negotiation.analysis import SpaceAnalysis
 from negotiation.engine import HUMAN, new_transcript_path, resumable_header
 from negotiation.errors import InputError, NegotiationError
 from negotiation.idle import OnIdle
 from negotiation.lifecycle import Status, status_of
 from negotiation.model import Scenario
 from negotiation.scenario import load_scenario, shipped_scenarios
-from negotiation.session import analysis_of
+from negotiation.session import zopa_verdict_of
 from negotiation.signing import local_keys
 from negotiation.studio.rehearsal import (
     SIDECAR,
@@ -165,10 +164,7 @@ class Studio:
         if idle not in ("strategy", "pass"):
             raise InputError("an idle seat's turn either passes or is played by the idle "
                              "strategy: choose 'pass' or 'strategy'")
-        analysis = analysis_of(scenario)
-        if analysis.seed != seed:  # a sampled space depends on the seed, as in the run
-            analysis = SpaceAnalysis(scenario, seed=seed)
-        verdict = analysis.zopa_verdict()  # no ZOPA: recorded as 'negotiate run --anyway'
+        verdict = zopa_verdict_of(scenario, seed)  # recorded as 'negotiate run --anyway'
         path = new_transcript_path(self.transcripts, scenario, seed)
         people = [party for party in scenario.party_ids if seats[party] == HUMAN]
         tokens, observer = new_tokens(people)
