@@ -54,6 +54,14 @@ def check_timeout(seconds: float) -> float:
     return seconds
 
 
+def check_settings(timeout: float | None, strategy: str) -> None:
+    """Refuse idle settings no run can honour before anything starts: a timeout out of
+    range, or an unknown idle strategy (it would fail only at the first idle turn)."""
+    if timeout is not None:
+        check_timeout(timeout)
+    make_agent(strategy, party="-", seed=0)
+
+
 class SeatIdle(Exception):
     """The person did not answer within the turn's timeout."""
 
@@ -106,15 +114,14 @@ class IdlePolicy:
         if idle is None:
             return None
         try:
-            policy = cls(check_timeout(float(idle["timeout"])), idle["on_idle"],
-                         str(idle["strategy"]))
+            policy = cls(float(idle["timeout"]), idle["on_idle"], str(idle["strategy"]))
         except (TypeError, KeyError, ValueError) as error:
             raise IdleSettingError(f"the recorded idle policy is malformed ({error!r})") \
                 from None
         if policy.on_idle not in ("pass", "strategy"):
             raise IdleSettingError(f"the recorded idle policy's on_idle is "
                                    f"{policy.on_idle!r}, not 'pass' or 'strategy'")
-        make_agent(policy.strategy, party="-", seed=0)  # an unknown strategy fails now
+        check_settings(policy.timeout, policy.strategy)
         return policy
 
 

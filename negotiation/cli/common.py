@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import NoReturn, ParamSpec, TypeVar
@@ -26,6 +27,14 @@ console = Console(highlight=False, emoji=False)  # ":name:" in data stays text
 USAGE_ERROR = 2
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class OnIdle(StrEnum):
+    """What happens to the turn of a seat left idle past ``--idle-timeout`` (``run
+    --human`` and ``serve``)."""
+
+    strategy = "strategy"
+    pass_ = "pass"
 
 
 class UsageError(InputError):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from negotiation.cli.common import (
+    OnIdle,
     UsageError,
     console,
     error_console,
@@ -18,7 +19,6 @@ from negotiation.cli.common import (
     parse_agent_overrides,
 )
 from negotiation.cli.output import JsonFlag, emit
-from negotiation.cli.serve import OnIdle
 from negotiation.errors import AGENT_FAILED, RefusedError
 from negotiation.safe_text import for_terminal
 
@@ -209,17 +209,14 @@ def can_pause(specs: Mapping[str, str], inline_signoff: bool) -> bool:
 
 def check_idle(timeout: float, strategy: str, human: str | None, driver: str) -> None:
     """Refuse an idle timeout the run cannot honour, before anything is written."""
-    from agents import make_agent
+    from negotiation.idle import check_settings
 
     if human is None:
         raise UsageError("--idle-timeout times a person's turns: use it with --human ORG")
     if driver == "plain":
         raise UsageError("--idle-timeout passes or hands over a paused turn: use it with "
                          "--driver graph (or auto)")
-    from negotiation.idle import check_timeout
-
-    check_timeout(timeout)
-    make_agent(strategy, party="-", seed=0)  # an unknown strategy fails now
+    check_settings(timeout, strategy)
 
 
 def tell_person(said: str) -> None:

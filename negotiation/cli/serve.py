@@ -8,13 +8,12 @@ import secrets
 import socket
 import sys
 from collections.abc import Callable
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from negotiation.cli.common import UsageError, console, error_console
+from negotiation.cli.common import OnIdle, UsageError, console, error_console
 from negotiation.safe_text import for_terminal
 
 if TYPE_CHECKING:
@@ -29,13 +28,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class OnIdle(StrEnum):
-    """What happens to the turn of a seat left idle past ``--idle-timeout``."""
-
-    strategy = "strategy"
-    pass_ = "pass"
 
 
 def serve(
@@ -69,15 +61,12 @@ def serve(
     rehearsals continue when it starts again."""
     import uvicorn
 
-    from agents import make_agent
-    from negotiation.idle import check_timeout
+    from negotiation.idle import check_settings
     from negotiation.run_files import check_writable
     from negotiation.studio import Studio, create_app
     from negotiation.studio.guard import LOOPBACK_HOSTS
 
-    make_agent(idle_strategy, party="-", seed=0)  # an unknown strategy fails now
-    if idle_timeout is not None:
-        check_timeout(idle_timeout)
+    check_settings(idle_timeout, idle_strategy)
     if scenarios is not None and not scenarios.is_dir():
         raise UsageError(f"--scenarios {scenarios}: no such folder")
     check_writable(transcripts)
