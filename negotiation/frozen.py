@@ -93,10 +93,12 @@ def read_only_copy(value: T) -> T:
     so that an agent editing what it is shown edits nothing of the next run's.  Models are
     frozen already; their containers become :class:`ReadOnlyDict` and
     :class:`ReadOnlyList`."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value  # nearly every value: answered before any isinstance
     copy: Any = value
     if isinstance(value, BaseModel):
-        fields = {name: read_only_copy(getattr(value, name)) for name in type(value).model_fields}
-        copy = type(value).model_construct(_fields_set=set(value.model_fields_set), **fields)
+        copy = _model_copy(value)
     elif isinstance(value, dict):
         copy = ReadOnlyDict({key: read_only_copy(item) for key, item in value.items()})
     elif isinstance(value, list):
@@ -104,6 +106,32 @@ def read_only_copy(value: T) -> T:
     elif isinstance(value, tuple):
         copy = tuple(read_only_copy(item) for item in value)
     return copy  # type: ignore[no-any-return]
+
+
+#: Immutable values that need no copy.
+_LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+_object_setattr = object.__setattr__
+
+
+def _model_copy(value: BaseModel) -> BaseModel:
+    """``model_construct`` of ``value``'s fields, copied read-only, with ``value``'s set of
+    explicitly set fields: built as pydantic's ``model_construct`` builds it (a ``__dict__``
+    of the fields and the three pydantic slots), without its per-field search for aliases
+    and defaults, which the copy of a valid model does not need (a brief and a public
+    scenario are copied in every cold run: that search was most of their cost)."""
+    kind = type(value)
+    if kind.__pydantic_post_init__ or kind.__pydantic_root_model__ \
+            or value.__pydantic_extra__ is not None or value.__pydantic_private__ is not None:
+        fields = {name: read_only_copy(getattr(value, name)) for name in kind.model_fields}
+        return kind.model_construct(_fields_set=set(value.model_fields_set), **fields)
+    state = value.__dict__
+    copy = kind.__new__(kind)
+    _object_setattr(copy, "__dict__", {name: read_only_copy(state[name])
+                                       for name in kind.__pydantic_fields__})
+    _object_setattr(copy, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
+    _object_setattr(copy, "__pydantic_extra__", None)
+    _object_setattr(copy, "__pydantic_private__", None)
+    return copy
 
 
 __all__ = ["ReadOnlyDict", "ReadOnlyList", "quick_init", "read_only_copy"]

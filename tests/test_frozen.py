@@ -1,16 +1,20 @@
-"""quick_init: a frozen dataclass built faster behaves exactly like the dataclass it was."""
+"""quick_init: a frozen dataclass built faster behaves exactly like the dataclass it was;
+read_only_copy: a model copied read-only is the same model and refuses edits."""
 
 from __future__ import annotations
 
 import dataclasses
 import pickle
 from dataclasses import FrozenInstanceError, dataclass, field
+from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from agents.base import Move, View
-from negotiation.frozen import quick_init
+from negotiation.frozen import ReadOnlyDict, ReadOnlyList, quick_init, read_only_copy
 from negotiation.model import Accept
+from negotiation.scenario import load_scenario
 from protocols.base import ProtocolState
 
 
@@ -91,3 +95,36 @@ def test_quick_init_refuses_a_class_it_would_change() -> None:
     for cls in (Mutable, Listed, Unslotted):
         with pytest.raises(TypeError):
             quick_init(cls)
+
+
+def _containers(value: object) -> list[object]:
+    """Every dict and list inside ``value`` (a model, recursively)."""
+    if isinstance(value, BaseModel):
+        return [found for name in type(value).model_fields
+                for found in _containers(getattr(value, name))]
+    if isinstance(value, dict):
+        return [value, *(found for item in value.values() for found in _containers(item))]
+    if isinstance(value, list | tuple):
+        inner = [found for item in value for found in _containers(item)]
+        return [value, *inner] if isinstance(value, list) else inner
+    return []
+
+
+@pytest.mark.parametrize("name", ["platform-app-vendor", "park-redevelopment",
+                                  "species-reintroduction", "rd-joint-venture"])
+def test_a_read_only_copy_is_the_same_model_and_refuses_every_edit(name: str) -> None:
+    scenario = load_scenario(Path("scenarios") / f"{name}.yaml")
+    for original in (scenario.public(), *(org.preferences for org in scenario.organizations)):
+        before = original.model_dump(mode="json")
+        copy = read_only_copy(original)
+        assert copy is not original and type(copy) is type(original)
+        assert copy == original and copy.model_dump(mode="json") == before
+        assert copy.model_fields_set == original.model_fields_set
+        assert copy.model_dump(exclude_unset=True) == original.model_dump(exclude_unset=True)
+        containers = _containers(copy)
+        assert containers and all(isinstance(c, ReadOnlyDict | ReadOnlyList) for c in containers)
+        for container in containers:
+            with pytest.raises(TypeError):
+                container.clear()  # type: ignore[attr-defined]
+        assert original.model_dump(mode="json") == before
+        assert not {id(c) for c in containers} & {id(c) for c in _containers(original)}
