@@ -38,7 +38,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -55,9 +55,6 @@ from negotiation.utility import (
     red_line_mask,
     utility_functions,
 )
-
-if TYPE_CHECKING:
-    from negotiation.guardrails import Referee
 
 EXACT_LIMIT = 2_000_000
 #: Utilities are compared after rounding to this many decimals (the dominance tolerance).
@@ -184,9 +181,6 @@ class SpaceAnalysis:
     _efficiency_asked: int = field(init=False, repr=False, compare=False, default=0)
     _rounded: dict[int, dict[str, float]] = field(
         init=False, repr=False, compare=False, default_factory=dict)
-    #: The referee of this analysis's runs when the scenario has no custom checks
-    #: (:func:`negotiation.session.referee_of`): per-scenario, shared like the rest.
-    referee: Referee | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)

@@ -25,7 +25,7 @@ from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
 from negotiation.events import TURNS, EventType
 from negotiation.frozen import read_only_copy
-from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, verdict_of
+from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, Verdict, verdict_of
 from negotiation.model import (
     ACTION,
     Action,
@@ -104,7 +104,11 @@ class Negotiation:
         self.analysis = analysis or analysis_of(scenario)
         self.public = self.analysis.public
         self.space = self.analysis.space
-        self.referee = referee_of(scenario, self.analysis)
+        # Each run its own referee (~3 µs; what it reads is tabled on the analysis): one kept
+        # on the analysis would refer back to it, and that cycle left every analysis to the
+        # garbage collector (~140 µs of a cold bilateral 10^2 run).  A custom check, the
+        # scenario's own code, may keep state: it is never shared either.
+        self.referee = Referee(scenario, self.analysis)
         self.parties = scenario.party_ids
         self.utilities: dict[str, UtilityFunction] = self.analysis.functions
         # Tabled before any agent keeps a utility vector, so that they share one copy.
@@ -316,9 +320,10 @@ class Session:
         return True
 
     async def _play_turn(self) -> None:
-        if self.negotiation.deadline_seconds is not None and self._out_of_time():
+        negotiation = self.negotiation
+        if negotiation.deadline_seconds is not None and self._out_of_time():
             return
-        negotiation, state = self.negotiation, self.state
+        state = self.state
         party = state.current_party
         agent = self.agents[party]
         replaying = self.writer.replaying
@@ -334,16 +339,8 @@ class Session:
                 action: Action = recorded if recorded is not None else plain_action(
                     await agent.act(view), negotiation.space)
             finally:
-                drain = self._drains.get(party)
-                for call in () if drain is None else list(drain()):
-                    # Retries depend on the network, not the seed: kept under ``wall``
-                    # with the latency, so a replayed run still matches its recording.
-                    wall = {"latency_ms": call.pop("latency_ms", None)}
-                    attempts = call.pop("attempts", [])
-                    if len(attempts) > 1:
-                        wall["attempts"] = attempts
-                    self.record(EventType.LLM_CALL,
-                                {"round": state.round, "party": party, **call}, wall=wall)
+                if self._drains:
+                    self._record_calls(party, state.round)
             self.feedback.pop(party, None)  # handed over once, with the turn it was for
             if action.kind not in view.legal:
                 raise IllegalActionError(f"'{action.kind}' is not allowed now; allowed: "
@@ -354,29 +351,25 @@ class Session:
                 body["clock"] = self.elapsed
             referee = negotiation.referee
             flagged = referee.check_text(party, action)
-            departed = view.departed
             outcome: int | None = None
             proposing = isinstance(action, Propose)
             if proposing:
                 assert isinstance(action, Propose)
-                verdict, outcome = referee.check_proposal(party, action, departed)
+                verdict, outcome = referee.check_proposal(party, action, view.departed)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
+            elif flagged:
+                verdict = verdict_of("proposal", flagged)
             else:
-                verdict = verdict_of("proposal", flagged) if flagged else PASSED_PROPOSAL
-            if proposing or flagged:
-                body["verdict"] = (passed_verdict() if verdict is PASSED_PROPOSAL
-                                   else verdict.model_dump(mode="json"))
-            if verdict.blocked:
-                # Any move kind may be blocked (an accept or a walk-away carrying injected
-                # instructions too): never delivered, the turn passes with feedback.
-                terms = action.offer.terms if isinstance(action, Propose) else {}
-                self.feedback[party] = referee.feedback(verdict, terms, departed,
-                                                        move=action.kind)
-                body["feedback"] = self.feedback[party].model_dump(mode="json")
-                self.record(EventType.BLOCKED, body)
-                self._pass_turn(state)
-                return
+                verdict = PASSED_PROPOSAL  # an unflagged accept or walk-away: no verdict
+            if verdict is PASSED_PROPOSAL:
+                if proposing:
+                    body["verdict"] = passed_verdict()
+            else:
+                body["verdict"] = verdict.model_dump(mode="json")
+                if verdict.blocked:
+                    self._block(state, party, action, verdict, view.departed, body)
+                    return
             if proposing:
                 assert isinstance(action, Propose) and outcome is not None
                 action = referee.delivered(action, outcome)  # the terms checked, read-only
@@ -415,10 +408,35 @@ class Session:
                                           "error": f"{type(error).__name__}: {error}"})
             return
         self.record(EventType.MOVE, body)
-        self.moves.append(Move(body["round"], party, action,
+        self.moves.append(Move(state.round, party, action,
                                flagged_fields(flagged) if flagged else ()))
         if self._published is not None:
             self._record_text(self._published)
+
+    def _record_calls(self, party: str, round_: int) -> None:
+        """The model calls the party's agent made in this turn (LLM agents)."""
+        drain = self._drains.get(party)
+        for call in () if drain is None else list(drain()):
+            # Retries depend on the network, not the seed: kept under ``wall``
+            # with the latency, so a replayed run still matches its recording.
+            wall = {"latency_ms": call.pop("latency_ms", None)}
+            attempts = call.pop("attempts", [])
+            if len(attempts) > 1:
+                wall["attempts"] = attempts
+            self.record(EventType.LLM_CALL, {"round": round_, "party": party, **call},
+                        wall=wall)
+
+    def _block(self, state: ProtocolState, party: str, action: Action, verdict: Verdict,
+               departed: Sequence[str], body: dict[str, Any]) -> None:
+        """Record a blocked move: any kind may be blocked (an accept or a walk-away
+        carrying injected instructions too).  Never delivered, the turn passes, and the
+        party gets feedback on its next turn."""
+        terms = action.offer.terms if isinstance(action, Propose) else {}
+        feedback = self.feedback[party] = self.negotiation.referee.feedback(
+            verdict, terms, departed, move=action.kind)
+        body["feedback"] = feedback.model_dump(mode="json")
+        self.record(EventType.BLOCKED, body)
+        self._pass_turn(state)
 
     def _record_text(self, text: Offer) -> None:
         """The text the protocol published with this turn (a mediator's revision)."""
@@ -472,15 +490,14 @@ class Session:
             return self._view
         negotiation, state = self.negotiation, self.state
         party = state.current_party
-        self._view = View(party=party, scenario=negotiation.public,
-                          preferences=self.private[party], space=negotiation.space,
-                          utility=negotiation.utilities[party], state=state,
-                          history=self.history,
-                          legal=negotiation.protocol.legal_actions(state, party),
-                          feedback=self.feedback.get(party), memory=self.memory.get(party),
-                          departed=negotiation.protocol.departed(state)
-                          if negotiation.departs else (),
-                          elapsed=self.elapsed, deadline_seconds=negotiation.deadline_seconds)
+        protocol = negotiation.protocol
+        # Positional, in View's field order: keywords cost more than the rest of the call.
+        self._view = View(party, negotiation.public, self.private[party], negotiation.space,
+                          negotiation.utilities[party], state, self.history,
+                          protocol.legal_actions(state, party), self.feedback.get(party),
+                          self.memory.get(party),
+                          protocol.departed(state) if negotiation.departs else (),
+                          self.elapsed, negotiation.deadline_seconds)
         if self.on_view is not None:
             self.on_view(self._view)
         return self._view
@@ -538,18 +555,6 @@ class Session:
                                 transcript=self.writer, path=self.writer.path,
                                 agents=dict(self.specs), failure=self.failure)
         return self.result
-
-
-def referee_of(scenario: Scenario, analysis: SpaceAnalysis) -> Referee:
-    """The referee of a run of ``scenario`` over ``analysis``.  Without custom checks it is
-    per-scenario data like the analysis, made once: built-in checks keep nothing of a run.
-    A custom check is the scenario's own code, which may keep state: each run gets its own
-    instance of it."""
-    if scenario.guardrails.custom or analysis.scenario is not scenario:
-        return Referee(scenario, analysis)
-    if analysis.referee is None:
-        analysis.referee = Referee(scenario, analysis)
-    return analysis.referee
 
 
 _ANALYSES: OrderedDict[int, tuple[Scenario, SpaceAnalysis]] = OrderedDict()

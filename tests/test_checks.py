@@ -96,7 +96,7 @@ def test_a_registered_check_that_lacks_check_is_refused(
         Referee(Scenario.model_validate(with_custom("notacheck")))
 
 
-def test_runs_of_a_scenario_share_its_referee_unless_it_has_custom_checks(
+def test_each_run_has_its_own_referee_and_custom_checks_their_own_instances(
         plugin: Callable[[str], list[str]]) -> None:
     from negotiation.analysis import SpaceAnalysis
     from negotiation.session import Negotiation
@@ -104,7 +104,9 @@ def test_runs_of_a_scenario_share_its_referee_unless_it_has_custom_checks(
     plain = load_scenario("platform-app-vendor")
     analysis = SpaceAnalysis(plain)
     first, second = (Negotiation(plain, analysis=analysis) for _ in range(2))
-    assert first.referee is second.referee  # per-scenario data, like the analysis
+    # Its own referee, over the shared analysis (whose tables it reads).
+    assert first.referee is not second.referee
+    assert first.referee.analysis is second.referee.analysis is analysis
     plugin(EXCLUSIVITY)
     custom = Scenario.model_validate(with_custom("no_long_exclusivity", {"max_months": 12}))
     analysis = SpaceAnalysis(custom)
