@@ -52,6 +52,8 @@ def describe_outcome_change(space: OutcomeSpace, before: int | None, after: int)
     from the space's value texts (a rule-based agent describes every offer it makes)."""
     if before is None:
         return "opens with the terms it prefers"
+    if before == after:  # no digit differs: the loop's answer, without it
+        return "repeats its offer"
     changed = []
     for issue, (name, stride, radix, texts) in enumerate(space.value_texts):
         old, new = before // stride % radix, after // stride % radix
