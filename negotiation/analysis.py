@@ -84,11 +84,11 @@ def pareto_mask(points: FloatArray) -> BoolArray:
     row dominates another when it is at least as good in every column and better in one.
     Two parties: one sort and a running maximum (Kung, Luccio & Preparata 1975), O(n log n).
     More parties: block nested loops (Börzsönyi, Kossmann & Stocker 2001) in the order of
-    decreasing sum, ties broken lexicographically, so every point that dominates another
-    comes before it; a block is compared with the frontier found so far and with itself,
-    O(n · frontier) comparisons, vectorised.  Identical points do not dominate each other;
-    all copies of a frontier point are kept.  The result depends only on the points, not on
-    their order.
+    decreasing sum, so every point that dominates another comes before it (on the integer
+    grid, a point that dominates another has a strictly larger sum); a block is compared
+    with the frontier found so far and with itself, O(n · frontier) comparisons,
+    vectorised.  Identical points do not dominate each other; all copies of a frontier point
+    are kept.  The result depends only on the points, not on their order.
     """
     n = len(points)
     mask = np.zeros(n, dtype=bool)
@@ -108,26 +108,31 @@ def pareto_mask(points: FloatArray) -> BoolArray:
         before = np.concatenate(([-np.inf], np.maximum.accumulate(group_best)[:-1]))
         mask[order] = (second == group_best[group]) & (group_best > before)[group]
         return mask
-    order = np.lexsort((*(-points[:, ::-1].T), -points.sum(axis=1)))
+    sums = points.sum(axis=1)  # exact: whole grid units, far below 2^53
     # Most points are dominated by one of the few with the largest sums: one vectorised pass
-    # drops them before the block loop.  What remains has the same frontier: a dropped point
-    # is dominated by a frontier point too (dominance is transitive), and none of those is
-    # ever dropped.
-    leaders = points[order[:_LEADERS]]
+    # drops them before the block loop, which then sorts only what remains.  What remains
+    # has the same frontier: a dropped point is dominated by a frontier point too
+    # (dominance is transitive), and none of those is ever dropped.
+    leaders = np.argpartition(-sums, _LEADERS)[:_LEADERS] if n > _LEADERS else np.arange(n)
     survivors = np.empty(n, dtype=bool)
     for start in range(0, n, _PRUNE_CHUNK):
-        survivors[start:start + _PRUNE_CHUNK] = ~_dominated_by(
-            points[start:start + _PRUNE_CHUNK], leaders)
-    order = order[survivors[order]]
+        chunk = slice(start, start + _PRUNE_CHUNK)
+        survivors[chunk] = ~_dominated_by(points[chunk], sums[chunk], points[leaders],
+                                          sums[leaders])
+    order = np.flatnonzero(survivors)
+    order = order[np.argsort(-sums[order], kind="stable")]
     front = np.empty((0, points.shape[1]))
+    front_sums = np.empty(0)
     for start in range(0, len(order), _BLOCK):
         rows = order[start:start + _BLOCK]
-        block = points[rows]
-        dominated = _dominated_by(block, block)
+        block, block_sums = points[rows], sums[rows]
+        dominated = _dominated_by(block, block_sums, block, block_sums)
         for front_start in range(0, len(front), _FRONT_CHUNK):
-            dominated |= _dominated_by(block, front[front_start:front_start + _FRONT_CHUNK])
+            part = slice(front_start, front_start + _FRONT_CHUNK)
+            dominated |= _dominated_by(block, block_sums, front[part], front_sums[part])
         mask[rows[~dominated]] = True
         front = np.concatenate((front, block[~dominated]))
+        front_sums = np.concatenate((front_sums, block_sums[~dominated]))
     return mask
 
 
@@ -137,16 +142,16 @@ _LEADERS = 64
 _PRUNE_CHUNK = 16384
 
 
-def _dominated_by(points: FloatArray, others: FloatArray) -> BoolArray:
-    """``True`` for each row of ``points`` that some row of ``others`` dominates."""
-    # One party at a time, on (others × points) booleans: no float temporaries.
-    at_least = np.ones((len(others), len(points)), dtype=bool)
-    equal = np.ones_like(at_least)
+def _dominated_by(points: FloatArray, sums: FloatArray, others: FloatArray,
+                  other_sums: FloatArray) -> BoolArray:
+    """``True`` for each row of ``points`` that some row of ``others`` dominates (rows on
+    the integer grid, with their exact ``sums``): at least as good for every party and
+    better for one, which on that grid is at least as good for every party with a larger
+    sum.  One party at a time, on (others × points) booleans: no float temporaries."""
+    dominated = other_sums[:, None] > sums[None, :]
     for party in range(points.shape[1]):
-        mine, theirs = points[None, :, party], others[:, None, party]
-        at_least &= theirs >= mine
-        equal &= theirs == mine
-    return np.asarray((at_least & ~equal).any(axis=0), dtype=bool)
+        dominated &= others[:, None, party] >= points[None, :, party]
+    return np.asarray(dominated.any(axis=0), dtype=bool)
 
 
 @dataclass(frozen=True)
