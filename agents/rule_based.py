@@ -39,6 +39,7 @@ from negotiation.utility import (
     UtilityFunction,
     discount_factor,
     red_line_mask,
+    stable_argsort,
 )
 
 #: How far above the target an outcome may lie and still count as meeting it.
@@ -218,7 +219,7 @@ def _ranking(view: View) -> Ranking:
     utility = view.utility.vector
     keeps = red_line_mask(view.space, view.preferences.red_lines)
     outcomes = np.flatnonzero(keeps & (utility >= view.preferences.reservation_value))
-    ascending = outcomes[np.argsort(utility[outcomes], kind="stable")]
+    ascending = outcomes[stable_argsort(utility[outcomes])]
     ascending_utility = utility[ascending]
     for array in (keeps, ascending, ascending_utility):
         array.flags.writeable = False

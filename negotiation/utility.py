@@ -331,6 +331,30 @@ class UtilityFunction:
         return self.of_outcome(self.space.index_of(terms))
 
 
+#: Up to this many values numpy's own stable sort is the quicker.
+STABLE_SORT_LIMIT = 2_048
+
+
+def stable_argsort(values: FloatArray) -> IndexArray:
+    """``np.argsort(values, kind="stable")``: equal values keep their order.  Beyond a few
+    thousand values numpy's stable sort of floats (timsort) takes ~5× as long as its
+    quicksort (10^4: ~500 vs ~80 µs), so this sorts with the quicksort and then, only if
+    some values tie, once more by a unique integer key (the dense rank of the value, then
+    the position), which any sort orders alike."""
+    if len(values) <= STABLE_SORT_LIMIT:
+        return np.asarray(np.argsort(values, kind="stable"), dtype=np.intp)
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.empty(len(values), dtype=bool)
+    starts[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+    if starts.all():
+        return np.asarray(order, dtype=np.intp)  # no ties: the only ascending order
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.cumsum(starts)
+    return np.asarray(np.argsort(rank * len(values) + np.arange(len(values))), dtype=np.intp)
+
+
 def discount_factor(discount: float, time: float) -> float:
     """GENIUS's discounting: an agreement at normalised time ``t ∈ [0, 1]`` is worth
     ``U(o) · d^t`` to a party with discount factor ``d`` (``d = 1``: no discounting)."""

@@ -9,13 +9,17 @@ import weakref
 from collections.abc import Iterator
 
 import anyio
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents import make_agent
 from negotiation.analysis import SpaceAnalysis
 from negotiation.scenario import load_scenario
 from negotiation.session import Negotiation
 from negotiation.transcript import TranscriptWriter
+from negotiation.utility import STABLE_SORT_LIMIT, stable_argsort
 
 SCENARIOS = ["platform-app-vendor", "park-redevelopment", "species-reintroduction",
              "rd-joint-venture"]
@@ -52,3 +56,19 @@ def test_a_cold_runs_analysis_is_freed_when_the_run_is_dropped_without_the_colle
 
     gone = anyio.run(run)
     assert gone() is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(0, 6_000), levels=st.sampled_from([2, 50, 10**6, None]),
+       seed=st.integers(0, 2**32 - 1))
+def test_the_quick_stable_argsort_is_numpys_stable_argsort(
+        size: int, levels: int | None, seed: int) -> None:
+    """Below and above the size where it changes method, with many ties, few or none."""
+    rng = np.random.default_rng(seed)
+    values = rng.random(size) if levels is None else rng.integers(0, levels, size) / levels
+    assert stable_argsort(values).tolist() == np.argsort(values, kind="stable").tolist()
+
+
+def test_the_quick_stable_argsort_keeps_the_order_of_ties_beyond_its_limit() -> None:
+    values = np.tile([0.5, 0.25, 0.5, 0.0, -0.0], STABLE_SORT_LIMIT)
+    assert stable_argsort(values).tolist() == np.argsort(values, kind="stable").tolist()
