@@ -47,19 +47,32 @@ def describe_change(issues: Sequence[Issue], before: Mapping[str, TermValue] | N
     return "moves on " + ", ".join(changed)
 
 
+#: At most this many change texts are remembered per outcome space.
+CHANGE_TEXTS_LIMIT = 65_536
+
+
 def describe_outcome_change(space: OutcomeSpace, before: int | None, after: int) -> str:
     """:func:`describe_change` between two outcomes of ``space``, in the same words, read
-    from the space's value texts (a rule-based agent describes every offer it makes)."""
+    from the space's value texts (a rule-based agent describes every offer it makes).  The
+    text of a pair depends on the space alone: it is remembered there, for every run."""
     if before is None:
         return "opens with the terms it prefers"
     if before == after:  # no digit differs: the loop's answer, without it
         return "repeats its offer"
+    texts, key = space._change_texts, before * space.size + after
+    text = texts.get(key)
+    if text is None:
+        if len(texts) >= CHANGE_TEXTS_LIMIT:
+            texts.clear()
+        text = texts[key] = _outcome_change(space, before, after)
+    return text
+
+
+def _outcome_change(space: OutcomeSpace, before: int, after: int) -> str:
     changed = []
     for issue, (name, stride, radix, texts) in enumerate(space.value_texts):
         old, new = before // stride % radix, after // stride % radix
         if old != new:
             changed.append(f"{name} ({texts.get(old) or space.value_text(issue, old)} → "
                            f"{texts.get(new) or space.value_text(issue, new)})")
-    if not changed:
-        return "repeats its offer"
-    return "moves on " + ", ".join(changed)
+    return "moves on " + ", ".join(changed)  # two outcomes differ in some issue

@@ -113,6 +113,10 @@ class OutcomeSpace:
     #: id of each of those offers → its outcome number (the offers keep the ids taken).
     _numbers: dict[int, int] = field(init=False, repr=False, compare=False,
                                      default_factory=dict)
+    #: What changed from one outcome to another, in words, by ``before * size + after``
+    #: (:func:`negotiation.terms.describe_outcome_change`): scenario data, bounded.
+    _change_texts: dict[int, str] = field(init=False, repr=False, compare=False,
+                                          default_factory=dict)
 
     def __post_init__(self) -> None:
         # Split values are read-only: every party and run reads them (view.space.values).

@@ -238,10 +238,11 @@ def test_an_offer_described_from_the_space_reads_as_describe_change_says() -> No
         scenario = load_scenario(scenario_id)
         space = SpaceAnalysis(scenario).space
         outcomes = range(0, space.size, max(1, space.size // 23))
-        for before in outcomes:
-            for after in outcomes:
-                assert describe_outcome_change(space, before, after) == describe_change(
-                    scenario.issues, space.terms(before), space.terms(after))
+        for _ in ("described", "remembered by the space"):
+            for before in outcomes:
+                for after in outcomes:
+                    assert describe_outcome_change(space, before, after) == describe_change(
+                        scenario.issues, space.terms(before), space.terms(after))
         assert describe_outcome_change(space, None, 0) == describe_change(
             scenario.issues, None, space.terms(0))
 
