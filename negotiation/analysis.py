@@ -164,6 +164,8 @@ class Point:
     utilities: dict[str, float]
 
 
+#: The bargaining solutions a report names, in this order.
+SOLUTIONS = ("Nash", "Kalai–Smorodinsky", "egalitarian", "utilitarian")
 #: Outcomes × frontier points up to which every outcome's efficiency is tabled at once.
 EFFICIENCY_TABLE_LIMIT = 1_000_000
 #: Questions answered one outcome at a time before the table is made.
@@ -402,18 +404,27 @@ class SpaceAnalysis:
         inside = np.all(utilities >= self.reservation - 1e-12, axis=1)
         return self.frontier[inside]
 
-    def _point(self, name: str, score: FloatArray) -> Point | None:
-        """The rational frontier point with the best ``score``; ties (within a relative
-        ``TIE_TOLERANCE``) go to the largest welfare, then to the lowest outcome number."""
+    @cached_property
+    def _solutions(self) -> list[Point | None]:
+        """The Nash, Kalai–Smorodinsky, egalitarian and utilitarian points, chosen together
+        (one pass over the candidates, not four): each the rational frontier point with the
+        best score; ties (within a relative ``TIE_TOLERANCE``) go to the largest welfare,
+        then to the lowest outcome number."""
         candidates = self.rational_frontier
         if not candidates.size:
-            return None
-        welfare = np.where(_near_best(score), self._candidate_utilities.sum(axis=1), -np.inf)
+            return [None] * len(SOLUTIONS)
+        utilities = self._candidate_utilities
+        welfare = utilities.sum(axis=1)
+        # Among equal min-ratios the welfare tie-break picks the frontier point on the KS line.
+        scores = np.stack((self._nash_products, self.ks_score(utilities),
+                           (utilities - self._reservation_on_grid).min(axis=1), welfare))
+        tied = np.where(_near_best(scores), welfare, -np.inf)
         # ``candidates`` ascend, so the first of the tied is the lowest outcome number.
-        outcome = int(candidates[int(np.flatnonzero(_near_best(welfare))[0])])
-        values = self.full_utilities[outcome]
-        return Point(name, outcome, dict(self.space.terms(outcome)),
-                     {p: round(float(u), 6) for p, u in zip(self.parties, values, strict=True)})
+        outcomes = candidates[_near_best(tied).argmax(axis=1)].tolist()
+        return [Point(name, outcome, self.space.terms(outcome),
+                      {p: round(u, 6) for p, u in zip(self.parties, values, strict=True)})
+                for name, outcome, values in zip(
+                    SOLUTIONS, outcomes, self.full_utilities[outcomes].tolist(), strict=True)]
 
     @cached_property
     def _candidate_utilities(self) -> FloatArray:
@@ -430,13 +441,17 @@ class SpaceAnalysis:
         return np.asarray(np.prod(gains, axis=-1), dtype=np.float64)
 
     @cached_property
-    def best_nash_product(self) -> float:
-        products = self.nash_product_of(self._candidate_utilities)
-        return float(products.max()) if products.size else 0.0
+    def _nash_products(self) -> FloatArray:
+        return self.nash_product_of(self._candidate_utilities)
 
     @cached_property
+    def best_nash_product(self) -> float:
+        products = self._nash_products
+        return float(products.max()) if products.size else 0.0
+
+    @property
     def nash(self) -> Point | None:
-        return self._point("Nash", self.nash_product_of(self._candidate_utilities))
+        return self._solutions[0]
 
     @cached_property
     def ideal(self) -> FloatArray:
@@ -456,23 +471,20 @@ class SpaceAnalysis:
         ratios = ((utilities - self._reservation_on_grid)[..., counted] / span[counted])
         return np.asarray(ratios.min(axis=-1), dtype=np.float64)
 
-    @cached_property
+    @property
     def kalai_smorodinsky(self) -> Point | None:
-        # Among equal min-ratios the welfare tie-break picks the frontier point on the KS line.
-        return self._point("Kalai–Smorodinsky", self.ks_score(self._candidate_utilities))
+        return self._solutions[1]
 
-    @cached_property
+    @property
     def egalitarian(self) -> Point | None:
-        utilities = self._candidate_utilities
-        return self._point("egalitarian", (utilities - self._reservation_on_grid).min(axis=1))
+        return self._solutions[2]
 
-    @cached_property
+    @property
     def utilitarian(self) -> Point | None:
-        return self._point("utilitarian", self._candidate_utilities.sum(axis=1))
+        return self._solutions[3]
 
     def special_points(self) -> list[Point]:
-        points = [self.nash, self.kalai_smorodinsky, self.egalitarian, self.utilitarian]
-        return [p for p in points if p is not None]
+        return [p for p in self._solutions if p is not None]
 
     def utilities_of(self, outcome: int) -> FloatArray:
         return np.asarray(self.full_utilities[outcome], dtype=np.float64)
@@ -523,9 +535,10 @@ class SpaceAnalysis:
 
 
 def _near_best(score: FloatArray) -> BoolArray:
-    """``True`` where ``score`` is within a relative ``TIE_TOLERANCE`` of its maximum."""
-    best = float(score.max())
-    return np.asarray(score >= best - TIE_TOLERANCE * abs(best), dtype=bool)
+    """``True`` where ``score`` is within a relative ``TIE_TOLERANCE`` of its maximum (of
+    each row's, for several rows)."""
+    best = score.max(axis=-1, keepdims=True)
+    return np.asarray(score >= best - TIE_TOLERANCE * np.abs(best), dtype=bool)
 
 
 def shapley_values(players: Sequence[str], value: Mapping[frozenset[str], float]
