@@ -39,6 +39,9 @@ from negotiation.utility import (
 )
 
 _RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
+#: At most this many cleared texts are remembered per referee (a run of an LLM's moves
+#: rarely repeats one).
+CLEAR_TEXTS_LIMIT = 1_024
 
 
 class Verdict(BaseModel):
@@ -107,6 +110,9 @@ class Referee:
         #: Whether the built-in injection check is the only one: then a move whose texts
         #: hold no instruction-like phrase (nearly every move) is cleared by one scan each.
         self._injection_only = all(isinstance(check, Injection) for check in self._text_checks)
+        #: Texts of this referee's moves that hold no instruction-like phrase: a referee
+        #: serves one run, whose agents often repeat a rationale word for word.
+        self._clear_texts: set[str] = set()
         # The proposal levels the fast path reads on every move, looked up once.
         policy = self.policy
         self._proposal_red_lines = policy.red_lines.proposals != "off"
@@ -248,11 +254,24 @@ class Referee:
     def check_text(self, party: str, action: Action) -> list[Finding]:
         """Flag a move whose rationale or message reads like instructions to other agents
         (prompt injection); other parties' text is data, never commands."""
-        if self._injection_only and instruction_like(action.rationale) is None and (
-                not action.message or instruction_like(action.message) is None):
+        if self._injection_only and self._clear(action.rationale) and (
+                not action.message or self._clear(action.message)):
             return []
         return [finding for check in self._text_checks
                 for finding in check.on_text(self, party, action)]
+
+    def _clear(self, text: str) -> bool:
+        """Whether ``text`` holds no instruction-like phrase: scanned, or equal to a text
+        this referee scanned before (a plain ``str`` only: a subclass may compare equal to
+        what it is not)."""
+        plain = type(text) is str
+        if plain and text in self._clear_texts:
+            return True
+        if instruction_like(text) is not None:
+            return False
+        if plain and len(self._clear_texts) < CLEAR_TEXTS_LIMIT:
+            self._clear_texts.add(text)
+        return True
 
     # --- agreements ------------------------------------------------------------------
 
