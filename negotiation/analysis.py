@@ -496,6 +496,10 @@ class SpaceAnalysis:
         question on: an analysis asked that often (a tournament's) is asked far more often
         than the table costs, while a single run does not pay for the whole table."""
         self._efficiency_asked += 1
+        frontier = self.frontier  # ascending outcome numbers
+        at = int(np.searchsorted(frontier, outcome))
+        if at < len(frontier) and frontier[at] == outcome:
+            return 0.0, None  # a frontier point: at distance 0, and no feasible point dominates it
         if (self._efficiency_asked > EFFICIENCY_TABLE_AFTER
                 and self.space.size * len(self.frontier) <= EFFICIENCY_TABLE_LIMIT):
             distances, dominating = self._efficiency_table
@@ -517,8 +521,7 @@ class SpaceAnalysis:
         front = self.frontier_utilities
         if not len(front):
             return distances, dominating
-        front_sum = front.sum(axis=1)
-        front_grid = on_grid(front)
+        front_sum, front_grid = self._front_tables
         rows = max(1, 2**18 // len(front))  # bounds the (rows, frontier, parties) temporaries
         for start in range(0, len(outcomes), rows):
             points = self.full_utilities[outcomes[start:start + rows]]
@@ -527,11 +530,19 @@ class SpaceAnalysis:
                                                     .min(axis=1))
             # Dominance on the comparison grid, as the frontier itself was found.
             grid_gap = front_grid[None, :, :] - on_grid(points)[:, None, :]
-            better = np.all(grid_gap >= 0, axis=2) & np.any(grid_gap > 0, axis=2)
+            # ``np.all``/``np.any`` as the ufuncs' reductions, without their Python wrappers.
+            better = (np.logical_and.reduce(grid_gap >= 0, axis=2)
+                      & np.logical_or.reduce(grid_gap > 0, axis=2))
             best = np.where(better, front_sum[None, :], -np.inf).argmax(axis=1)
-            dominating[start:start + rows] = np.where(np.any(better, axis=1),
+            dominating[start:start + rows] = np.where(np.logical_or.reduce(better, axis=1),
                                                       self.frontier[best], -1)
         return distances, dominating
+
+    @cached_property
+    def _front_tables(self) -> tuple[FloatArray, FloatArray]:
+        """The frontier points' welfare (Σ u_i) and their utilities on the comparison grid."""
+        front = self.frontier_utilities
+        return front.sum(axis=1), on_grid(front)
 
 
 def _near_best(score: FloatArray) -> BoolArray:

@@ -72,3 +72,22 @@ def test_the_quick_stable_argsort_is_numpys_stable_argsort(
 def test_the_quick_stable_argsort_keeps_the_order_of_ties_beyond_its_limit() -> None:
     values = np.tile([0.5, 0.25, 0.5, 0.0, -0.0], STABLE_SORT_LIMIT)
     assert stable_argsort(values).tolist() == np.argsort(values, kind="stable").tolist()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_frontier_outcomes_efficiency_is_what_the_full_computation_gives(name: str) -> None:
+    """The shortcut for an outcome on the frontier (distance 0, dominated by none) answers
+    what the distance and dominance computation answers, and other outcomes still get it."""
+    analysis = SpaceAnalysis(load_scenario(name))
+    frontier = analysis.frontier.tolist()
+    computed = analysis._efficiency_of(np.array(frontier))
+    assert computed[0].tolist() == [0.0] * len(frontier)
+    assert computed[1].tolist() == [-1] * len(frontier)
+    assert [analysis.efficiency(outcome) for outcome in frontier] == [(0.0, None)] * len(frontier)
+    others = [o for o in range(0, analysis.space.size, 7) if o not in set(frontier)][:50]
+    assert others
+    for outcome in others:
+        distance, better = analysis.efficiency(outcome)
+        row = analysis._efficiency_of(np.array([outcome]))
+        assert (distance, better) == (float(row[0][0]), None if row[1][0] < 0 else int(row[1][0]))
+        assert distance > 0 or better is None
