@@ -12,6 +12,7 @@ dataclass's own.  (``dataclasses`` writes its ``__init__`` the same way, as sour
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel
@@ -100,9 +101,11 @@ def read_only_copy(value: T) -> T:
     if isinstance(value, BaseModel):
         copy = _model_copy(value)
     elif isinstance(value, dict):
-        copy = ReadOnlyDict({key: read_only_copy(item) for key, item in value.items()})
+        items = value.values()
+        copy = ReadOnlyDict(value if _all_leaves(items) else
+                            {key: read_only_copy(item) for key, item in value.items()})
     elif isinstance(value, list):
-        copy = ReadOnlyList(read_only_copy(item) for item in value)
+        copy = ReadOnlyList(value if _all_leaves(value) else map(read_only_copy, value))
     elif isinstance(value, tuple):
         copy = tuple(read_only_copy(item) for item in value)
     return copy  # type: ignore[no-any-return]
@@ -110,6 +113,13 @@ def read_only_copy(value: T) -> T:
 
 #: Immutable values that need no copy.
 _LEAVES = frozenset({str, int, float, bool, type(None), bytes})
+
+
+def _all_leaves(items: Iterable[object]) -> bool:
+    """Whether every item needs no copy (a list of options, a table of scores): then the
+    container is copied whole, without a call per item."""
+    return _LEAVES.issuperset(map(type, items))
+
 _object_setattr = object.__setattr__
 
 
