@@ -238,26 +238,30 @@ class RuleBasedAgent:
         self._bidder: Bidder | None = None
         #: The outcome we offered last: what the referee blocked, when it gives feedback.
         self._last_outcome: int | None = None
+        #: Our last proposal when it repeated the offer before it: a further repeat is the
+        #: same move in the same words (a frozen model, so it is handed over again).
+        self._repeat: Propose | None = None
         self._left_seen: tuple[str, ...] = ()
 
     async def act(self, view: View) -> Action:
-        if self._bidder is None:
-            self._bidder = Bidder(view)
+        bidder = self._bidder
+        if bidder is None:
+            bidder = self._bidder = Bidder(view)
         if view.departed != self._left_seen:
             # Whoever left gets and pays nothing: offer only terms that say so.
             self._left_seen = view.departed
-            self._bidder.forbid([RedLine(issue=issue.id, party=party, op="==", value=0)
-                                 for issue in view.scenario.issues
-                                 if isinstance(issue, SplitIssue)
-                                 for party in view.departed if party in issue.parties],
-                                None)
+            bidder.forbid([RedLine(issue=issue.id, party=party, op="==", value=0)
+                           for issue in view.scenario.issues
+                           if isinstance(issue, SplitIssue)
+                           for party in view.departed if party in issue.parties],
+                          None)
         if view.feedback is not None:
-            self._bidder.forbid(view.feedback.red_lines, self._last_outcome)
-        if not self._bidder.viable:
+            bidder.forbid(view.feedback.red_lines, self._last_outcome)
+        if not bidder.viable:
             return WalkAway(rationale=NO_DEAL)
-        if self._bidder.best_utility * answered_factor(view) < self._bidder.reservation_value:
+        if bidder.best_utility * answered_factor(view) < bidder.reservation_value:
             return WalkAway(rationale=LATE)  # discounted, no offer would be worth making
-        return self.decide(view, self._bidder)
+        return self.decide(view, bidder)
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         raise NotImplementedError
@@ -297,10 +301,15 @@ class RuleBasedAgent:
             # alternative when the agreement is made.
             outcome = bidder.outcome_for(bidder.reservation_value / factor,
                                          self.references(view))
-        offer = bidder.offer(outcome)
+        repeat = self._repeat
+        if outcome == self._last_outcome and repeat is not None \
+                and repeat.offer is bidder.offer(outcome):
+            return repeat
         change = describe_outcome_change(bidder.space, self._last_outcome, outcome)
+        made = proposal({"offer": bidder.offer(outcome), "rationale": f"{self.label}: {change}."})
+        self._repeat = made if outcome == self._last_outcome else None
         self._last_outcome = outcome
-        return proposal({"offer": offer, "rationale": f"{self.label}: {change}."})
+        return made
 
 
 def answered_factor(view: View) -> float:

@@ -66,16 +66,18 @@ class AlternatingOffers(ProtocolBase):
         )
 
     def legal_actions(self, state: ProtocolState, party: str) -> frozenset[ActionKind]:
-        if state.done or party != state.current_party:
-            return _NOTHING
+        if state.status != "running" or party != state.parties[state.turn]:
+            return _NOTHING  # ended, or not this party's turn
         if state.standing_offer is None or state.standing_proposer == party:
             return _OPENING
         return _RESPONDING
 
     def apply(self, state: ProtocolState, party: str, action: Action) -> ProtocolState:
-        if state.done:
+        # ``state.done`` and ``state.current_party``, read without their properties (this
+        # runs on every turn).
+        if state.status != "running":
             raise IllegalActionError(f"the negotiation has ended ({state.status}); no more moves")
-        if party != state.current_party:
+        if party != state.parties[state.turn]:
             raise IllegalActionError(
                 f"it is {state.current_party}'s turn, not {party}'s"
             )
