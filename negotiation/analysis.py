@@ -37,12 +37,12 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from negotiation.cached import cached_property
 from negotiation.events import CanonicalObject
 from negotiation.frozen import read_only_copy
 from negotiation.model import Organization, Preferences, PublicScenario, Scenario
@@ -401,7 +401,7 @@ class SpaceAnalysis:
     def rational_frontier(self) -> IndexArray:
         """Frontier outcomes inside the ZOPA, as outcome numbers."""
         utilities = self.frontier_utilities
-        inside = np.all(utilities >= self.reservation - 1e-12, axis=1)
+        inside = np.logical_and.reduce(utilities >= self.reservation - 1e-12, axis=1)
         return self.frontier[inside]
 
     @cached_property
@@ -416,12 +416,12 @@ class SpaceAnalysis:
         utilities = self._candidate_utilities
         welfare = utilities.sum(axis=1)
         # Among equal min-ratios the welfare tie-break picks the frontier point on the KS line.
-        scores = np.stack((self._nash_products, self.ks_score(utilities),
+        scores = np.stack((self._nash_products, self._ks_of_grid(utilities),
                            (utilities - self._reservation_on_grid).min(axis=1), welfare))
         tied = np.where(_near_best(scores), welfare, -np.inf)
         # ``candidates`` ascend, so the first of the tied is the lowest outcome number.
         outcomes = candidates[_near_best(tied).argmax(axis=1)].tolist()
-        return [Point(name, outcome, self.space.terms(outcome),
+        return [Point(name, outcome, dict(self.space.terms(outcome)),
                       {p: round(u, 6) for p, u in zip(self.parties, values, strict=True)})
                 for name, outcome, values in zip(
                     SOLUTIONS, outcomes, self.full_utilities[outcomes].tolist(), strict=True)]
@@ -429,20 +429,24 @@ class SpaceAnalysis:
     @cached_property
     def _candidate_utilities(self) -> FloatArray:
         """Utilities of the rational frontier points, on the comparison grid."""
-        return on_grid(np.asarray(self.full_utilities[self.rational_frontier],
-                                  dtype=np.float64))
+        return on_grid(self.full_utilities[self.rational_frontier])
 
     @cached_property
     def _reservation_on_grid(self) -> FloatArray:
         return on_grid(self.reservation)
 
     def nash_product_of(self, utilities: FloatArray) -> FloatArray:
-        gains = np.clip(on_grid(utilities) - self._reservation_on_grid, 0.0, None)
-        return np.asarray(np.prod(gains, axis=-1), dtype=np.float64)
+        return np.asarray(self._nash_of_grid(on_grid(utilities)), dtype=np.float64)
+
+    def _nash_of_grid(self, utilities: FloatArray) -> FloatArray:
+        """:meth:`nash_product_of` of utilities on the grid already (``on_grid`` would leave
+        them as they are: a grid value times 10^9 is within far less than ½ of its integer)."""
+        gains = np.clip(utilities - self._reservation_on_grid, 0.0, None)
+        return np.multiply.reduce(gains, axis=-1)  # type: ignore[no-any-return]
 
     @cached_property
     def _nash_products(self) -> FloatArray:
-        return self.nash_product_of(self._candidate_utilities)
+        return self._nash_of_grid(self._candidate_utilities)
 
     @cached_property
     def best_nash_product(self) -> float:
@@ -463,9 +467,12 @@ class SpaceAnalysis:
     def ks_score(self, utilities: FloatArray) -> FloatArray:
         """min_i (u_i − d_i) / (û_i − d_i) over the parties with something to gain
         (û_i > d_i); 0 for every point when no party has."""
+        return self._ks_of_grid(on_grid(utilities))
+
+    def _ks_of_grid(self, utilities: FloatArray) -> FloatArray:
+        """:meth:`ks_score` of utilities on the grid already."""
         span = self.ideal - self._reservation_on_grid
         counted = span > 0
-        utilities = on_grid(utilities)
         if not counted.any():
             return np.zeros(utilities.shape[:-1])
         ratios = ((utilities - self._reservation_on_grid)[..., counted] / span[counted])

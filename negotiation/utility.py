@@ -16,13 +16,13 @@ import itertools
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from negotiation.cached import cached_property
 from negotiation.frozen import ReadOnlyDict
 from negotiation.model import (
     DiscreteIssue,
