@@ -207,7 +207,11 @@ class SpaceAnalysis:
 
     @property
     def parties(self) -> list[str]:
-        return [org.id for org in self.organizations]
+        return list(self._party_ids)
+
+    @cached_property
+    def _party_ids(self) -> tuple[str, ...]:
+        return tuple(org.id for org in self.organizations)
 
     @cached_property
     def public(self) -> PublicScenario:
@@ -287,7 +291,7 @@ class SpaceAnalysis:
             if len(self._rounded) >= ROUNDED_LIMIT:
                 self._rounded.clear()
             rounded = {party: round(value, 6) for party, value in zip(
-                self.parties, self.full_utilities[outcome].tolist(), strict=True)}
+                self._party_ids, self.full_utilities[outcome].tolist(), strict=True)}
             self._rounded[outcome] = rounded
         return rounded
 

@@ -211,14 +211,18 @@ class OutcomeSpace:
                 tables.append(1.0 - np.abs(xs[:, None] - xs[None, :]) / (issue.max - issue.min))
         return tuple(tables)
 
+    @cached_property
+    def _digits(self) -> tuple[tuple[str, tuple[TermValue, ...], int, int], ...]:
+        """Per issue: its id, its values, and its stride and radix in outcome numbers."""
+        return tuple(zip(self.issue_ids, self.values, self._strides, self.radices,
+                         strict=True))
+
     def terms(self, outcome: int) -> dict[str, TermValue]:
         """The terms of outcome number ``outcome``."""
         result: dict[str, TermValue] = {}
-        for issue, vals, stride, radix in zip(
-            self.issues, self.values, self._strides, self.radices, strict=True
-        ):
+        for issue_id, vals, stride, radix in self._digits:
             value = vals[(outcome // stride) % radix]
-            result[issue.id] = dict(value) if isinstance(value, dict) else value
+            result[issue_id] = dict(value) if isinstance(value, dict) else value
         return result
 
     def offer(self, outcome: int) -> Offer:
@@ -229,8 +233,11 @@ class OutcomeSpace:
                 self._offers.clear()
                 self._numbers.clear()
             # Shared by every party and run, and known by its number without reading its
-            # terms again (index_of_offer): its terms and splits are read-only.
-            offer = self._offers[outcome] = read_only_offer(self.terms(outcome))
+            # terms again (index_of_offer): its terms and splits are read-only (the splits
+            # are the space's own read-only values).
+            offer = self._offers[outcome] = Offer.model_construct(terms=ReadOnlyDict(
+                {issue_id: vals[(outcome // stride) % radix]
+                 for issue_id, vals, stride, radix in self._digits}))
             self._numbers[id(offer)] = outcome
         return offer
 
