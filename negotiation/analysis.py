@@ -109,17 +109,22 @@ def pareto_mask(points: FloatArray) -> BoolArray:
         mask[order] = (second == group_best[group]) & (group_best > before)[group]
         return mask
     sums = points.sum(axis=1)  # exact: whole grid units, far below 2^53
-    # Most points are dominated by one of the few with the largest sums: one vectorised pass
-    # drops them before the block loop, which then sorts only what remains.  What remains
-    # has the same frontier: a dropped point is dominated by a frontier point too
-    # (dominance is transitive), and none of those is ever dropped.
-    leaders = np.argpartition(-sums, _LEADERS)[:_LEADERS] if n > _LEADERS else np.arange(n)
-    survivors = np.empty(n, dtype=bool)
-    for start in range(0, n, _PRUNE_CHUNK):
-        chunk = slice(start, start + _PRUNE_CHUNK)
-        survivors[chunk] = ~_dominated_by(points[chunk], sums[chunk], points[leaders],
-                                          sums[leaders])
-    order = np.flatnonzero(survivors)
+    # Most points are dominated by one of the few with the largest sums: vectorised passes
+    # drop them before the block loop, which then sorts only what remains; a few leaders
+    # first, over every point, then more over the survivors (the cost is points × leaders).
+    # What remains has the same frontier: a dropped point is dominated by a frontier point
+    # too (dominance is transitive), and none of those is ever dropped.
+    order = np.arange(n)
+    for count in _LEADERS:
+        if count * 16 >= len(order):
+            break  # few enough for the block loop alone
+        leaders = np.argpartition(-sums, count)[:count]
+        kept = np.empty(len(order), dtype=bool)
+        for start in range(0, len(order), _PRUNE_CHUNK):
+            rows = order[start:start + _PRUNE_CHUNK]
+            kept[start:start + _PRUNE_CHUNK] = ~_dominated_by(
+                points[rows], sums[rows], points[leaders], sums[leaders])
+        order = order[kept]
     order = order[np.argsort(-sums[order], kind="stable")]
     front = np.empty((0, points.shape[1]))
     front_sums = np.empty(0)
@@ -138,7 +143,8 @@ def pareto_mask(points: FloatArray) -> BoolArray:
 
 _BLOCK = 256
 _FRONT_CHUNK = 4096
-_LEADERS = 64
+#: Leaders of each pruning pass (the points with the largest sums).
+_LEADERS = (8, 64)
 _PRUNE_CHUNK = 16384
 
 

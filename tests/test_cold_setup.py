@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents import make_agent
-from negotiation.analysis import SpaceAnalysis
+from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.scenario import load_scenario
 from negotiation.session import Negotiation
 from negotiation.transcript import TranscriptWriter
@@ -91,3 +91,31 @@ def test_a_frontier_outcomes_efficiency_is_what_the_full_computation_gives(name:
         row = analysis._efficiency_of(np.array([outcome]))
         assert (distance, better) == (float(row[0][0]), None if row[1][0] < 0 else int(row[1][0]))
         assert distance > 0 or better is None
+
+
+def _brute_force_frontier(points: np.ndarray) -> np.ndarray:
+    """Undominated rows of ``points`` on the comparison grid, by comparing every pair."""
+    grid = np.rint(points * 1e9)
+    dominated = np.zeros(len(grid), dtype=bool)
+    for start in range(0, len(grid), 500):
+        block = grid[start:start + 500]
+        at_least = (grid[:, None, :] >= block[None, :, :]).all(axis=2)
+        better = (grid[:, None, :] > block[None, :, :]).any(axis=2)
+        dominated[start:start + 500] = (at_least & better).any(axis=0)
+    return ~dominated
+
+
+@pytest.mark.parametrize("count, parties, shape", [
+    (3_000, 3, "cube"), (2_500, 5, "cube"), (4_000, 3, "ties"), (2_000, 6, "ties"),
+    (3_000, 3, "simplex"), (2_500, 4, "simplex")])
+def test_the_pruning_passes_keep_exactly_the_frontier(count: int, parties: int,
+                                                      shape: str) -> None:
+    """Points in a cube (most dominated: the first pass drops them), with ties, and near a
+    simplex (most undominated: the second pass runs over more than a thousand survivors)."""
+    rng = np.random.default_rng(count + parties)
+    points = rng.random((count, parties))
+    if shape == "ties":
+        points = np.round(points * 6) / 6
+    if shape == "simplex":
+        points = rng.dirichlet(np.ones(parties), count) + rng.random((count, parties)) * 1e-3
+    assert np.array_equal(pareto_mask(points), _brute_force_frontier(points))
