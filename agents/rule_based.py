@@ -15,8 +15,8 @@ import functools
 import random
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import cast
+from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +52,8 @@ FULL_SIMILARITY_LIMIT = 4_096
 #: Up to this many ranked outcomes, their utilities are also kept as a list: bisect on it is
 #: several times faster than on an array, but 10^7 floats in a list take 320 MB.
 SORTED_LIST_LIMIT = 1_000_000
+#: Up to this many, the list is made with the ranking; beyond, for its second negotiation.
+LIST_AT_ONCE = 4_096
 
 _VALIDATE_PROPOSE = Propose.__pydantic_validator__.validate_python
 
@@ -61,6 +63,15 @@ def proposal(fields: dict[str, object]) -> Propose:
     directly: the model's ``__init__`` wraps the same validation in Python frames that cost
     half as much again (a rule-based agent makes a proposal on nearly every turn)."""
     return cast(Propose, _VALIDATE_PROPOSE(fields))
+
+
+_VALIDATE_ACCEPT = Accept.__pydantic_validator__.validate_python
+
+
+def acceptance(rationale: str) -> Accept:
+    """``Accept(rationale=rationale)``, validated as :func:`proposal` validates (in a
+    negotiation of three or more, every other move may be an acceptance)."""
+    return cast(Accept, _VALIDATE_ACCEPT({"rationale": rationale}))
 
 
 NO_DEAL = "No terms that keep our red lines are better for us than our alternative to a deal."
@@ -83,7 +94,7 @@ class Bidder:
         self.ascending_utility: FloatArray = ranking.ascending_utility
         #: The same utilities as a list: bisect on it is several times faster than
         #: np.searchsorted for the one value looked up per turn.
-        self._sorted_utility: list[float] | FloatArray = ranking.searchable
+        self._sorted_utility: list[float] | FloatArray = ranking.searchable()
         self.utility = view.utility.vector
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
@@ -99,7 +110,7 @@ class Bidder:
         mask = self.keeps[self.ascending]
         self.ascending = self.ascending[mask]
         self.ascending_utility = self.ascending_utility[mask]
-        self._sorted_utility = _searchable(self.ascending_utility)
+        self._sorted_utility = _searchable(self.ascending_utility, LIST_AT_ONCE)
         self._last_choice = None
 
     @property
@@ -197,7 +208,26 @@ class Ranking:
     keeps: npt.NDArray[np.bool_]
     ascending: IndexArray
     ascending_utility: FloatArray
-    searchable: list[float] | FloatArray
+    #: How many Bidders asked for :meth:`searchable`, and the list once made (a cell: the
+    #: ranking itself stays frozen).
+    _listing: list[Any] = field(default_factory=lambda: [0, None], repr=False, compare=False)
+
+    def searchable(self) -> list[float] | FloatArray:
+        """The utilities a Bidder bisects: as a list, several times quicker to bisect than
+        the array, once it pays for itself.  Making the list costs ~10 ns per outcome: a
+        ranking of up to ``LIST_AT_ONCE`` outcomes gets it at once; a longer one when a
+        second negotiation uses it (a single run bisects a few dozen times: at 10^4
+        outcomes the list alone would cost ~100 µs per party); beyond
+        ``SORTED_LIST_LIMIT`` never."""
+        listing = self._listing
+        if listing[1] is None:
+            listing[0] += 1
+            limit = LIST_AT_ONCE if listing[0] == 1 else SORTED_LIST_LIMIT
+            searchable = _searchable(self.ascending_utility, limit)
+            if isinstance(searchable, list):
+                listing[1] = searchable
+            return searchable
+        return listing[1]  # type: ignore[no-any-return]
 
 
 #: Per utility function (a per-scenario object): its ranking.  Weak keys, so that a
@@ -205,8 +235,8 @@ class Ranking:
 _RANKINGS: weakref.WeakKeyDictionary[UtilityFunction, Ranking] = weakref.WeakKeyDictionary()
 
 
-def _searchable(utilities: FloatArray) -> list[float] | FloatArray:
-    return utilities.tolist() if len(utilities) <= SORTED_LIST_LIMIT else utilities
+def _searchable(utilities: FloatArray, limit: int) -> list[float] | FloatArray:
+    return utilities.tolist() if len(utilities) <= limit else utilities
 
 
 def _ranking(view: View) -> Ranking:
@@ -223,8 +253,7 @@ def _ranking(view: View) -> Ranking:
     ascending_utility = utility[ascending]
     for array in (keeps, ascending, ascending_utility):
         array.flags.writeable = False
-    ranking = Ranking(view.preferences, keeps, ascending, ascending_utility,
-                      _searchable(ascending_utility))
+    ranking = Ranking(view.preferences, keeps, ascending, ascending_utility)
     _RANKINGS[view.utility] = ranking
     return ranking
 
@@ -358,8 +387,8 @@ class TimeDependent(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= float(bidder.utility[outcome])
                 and self.beats_reservation(view, bidder, bidder.value(standing))):
-            return Accept(rationale="The standing offer is at least as good for us as the offer "
-                                    "we would make next (AC_next).")
+            return acceptance("The standing offer is at least as good for us as the offer "
+                              "we would make next (AC_next).")
         return self.propose(view, outcome, bidder)
 
 
@@ -387,8 +416,8 @@ class TitForTat(RuleBasedAgent):
             value = bidder.value(standing)
             if (value >= self._target and "accept" in view.legal
                     and self.beats_reservation(view, bidder, value)):
-                return Accept(rationale="The standing offer meets what we asked for in return "
-                                        "for the concessions made so far.")
+                return acceptance("The standing offer meets what we asked for in return "
+                                  "for the concessions made so far.")
             self._received.append(max(value, 1e-9))
             if len(self._received) >= 2:
                 ratio = self._received[-2] / self._received[-1]
@@ -408,7 +437,7 @@ class Hardliner(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= bidder.best_utility - 1e-12
                 and self.beats_reservation(view, bidder, bidder.value(standing))):
-            return Accept(rationale="The standing offer gives us everything we asked for.")
+            return acceptance("The standing offer gives us everything we asked for.")
         best = int(bidder.ascending[-1])
         return self.propose(view, best, bidder)
 
@@ -431,6 +460,6 @@ class RandomAgent(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and self.beats_reservation(view, bidder, bidder.value(standing))
                 and self.rng.random() < self.p_accept):
-            return Accept(rationale="The standing offer beats our alternative to a deal.")
+            return acceptance("The standing offer beats our alternative to a deal.")
         outcome = int(bidder.ascending[self.rng.randrange(len(bidder.ascending))])
         return self.propose(view, outcome, bidder)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.base import View
-from agents.rule_based import Bidder, RuleBasedAgent
-from negotiation.model import Accept, Action, DiscreteIssue, Scenario
+from agents.rule_based import Bidder, RuleBasedAgent, acceptance
+from negotiation.model import Action, DiscreteIssue, Scenario
 
 #: NegMAS's PolyAspiration exponents: a(t) = 1 − t^e.
 BOULWARE, LINEAR, CONCEDER = 4.0, 1.0, 0.25
@@ -55,7 +55,7 @@ class AspirationCurve(RuleBasedAgent):
         low = max(worst, worst + (1.0 - t ** self.exponent) * (best - worst) - NEGMAS_EPS)
         standing = view.standing_offer
         if standing is not None and "accept" in view.legal and bidder.value(standing) >= low:
-            return Accept(rationale="The standing offer is worth our aspiration level.")
+            return acceptance("The standing offer is worth our aspiration level.")
         return self.propose(view, bidder.lowest_at_least(low), bidder)
 
 
