@@ -15,8 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents import make_agent
+from agents.rule_based import _RANKINGS, LIST_AT_ONCE
 from negotiation.analysis import SpaceAnalysis, pareto_mask
-from negotiation.scenario import load_scenario
+from negotiation.events import deterministic_lines
+from negotiation.model import Scenario
+from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import Negotiation
 from negotiation.transcript import TranscriptWriter
 from negotiation.utility import STABLE_SORT_LIMIT, stable_argsort
@@ -119,3 +122,44 @@ def test_the_pruning_passes_keep_exactly_the_frontier(count: int, parties: int,
     if shape == "simplex":
         points = rng.dirichlet(np.ones(parties), count) + rng.random((count, parties)) * 1e-3
     assert np.array_equal(pareto_mask(points), _brute_force_frontier(points))
+
+
+def _domain(issues: int, options: int, parties: int) -> Scenario:
+    """A discrete linear-additive scenario of ``options ** issues`` outcomes."""
+    rng = np.random.default_rng(issues * 100 + parties)
+    names = [f"v{k}" for k in range(options)]
+    return scenario_from_data({
+        "id": "cold-domain", "title": "Cold domain",
+        "issues": [{"id": f"i{k}", "kind": "discrete", "name": f"I{k}", "options": names}
+                   for k in range(issues)],
+        "organizations": [{
+            "id": f"p{p}", "name": f"Party {p}",
+            "preferences": {
+                "reservation_value": 0.1,
+                "weights": {f"i{k}": 1 / issues for k in range(issues)},
+                "values": {f"i{k}": {"scores": {o: round(float(rng.random()), 3)
+                                                for o in names}}
+                           for k in range(issues)}}} for p in range(parties)]})
+
+
+def test_a_long_ranking_bisected_as_an_array_then_as_a_list_makes_the_same_moves() -> None:
+    """The first negotiation over a ranking longer than LIST_AT_ONCE bisects the array, the
+    next ones a list made then: the same choices, so the same transcript."""
+    scenario = _domain(4, 9, 2)  # 6,561 outcomes, ties among the 3-decimal scores
+    analysis = SpaceAnalysis(scenario)
+
+    async def run() -> list[str]:
+        agents = {party: make_agent(spec, party=party, seed=0)
+                  for party, spec in zip(scenario.party_ids, ("boulware", "conceder"),
+                                         strict=True)}
+        with TranscriptWriter(None) as writer:
+            await Negotiation(scenario, analysis=analysis).run(
+                agents, seed=0, writer=writer, specs=dict.fromkeys(agents, "x"))
+            return deterministic_lines(writer.events)
+
+    first = anyio.run(run)
+    ranking = _RANKINGS[analysis.functions["p0"]]
+    assert len(ranking.ascending) > LIST_AT_ONCE and ranking._listing[1] is None
+    second = anyio.run(run)
+    assert isinstance(ranking._listing[1], list)
+    assert first == second and len(first) > 4

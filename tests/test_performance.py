@@ -71,6 +71,7 @@ def test_a_warm_bidder_allocates_nothing_proportional_to_the_outcome_space() -> 
         {}, seed=0, writer=TranscriptWriter(None), specs={})
     view = session.current_view()
     Bidder(view)  # the first one ranks the outcomes, once per scenario
+    Bidder(view)  # the second lists their utilities for bisect, once per scenario
     tracemalloc.start()
     Bidder(view)
     peak = tracemalloc.get_traced_memory()[1]
