@@ -82,13 +82,17 @@ def pareto_mask(points: FloatArray) -> BoolArray:
 
     Rows are compared on the grid of :func:`on_grid` (as integers, so sums are exact): a
     row dominates another when it is at least as good in every column and better in one.
-    Two parties: one sort and a running maximum (Kung, Luccio & Preparata 1975), O(n log n).
-    More parties: block nested loops (Börzsönyi, Kossmann & Stocker 2001) in the order of
-    decreasing sum, so every point that dominates another comes before it (on the integer
-    grid, a point that dominates another has a strictly larger sum); a block is compared
-    with the frontier found so far and with itself, O(n · frontier) comparisons,
-    vectorised.  Identical points do not dominate each other; all copies of a frontier point
-    are kept.  The result depends only on the points, not on their order.
+    First, most points are dominated by one of the few with the largest sums: vectorised
+    passes drop them (a few leaders over every point, then more over the survivors; a pass
+    costs points × leaders).  What remains has the same frontier: a dropped point is
+    dominated by a frontier point too (dominance is transitive), and none of those is ever
+    dropped.  Then, two parties: one sort and a running maximum (Kung, Luccio & Preparata
+    1975), O(n log n).  More parties: block nested loops (Börzsönyi, Kossmann & Stocker
+    2001) in the order of decreasing sum, so every point that dominates another comes before
+    it (on the integer grid, a point that dominates another has a strictly larger sum); a
+    block is compared with the frontier found so far and with itself, O(n · frontier)
+    comparisons, vectorised.  Identical points do not dominate each other; all copies of a
+    frontier point are kept.  The result depends only on the points, not on their order.
     """
     n = len(points)
     mask = np.zeros(n, dtype=bool)
@@ -98,33 +102,22 @@ def pareto_mask(points: FloatArray) -> BoolArray:
     if points.shape[1] == 2:
         # Sort by the first utility, best first; group equal first utilities.  A point is on
         # the frontier iff it has its group's best second utility and that beats every
-        # group before it.
-        order = np.argsort(-points[:, 0])
-        first, second = points[order, 0], points[order, 1]
+        # group before it.  (The sort is cheap: pruning pays only on large sets.)
+        kept = _pruned(points, _PRUNE_TWO_AFTER)
+        candidates = points if kept is None else points[kept]
+        order = np.argsort(-candidates[:, 0])
+        first, second = candidates[order, 0], candidates[order, 1]
         is_start = np.concatenate(([True], first[1:] != first[:-1]))
         starts = np.flatnonzero(is_start)
         group = np.cumsum(is_start) - 1
         group_best = np.maximum.reduceat(second, starts)
         before = np.concatenate(([-np.inf], np.maximum.accumulate(group_best)[:-1]))
-        mask[order] = (second == group_best[group]) & (group_best > before)[group]
+        mask[order if kept is None else kept[order]] = \
+            (second == group_best[group]) & (group_best > before)[group]
         return mask
     sums = points.sum(axis=1)  # exact: whole grid units, far below 2^53
-    # Most points are dominated by one of the few with the largest sums: vectorised passes
-    # drop them before the block loop, which then sorts only what remains; a few leaders
-    # first, over every point, then more over the survivors (the cost is points × leaders).
-    # What remains has the same frontier: a dropped point is dominated by a frontier point
-    # too (dominance is transitive), and none of those is ever dropped.
-    order = np.arange(n)
-    for count in _LEADERS:
-        if count * 16 >= len(order):
-            break  # few enough for the block loop alone
-        leaders = np.argpartition(-sums, count)[:count]
-        kept = np.empty(len(order), dtype=bool)
-        for start in range(0, len(order), _PRUNE_CHUNK):
-            rows = order[start:start + _PRUNE_CHUNK]
-            kept[start:start + _PRUNE_CHUNK] = ~_dominated_by(
-                points[rows], sums[rows], points[leaders], sums[leaders])
-        order = order[kept]
+    kept = _pruned(points, _PRUNE_AFTER, sums)
+    order = np.arange(n) if kept is None else kept
     order = order[np.argsort(-sums[order], kind="stable")]
     front = np.empty((0, points.shape[1]))
     front_sums = np.empty(0)
@@ -145,7 +138,33 @@ _BLOCK = 256
 _FRONT_CHUNK = 4096
 #: Leaders of each pruning pass (the points with the largest sums).
 _LEADERS = (8, 64)
+#: A pass with k leaders runs while more than k × this many points remain.
+_PRUNE_AFTER = 16
+_PRUNE_TWO_AFTER = 1024
 _PRUNE_CHUNK = 16384
+
+
+def _pruned(points: FloatArray, worth: int, sums: FloatArray | None = None
+            ) -> IndexArray | None:
+    """The rows of ``points`` (on the integer grid) that no leader dominates, the leaders of
+    each pass being the ``_LEADERS`` rows with the largest sums; a pass with k leaders runs
+    while more than k × ``worth`` rows remain (``None``: too few rows for any pass)."""
+    if len(points) <= _LEADERS[0] * worth:
+        return None
+    if sums is None:
+        sums = points.sum(axis=1)
+    order = np.arange(len(points))
+    for count in _LEADERS:
+        if count * worth >= len(order):
+            break
+        leaders = np.argpartition(-sums, count)[:count]
+        kept = np.empty(len(order), dtype=bool)
+        for start in range(0, len(order), _PRUNE_CHUNK):
+            rows = order[start:start + _PRUNE_CHUNK]
+            kept[start:start + _PRUNE_CHUNK] = ~_dominated_by(
+                points[rows], sums[rows], points[leaders], sums[leaders])
+        order = order[kept]
+    return order
 
 
 def _dominated_by(points: FloatArray, sums: FloatArray, others: FloatArray,

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from agents import make_agent
 from agents.rule_based import _RANKINGS, LIST_AT_ONCE
+from negotiation import analysis as analysis_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.events import deterministic_lines
 from negotiation.model import Scenario
@@ -163,3 +164,22 @@ def test_a_long_ranking_bisected_as_an_array_then_as_a_list_makes_the_same_moves
     second = anyio.run(run)
     assert isinstance(ranking._listing[1], list)
     assert first == second and len(first) > 4
+
+
+@pytest.mark.parametrize("shape", ["cube", "ties", "simplex", "line"])
+def test_two_parties_pruned_frontier_is_the_unpruned_one(
+        shape: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two parties prune only large sets (more than 8 × 1,024 points): the frontier is the
+    one the sort alone finds (itself checked against brute force on small sets)."""
+    rng = np.random.default_rng(len(shape))
+    points = rng.random((20_000, 2))
+    if shape == "ties":
+        points = np.round(points * 50) / 50
+    if shape == "simplex":
+        points[:, 1] = 1 - points[:, 0] + rng.random(20_000) * 1e-4
+    if shape == "line":  # every point on the frontier, copies included
+        points[:, 1] = 1 - points[:, 0]
+        points[7::7] = points[6:-1:7]  # copies of their neighbours
+    pruned = pareto_mask(points)
+    monkeypatch.setattr(analysis_module, "_PRUNE_TWO_AFTER", 10**9)
+    assert np.array_equal(pruned, pareto_mask(points))
