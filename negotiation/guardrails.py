@@ -157,19 +157,22 @@ class Referee:
             return action
         return action.model_copy(update={"offer": read_only_offer(action.offer.terms)})
 
-    def check_proposal(self, proposer: str, action: Propose, departed: Sequence[str] = ()
-                       ) -> tuple[Verdict, int | None]:
+    def check_proposal(self, proposer: str, action: Propose, departed: Sequence[str] = (),
+                       own: int | None = None) -> tuple[Verdict, int | None]:
         """The verdict on a proposal, and its outcome number when the terms are valid.
-        With ``departed`` parties, the remaining sub-coalition's referee decides."""
+        With ``departed`` parties, the remaining sub-coalition's referee decides.  ``own``:
+        the number of the offer when it is one the space built (``read_move`` found it)."""
         if departed:
             members = [p for p in self.scenario.party_ids if p not in departed]
             verdict, outcome = self.for_members(members).check_proposal(proposer, action)
             gone = self._departed(action.offer.terms, departed)
             return (verdict.with_findings(gone) if gone else verdict), outcome
-        try:
-            outcome = self.space.index_of_offer(action.offer)
-        except InvalidOfferError:
-            outcome = None
+        outcome = own
+        if outcome is None:
+            try:
+                outcome = self.space.index_of_offer(action.offer)
+            except InvalidOfferError:
+                outcome = None
         if outcome is not None and self._clean(proposer, action, outcome) \
                 and not (self._custom and self._custom_findings(action.offer.terms)):
             return PASSED_PROPOSAL, outcome

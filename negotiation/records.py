@@ -60,15 +60,22 @@ def plain_action(action: Action, space: OutcomeSpace) -> Action:
     referee passed one offer while the parties were shown another.  A move of the space's
     own offer (read-only) is already plain; fields are copied as given, unvalidated, so
     that an invalid move is refused and explained by the referee as before."""
+    return read_move(action, space)[0]
+
+
+def read_move(action: Action, space: OutcomeSpace) -> tuple[Action, int | None]:
+    """:func:`plain_action`, with the outcome number of a proposal of one of the space's
+    own offers (``None`` for any other move): what the referee would look up next."""
     kind = type(action)
     if kind is Propose:
-        if space.owns(action.offer):  # type: ignore[union-attr]  # (the type is Propose)
-            return action
+        own = space.number_of_own(action.offer)  # type: ignore[union-attr]  # (a Propose)
+        if own is not None:
+            return action, own
     elif kind is Accept or kind is WalkAway:
-        return action
+        return action, None
     model = next((m for m in (Propose, Accept, WalkAway) if isinstance(action, m)), None)
     if model is None:
-        return action  # not a move at all: the turn fails as before
+        return action, None  # not a move at all: the turn fails as before
     fields = dict(dict.items(object.__getattribute__(action, "__dict__")))
     offer = fields.get("offer")
     if isinstance(offer, Offer):
@@ -79,7 +86,7 @@ def plain_action(action: Action, space: OutcomeSpace) -> Action:
         fields["offer"] = Offer.model_construct(terms=terms)
     fields["kind"] = model.model_fields["kind"].default
     plain: Action = model.model_construct(**fields)
-    return plain
+    return plain, None
 
 
 def flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
@@ -139,4 +146,4 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
 
 
 __all__ = ["Judged", "action_record", "flagged_fields", "judge_agreement", "passed_verdict",
-           "plain_action"]
+           "plain_action", "read_move"]

@@ -40,7 +40,7 @@ from negotiation.records import (
     flagged_fields,
     judge_agreement,
     passed_verdict,
-    plain_action,
+    read_move,
 )
 from negotiation.seats import is_llm, llm_settings
 from negotiation.transcript import FORMAT, TranscriptError, TranscriptWriter
@@ -130,7 +130,7 @@ class Negotiation:
             "format": FORMAT,
             "scenario_id": self.scenario.id,
             "scenario_digest": self.analysis.digest,
-            "scenario": self.analysis.scenario_json.fresh(),  # the canonical text is reused
+            "scenario": self.analysis.header_scenario(),  # its canonical text is reused
             "seed": seed,
             "version": package_version(),
             "protocol": {"name": self.protocol.name, "rounds": self.max_rounds,
@@ -336,8 +336,11 @@ class Session:
         try:
             try:
                 recorded = self._recorded_action(party, agent) if replaying else None
-                action: Action = recorded if recorded is not None else plain_action(
-                    await agent.act(view), negotiation.space)
+                own: int | None = None  # the space's number of its own offer, proposed
+                if recorded is not None:
+                    action: Action = recorded
+                else:
+                    action, own = read_move(await agent.act(view), negotiation.space)
             finally:
                 if self._drains:
                     self._record_calls(party, state.round)
@@ -355,7 +358,7 @@ class Session:
             proposing = isinstance(action, Propose)
             if proposing:
                 assert isinstance(action, Propose)
-                verdict, outcome = referee.check_proposal(party, action, view.departed)
+                verdict, outcome = referee.check_proposal(party, action, view.departed, own)
                 if flagged:
                     verdict = verdict.with_findings(flagged)
             elif flagged:
@@ -372,7 +375,8 @@ class Session:
                     return
             if proposing:
                 assert isinstance(action, Propose) and outcome is not None
-                action = referee.delivered(action, outcome)  # the terms checked, read-only
+                if own is None:  # the terms checked, read-only (the space's own are)
+                    action = referee.delivered(action, outcome)
                 body["utilities"] = negotiation.recorded_utilities(outcome).copy()
                 self.proposals.append((state.round, party, action.offer.terms,
                                        action.rationale))

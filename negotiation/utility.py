@@ -245,6 +245,12 @@ class OutcomeSpace:
         """Whether ``offer`` is one this space built (:meth:`offer`): read-only, trusted."""
         return self._offers.get(self._numbers.get(id(offer), -1)) is offer
 
+    def number_of_own(self, offer: object) -> int | None:
+        """The outcome number of ``offer`` when this space built it (:meth:`offer`:
+        read-only, trusted), ``None`` for any other object."""
+        number = self._numbers.get(id(offer))
+        return number if number is not None and self._offers.get(number) is offer else None
+
     def index_of_offer(self, offer: Offer) -> int:
         """``index_of(offer.terms)``, free when the offer was built by this space."""
         known = self._numbers.get(id(offer))

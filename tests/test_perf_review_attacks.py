@@ -472,3 +472,24 @@ def test_headers_sharing_their_prefix_but_not_their_scenario_hash_as_their_own_t
         assert (tmp_path / f"{name}-0.jsonl").read_bytes() == \
             (tmp_path / f"{name}-1.jsonl").read_bytes()
     assert (tmp_path / "first-0.jsonl").read_bytes() != (tmp_path / "second-0.jsonl").read_bytes()
+
+
+def test_only_the_spaces_own_offer_is_read_with_its_number_anything_like_it_is_copied() -> None:
+    from negotiation.records import read_move
+    from negotiation.session import Negotiation
+
+    negotiation = Negotiation(load_scenario("platform-app-vendor"))
+    space, referee = negotiation.space, negotiation.referee
+    own = space.offer(7)
+    move = Propose(offer=own, rationale="Our terms.")
+    assert read_move(move, space) == (move, 7)
+    assert read_move(move, space)[0] is move
+    lookalike = Propose(offer=Offer(terms=dict(own.terms)), rationale="Our terms.")
+    read, number = read_move(lookalike, space)
+    assert number is None and read is not lookalike and read == lookalike
+    # The referee numbers the look-alike itself, and delivers a read-only copy of its terms.
+    _verdict, outcome = referee.check_proposal("app", read)
+    assert outcome == 7
+    assert referee.delivered(read, 7).offer.terms == own.terms
+    accept = Accept(rationale="Fine.")
+    assert read_move(accept, space) == (accept, None)
