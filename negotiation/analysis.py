@@ -115,19 +115,27 @@ def pareto_mask(points: FloatArray) -> BoolArray:
         mask[order if kept is None else kept[order]] = \
             (second == group_best[group]) & (group_best > before)[group]
         return mask
-    sums = points.sum(axis=1)  # exact: whole grid units, far below 2^53
+    sums = points.sum(axis=1)
+    # Whole grid units: the sums are exact unless a row's values reach 2^53 / parties
+    # units (utilities of ~10^6 and more); then a dominating row's sum may round to its
+    # victim's, and dominance and order are decided column by column instead.
+    exact = max(float(points.max()), -float(points.min())) * points.shape[1] < 2.0**53
     kept = _pruned(points, _PRUNE_AFTER, sums)
     order = np.arange(n) if kept is None else kept
-    order = order[np.argsort(-sums[order], kind="stable")]
+    if exact:
+        order = order[np.argsort(-sums[order], kind="stable")]
+    else:  # ties of the rounded sums broken lexicographically: a dominating row first
+        order = order[np.lexsort((*(-points[order, ::-1].T), -sums[order]))]
     front = np.empty((0, points.shape[1]))
     front_sums = np.empty(0)
     for start in range(0, len(order), _BLOCK):
         rows = order[start:start + _BLOCK]
         block, block_sums = points[rows], sums[rows]
-        dominated = _dominated_by(block, block_sums, block, block_sums)
+        dominated = _dominated_by(block, block_sums, block, block_sums, exact)
         for front_start in range(0, len(front), _FRONT_CHUNK):
             part = slice(front_start, front_start + _FRONT_CHUNK)
-            dominated |= _dominated_by(block, block_sums, front[part], front_sums[part])
+            dominated |= _dominated_by(block, block_sums, front[part], front_sums[part],
+                                       exact)
         mask[rows[~dominated]] = True
         front = np.concatenate((front, block[~dominated]))
         front_sums = np.concatenate((front_sums, block_sums[~dominated]))
@@ -168,12 +176,15 @@ def _pruned(points: FloatArray, worth: int, sums: FloatArray | None = None
 
 
 def _dominated_by(points: FloatArray, sums: FloatArray, others: FloatArray,
-                  other_sums: FloatArray) -> BoolArray:
+                  other_sums: FloatArray, exact: bool = True) -> BoolArray:
     """``True`` for each row of ``points`` that some row of ``others`` dominates (rows on
-    the integer grid, with their exact ``sums``): at least as good for every party and
-    better for one, which on that grid is at least as good for every party with a larger
-    sum.  One party at a time, on (others × points) booleans: no float temporaries."""
-    dominated = other_sums[:, None] > sums[None, :]
+    the integer grid, with their ``sums``): at least as good for every party and better
+    for one, which on that grid is at least as good for every party with a larger sum
+    when the sums are ``exact``; otherwise, with a difference in some column (a rounded
+    sum is never larger for a row that is no better, so pruning by sums stays sound).  One
+    party at a time, on (others × points) booleans: no float temporaries."""
+    dominated = (other_sums[:, None] > sums[None, :] if exact
+                 else (others[:, None, :] != points[None, :, :]).any(axis=2))
     for party in range(points.shape[1]):
         dominated &= others[:, None, party] >= points[None, :, party]
     return np.asarray(dominated.any(axis=0), dtype=bool)
@@ -213,6 +224,8 @@ class SpaceAnalysis:
     _efficiency_asked: int = field(init=False, repr=False, compare=False, default=0)
     _rounded: dict[int, dict[str, float]] = field(
         init=False, repr=False, compare=False, default_factory=dict)
+    #: Whether a header holds :attr:`scenario_json` itself (:meth:`header_scenario`).
+    _scenario_json_given: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         self.space = OutcomeSpace.of(self.scenario)
@@ -257,10 +270,23 @@ class SpaceAnalysis:
     @cached_property
     def digest(self) -> str:
         """sha256 of the scenario's canonical JSON (computed once per scenario)."""
-        text = self.scenario_json.canonical
-        if text.isascii():  # then the same text as scenario_digest's (ASCII-escaped) JSON
-            return hashlib.sha256(text.encode()).hexdigest()
+        scenario = self.scenario_json
+        if scenario.canonical.isascii():  # then scenario_digest's (ASCII-escaped) text
+            return hashlib.sha256(scenario.encoded).hexdigest()
         return scenario_digest(self.scenario)
+
+    def header_scenario(self) -> CanonicalObject:
+        """The scenario as a run's header embeds it, the header's own (whoever edits one
+        run's header edits nothing of another's): the first header takes
+        :attr:`scenario_json` itself, whose entries nothing reads once its canonical text
+        is made (a cold run's analysis makes one header); the next ones copies read back
+        from that text."""
+        scenario = self.scenario_json
+        if self._scenario_json_given:
+            return scenario.fresh()
+        scenario.encoded  # noqa: B018  (the text, made before the entries are handed out)
+        self._scenario_json_given = True
+        return scenario
 
     @property
     def exact(self) -> bool:
