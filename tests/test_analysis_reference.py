@@ -24,9 +24,10 @@ from negotiation.scenario import parse_scenario
 Utilities = tuple[Fraction, ...]
 
 
-def random_case(rng: random.Random) -> tuple[str, list[Utilities], list[Fraction]]:
+def random_case(rng: random.Random, party_counts: Sequence[int] = (2, 2, 3)
+                ) -> tuple[str, list[Utilities], list[Fraction]]:
     """A small random scenario (YAML), each outcome's exact utilities, the reservations."""
-    parties = [f"p{k}" for k in range(rng.choice([2, 2, 3]))]
+    parties = [f"p{k}" for k in range(rng.choice(party_counts))]
     issues = [(f"i{k}", [f"o{j}" for j in range(rng.randint(2, 4))])
               for k in range(rng.randint(1, 3))]
     lines = ["id: random-case", "title: Random case", "issues:"]

@@ -4,12 +4,21 @@ over to another run."""
 
 from __future__ import annotations
 
+import random
+
 import numpy as np
 import numpy.typing as npt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from negotiation.analysis import pareto_mask
+from negotiation.analysis import SpaceAnalysis, pareto_mask
+from negotiation.scenario import parse_scenario
+from tests.test_analysis_reference import (
+    dominates,
+    random_case,
+    reference_frontier,
+    reference_solutions,
+)
 
 
 def _reference_frontier(points: npt.NDArray[np.float64]) -> list[bool]:
@@ -50,3 +59,26 @@ def test_a_row_one_grid_unit_better_dominates_its_equal_at_ten_million() -> None
         better = base.copy()
         better[0] += 2e-9
         assert pareto_mask(np.vstack((better, base))).tolist() == [True, False], parties
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_frontier_solutions_and_efficiency_of_three_to_five_parties_match_brute_force(
+        seed: int) -> None:
+    """The solutions chosen in one pass, the pruned frontier and the frontier shortcut of
+    ``efficiency``, against exact arithmetic: 3 to 5 parties, coarse scores (ties and
+    duplicate utility vectors are common)."""
+    text, points, reservations = random_case(random.Random(seed), party_counts=(3, 4, 5))
+    analysis = SpaceAnalysis(parse_scenario(text))
+    frontier = reference_frontier(points)
+    assert set(analysis.frontier.tolist()) == frontier
+    for outcome in range(len(points)):
+        distance, dominating = analysis.efficiency(outcome)
+        assert (dominating is None) == (outcome in frontier)
+        assert (distance == 0.0) if outcome in frontier else (
+            dominating is not None and dominating in frontier
+            and dominates(points[dominating], points[outcome]))
+    expected = reference_solutions(points, reservations)
+    got = {name: None for name in expected} | {
+        point.name: point.outcome for point in analysis.special_points()}
+    assert got == expected
