@@ -212,7 +212,6 @@ class Session:
             negotiation.scenario else {org.id: read_only_copy(org.preferences)
                                        for org in negotiation.scenario.organizations}
         self.feedback: dict[str, Feedback] = {}
-        self.proposals: list[tuple[int, str, dict[str, TermValue], str]] = []
         self.failure: str | None = None
         self.result: RunResult | None = None
         #: Exceptions a driver uses for control flow (e.g. LangGraph's interrupt): they are
@@ -378,8 +377,6 @@ class Session:
                 if own is None:  # the terms checked, read-only (the space's own are)
                     action = referee.delivered(action, outcome)
                 body["utilities"] = negotiation.recorded_utilities(outcome).copy()
-                self.proposals.append((state.round, party, action.offer.terms,
-                                       action.rationale))
             self.move_time = view.time
             self.state = negotiation.protocol.apply(state, party, action)
             if negotiation.publishes:
@@ -441,6 +438,11 @@ class Session:
         body["feedback"] = feedback.model_dump(mode="json")
         self.record(EventType.BLOCKED, body)
         self._pass_turn(state)
+
+    def proposals(self) -> list[tuple[int, str, dict[str, TermValue], str]]:
+        """The delivered proposals so far, in order: (round, proposer, terms, rationale)."""
+        return [(move.round, move.party, action.offer.terms, action.rationale)
+                for move in self.moves if isinstance(action := move.action, Propose)]
 
     def _record_text(self, text: Offer) -> None:
         """The text the protocol published with this turn (a mediator's revision)."""
@@ -543,7 +545,7 @@ class Session:
         utilities: dict[str, float] = {}
         reason = self.failure or state.reason
         if self.failure is None and state.status == "agreement":
-            judged = judge_agreement(negotiation, state, self.proposals, self.move_time)
+            judged = judge_agreement(negotiation, state, self.proposals(), self.move_time)
             body.update(judged.body)
             agreement, utilities = judged.agreement, judged.utilities
             reason = judged.blocked_reason or reason
