@@ -5,8 +5,11 @@ and what it computes is what the full computation gives."""
 from __future__ import annotations
 
 import gc
+import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import anyio
 import numpy as np
@@ -22,7 +25,7 @@ from negotiation.events import deterministic_lines
 from negotiation.model import Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
 from negotiation.session import Negotiation
-from negotiation.transcript import TranscriptWriter
+from negotiation.transcript import TranscriptWriter, verify
 from negotiation.utility import STABLE_SORT_LIMIT, stable_argsort
 
 SCENARIOS = ["platform-app-vendor", "park-redevelopment", "species-reintroduction",
@@ -183,3 +186,44 @@ def test_two_parties_pruned_frontier_is_the_unpruned_one(
     pruned = pareto_mask(points)
     monkeypatch.setattr(analysis_module, "_PRUNE_TWO_AFTER", 10**9)
     assert np.array_equal(pruned, pareto_mask(points))
+
+
+def test_editing_the_first_headers_scenario_changes_no_later_header(tmp_path: Path) -> None:
+    """The first header of an analysis embeds the analysis's own scenario object: a hook
+    that empties it changes neither the digest nor what later headers embed and hash."""
+    scenario = load_scenario("platform-app-vendor")
+    analysis = SpaceAnalysis(scenario)
+
+    async def run(hook: Callable[[dict[str, Any]], None] | None,
+                  over: SpaceAnalysis = analysis) -> list[str]:
+        agents = {party: make_agent("boulware", party=party, seed=0)
+                  for party in scenario.party_ids}
+        with TranscriptWriter(None) as writer:
+            await Negotiation(scenario, analysis=over).run(
+                agents, seed=0, writer=writer, specs=dict.fromkeys(agents, "boulware"),
+                on_event=hook)
+            return writer.lines
+
+    def vandal(event: dict[str, Any]) -> None:
+        if event["type"] == "header":
+            event["scenario"].clear()
+            event["scenario"]["id"] = "forged"
+
+    def recorded(lines: list[str]) -> list[str]:
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.jsonl"
+        path.write_text("".join(f"{line}\n" for line in lines))
+        assert verify(path).ok  # every hash is the hash of what the line holds
+        return deterministic_lines([json.loads(line) for line in lines])
+
+    clean = recorded(anyio.run(run, None, SpaceAnalysis(scenario)))
+    digest = analysis.digest
+    forged = anyio.run(run, vandal)
+    assert analysis.scenario_json == {"id": "forged"}  # the first header's own object
+    assert recorded(forged) == clean  # recorded before the hook saw it
+    assert recorded(anyio.run(run, None)) == recorded(anyio.run(run, None)) == clean
+    shown: list[dict[str, Any]] = []
+    anyio.run(run, lambda event: shown.append(event) if event["type"] == "header" else None)
+    assert shown[0]["scenario"] == scenario.model_dump(mode="json")  # what a hook is shown
+    assert analysis.digest == digest
+    clean = SpaceAnalysis(scenario)
+    assert clean.header_scenario() == clean.header_scenario() == scenario.model_dump(mode="json")
