@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from agents import make_agent
 from agents.rule_based import _RANKINGS, LIST_AT_ONCE
-from negotiation import analysis as analysis_module
+from negotiation import pareto as pareto_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.events import deterministic_lines
 from negotiation.model import Scenario
@@ -184,7 +184,7 @@ def test_two_parties_pruned_frontier_is_the_unpruned_one(
         points[:, 1] = 1 - points[:, 0]
         points[7::7] = points[6:-1:7]  # copies of their neighbours
     pruned = pareto_mask(points)
-    monkeypatch.setattr(analysis_module, "_PRUNE_TWO_AFTER", 10**9)
+    monkeypatch.setattr(pareto_module, "_PRUNE_TWO_AFTER", 10**9)
     assert np.array_equal(pruned, pareto_mask(points))
 
 
