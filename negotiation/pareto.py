@@ -3,8 +3,9 @@
 Utilities are compared on a grid of ``10^-UTILITY_DECIMALS`` (each rounded to 9 decimals
 first), so float noise of a few ulps never makes one outcome dominate another: p dominates
 q when, after that rounding, p is at least as good for every party and better for one.  On
-that grid, in whole units, sums are exact, and a point that dominates another has a strictly
-larger sum: the frontier algorithms below rest on it.
+that grid, in whole units, sums are exact (for utilities below ~10^6: beyond, the block loop
+compares column by column), and a point that dominates another has a strictly larger sum:
+the frontier algorithms below rest on it.
 """
 
 from __future__ import annotations
