@@ -270,6 +270,9 @@ class RuleBasedAgent:
         #: Our last proposal when it repeated the offer before it: a further repeat is the
         #: same move in the same words (a frozen model, so it is handed over again).
         self._repeat: Propose | None = None
+        #: Our acceptances by their words: accepting again in the same words is the same
+        #: move, handed over again (frozen).
+        self._acceptances: dict[str, Accept] = {}
         self._left_seen: tuple[str, ...] = ()
 
     async def act(self, view: View) -> Action:
@@ -294,6 +297,13 @@ class RuleBasedAgent:
 
     def decide(self, view: View, bidder: Bidder) -> Action:
         raise NotImplementedError
+
+    def accept(self, rationale: str) -> Accept:
+        """Accept the standing offer, saying why."""
+        made = self._acceptances.get(rationale)
+        if made is None:
+            made = self._acceptances[rationale] = acceptance(rationale)
+        return made
 
     @staticmethod
     def beats_reservation(view: View, bidder: Bidder, value: float) -> bool:
@@ -387,8 +397,8 @@ class TimeDependent(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= float(bidder.utility[outcome])
                 and self.beats_reservation(view, bidder, bidder.value(standing))):
-            return acceptance("The standing offer is at least as good for us as the offer "
-                              "we would make next (AC_next).")
+            return self.accept("The standing offer is at least as good for us as the offer "
+                               "we would make next (AC_next).")
         return self.propose(view, outcome, bidder)
 
 
@@ -416,8 +426,8 @@ class TitForTat(RuleBasedAgent):
             value = bidder.value(standing)
             if (value >= self._target and "accept" in view.legal
                     and self.beats_reservation(view, bidder, value)):
-                return acceptance("The standing offer meets what we asked for in return "
-                                  "for the concessions made so far.")
+                return self.accept("The standing offer meets what we asked for in return "
+                                   "for the concessions made so far.")
             self._received.append(max(value, 1e-9))
             if len(self._received) >= 2:
                 ratio = self._received[-2] / self._received[-1]
@@ -437,7 +447,7 @@ class Hardliner(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and bidder.value(standing) >= bidder.best_utility - 1e-12
                 and self.beats_reservation(view, bidder, bidder.value(standing))):
-            return acceptance("The standing offer gives us everything we asked for.")
+            return self.accept("The standing offer gives us everything we asked for.")
         best = int(bidder.ascending[-1])
         return self.propose(view, best, bidder)
 
@@ -460,6 +470,6 @@ class RandomAgent(RuleBasedAgent):
         if (standing is not None and "accept" in view.legal
                 and self.beats_reservation(view, bidder, bidder.value(standing))
                 and self.rng.random() < self.p_accept):
-            return acceptance("The standing offer beats our alternative to a deal.")
+            return self.accept("The standing offer beats our alternative to a deal.")
         outcome = int(bidder.ascending[self.rng.randrange(len(bidder.ascending))])
         return self.propose(view, outcome, bidder)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agents.base import View
-from agents.rule_based import Bidder, RuleBasedAgent, acceptance
+from agents.rule_based import Bidder, RuleBasedAgent
 from negotiation.model import Action, DiscreteIssue, Scenario
 
 #: NegMAS's PolyAspiration exponents: a(t) = 1 − t^e.
@@ -55,7 +55,7 @@ class AspirationCurve(RuleBasedAgent):
         low = max(worst, worst + (1.0 - t ** self.exponent) * (best - worst) - NEGMAS_EPS)
         standing = view.standing_offer
         if standing is not None and "accept" in view.legal and bidder.value(standing) >= low:
-            return acceptance("The standing offer is worth our aspiration level.")
+            return self.accept("The standing offer is worth our aspiration level.")
         return self.propose(view, bidder.lowest_at_least(low), bidder)
 
 
