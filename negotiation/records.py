@@ -56,10 +56,12 @@ def action_record(action: Action) -> dict[str, Any]:
 def plain_action(action: Action, space: OutcomeSpace) -> Action:
     """An agent's move read once, as exactly one of the three move models: the referee
     checks, the transcript records and the parties are shown the same terms and texts.  A
-    subclass (of a move, an offer, its terms) could answer each read differently: the
-    referee passed one offer while the parties were shown another.  A move of the space's
-    own offer (read-only) is already plain; fields are copied as given, unvalidated, so
-    that an invalid move is refused and explained by the referee as before."""
+    subclass (of a move, an offer, its terms, a text or a term value) could answer each
+    read differently: the referee passed one offer while the parties were shown another.
+    A move of the space's own offer (read-only) in plain ``str`` texts is already plain;
+    otherwise fields are copied, texts and term values as exactly ``str``, ``int`` or
+    ``float``, unvalidated, so that an invalid move is refused and explained by the
+    referee as before."""
     return read_move(action, space)[0]
 
 
@@ -67,26 +69,49 @@ def read_move(action: Action, space: OutcomeSpace) -> tuple[Action, int | None]:
     """:func:`plain_action`, with the outcome number of a proposal of one of the space's
     own offers (``None`` for any other move): what the referee would look up next."""
     kind = type(action)
-    if kind is Propose:
-        own = space.number_of_own(action.offer)  # type: ignore[union-attr]  # (a Propose)
-        if own is not None:
-            return action, own
-    elif kind is Accept or kind is WalkAway:
-        return action, None
+    if kind is Propose or kind is Accept or kind is WalkAway:
+        message = action.message
+        if type(action.rationale) is str and (message is None or type(message) is str):
+            if kind is not Propose:
+                return action, None
+            own = space.number_of_own(action.offer)  # type: ignore[union-attr]  # (a Propose)
+            if own is not None:
+                return action, own
     model = next((m for m in (Propose, Accept, WalkAway) if isinstance(action, m)), None)
     if model is None:
         return action, None  # not a move at all: the turn fails as before
     fields = dict(dict.items(object.__getattribute__(action, "__dict__")))
+    for name in ("rationale", "message"):
+        if name in fields:
+            fields[name] = _plain(fields[name])
     offer = fields.get("offer")
     if isinstance(offer, Offer):
         terms = object.__getattribute__(offer, "__dict__").get("terms")
         if isinstance(terms, dict):
-            terms = {key: dict(dict.items(value)) if isinstance(value, dict) else value
+            terms = {_plain(key): {_plain(party): _plain(share)
+                                   for party, share in dict.items(value)}
+                     if isinstance(value, dict) else _plain(value)
                      for key, value in dict.items(terms)}
         fields["offer"] = Offer.model_construct(terms=terms)
     fields["kind"] = model.model_fields["kind"].default
     plain: Action = model.model_construct(**fields)
     return plain, None
+
+
+def _plain(value: object) -> object:
+    """A text or number of a move as exactly ``str``, ``int`` or ``float``: a subclass
+    could answer the referee's reads (``lower``, ``==``, ``hash``) differently from what it
+    says in the transcript and to the other agents.  Anything else is kept as given."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool:
+        return value
+    if isinstance(value, str):
+        return str.__str__(value)  # the characters themselves, whatever __str__ says
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    return value
 
 
 def flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
