@@ -5,9 +5,11 @@ over to another run."""
 from __future__ import annotations
 
 import hashlib
+import pickle
 import random
 import zlib
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from typing import Any
 
 import anyio
@@ -341,3 +343,29 @@ def test_a_term_that_claims_to_be_another_option_is_checked_as_the_option_it_nam
     assert type(recorded) is str and recorded == "full_customer_data"
     assert event["type"] == "blocked"
     assert "red_line_crossed" in [finding["code"] for finding in event["verdict"]["findings"]]
+
+
+# --- the read-only copies built as model_construct builds them -------------------------------
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_a_shared_read_only_copy_serialises_copies_and_validates_as_its_model(name: str) -> None:
+    """The public scenario and the briefs every run of a scenario shares: the same JSON and
+    Python dumps and repr as the model, pickled, deep-copied and re-validated to an equal
+    model, the same object on every later read; a copy an agent makes with an update is
+    its own, and the shared one is unchanged."""
+    scenario = load_scenario(name)
+    analysis = SpaceAnalysis(scenario)
+    shared = [(scenario.public(), analysis.public),
+              *((org.preferences, analysis.briefs[org.id]) for org in scenario.organizations)]
+    for model, copy in shared:
+        assert copy == model and repr(copy) == repr(model)
+        assert copy.model_dump_json() == model.model_dump_json()
+        assert copy.model_dump() == model.model_dump()
+        assert pickle.loads(pickle.dumps(copy)) == model
+        assert deepcopy(copy) == model and copy.model_copy(deep=True) == model
+        assert type(model).model_validate_json(copy.model_dump_json()) == model
+        field = next(iter(type(model).model_fields))
+        changed = copy.model_copy(update={field: getattr(model, field)})
+        assert changed is not copy and changed == model
+    assert analysis.public is analysis.public and analysis.briefs is analysis.briefs
+    assert all(copy.model_dump_json() == model.model_dump_json() for model, copy in shared)
