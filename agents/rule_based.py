@@ -248,8 +248,12 @@ def _ranking(view: View) -> Ranking:
         return cached
     utility = view.utility.vector
     keeps = red_line_mask(view.space, view.preferences.red_lines)
-    outcomes = np.flatnonzero(keeps & (utility >= view.preferences.reservation_value))
-    ascending = outcomes[stable_argsort(utility[outcomes])]
+    acceptable = keeps & (utility >= view.preferences.reservation_value)
+    if acceptable.all():  # every outcome (no red line, none below the reservation value)
+        ascending = stable_argsort(utility)
+    else:
+        outcomes = np.flatnonzero(acceptable)
+        ascending = outcomes[stable_argsort(utility[outcomes])]
     ascending_utility = utility[ascending]
     for array in (keeps, ascending, ascending_utility):
         array.flags.writeable = False

@@ -272,7 +272,10 @@ class SpaceAnalysis:
     @cached_property
     def frontier(self) -> IndexArray:
         """Outcome numbers on the Pareto frontier of the feasible outcomes."""
-        candidates = np.flatnonzero(self.feasible)
+        feasible = self.feasible
+        if feasible.all():  # no red line excludes any outcome: no copy of the utilities
+            return self.outcomes[pareto_mask(self.utilities)]
+        candidates = np.flatnonzero(feasible)
         on_front = pareto_mask(self.utilities[candidates])
         return self.outcomes[candidates[on_front]]
 
