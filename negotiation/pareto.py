@@ -115,17 +115,19 @@ def _pruned(points: FloatArray, worth: int, sums: FloatArray | None = None
         return None
     if sums is None:
         sums = points.sum(axis=1)
-    order = np.arange(len(points))
+    order: IndexArray | None = None  # every row: read in place, not copied
     for count in _LEADERS:
-        if count * worth >= len(order):
+        remaining = len(points) if order is None else len(order)
+        if count * worth >= remaining:
             break
         leaders = np.argpartition(-sums, count)[:count]
-        kept = np.empty(len(order), dtype=bool)
-        for start in range(0, len(order), _PRUNE_CHUNK):
-            rows = order[start:start + _PRUNE_CHUNK]
-            kept[start:start + _PRUNE_CHUNK] = ~_dominated_by(
-                points[rows], sums[rows], points[leaders], sums[leaders])
-        order = order[kept]
+        best, best_sums = points[leaders], sums[leaders]
+        kept = np.empty(remaining, dtype=bool)
+        for start in range(0, remaining, _PRUNE_CHUNK):
+            part = slice(start, start + _PRUNE_CHUNK)
+            rows = part if order is None else order[part]
+            kept[part] = ~_dominated_by(points[rows], sums[rows], best, best_sums)
+        order = np.flatnonzero(kept) if order is None else order[kept]
     return order
 
 
