@@ -4,6 +4,7 @@ over to another run."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import pickle
 import random
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from agents import Agent
 from agents.base import View
 from negotiation.analysis import SpaceAnalysis, pareto_mask
+from negotiation.engine import run_scenario
 from negotiation.model import Accept, Action, Offer, Propose, Scenario, TermValue, WalkAway
 from negotiation.scenario import load_scenario, parse_scenario, scenario_from_data
 from negotiation.seats import build_agents
@@ -369,3 +371,62 @@ def test_a_shared_read_only_copy_serialises_copies_and_validates_as_its_model(na
         assert changed is not copy and changed == model
     assert analysis.public is analysis.public and analysis.briefs is analysis.briefs
     assert all(copy.model_dump_json() == model.model_dump_json() for model, copy in shared)
+
+
+# --- a custom check that edits what it is given ---------------------------------------------
+
+class TidyingCheck:
+    """A careless custom check: it empties the terms it is given (and their splits)."""
+
+    name = "tidying"
+
+    def check(self, scenario: Scenario, terms: dict[str, TermValue],
+              subject: str) -> list[Any]:
+        for value in terms.values():
+            if isinstance(value, dict):
+                value.clear()
+        terms.clear()
+        return []
+
+
+class QuietCheck:
+    """The same check without the edits."""
+
+    name = "quiet"
+
+    def check(self, scenario: Scenario, terms: dict[str, TermValue],
+              subject: str) -> list[Any]:
+        return []
+
+
+class LookAlikeProposer:
+    """Proposes and accepts a feasible outcome as a look-alike offer of its own terms."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        self.outcome = _feasible(load_scenario("platform-app-vendor"))
+
+    async def act(self, view: View) -> Action:
+        if view.standing_offer is not None and "accept" in view.legal:
+            return Accept(rationale="fine")
+        return Propose(offer=Offer(terms=view.space.terms(self.outcome)), rationale="ok")
+
+
+@pytest.mark.parametrize("strategy", ["boulware", f"{__name__}:LookAlikeProposer"])
+def test_a_custom_check_editing_the_terms_it_is_given_changes_nothing_it_was_shown(
+        strategy: str, plugin: Callable[[str], list[str]]) -> None:
+    """It edited the space's shared offer (refused: the proposer's turn failed as if its
+    agent had) or the proposer's own copy after the check (the agreement held terms
+    nobody checked, and judging it raised)."""
+    plugin(f"tidying={__name__}:TidyingCheck")
+    plugin(f"quiet={__name__}:QuietCheck")
+    plugin(f"{__name__}:LookAlikeProposer")
+    data = load_scenario("platform-app-vendor").model_dump(mode="json")
+    runs = []
+    for check in ("tidying", "quiet"):
+        scenario = scenario_from_data({**data, "guardrails": {"custom": [
+            {"use": check, "proposals": "warn", "agreements": "warn"}]}})
+        result = anyio.run(functools.partial(
+            run_scenario, scenario, seed=0, agents=dict.fromkeys(scenario.party_ids, strategy)))
+        runs.append([golden_recorded(event) for event in result.transcript.events[1:]])
+    assert runs[0] == runs[1]
+    assert '"status":"agreement"' in runs[0][-1]

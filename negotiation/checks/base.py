@@ -137,10 +137,15 @@ class CustomCheck(Check):
 
     def failures(self, scenario: Scenario, terms: dict[str, TermValue], subject: Subject
                  ) -> list[Finding]:
-        """The check's failures on ``terms`` as findings at the scenario's level."""
+        """The check's failures on ``terms`` as findings at the scenario's level.  The check
+        gets its own copy of the terms: a plugin tidying the terms it is given must not
+        edit the offer it checks (read-only when the space built it, and delivered as
+        checked otherwise)."""
         setting = self.spec.proposals if subject == "proposal" else self.spec.agreements
         if setting == "off":
             return []
+        own = {issue: dict(value) if isinstance(value, dict) else value
+               for issue, value in terms.items()}
         return [Finding(check=self.name, level=setting, code=failure.code,
                         message=failure.message, data=dict(failure.data))
-                for failure in self.check.check(scenario, terms, subject)]
+                for failure in self.check.check(scenario, own, subject)]
