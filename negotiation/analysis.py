@@ -139,6 +139,13 @@ class SpaceAnalysis:
         return {org.id: read_only_copy(org.preferences) for org in self.scenario.organizations}
 
     @cached_property
+    def shown_scenario(self) -> Scenario:
+        """The scenario as custom checks are shown it (built once, shared by runs:
+        read-only, so that a plugin editing it edits neither the caller's scenario nor what
+        the next analysis of it finds)."""
+        return read_only_copy(self.scenario)
+
+    @cached_property
     def scenario_json(self) -> CanonicalObject:
         # Every header embeds it: its canonical JSON is computed once, not once per run.
         return CanonicalObject(self.scenario.model_dump(mode="json"))

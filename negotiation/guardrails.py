@@ -29,6 +29,7 @@ from negotiation.checks.builtin import (
     instruction_like,
     red_line_text,
 )
+from negotiation.frozen import read_only_copy
 from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
 from negotiation.utility import (
     FloatArray,
@@ -113,6 +114,8 @@ class Referee:
         #: Texts of this referee's moves that hold no instruction-like phrase: a referee
         #: serves one run, whose agents often repeat a rationale word for word.
         self._clear_texts: set[str] = set()
+        #: The read-only scenario custom checks see, when the analysis is of another object.
+        self._shown: Scenario | None = None
         # The proposal levels the fast path reads on every move, looked up once.
         policy = self.policy
         self._proposal_red_lines = policy.red_lines.proposals != "off"
@@ -193,7 +196,18 @@ class Referee:
     def _custom_findings(self, terms: dict[str, TermValue]) -> list[Finding]:
         """Findings of the scenario's custom checks that a proposal's terms fail."""
         return [finding for check in self._custom
-                for finding in check.failures(self.scenario, terms, "proposal")]
+                for finding in check.failures(self.shown_scenario, terms, "proposal")]
+
+    @property
+    def shown_scenario(self) -> Scenario:
+        """The scenario as custom checks see it: a read-only copy (the analysis's, made once
+        per scenario), never the caller's object."""
+        analysis = self.analysis
+        if analysis.scenario is self.scenario:
+            return analysis.shown_scenario
+        if self._shown is None:
+            self._shown = read_only_copy(self.scenario)
+        return self._shown
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""

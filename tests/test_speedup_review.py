@@ -4,6 +4,7 @@ over to another run."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import pickle
@@ -430,3 +431,38 @@ def test_a_custom_check_editing_the_terms_it_is_given_changes_nothing_it_was_sho
         runs.append([golden_recorded(event) for event in result.transcript.events[1:]])
     assert runs[0] == runs[1]
     assert '"status":"agreement"' in runs[0][-1]
+
+
+class ScenarioEditingCheck:
+    """A careless custom check: it 'normalises' the scenario it is shown, dropping every
+    organisation's red lines and an issue's options."""
+
+    name = "scenario_editing"
+
+    def check(self, scenario: Scenario, terms: dict[str, TermValue],
+              subject: str) -> list[Any]:
+        for org in scenario.organizations:
+            with contextlib.suppress(TypeError):
+                org.preferences.red_lines.clear()
+            with contextlib.suppress(TypeError):
+                org.preferences.weights.clear()
+        return []
+
+
+def test_a_custom_check_editing_the_scenario_it_is_shown_changes_no_later_analysis(
+        plugin: Callable[[str], list[str]]) -> None:
+    """Custom checks were shown the scenario object itself: a check clearing red lines in
+    place changed the caller's scenario, so the next analysis of it (a new seed's, a
+    report's) let through what the red lines forbid."""
+    plugin(f"scenario_editing={__name__}:ScenarioEditingCheck")
+    data = load_scenario("platform-app-vendor").model_dump(mode="json")
+    data["guardrails"] = {"custom": [{"use": "scenario_editing", "proposals": "warn",
+                                      "agreements": "warn"}]}
+    scenario, pristine = scenario_from_data(data), scenario_from_data(data)
+    first = anyio.run(functools.partial(run_scenario, scenario, seed=0))
+    assert scenario.model_dump() == pristine.model_dump()
+    assert np.array_equal(SpaceAnalysis(scenario).feasible_full,
+                          SpaceAnalysis(pristine).feasible_full)
+    again = anyio.run(functools.partial(run_scenario, scenario, seed=0))
+    assert [golden_recorded(event) for event in again.transcript.events] == [
+        golden_recorded(event) for event in first.transcript.events]

@@ -130,10 +130,10 @@ class CustomCheck(Check):
         return (inspect.getdoc(self.check) or self.spec.use).splitlines()[0]
 
     def on_proposal(self, referee: Referee, case: Case) -> list[Finding]:
-        return self.failures(referee.scenario, case.terms, "proposal")
+        return self.failures(referee.shown_scenario, case.terms, "proposal")
 
     def on_agreement(self, referee: Referee, case: Case) -> list[Finding]:
-        return self.failures(referee.scenario, case.terms, "agreement")
+        return self.failures(referee.shown_scenario, case.terms, "agreement")
 
     def failures(self, scenario: Scenario, terms: dict[str, TermValue], subject: Subject
                  ) -> list[Finding]:
