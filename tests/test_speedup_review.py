@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from agents import Agent
 from agents.base import View
+from negotiation import pareto as pareto_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.engine import run_scenario
 from negotiation.model import Accept, Action, Offer, Propose, Scenario, TermValue, WalkAway
@@ -36,6 +37,7 @@ from tests.test_analysis_reference import (
     reference_frontier,
     reference_solutions,
 )
+from tests.test_cold_setup import _brute_force_frontier
 from tests.test_golden_runs import recorded as golden_recorded
 
 SCENARIOS = ["platform-app-vendor", "park-redevelopment", "species-reintroduction",
@@ -466,3 +468,15 @@ def test_a_custom_check_editing_the_scenario_it_is_shown_changes_no_later_analys
     again = anyio.run(functools.partial(run_scenario, scenario, seed=0))
     assert [golden_recorded(event) for event in again.transcript.events] == [
         golden_recorded(event) for event in first.transcript.events]
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_pruned_frontiers_of_large_utilities_are_the_pairwise_frontier(
+        parties: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Points pruned before the sort or the block loop (two parties prune from fewer
+    points here than in a run), of utilities around 10^7, where row sums in grid units
+    round, with ties: compared pair by pair."""
+    monkeypatch.setattr(pareto_module, "_PRUNE_TWO_AFTER", 16)
+    rng = np.random.default_rng(parties)
+    points = np.asarray(1e7 + rng.integers(0, 40, size=(2_000, parties)) * 1e-9, dtype=np.float64)
+    assert np.array_equal(pareto_mask(points), _brute_force_frontier(points))
