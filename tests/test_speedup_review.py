@@ -37,7 +37,7 @@ from tests.test_analysis_reference import (
     reference_frontier,
     reference_solutions,
 )
-from tests.test_cold_setup import _brute_force_frontier
+from tests.test_cold_setup import _brute_force_frontier, _domain
 from tests.test_golden_runs import recorded as golden_recorded
 
 SCENARIOS = ["platform-app-vendor", "park-redevelopment", "species-reintroduction",
@@ -480,3 +480,57 @@ def test_pruned_frontiers_of_large_utilities_are_the_pairwise_frontier(
     rng = np.random.default_rng(parties)
     points = np.asarray(1e7 + rng.integers(0, 40, size=(2_000, parties)) * 1e-9, dtype=np.float64)
     assert np.array_equal(pareto_mask(points), _brute_force_frontier(points))
+
+
+class Yielding:
+    """Lets the other negotiations of the event loop move before each of its moves."""
+
+    def __init__(self, inner: Agent) -> None:
+        self.inner = inner
+
+    async def act(self, view: View) -> Action:
+        await anyio.sleep(0)
+        return await self.inner.act(view)
+
+
+def test_hostile_runs_interleaved_in_one_event_loop_record_what_they_record_one_by_one(
+        ) -> None:
+    """Runs of one scenario object share its analysis, its space's offers and change texts
+    and the rankings (whose bisect list a second negotiation makes while the first still
+    bisects the array): interleaved move by move, each records what it records alone."""
+    def runs_of(scenarios: tuple[Scenario, ...]) -> list[tuple[Scenario, dict[str, str], int]]:
+        return [(scenario, dict(zip(scenario.party_ids, line_up, strict=False)), seed)
+                for scenario in scenarios
+                for line_up in (("chaos", "boulware", "conceder"),
+                                ("hardliner", "chaos", "random"),
+                                ("tit_for_tat", "linear", "boulware"))
+                for seed in (0, 1)]
+
+    def agents(specs: dict[str, str], seed: int) -> dict[str, Agent]:
+        made: dict[str, Agent] = build_agents(
+            {party: spec for party, spec in specs.items() if spec not in HOSTILE}, seed)
+        made.update({party: HOSTILE[spec](seed, party) for party, spec in specs.items()
+                     if spec in HOSTILE})
+        return {party: Yielding(agent) for party, agent in made.items()}
+
+    async def play(scenario: Scenario, specs: dict[str, str], seed: int) -> list[str]:
+        with TranscriptWriter(None) as writer:
+            await Negotiation(scenario).run(agents(specs, seed), seed=seed, writer=writer,
+                                            specs=dict.fromkeys(specs, "golden"))
+            return [golden_recorded(event) for event in writer.events]
+
+    alone = [anyio.run(play, *run) for run in runs_of(
+        (load_scenario("park-redevelopment"), _domain(4, 10, 2)))]
+    # New scenario objects: nothing of them is computed before the runs start together.
+    runs = runs_of((load_scenario("park-redevelopment"), _domain(4, 10, 2)))
+    together: list[list[str]] = [[] for _ in runs]
+
+    async def all_at_once() -> None:
+        async def one(index: int) -> None:
+            together[index] = await play(*runs[index])
+        async with anyio.create_task_group() as group:
+            for index in range(len(runs)):
+                group.start_soon(one, index)
+
+    anyio.run(all_at_once)
+    assert together == alone
