@@ -104,7 +104,10 @@ class SpaceAnalysis:
     _scenario_json_given: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
-        self.space = OutcomeSpace.of(self.scenario)
+        # Every agent is shown this space (view.space), shared by every run: it holds the
+        # public scenario's read-only issues and fixed terms, never the caller's objects.
+        public = self.public
+        self.space = OutcomeSpace(tuple(public.issues), public.fixed)
 
     def of_members(self, members: Sequence[str]) -> SpaceAnalysis:
         """The analysis of a sub-coalition of this scenario, made once and shared by every

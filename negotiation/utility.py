@@ -325,6 +325,9 @@ class UtilityFunction:
                                            preferences.values.get(issue.id), org_id)
             for k, issue in enumerate(space.issues)
         )
+        # Shared by every run of the scenario (view.utility): read-only, like the vector.
+        for array in (self.weights, *self.tables):
+            array.flags.writeable = False
         self._strides = space._strides
         self._radices = space.radices
 

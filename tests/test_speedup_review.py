@@ -26,10 +26,20 @@ from agents.base import View
 from negotiation import pareto as pareto_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.engine import run_scenario
-from negotiation.model import Accept, Action, Offer, Propose, Scenario, TermValue, WalkAway
+from negotiation.model import (
+    Accept,
+    Action,
+    DiscreteIssue,
+    Offer,
+    Propose,
+    Scenario,
+    SplitIssue,
+    TermValue,
+    WalkAway,
+)
 from negotiation.scenario import load_scenario, parse_scenario, scenario_from_data
 from negotiation.seats import build_agents
-from negotiation.session import Negotiation
+from negotiation.session import Negotiation, analysis_of
 from negotiation.transcript import TranscriptWriter
 from tests.test_analysis_reference import (
     dominates,
@@ -534,3 +544,56 @@ def test_hostile_runs_interleaved_in_one_event_loop_record_what_they_record_one_
 
     anyio.run(all_at_once)
     assert together == alone
+
+
+# --- what an agent reaches through its view's space and utility ----------------------------
+
+class SpaceEditor:
+    """Edits what its view's outcome space and utility function hold (a scenario's issues,
+    its fixed terms, the utility tables), then walks away."""
+
+    def __init__(self, seed: int = 0, party: str = "") -> None:
+        pass
+
+    async def act(self, view: View) -> Action:
+        space, utility = view.space, view.utility
+        discrete = next(issue for issue in space.issues if isinstance(issue, DiscreteIssue))
+        split = next(issue for issue in space.issues if isinstance(issue, SplitIssue))
+        attempts: list[Callable[[], object]] = [
+            lambda: discrete.options.append("bogus"),
+            lambda: discrete.labels.update(bogus="Bogus"),
+            lambda: split.parties.append("nobody"),
+            lambda: space.fixed.update(term_years=5),  # type: ignore[attr-defined]
+            lambda: utility.weights.__setitem__(0, 9.0),
+            lambda: utility.tables[0].__setitem__(0, 9.0),
+        ]
+        for attempt in attempts:
+            try:
+                attempt()
+                EDITS.append("edited")
+            except (TypeError, ValueError):
+                EDITS.append("refused")
+        return WalkAway(rationale="done")
+
+
+EDITS: list[str] = []
+
+
+def test_an_agent_editing_its_views_space_or_utility_changes_nothing_of_the_scenario(
+        plugin: Callable[[str], list[str]]) -> None:
+    """The space an agent is shown held the caller's issue objects and fixed terms, and its
+    utility function writable tables, all shared by every run of the scenario: appending an
+    option changed the caller's scenario (a new analysis of it had 31,185 outcomes, not
+    11,340) and a table edit changed what the party's next agent is told an offer is
+    worth."""
+    plugin(f"{__name__}:SpaceEditor")
+    scenario, pristine = load_scenario("platform-app-vendor"), load_scenario("platform-app-vendor")
+    vendor = scenario.party_ids[1]
+    before = SpaceAnalysis(pristine).functions[vendor].of_outcome(7)
+    EDITS.clear()
+    anyio.run(functools.partial(run_scenario, scenario, seed=0,
+                                agents={vendor: f"{__name__}:SpaceEditor"}))
+    assert EDITS and set(EDITS) == {"refused"}, EDITS
+    assert scenario.model_dump() == pristine.model_dump()
+    assert SpaceAnalysis(scenario).space.size == SpaceAnalysis(pristine).space.size
+    assert analysis_of(scenario).functions[vendor].of_outcome(7) == before
