@@ -209,6 +209,8 @@ class OutcomeSpace:
             else:
                 xs = np.array([float(v) for v in vals if not isinstance(v, dict)])
                 tables.append(1.0 - np.abs(xs[:, None] - xs[None, :]) / (issue.max - issue.min))
+        for table in tables:
+            table.flags.writeable = False  # every Bidder of every run reads them
         return tuple(tables)
 
     @cached_property

@@ -550,7 +550,7 @@ def test_hostile_runs_interleaved_in_one_event_loop_record_what_they_record_one_
 
 class SpaceEditor:
     """Edits what its view's outcome space and utility function hold (a scenario's issues,
-    its fixed terms, the utility tables), then walks away."""
+    its fixed terms, the utility and similarity tables), then walks away."""
 
     def __init__(self, seed: int = 0, party: str = "") -> None:
         pass
@@ -566,6 +566,7 @@ class SpaceEditor:
             lambda: space.fixed.update(term_years=5),  # type: ignore[attr-defined]
             lambda: utility.weights.__setitem__(0, 9.0),
             lambda: utility.tables[0].__setitem__(0, 9.0),
+            lambda: space.similarity[0].__setitem__((0, 0), 0.0),
         ]
         for attempt in attempts:
             try:
@@ -585,7 +586,7 @@ def test_an_agent_editing_its_views_space_or_utility_changes_nothing_of_the_scen
     utility function writable tables, all shared by every run of the scenario: appending an
     option changed the caller's scenario (a new analysis of it had 31,185 outcomes, not
     11,340) and a table edit changed what the party's next agent is told an offer is
-    worth."""
+    worth.  (The similarity tables steer every rule-based agent's choice among offers.)"""
     plugin(f"{__name__}:SpaceEditor")
     scenario, pristine = load_scenario("platform-app-vendor"), load_scenario("platform-app-vendor")
     vendor = scenario.party_ids[1]
