@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 _PREFIX = "_quick_"
 
@@ -123,6 +124,23 @@ def _all_leaves(items: Iterable[object]) -> bool:
 _object_setattr = object.__setattr__
 
 
+def built(kind: type[M], fields: dict[str, Any], fields_set: set[str] | None = None) -> M:
+    """A ``kind`` of ``fields`` that the engine itself has just computed, each of its field's
+    type: made as pydantic makes a validated model (a ``__dict__`` of the fields, in their
+    order, and the set of explicitly set fields: ``fields_set``, or every field given),
+    without validating again what cannot fail (~0.3 us instead of ~1 us for a finding;
+    an agreement is judged with some eight).  Only for models without extra or private
+    attributes or a ``model_post_init``; values read from a file or a plugin are
+    validated."""
+    made = kind.__new__(kind)
+    _object_setattr(made, "__dict__", fields)
+    _object_setattr(made, "__pydantic_fields_set__",
+                    set(fields) if fields_set is None else fields_set)
+    _object_setattr(made, "__pydantic_extra__", None)
+    _object_setattr(made, "__pydantic_private__", None)
+    return made
+
+
 def _model_copy(value: BaseModel) -> BaseModel:
     """``model_construct`` of ``value``'s fields, copied read-only, with ``value``'s set of
     explicitly set fields: built as pydantic's ``model_construct`` builds it (a ``__dict__``
@@ -144,4 +162,4 @@ def _model_copy(value: BaseModel) -> BaseModel:
     return copy
 
 
-__all__ = ["ReadOnlyDict", "ReadOnlyList", "quick_init", "read_only_copy"]
+__all__ = ["ReadOnlyDict", "ReadOnlyList", "built", "quick_init", "read_only_copy"]

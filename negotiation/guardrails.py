@@ -29,7 +29,7 @@ from negotiation.checks.builtin import (
     instruction_like,
     red_line_text,
 )
-from negotiation.frozen import read_only_copy
+from negotiation.frozen import built, read_only_copy
 from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
 from negotiation.utility import (
     FloatArray,
@@ -79,8 +79,9 @@ class Feedback(BaseModel):
 PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
 
 def verdict_of(subject: Subject, findings: list[Finding]) -> Verdict:
+    """The verdict of ``findings`` (checked ``Finding`` s, not validated again)."""
     level: Level = max((f.level for f in findings), key=_RANK.__getitem__, default="pass")
-    return Verdict(subject=subject, level=level, findings=findings)
+    return built(Verdict, {"subject": subject, "level": level, "findings": list(findings)})
 
 
 #: What a blocked proposer is told instead of the message of a proposal check's finding

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from negotiation.frozen import quick_init
+from negotiation.frozen import built, quick_init
 from negotiation.model import Action, CheckLevel, Scenario, TermValue
 from negotiation.model import CustomCheck as CustomCheckSpec
 
@@ -39,6 +39,21 @@ class Finding(BaseModel):
     code: str
     message: str
     data: dict[str, Any] = Field(default_factory=dict)
+
+
+_FINDING_FIELDS = ("check", "level", "code", "message")
+
+
+def finding(*, check: str, level: Level, code: str, message: str,
+            data: dict[str, Any] | None = None) -> Finding:
+    """A built-in check's finding: ``Finding(...)`` of the same keywords, not validated
+    again (:func:`negotiation.frozen.built`: plain texts, a ``Level`` and a new ``data``
+    dict the referee has just computed).  A custom check's failures are validated."""
+    if data is None:
+        return built(Finding, {"check": check, "level": level, "code": code,
+                               "message": message, "data": {}}, set(_FINDING_FIELDS))
+    return built(Finding, {"check": check, "level": level, "code": code, "message": message,
+                           "data": data})
 
 
 @dataclass(frozen=True)

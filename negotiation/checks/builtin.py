@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from negotiation.checks.base import Case, Check, Finding, level_of
+from negotiation.checks.base import Case, Check, Finding, finding, level_of
 from negotiation.model import Action, CheckLevel, RedLine
 from negotiation.terms import format_value
 from negotiation.utility import violates
@@ -39,18 +39,18 @@ class Accountability(Check):
     def _judge(self, referee: Referee, case: Case, setting: CheckLevel) -> list[Finding]:
         proposer = case.proposer
         if case.composed is not None:
-            return [Finding(check=self.name, level="pass", code="accountable",
+            return [finding(check=self.name, level="pass", code="accountable",
                             message=case.composed, data={"proposer": proposer})]
         if proposer not in referee.scenario.party_ids:
-            return [Finding(check=self.name, level=level_of(True, setting),
+            return [finding(check=self.name, level=level_of(True, setting),
                             code="unknown_proposer",
                             message=f"the proposer '{proposer}' is not a party")]
         if not case.rationale.strip():
-            return [Finding(check=self.name, level=level_of(True, setting),
+            return [finding(check=self.name, level=level_of(True, setting),
                             code="missing_rationale",
                             message=f"{proposer} gave no rationale for its proposal",
                             data={"proposer": proposer})]
-        return [Finding(check=self.name, level="pass", code="accountable",
+        return [finding(check=self.name, level="pass", code="accountable",
                         message=f"proposed by {proposer} with a rationale",
                         data={"proposer": proposer})]
 
@@ -65,11 +65,11 @@ class Validity(Check):
     def on_proposal(self, referee: Referee, case: Case) -> list[Finding]:
         if case.invalid is None:
             return []
-        return [Finding(check=self.name, level="block", code="invalid_terms",
+        return [finding(check=self.name, level="block", code="invalid_terms",
                         message=f"invalid terms: {case.invalid}")]
 
     def on_agreement(self, referee: Referee, case: Case) -> list[Finding]:
-        return [Finding(check=self.name, level="pass", code="valid_terms",
+        return [finding(check=self.name, level="pass", code="valid_terms",
                         message="every issue is set to an allowed value")]
 
 
@@ -94,14 +94,14 @@ class RedLines(Check):
                 continue
             for red_line in org.preferences.red_lines:
                 if violates(red_line, case.terms):
-                    findings.append(Finding(
+                    findings.append(finding(
                         check=self.name, level=level_of(True, setting), code="red_line_crossed",
                         message=f"crosses a red line of {org.name}: "
                                 f"{red_line_text(red_line)}"
                                 + (f" ({red_line.reason})" if red_line.reason else ""),
                         data={"party": org.id, **red_line.model_dump(exclude_none=True)}))
         if not findings:
-            findings.append(Finding(check=self.name, level="pass", code="red_lines_kept",
+            findings.append(finding(check=self.name, level="pass", code="red_lines_kept",
                                     message="no organisation's red line is crossed"))
         return findings
 
@@ -132,7 +132,7 @@ class IndividualRationality(Check):
         for org, utility, reservation in zip(referee.organizations, utilities.tolist(),
                                              analysis.reservation.tolist(), strict=True):
             if utility < reservation - 1e-12:
-                findings.append(Finding(
+                findings.append(finding(
                     check=self.name, level=level_of(True, setting),
                     code="below_reservation",
                     message=f"{org.name} would get {utility:.3f}{discounted}, below its "
@@ -140,7 +140,7 @@ class IndividualRationality(Check):
                     data={"party": org.id, "utility": round(float(utility), 6),
                           "reservation_value": float(reservation)}))
         if not findings:
-            findings.append(Finding(check=self.name, level="pass",
+            findings.append(finding(check=self.name, level="pass",
                                     code="rational", message="every party beats its "
                                                              "alternative to a deal"))
         return findings
@@ -167,7 +167,7 @@ class Pareto(Check):
         distance, better = case.efficiency or referee.analysis.efficiency(case.outcome)
         limit = referee.policy.pareto.max_distance
         if better is None:
-            return [Finding(check=self.name, level="pass", code="pareto_efficient",
+            return [finding(check=self.name, level="pass", code="pareto_efficient",
                             message="no feasible outcome is better for someone and worse for "
                                     "no one", data={"distance": round(distance, 6)})]
         data = {"distance": round(distance, 6), "max_distance": limit,
@@ -180,10 +180,10 @@ class Pareto(Check):
         better_by = (f"another feasible outcome gives {analysis.parties[gainer]} "
                      f"{gains[gainer]:+.3g} and no one less")
         if distance <= limit:
-            return [Finding(check=self.name, level="pass", code="pareto_near",
+            return [finding(check=self.name, level="pass", code="pareto_near",
                             message=f"dominated ({better_by}), but within {limit:g} of the "
                                     f"frontier (distance {distance:.3g})", data=data)]
-        return [Finding(check=self.name, level=level_of(True, setting),
+        return [finding(check=self.name, level=level_of(True, setting),
                         code="pareto_dominated",
                         message=f"dominated: {better_by} (distance to the frontier "
                                 f"{distance:.3g} > {limit:g})", data=data)]
@@ -215,7 +215,7 @@ class Fairness(Check):
         # limit passes (ratio 1/3 is reported as 0.333333, not below a minimum of 1/3).
         ratio = report["nash_ratio"]
         if ratio is not None:
-            findings.append(Finding(
+            findings.append(finding(
                 check=self.name,
                 level=level_of(ratio < round(policy.min_nash_ratio, 6), setting),
                 code="nash_ratio", message=f"Nash product is {ratio:.0%} of the best possible "
@@ -223,14 +223,14 @@ class Fairness(Check):
                 data={"nash_ratio": ratio, "min_nash_ratio": policy.min_nash_ratio}))
         distance = report["ks_distance"]
         if distance is not None:
-            findings.append(Finding(
+            findings.append(finding(
                 check=self.name,
                 level=level_of(distance > round(policy.max_ks_distance, 6), setting),
                 code="ks_distance", message=f"distance to the Kalai–Smorodinsky point is "
                                             f"{distance:.3f} (maximum {policy.max_ks_distance})",
                 data={"ks_distance": distance, "max_ks_distance": policy.max_ks_distance}))
         lowest = report["lowest_gain"]
-        findings.append(Finding(
+        findings.append(finding(
             check=self.name,
             level=level_of(lowest < round(policy.min_egalitarian_gain, 6), setting),
             code="egalitarian_gain", message=f"the worst-off party gains {lowest:+.3f} over its "
@@ -246,7 +246,7 @@ class Fairness(Check):
             issue = next(i for i in referee.scenario.issues if i.id == issue_id)
             failed = entry["deviation"] > limit
             fair_text = format_value(issue, {p: round(v) for p, v in entry["fair"].items()})
-            findings.append(Finding(
+            findings.append(finding(
                 check=self.name, level=level_of(failed, setting),
                 code="share_deviation" if failed else "share_proportional",
                 message=f"{issue.name}: {format_value(issue, entry['actual'])} is "
@@ -308,7 +308,7 @@ class Injection(Check):
             text = getattr(action, field_name) or ""
             hit = instruction_like(text) if text else None
             if hit is not None:
-                findings.append(Finding(
+                findings.append(finding(
                     check=self.name, level=setting, code="instruction_like_text",
                     message=f"{party}'s {field_name} addresses the other negotiators with "
                             f"instructions (\"{hit.group(0)}\"); "
