@@ -348,15 +348,26 @@ class Referee:
         # One point: plain floats (the same sums, in the same order) beat numpy's per-call
         # overhead here.
         values = utilities.tolist()
-        gains = [u - r for u, r in zip(values, analysis.reservation.tolist(), strict=True)]
+        reservation = analysis.reservation.tolist()
+        gains = [u - r for u, r in zip(values, reservation, strict=True)]
         best_nash = analysis.best_nash_product
         product = math.prod(max(gain, 0.0) for gain in gains)
         ks = analysis.kalai_smorodinsky
         parties = analysis.parties
+        if factors is None:  # the outcome's rounded utilities, as its moves record them
+            reported = analysis.recorded_utilities(outcome).copy()
+            # u - 0.0 is u (-0.0 too): a party whose reservation value is 0.0 gains its
+            # utility, rounded already.
+            rounded_gains = {p: reported[p] if r == 0.0 and math.copysign(1.0, r) > 0
+                             else round(g, 6)
+                             for p, g, r in zip(parties, gains, reservation, strict=True)}
+        else:
+            reported = {p: round(u, 6) for p, u in zip(parties, values, strict=True)}
+            rounded_gains = {p: round(g, 6) for p, g in zip(parties, gains, strict=True)}
         report: dict[str, Any] = {
             "method": analysis.method,
-            "utilities": {p: round(u, 6) for p, u in zip(parties, values, strict=True)},
-            "gains": {p: round(g, 6) for p, g in zip(parties, gains, strict=True)},
+            "utilities": reported,
+            "gains": rounded_gains,
             "nash_product": round(product, 9),
             "nash_ratio": round(product / best_nash, 6) if best_nash > 0 else None,
             "ks_distance": None if ks is None else round(math.sqrt(sum(

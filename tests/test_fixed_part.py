@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from negotiation.checks.base import Finding, finding
-from negotiation.guardrails import Verdict, verdict_of
+from negotiation.guardrails import Referee, Verdict, verdict_of
+from negotiation.scenario import load_scenario, scenario_from_data
 
 
 @pytest.mark.parametrize("data", [None, {"distance": 0.0, "terms": {"i0": "v1"}}])
@@ -45,3 +46,28 @@ def test_a_verdict_of_findings_is_the_verdict_validation_makes() -> None:
     assert verdict_of("proposal", []).level == "pass"
     assert verdict_of("proposal", [*made.findings, Finding(
         check="c", level="block", code="z", message="o")]).blocked
+
+
+@pytest.mark.parametrize("reservation", [None, 0.0, -0.0, 0.25])
+def test_an_agreement_reports_each_party_s_rounded_utility_and_gain(reservation: float | None
+                                                                    ) -> None:
+    data = load_scenario("rd-joint-venture").model_dump()
+    if reservation is not None:  # None: the scenario's own reservation values
+        for org in data["organizations"]:
+            org["preferences"]["reservation_value"] = reservation
+    referee = Referee(scenario_from_data(data))
+    analysis = referee.analysis
+    rounded = {outcome: dict(analysis.recorded_utilities(outcome))
+               for outcome in range(0, referee.space.size, 7)}
+    for outcome in rounded:
+        report = referee.report(outcome)
+        values = analysis.full_utilities[outcome].tolist()
+        reservations = analysis.reservation.tolist()
+        expected = {p: round(u, 6) for p, u in zip(analysis.parties, values, strict=True)}
+        gains = {p: round(u - r, 6)
+                 for p, u, r in zip(analysis.parties, values, reservations, strict=True)}
+        # repr: 0.0 and -0.0 are equal but written differently.
+        assert repr(report["utilities"]) == repr(expected)
+        assert repr(report["gains"]) == repr(gains)
+        report["utilities"].clear()  # the report's own dict, not the recorded one
+        assert analysis.recorded_utilities(outcome) == rounded[outcome]
