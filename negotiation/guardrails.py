@@ -14,7 +14,7 @@ for built-in and custom checks); the referee runs them in registry order.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -428,7 +428,7 @@ class Referee:
 OFFER_LEVEL = "(offer-level rationale)"
 
 
-def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
+def provenance(moves: Iterable[tuple[int, str, dict[str, TermValue], str]],
                terms: dict[str, TermValue],
                names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """For each agreed clause: who first put the agreed value on the table, in which round,
@@ -441,10 +441,19 @@ def provenance(moves: Sequence[tuple[int, str, dict[str, TermValue], str]],
     # Whether a rationale names any clause depends only on the rationale: asked once each.
     markers = clause_markers(names)
     names_a_clause: dict[str, bool] = {}
+    # Each agreed value's first proposal, in one pass over the moves that ends once every
+    # value is found (a run's agreed values are mostly offered early).
+    agreed = list(terms.items())
+    origins: dict[str, tuple[int, str, str]] = {}
+    for round_, proposer, offered, rationale in moves:
+        for issue_id, value in agreed:
+            if issue_id not in origins and offered.get(issue_id) == value:
+                origins[issue_id] = (round_, proposer, rationale)
+        if len(origins) == len(agreed):
+            break
     table = []
-    for issue_id, value in terms.items():
-        origin = next(((round_, proposer, rationale) for round_, proposer, offered, rationale
-                       in moves if offered.get(issue_id) == value), None)
+    for issue_id, value in agreed:
+        origin = origins.get(issue_id)
         if origin is not None:
             rationale = origin[2]
             if rationale not in names_a_clause:

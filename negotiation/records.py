@@ -7,7 +7,7 @@ the scenario, so whoever edits an event (an ``on_event`` hook) edits nothing els
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from negotiation.guardrails import PASSED_PROPOSAL, provenance
 from negotiation.model import Accept, Action, Agreement, Offer, Propose, TermValue, WalkAway
 
 if TYPE_CHECKING:
+    from agents.base import Move
     from negotiation.session import Negotiation
     from negotiation.utility import OutcomeSpace
     from protocols import ProtocolState
@@ -119,6 +120,21 @@ def flagged_fields(findings: Sequence[Finding]) -> tuple[str, ...]:
     return tuple(sorted({str(finding.data.get("field", "message")) for finding in findings}))
 
 
+_NOT_PROPOSALS = (Accept, WalkAway)
+
+
+def proposals_of(moves: Iterable[Move]) -> Iterator[tuple[int, str, dict[str, TermValue], str]]:
+    """The delivered proposals among ``moves``, in order: (round, proposer, terms,
+    rationale), made as they are read (an agreement's accountability reads only as far as
+    the first offer of each agreed value)."""
+    # A move's action is read as exactly its model (read_move): its type tells a proposal
+    # at once, where isinstance asks the models' metaclass (~60 ns a move).
+    return ((move.round, move.party, action.offer.terms, action.rationale)
+            for move in moves
+            if type(action := move.action) is Propose or (
+                type(action) not in _NOT_PROPOSALS and isinstance(action, Propose)))
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
     """The referee's judgement of the standing offer the protocol agreed on: what the
@@ -131,11 +147,10 @@ class Judged:
     blocked_reason: str | None
 
 
-def judge_agreement(negotiation: Negotiation, state: ProtocolState,
-                    proposals: Sequence[tuple[int, str, dict[str, TermValue], str]],
+def judge_agreement(negotiation: Negotiation, state: ProtocolState, moves: Sequence[Move],
                     move_time: float) -> Judged:
     """Referee the agreement of ``state`` (its standing offer, accepted), reached at
-    normalised time ``move_time`` after the delivered ``proposals``."""
+    normalised time ``move_time`` after the delivered ``moves``."""
     assert state.standing_offer is not None and state.standing_proposer is not None
     scenario, protocol, referee = negotiation.scenario, negotiation.protocol, negotiation.referee
     terms = state.standing_offer.terms
@@ -143,7 +158,7 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
     # Its number, once: free for an offer the space built (the terms are read-only since
     # they were checked); a sub-coalition's referee numbers them in its own space.
     outcome = None if departed else negotiation.space.index_of_offer(state.standing_offer)
-    rationale = proposals[-1][3] if proposals else ""
+    rationale = next((proposal[3] for proposal in proposals_of(reversed(moves))), "")
     verdict, report = referee.check_agreement(
         terms, state.standing_proposer, rationale, members=state.parties, departed=departed,
         composed=protocol.describe_proposer(state.standing_proposer), time=move_time,
@@ -151,7 +166,7 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
     body: dict[str, Any] = {
         "verdict": verdict.model_dump(mode="json"),
         "fairness": report,
-        "accountability": provenance(proposals, terms,
+        "accountability": provenance(proposals_of(moves), terms,
                                      {issue.id: issue.name for issue in scenario.issues}),
     }
     candidate = Agreement(terms=terms, proposer=state.standing_proposer, round=state.round,
@@ -171,4 +186,4 @@ def judge_agreement(negotiation: Negotiation, state: ProtocolState,
 
 
 __all__ = ["Judged", "action_record", "flagged_fields", "judge_agreement", "passed_verdict",
-           "plain_action", "read_move"]
+           "plain_action", "proposals_of", "read_move"]

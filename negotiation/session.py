@@ -33,7 +33,6 @@ from negotiation.model import (
     Offer,
     Propose,
     Scenario,
-    TermValue,
 )
 from negotiation.records import (
     action_record,
@@ -439,11 +438,6 @@ class Session:
         self.record(EventType.BLOCKED, body)
         self._pass_turn(state)
 
-    def proposals(self) -> list[tuple[int, str, dict[str, TermValue], str]]:
-        """The delivered proposals so far, in order: (round, proposer, terms, rationale)."""
-        return [(move.round, move.party, action.offer.terms, action.rationale)
-                for move in self.moves if isinstance(action := move.action, Propose)]
-
     def _record_text(self, text: Offer) -> None:
         """The text the protocol published with this turn (a mediator's revision)."""
         negotiation = self.negotiation
@@ -545,7 +539,7 @@ class Session:
         utilities: dict[str, float] = {}
         reason = self.failure or state.reason
         if self.failure is None and state.status == "agreement":
-            judged = judge_agreement(negotiation, state, self.proposals(), self.move_time)
+            judged = judge_agreement(negotiation, state, self.moves, self.move_time)
             body.update(judged.body)
             agreement, utilities = judged.agreement, judged.utilities
             reason = judged.blocked_reason or reason

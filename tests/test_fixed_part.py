@@ -3,11 +3,15 @@ re-validating what the engine itself has just computed records what validation g
 
 from __future__ import annotations
 
+import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from negotiation.checks.base import Finding, finding
-from negotiation.guardrails import Referee, Verdict, verdict_of
+from negotiation.engine import run_scenario
+from negotiation.guardrails import Referee, Verdict, provenance, verdict_of
 from negotiation.scenario import load_scenario, scenario_from_data
 
 
@@ -71,3 +75,44 @@ def test_an_agreement_reports_each_party_s_rounded_utility_and_gain(reservation:
         assert repr(report["gains"]) == repr(gains)
         report["utilities"].clear()  # the report's own dict, not the recorded one
         assert analysis.recorded_utilities(outcome) == rounded[outcome]
+
+
+def _first_offers(moves: list[tuple[int, str, dict, str]], terms: dict) -> list[tuple]:
+    """Who first offered each agreed value, issue by issue (the reference)."""
+    found = []
+    for issue, value in terms.items():
+        origin = next(((round_, proposer, rationale) for round_, proposer, offered, rationale
+                       in moves if offered.get(issue) == value), None)
+        if origin is not None:
+            found.append((issue, origin))
+    return found
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(["a", "b", "c"]),
+                          st.dictionaries(st.sampled_from(["x", "y", "z"]),
+                                          st.integers(0, 3)),
+                          st.sampled_from(["", "moves on X (1 → 2)", "opens"])),
+                max_size=12),
+       st.dictionaries(st.sampled_from(["x", "y", "z"]), st.integers(0, 3), min_size=1))
+def test_accountability_credits_the_first_offer_of_each_agreed_value(moves: list, terms: dict
+                                                                     ) -> None:
+    table = provenance(iter(moves), terms, {"x": "X"})  # read once, as a run's moves are
+    assert [(row["issue"], (row["round"], row["proposer"])) for row in table] == [
+        (issue, origin[:2]) for issue, origin in _first_offers(moves, terms)]
+
+
+@pytest.mark.parametrize(("name", "seed"), [("rd-joint-venture", 0), ("rd-joint-venture", 5),
+                                           ("park-redevelopment", 1),
+                                           ("species-reintroduction", 2)])
+def test_a_run_credits_each_agreed_value_to_its_first_delivered_offer(name: str, seed: int
+                                                                       ) -> None:
+    result = anyio.run(lambda: run_scenario(load_scenario(name), seed=seed, fsync=False))
+    events = result.transcript.events
+    outcome = events[-1]
+    assert outcome["status"] == "agreement"
+    moves = [(e["round"], e["party"], e["action"]["offer"]["terms"], e["action"]["rationale"])
+             for e in events if e["type"] == "move" and e["action"]["kind"] == "propose"]
+    credited = [(row["issue"], (row["round"], row["proposer"]))
+                for row in outcome["accountability"]]
+    assert credited == [(issue, origin[:2]) for issue, origin
+                        in _first_offers(moves, outcome["agreement"]["terms"])]
