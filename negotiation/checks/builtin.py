@@ -38,8 +38,8 @@ class Accountability(Check):
 
     def _judge(self, referee: Referee, case: Case, setting: CheckLevel) -> list[Finding]:
         proposer = case.proposer
-        if case.composed is not None:
-            return [finding(check=self.name, level="pass", code="accountable",
+        if case.composed is not None:  # the protocol's text: validated
+            return [Finding(check=self.name, level="pass", code="accountable",
                             message=case.composed, data={"proposer": proposer})]
         if proposer not in referee.scenario.party_ids:
             return [finding(check=self.name, level=level_of(True, setting),
