@@ -39,7 +39,6 @@ from negotiation.utility import (
     violates,
 )
 
-_RANK: dict[str, int] = {"pass": 0, "off": 0, "warn": 1, "block": 2}
 #: At most this many cleared texts are remembered per referee (a run of an LLM's moves
 #: rarely repeats one).
 CLEAR_TEXTS_LIMIT = 1_024
@@ -79,8 +78,10 @@ class Feedback(BaseModel):
 PASSED_PROPOSAL = Verdict(subject="proposal", level="pass", findings=[])
 
 def verdict_of(subject: Subject, findings: list[Finding]) -> Verdict:
-    """The verdict of ``findings`` (checked ``Finding`` s, not validated again)."""
-    level: Level = max((f.level for f in findings), key=_RANK.__getitem__, default="pass")
+    """The verdict of ``findings`` (checked ``Finding`` s, not validated again): the worst
+    level among them."""
+    levels = {f.level for f in findings}
+    level: Level = "block" if "block" in levels else "warn" if "warn" in levels else "pass"
     return built(Verdict, {"subject": subject, "level": level, "findings": list(findings)})
 
 

@@ -3,6 +3,8 @@ re-validating what the engine itself has just computed records what validation g
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 from hypothesis import given
@@ -116,3 +118,13 @@ def test_a_run_credits_each_agreed_value_to_its_first_delivered_offer(name: str,
                 for row in outcome["accountability"]]
     assert credited == [(issue, origin[:2]) for issue, origin
                         in _first_offers(moves, outcome["agreement"]["terms"])]
+
+
+@pytest.mark.parametrize("levels", [levels for size in range(4)
+                                    for levels in itertools.product(("pass", "warn", "block"),
+                                                                    repeat=size)])
+def test_a_verdict_is_at_the_worst_level_of_its_findings(levels: tuple[str, ...]) -> None:
+    rank = {"pass": 0, "warn": 1, "block": 2}
+    findings = [Finding(check="c", level=level, code="x", message="m") for level in levels]
+    assert verdict_of("proposal", findings).level == max(levels, key=rank.__getitem__,
+                                                         default="pass")
