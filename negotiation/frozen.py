@@ -121,6 +121,7 @@ def _all_leaves(items: Iterable[object]) -> bool:
     container is copied whole, without a call per item."""
     return _LEAVES.issuperset(map(type, items))
 
+
 _object_setattr = object.__setattr__
 
 
@@ -153,13 +154,8 @@ def _model_copy(value: BaseModel) -> BaseModel:
         fields = {name: read_only_copy(getattr(value, name)) for name in kind.model_fields}
         return kind.model_construct(_fields_set=set(value.model_fields_set), **fields)
     state = value.__dict__
-    copy = kind.__new__(kind)
-    _object_setattr(copy, "__dict__", {name: read_only_copy(state[name])
-                                       for name in kind.__pydantic_fields__})
-    _object_setattr(copy, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
-    _object_setattr(copy, "__pydantic_extra__", None)
-    _object_setattr(copy, "__pydantic_private__", None)
-    return copy
+    return built(kind, {name: read_only_copy(state[name]) for name in kind.__pydantic_fields__},
+                 set(value.__pydantic_fields_set__))
 
 
 __all__ = ["ReadOnlyDict", "ReadOnlyList", "built", "quick_init", "read_only_copy"]

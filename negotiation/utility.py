@@ -243,10 +243,6 @@ class OutcomeSpace:
             self._numbers[id(offer)] = outcome
         return offer
 
-    def owns(self, offer: object) -> bool:
-        """Whether ``offer`` is one this space built (:meth:`offer`): read-only, trusted."""
-        return self._offers.get(self._numbers.get(id(offer), -1)) is offer
-
     def number_of_own(self, offer: object) -> int | None:
         """The outcome number of ``offer`` when this space built it (:meth:`offer`:
         read-only, trusted), ``None`` for any other object."""
@@ -255,10 +251,8 @@ class OutcomeSpace:
 
     def index_of_offer(self, offer: Offer) -> int:
         """``index_of(offer.terms)``, free when the offer was built by this space."""
-        known = self._numbers.get(id(offer))
-        if known is not None and self._offers.get(known) is offer:
-            return known
-        return self.index_of(offer.terms)
+        known = self.number_of_own(offer)
+        return self.index_of(offer.terms) if known is None else known
 
     def index_of(self, terms: Mapping[str, TermValue]) -> int:
         """The outcome number of a complete set of terms; ``InvalidOfferError`` otherwise."""
