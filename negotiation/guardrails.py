@@ -29,7 +29,7 @@ from negotiation.checks.builtin import (
     instruction_like,
     red_line_text,
 )
-from negotiation.frozen import built, read_only_copy
+from negotiation.frozen import built
 from negotiation.model import Action, Propose, RedLine, Scenario, SplitIssue, TermValue
 from negotiation.utility import (
     FloatArray,
@@ -99,6 +99,9 @@ class Referee:
     """Checks proposals and agreements for one scenario under its guardrail policy."""
 
     def __init__(self, scenario: Scenario, analysis: SpaceAnalysis | None = None) -> None:
+        if analysis is not None and analysis.scenario is not scenario:
+            raise ValueError("the analysis is of another scenario object: pass the analysis of "
+                             "this one (SpaceAnalysis(scenario)) or none")
         self.scenario = scenario
         self.policy = scenario.guardrails
         self.analysis = analysis or SpaceAnalysis(scenario)
@@ -116,8 +119,6 @@ class Referee:
         #: Texts of this referee's moves that hold no instruction-like phrase: a referee
         #: serves one run, whose agents often repeat a rationale word for word.
         self._clear_texts: set[str] = set()
-        #: The read-only scenario custom checks see, when the analysis is of another object.
-        self._shown: Scenario | None = None
         # The proposal levels the fast path reads on every move, looked up once.
         policy = self.policy
         self._proposal_red_lines = policy.red_lines.proposals != "off"
@@ -204,12 +205,7 @@ class Referee:
     def shown_scenario(self) -> Scenario:
         """The scenario as custom checks see it: a read-only copy (the analysis's, made once
         per scenario), never the caller's object."""
-        analysis = self.analysis
-        if analysis.scenario is self.scenario:
-            return analysis.shown_scenario
-        if self._shown is None:
-            self._shown = read_only_copy(self.scenario)
-        return self._shown
+        return self.analysis.shown_scenario
 
     def _clean(self, proposer: str, action: Propose, outcome: int) -> bool:
         """Fast path for the common case: a proposal no proposal check objects to."""

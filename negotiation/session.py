@@ -24,7 +24,6 @@ from agents.base import IDLE_PASS, TurnPassed
 from agents.budget import BudgetExceeded
 from negotiation.analysis import SpaceAnalysis
 from negotiation.events import TURNS, EventType
-from negotiation.frozen import read_only_copy
 from negotiation.guardrails import PASSED_PROPOSAL, Feedback, Referee, Verdict, verdict_of
 from negotiation.model import (
     ACTION,
@@ -95,7 +94,11 @@ class IdlePass:
 
 
 class Negotiation:
-    """One run's fixed context: the scenario, its outcome space and every party's utility."""
+    """One run's fixed context: the scenario, its outcome space and every party's utility.
+
+    ``analysis``: the scenario's analysis, to share between runs (a benchmark's warm side);
+    one of another scenario object is refused with ``ValueError``, since the briefs agents
+    are shown and the scenario custom checks see are the analysis's."""
 
     def __init__(self, scenario: Scenario, *, rounds: int | None = None,
                  analysis: SpaceAnalysis | None = None) -> None:
@@ -207,9 +210,7 @@ class Session:
             negotiation.scenario.protocol)
         self.moves: list[Move] = []
         self.history = History(self.moves)
-        self.private = negotiation.analysis.briefs if negotiation.analysis.scenario is \
-            negotiation.scenario else {org.id: read_only_copy(org.preferences)
-                                       for org in negotiation.scenario.organizations}
+        self.private = negotiation.analysis.briefs  # read-only, shared by the scenario's runs
         self.feedback: dict[str, Feedback] = {}
         self.failure: str | None = None
         self.result: RunResult | None = None

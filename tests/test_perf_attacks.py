@@ -21,7 +21,7 @@ from negotiation.engine import run_scenario
 from negotiation.guardrails import PASSED_PROPOSAL, Referee
 from negotiation.model import Accept, Action, Offer, Propose, RedLine, Scenario
 from negotiation.scenario import load_scenario, scenario_from_data
-from negotiation.session import analysis_of
+from negotiation.session import Negotiation, analysis_of
 from tests.attack_support import vandalise
 from tests.test_cli import NEGOTIATE
 
@@ -274,3 +274,20 @@ def test_an_agent_editing_the_standing_offer_cannot_change_what_is_agreed(
     agreed = outcome.get("agreement") or outcome.get("blocked_agreement")
     assert proposed and agreed is not None
     assert agreed["terms"] == proposed[-1]
+
+
+def test_an_analysis_of_another_scenario_object_is_refused() -> None:
+    """A run shows agents the analysis's briefs and custom checks the analysis's scenario:
+    handed the analysis of an equal but separate scenario object (whose briefs say what a
+    caller edited there), a run or referee refuses it instead of trusting it."""
+    scenario = load_scenario("platform-app-vendor")
+    twin = scenario.model_copy(deep=True)
+    twin.organizations[0].preferences.red_lines.clear()  # what the run would trust
+    elsewhere = analysis_of(twin)
+    with pytest.raises(ValueError, match="analysis is of another scenario object"):
+        Negotiation(scenario, analysis=elsewhere)
+    with pytest.raises(ValueError, match="analysis is of another scenario object"):
+        Referee(scenario, elsewhere)
+    own = Negotiation(scenario, analysis=analysis_of(scenario))  # its own: accepted
+    assert own.referee.shown_scenario.organizations[0].preferences.red_lines == \
+        scenario.organizations[0].preferences.red_lines != []
