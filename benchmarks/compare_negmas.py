@@ -20,7 +20,8 @@ Timing: a warm-up, then ``--repeats`` alternations of the three timings, each lo
 to last about ``--budget`` seconds of CPU time (``time.process_time``: both systems are
 single-threaded, and on a shared machine wall time mostly measures the neighbours); the
 table shows medians and ranges (min–max) per negotiation, and ``benchmarks/floor.py``'s
-pure-Python loop for the same negotiation.  The last lines are machine-readable, one per
+pure-Python loop for the same negotiation: bare (``floor``), and with each move recorded as
+a minimal hash-chained event (``+chain``).  The last lines are machine-readable, one per
 configuration: ``ratio warm bilateral 1e3: 7.3`` (NegMAS's time per negotiation over
 ours).  Installs nothing: NegMAS must be importable.
 
@@ -115,6 +116,7 @@ class Result:
     unchained: list[float] = field(default_factory=list)
     peer: list[float] = field(default_factory=list)
     floor: float | None = None
+    floor_chained: float | None = None
 
     @property
     def ratios(self) -> list[float]:
@@ -141,6 +143,10 @@ def measure(mode: str, parties: str, size: str, repeats: int, budget: float) -> 
             return result
         result.floor = min(per_run(floor.runs, calibrated(floor.runs, budget / 4))
                            for _ in range(repeats))
+        chained_floor = Floor(scenario, ROUNDS, chained=True)
+        result.floor_chained = min(
+            per_run(chained_floor.runs, calibrated(chained_floor.runs, budget / 4))
+            for _ in range(repeats))
 
     def chained(count: int) -> object:
         return ours.run(count, chain=True)
@@ -184,7 +190,8 @@ def main() -> None:
         raise SystemExit(2)
     results = []
     print(f"{'mode':<5} {'parties':<9} {'size':<4} {'rounds':>6}  {'ours+chain µs':>22}  "
-          f"{'ours µs':>22}  {'NegMAS µs':>24}  {'floor µs':>8}  ratio (range)")
+          f"{'ours µs':>22}  {'NegMAS µs':>24}  {'floor µs':>8}  {'+chain':>6}  "
+          f"ratio (range)")
     for mode in args.modes.split(","):
         for parties in args.parties.split(","):
             for size in args.sizes.split(","):
@@ -196,8 +203,11 @@ def main() -> None:
                     continue
                 ratios = result.ratios
                 floor = "—" if result.floor is None else f"{result.floor * 1e6:.0f}"
+                floor_chained = "—" if result.floor_chained is None \
+                    else f"{result.floor_chained * 1e6:.0f}"
                 print(f"{head}  {span(result.chained):>22}  {span(result.unchained):>22}  "
-                      f"{span(result.peer):>24}  {floor:>8}  {statistics.median(ratios):.1f}× "
+                      f"{span(result.peer):>24}  {floor:>8}  {floor_chained:>6}  "
+                      f"{statistics.median(ratios):.1f}× "
                       f"({ratios[0]:.1f}–{ratios[-1]:.1f})", flush=True)
     print()
     for result in results:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import sys
 import tracemalloc
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from bench_frontier import domain
 from compare_negmas import OurSide
 from floor import Floor
-from peer import same_moves
+from peer import aspiration_agents, same_moves
 
 
 def test_a_header_with_a_precomputed_scenario_hashes_like_a_plain_one() -> None:
@@ -97,6 +98,14 @@ def test_the_floor_loop_reaches_the_engines_agreement_in_the_same_round() -> Non
         assert ours[0] is not None
         assert Floor(scenario, 100).run() == ours
         assert OurSide(scenario, 100, warm=False).run(chain=False) == ours
+        chained = Floor(scenario, 100, chained=True)
+        assert chained.run() == ours
+        with TranscriptWriter(None) as writer:
+            anyio.run(functools.partial(
+                Negotiation(scenario, rounds=100).run, aspiration_agents(scenario), seed=0,
+                writer=writer, specs=dict.fromkeys(scenario.party_ids, "aspiration")))
+            moves = sum(event["type"] == "move" for event in writer.events)
+        assert chained.recorded == moves > 0  # one hashed record per move, as the engine
 
 
 def test_the_benchmark_refuses_runs_that_did_different_work() -> None:
