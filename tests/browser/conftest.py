@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 
 from tests.conftest import REPO
@@ -20,6 +21,10 @@ CHROMIUM = os.environ.get("STUDIO_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("STUDIO_CHROMEDRIVER", "/usr/bin/chromedriver")
 #: Screenshots of the pages, kept as test artefacts.
 SCREENSHOTS = REPO / "build" / "screenshots"
+#: What every browser of a failed test showed: its screenshot and page source.
+FAILURES = SCREENSHOTS / "failed"
+#: Whether the test's own call failed (set by ``pytest_runtest_makereport``).
+FAILED = pytest.StashKey[bool]()
 
 MISSING = (f"the browser tests need Chromium and its driver at {CHROMIUM} and {CHROMEDRIVER}: "
            "install them with 'sudo apt-get install chromium chromium-driver' (Debian/Ubuntu), "
@@ -42,9 +47,19 @@ def make_browser(width: int = 1280, height: int = 800) -> webdriver.Chrome:
     return driver
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
 @pytest.fixture
-def browser() -> Iterator[Callable[..., webdriver.Chrome]]:
-    """Opens as many separate browsers as a test needs and closes them all after it."""
+def browser(request: pytest.FixtureRequest) -> Iterator[Callable[..., webdriver.Chrome]]:
+    """Opens as many separate browsers as a test needs and closes them all after it; if
+    the test failed, what each one showed is kept under build/screenshots/failed/."""
     opened: list[webdriver.Chrome] = []
 
     def open_one(width: int = 1280, height: int = 800) -> webdriver.Chrome:
@@ -52,8 +67,25 @@ def browser() -> Iterator[Callable[..., webdriver.Chrome]]:
         return opened[-1]
 
     yield open_one
+    if request.node.stash.get(FAILED, False):
+        keep_failure(request.node.name, opened)
     for driver in opened:
         driver.quit()
+
+
+def keep_failure(test: str, opened: list[webdriver.Chrome]) -> None:
+    """Each browser's screenshot and page source (its address first), as it was when the test
+    failed (a browser that no longer answers is noted as such)."""
+    FAILURES.mkdir(parents=True, exist_ok=True)
+    for number, driver in enumerate(opened, 1):
+        stem = f"{test}-{number}"
+        try:
+            driver.save_screenshot(str(FAILURES / f"{stem}.png"))
+            (FAILURES / f"{stem}.html").write_text(
+                f"<!-- {driver.current_url} -->\n{driver.page_source}", encoding="utf-8")
+        except WebDriverException as error:
+            (FAILURES / f"{stem}.txt").write_text(f"the browser did not answer: {error}\n",
+                                                encoding="utf-8")
 
 
 def screenshot(driver: webdriver.Chrome, name: str) -> Path:
