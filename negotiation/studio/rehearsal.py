@@ -128,10 +128,10 @@ class Rehearsal:
     turn: Turn | None = None
     problem: str | None = None
     running: bool = False
-    #: Counts the changes the pages are sent; a page skips a state whose version it has
-    #: shown.  It starts at the clock (microseconds): a restarted server's count would
-    #: otherwise start again at 0 and meet the version a page already shows with a state
-    #: that differs (the resumed turn's fresh countdown), which the page then skipped.
+    #: Counts the changes the pages are sent; a page skips a state no newer than the one
+    #: it shows (a late answer to its own /state request).  It starts at the clock
+    #: (microseconds): a restarted server's count would otherwise start again at 0, below
+    #: the version a page already shows, and the page would skip every state it sends.
     version: int = field(default_factory=lambda: time.time_ns() // 1000)
 
     def __post_init__(self) -> None:

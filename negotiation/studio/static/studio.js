@@ -70,7 +70,11 @@
   let render = function () {};
   let lastVersion = -1;
   function receive(state) {
-    if (state.version === lastVersion) return;
+    // Only a newer state is shown: the answer to the opening /state request (or to a poll)
+    // can arrive after the stream has brought a later one, and showing it would take the
+    // page back (to "not your turn") until the next change.  Versions only grow, across a
+    // server restart too (they start at the clock).
+    if (typeof state.version !== "number" || state.version <= lastVersion) return;
     lastVersion = state.version;
     countdown = state.countdown ? Object.assign({at: performance.now()}, state.countdown) : null;
     render(state);
