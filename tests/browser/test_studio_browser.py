@@ -81,7 +81,11 @@ def take_turn(driver: webdriver.Chrome, first: bool) -> None:
         propose.click()
         if propose.text == "Propose anyway":
             propose.click()
-    wait(driver, lambda d: version(d) > before)
+    # The server took the move (a newer state) and the page has its own answer: it clears
+    # the reason and stops keeping the draft only once the POST returns, which may come
+    # after the stream's state; the next turn must not start from a leftover reason.
+    wait(driver, lambda d: version(d) > before and
+         d.find_element(By.ID, "rationale").get_attribute("value") == "")
 
 
 def negotiate(people: list[webdriver.Chrome], rounds: int = 12) -> None:
