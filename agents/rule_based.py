@@ -15,13 +15,14 @@ import functools
 import random
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
 
 from agents.base import View
+from negotiation.cached import cached_property
 from negotiation.model import (
     Accept,
     Action,
@@ -49,10 +50,10 @@ MAX_CANDIDATES = 256
 #: Up to this many outcomes, similarity to an offer is computed once for the whole space;
 #: beyond, only for the candidates (so that no negotiation pays in proportion to the space).
 FULL_SIMILARITY_LIMIT = 4_096
-#: Up to this many ranked outcomes, their utilities are also kept as a list: bisect on it is
-#: several times faster than on an array, but 10^7 floats in a list take 320 MB.
-SORTED_LIST_LIMIT = 1_000_000
-#: Up to this many, the list is made with the ranking; beyond, for its second negotiation.
+#: Up to this many ranked outcomes, their utilities are also kept as a list, the quickest to
+#: bisect (60 ns at 10^2, twice as quick as beyond); a longer ranking is bisected in place
+#: through a memoryview of its array (~0.2-0.3 µs, no copy): a list of 10^6 floats takes
+#: 32 MB and ~20 ms to make, and every full garbage collection walks it (~7 ms).
 LIST_AT_ONCE = 4_096
 
 _VALIDATE_PROPOSE = Propose.__pydantic_validator__.validate_python
@@ -92,9 +93,9 @@ class Bidder:
         self.reservation_value = view.preferences.reservation_value
         self.ascending: IndexArray = ranking.ascending
         self.ascending_utility: FloatArray = ranking.ascending_utility
-        #: The same utilities as a list: bisect on it is several times faster than
+        #: The same utilities, to bisect (:func:`_searchable`): several times quicker than
         #: np.searchsorted for the one value looked up per turn.
-        self._sorted_utility: list[float] | FloatArray = ranking.searchable()
+        self._sorted_utility: Sequence[float] = ranking.searchable
         self.utility = view.utility.vector
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
         self._outcomes: dict[int, tuple[Offer, int]] = {}
@@ -110,7 +111,7 @@ class Bidder:
         mask = self.keeps[self.ascending]
         self.ascending = self.ascending[mask]
         self.ascending_utility = self.ascending_utility[mask]
-        self._sorted_utility = _searchable(self.ascending_utility, LIST_AT_ONCE)
+        self._sorted_utility = _searchable(self.ascending_utility)
         self._last_choice = None
 
     @property
@@ -208,26 +209,11 @@ class Ranking:
     keeps: npt.NDArray[np.bool_]
     ascending: IndexArray
     ascending_utility: FloatArray
-    #: How many Bidders asked for :meth:`searchable`, and the list once made (a cell: the
-    #: ranking itself stays frozen).
-    _listing: list[Any] = field(default_factory=lambda: [0, None], repr=False, compare=False)
 
-    def searchable(self) -> list[float] | FloatArray:
-        """The utilities a Bidder bisects: as a list, several times quicker to bisect than
-        the array, once it pays for itself.  Making the list costs ~10 ns per outcome: a
-        ranking of up to ``LIST_AT_ONCE`` outcomes gets it at once; a longer one when a
-        second negotiation uses it (a single run bisects a few dozen times: at 10^4
-        outcomes the list alone would cost ~100 µs per party); beyond
-        ``SORTED_LIST_LIMIT`` never."""
-        listing = self._listing
-        if listing[1] is None:
-            listing[0] += 1
-            limit = LIST_AT_ONCE if listing[0] == 1 else SORTED_LIST_LIMIT
-            searchable = _searchable(self.ascending_utility, limit)
-            if isinstance(searchable, list):
-                listing[1] = searchable
-            return searchable
-        return listing[1]  # type: ignore[no-any-return]
+    @cached_property
+    def searchable(self) -> Sequence[float]:
+        """The utilities a Bidder bisects (:func:`_searchable`), made once per ranking."""
+        return _searchable(self.ascending_utility)
 
 
 #: Per utility function (a per-scenario object): its ranking.  Weak keys, so that a
@@ -235,8 +221,13 @@ class Ranking:
 _RANKINGS: weakref.WeakKeyDictionary[UtilityFunction, Ranking] = weakref.WeakKeyDictionary()
 
 
-def _searchable(utilities: FloatArray, limit: int) -> list[float] | FloatArray:
-    return utilities.tolist() if len(utilities) <= limit else utilities
+def _searchable(utilities: FloatArray) -> Sequence[float]:
+    """Ranked utilities as ``bisect`` reads them quickest: a list up to ``LIST_AT_ONCE``
+    outcomes, beyond a read-only memoryview of the array itself (the same floats, read in
+    place: bisect on the array would make a numpy scalar per comparison)."""
+    if len(utilities) <= LIST_AT_ONCE:
+        return cast(list[float], utilities.tolist())
+    return cast(Sequence[float], np.ascontiguousarray(utilities).data.toreadonly())
 
 
 def _ranking(view: View) -> Ranking:

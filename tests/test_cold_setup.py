@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import make_agent
+from agents import make_agent, rule_based
 from agents.rule_based import _RANKINGS, LIST_AT_ONCE
 from negotiation import pareto as pareto_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
@@ -146,13 +146,14 @@ def _domain(issues: int, options: int, parties: int) -> Scenario:
                            for k in range(issues)}}} for p in range(parties)]})
 
 
-def test_a_long_ranking_bisected_as_an_array_then_as_a_list_makes_the_same_moves() -> None:
-    """The first negotiation over a ranking longer than LIST_AT_ONCE bisects the array, the
-    next ones a list made then: the same choices, so the same transcript."""
+def test_a_long_ranking_bisected_in_place_makes_the_moves_a_list_makes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ranking longer than LIST_AT_ONCE is bisected through a read-only view of its array
+    (no list of every utility for the collector to walk): the same choices, ties included,
+    as bisecting a list of the same floats, so the same transcript."""
     scenario = _domain(4, 9, 2)  # 6,561 outcomes, ties among the 3-decimal scores
-    analysis = SpaceAnalysis(scenario)
 
-    async def run() -> list[str]:
+    async def run(analysis: SpaceAnalysis) -> list[str]:
         agents = {party: make_agent(spec, party=party, seed=0)
                   for party, spec in zip(scenario.party_ids, ("boulware", "conceder"),
                                          strict=True)}
@@ -161,12 +162,17 @@ def test_a_long_ranking_bisected_as_an_array_then_as_a_list_makes_the_same_moves
                 agents, seed=0, writer=writer, specs=dict.fromkeys(agents, "x"))
             return deterministic_lines(writer.events)
 
-    first = anyio.run(run)
+    analysis = SpaceAnalysis(scenario)
+    in_place = anyio.run(run, analysis)
     ranking = _RANKINGS[analysis.functions["p0"]]
-    assert len(ranking.ascending) > LIST_AT_ONCE and ranking._listing[1] is None
-    second = anyio.run(run)
-    assert isinstance(ranking._listing[1], list)
-    assert first == second and len(first) > 4
+    assert len(ranking.ascending) > LIST_AT_ONCE
+    assert type(ranking.searchable) is memoryview and ranking.searchable.readonly
+    assert len(gc.get_referents(ranking.searchable)) <= 1  # the collector visits no floats
+    monkeypatch.setattr(rule_based, "LIST_AT_ONCE", 10**6)  # every ranking as a list
+    relisted = SpaceAnalysis(scenario)  # new utility functions: new rankings
+    listed = anyio.run(run, relisted)
+    assert type(_RANKINGS[relisted.functions["p0"]].searchable) is list
+    assert in_place == listed and len(in_place) > 4
 
 
 @pytest.mark.parametrize("shape", ["cube", "ties", "simplex", "line"])
