@@ -50,7 +50,7 @@ MAX_CANDIDATES = 256
 #: Up to this many outcomes, similarity to an offer is computed once for the whole space;
 #: beyond, only for the candidates (so that no negotiation pays in proportion to the space).
 FULL_SIMILARITY_LIMIT = 4_096
-#: Up to this many ranked outcomes, their utilities are also kept as a list, the quickest to
+#: Up to this many ranked outcomes, their utilities are also kept as a tuple, the quickest to
 #: bisect (60 ns at 10^2, twice as quick as beyond); a longer ranking is bisected in place
 #: through a memoryview of its array (~0.2-0.3 µs, no copy): a list of 10^6 floats takes
 #: 32 MB and ~20 ms to make, and every full garbage collection walks it (~7 ms).
@@ -222,11 +222,12 @@ _RANKINGS: weakref.WeakKeyDictionary[UtilityFunction, Ranking] = weakref.WeakKey
 
 
 def _searchable(utilities: FloatArray) -> Sequence[float]:
-    """Ranked utilities as ``bisect`` reads them quickest: a list up to ``LIST_AT_ONCE``
-    outcomes, beyond a read-only memoryview of the array itself (the same floats, read in
-    place: bisect on the array would make a numpy scalar per comparison)."""
+    """Ranked utilities as ``bisect`` reads them quickest: a tuple up to ``LIST_AT_ONCE``
+    outcomes (read-only, like the ranking it is shared with), beyond a read-only memoryview
+    of the array itself (the same floats, read in place: bisect on the array would make a
+    numpy scalar per comparison)."""
     if len(utilities) <= LIST_AT_ONCE:
-        return cast(list[float], utilities.tolist())
+        return tuple(utilities.tolist())
     return cast(Sequence[float], np.ascontiguousarray(utilities).data.toreadonly())
 
 

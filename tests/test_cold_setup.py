@@ -150,7 +150,7 @@ def test_a_long_ranking_bisected_in_place_makes_the_moves_a_list_makes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A ranking longer than LIST_AT_ONCE is bisected through a read-only view of its array
     (no list of every utility for the collector to walk): the same choices, ties included,
-    as bisecting a list of the same floats, so the same transcript."""
+    as bisecting a tuple of the same floats, so the same transcript."""
     scenario = _domain(4, 9, 2)  # 6,561 outcomes, ties among the 3-decimal scores
 
     async def run(analysis: SpaceAnalysis) -> list[str]:
@@ -168,10 +168,10 @@ def test_a_long_ranking_bisected_in_place_makes_the_moves_a_list_makes(
     assert len(ranking.ascending) > LIST_AT_ONCE
     assert type(ranking.searchable) is memoryview and ranking.searchable.readonly
     assert len(gc.get_referents(ranking.searchable)) <= 1  # the collector visits no floats
-    monkeypatch.setattr(rule_based, "LIST_AT_ONCE", 10**6)  # every ranking as a list
+    monkeypatch.setattr(rule_based, "LIST_AT_ONCE", 10**6)  # every ranking as a tuple
     relisted = SpaceAnalysis(scenario)  # new utility functions: new rankings
     listed = anyio.run(run, relisted)
-    assert type(_RANKINGS[relisted.functions["p0"]].searchable) is list
+    assert type(_RANKINGS[relisted.functions["p0"]].searchable) is tuple
     assert in_place == listed and len(in_place) > 4
 
 
