@@ -146,7 +146,7 @@ def _domain(issues: int, options: int, parties: int) -> Scenario:
                            for k in range(issues)}}} for p in range(parties)]})
 
 
-def test_a_long_ranking_bisected_in_place_makes_the_moves_a_list_makes(
+def test_a_long_ranking_bisected_in_place_makes_the_moves_a_tuple_makes(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """A ranking longer than LIST_AT_ONCE is bisected through a read-only view of its array
     (no list of every utility for the collector to walk): the same choices, ties included,
