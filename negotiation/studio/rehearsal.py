@@ -130,9 +130,12 @@ class Rehearsal:
     running: bool = False
     #: Counts the changes the pages are sent; a page skips a state no newer than the one
     #: it shows (a late answer to its own /state request).  It starts at the clock
-    #: (microseconds): a restarted server's count would otherwise start again at 0, below
-    #: the version a page already shows, and the page would skip every state it sends.
+    #: (microseconds), but a page compares versions only within one :attr:`epoch`.
     version: int = field(default_factory=lambda: time.time_ns() // 1000)
+    #: This server's run of the rehearsal: a restarted server's count may start below the
+    #: version a page shows (a clock set back, another machine), so a page shows the state
+    #: of a new epoch whatever its version, and never again one of an epoch it has left.
+    epoch: str = field(default_factory=lambda: secrets.token_hex(8))
 
     def __post_init__(self) -> None:
         self.table = Table(self.scenario)
@@ -363,6 +366,7 @@ class Rehearsal:
         state["signoff"] = self.signoff_state(party) if state["outcome"] else None
         state["problem"] = self.problem
         state["version"] = self.version
+        state["epoch"] = self.epoch
         return state
 
     def observer_state(self) -> dict[str, Any]:
@@ -371,6 +375,7 @@ class Rehearsal:
         state["signoff"] = self.signoff_state(None) if state["outcome"] else None
         state["problem"] = self.problem
         state["version"] = self.version
+        state["epoch"] = self.epoch
         return state
 
     def _waiting_for(self) -> str | None:

@@ -69,17 +69,29 @@
   // --- live state --------------------------------------------------------------------
   let render = function () {};
   let lastVersion = -1;
+  let epoch = null;
+  const retired = new Set();
   function receive(state) {
     // Only a newer state is shown: the answer to the opening /state request (or to a poll)
     // can arrive after the stream has brought a later one, and showing it would take the
-    // page back (to "not your turn") until the next change.  Versions only grow, across a
-    // server restart too (they start at the clock).
-    if (typeof state.version !== "number" || state.version <= lastVersion) return;
+    // page back (to "not your turn") until the next change.  Versions are compared only
+    // within one server's run of the rehearsal (its epoch): a restarted server (another
+    // epoch) may count from below what the page shows (its clock set back, another
+    // machine), and is shown at once; a state of an epoch the page has left is not.
+    if (typeof state.version !== "number" || typeof state.epoch !== "string") return;
+    if (state.epoch === epoch) {
+      if (!(state.version > lastVersion)) return;
+    } else {
+      if (retired.has(state.epoch)) return;
+      if (epoch !== null) retired.add(epoch);
+      epoch = state.epoch;
+    }
     lastVersion = state.version;
     countdown = state.countdown ? Object.assign({at: performance.now()}, state.countdown) : null;
     render(state);
     tick();
     body.dataset.version = String(state.version);
+    body.dataset.epoch = state.epoch;
   }
   function connect() {
     if (window.EventSource) {
