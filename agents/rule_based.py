@@ -54,7 +54,7 @@ FULL_SIMILARITY_LIMIT = 4_096
 #: bisect (60 ns at 10^2, twice as quick as beyond); a longer ranking is bisected in place
 #: through a memoryview of its array (~0.2-0.3 µs, no copy): a list of 10^6 floats takes
 #: 32 MB and ~20 ms to make, and every full garbage collection walks it (~7 ms).
-LIST_AT_ONCE = 4_096
+TUPLE_LIMIT = 4_096
 
 _VALIDATE_PROPOSE = Propose.__pydantic_validator__.validate_python
 
@@ -93,8 +93,8 @@ class Bidder:
         self.reservation_value = view.preferences.reservation_value
         self.ascending: IndexArray = ranking.ascending
         self.ascending_utility: FloatArray = ranking.ascending_utility
-        #: The same utilities, to bisect (:func:`_searchable`): several times quicker than
-        #: np.searchsorted for the one value looked up per turn.
+        #: The same utilities, to bisect (:func:`_searchable`) for the one value looked up
+        #: per turn.
         self._sorted_utility: Sequence[float] = ranking.searchable
         self.utility = view.utility.vector
         # Offers seen before, by identity (the offer is kept so its id cannot be reused).
@@ -222,11 +222,11 @@ _RANKINGS: weakref.WeakKeyDictionary[UtilityFunction, Ranking] = weakref.WeakKey
 
 
 def _searchable(utilities: FloatArray) -> Sequence[float]:
-    """Ranked utilities as ``bisect`` reads them quickest: a tuple up to ``LIST_AT_ONCE``
+    """Ranked utilities as ``bisect`` reads them quickest: a tuple up to ``TUPLE_LIMIT``
     outcomes (read-only, like the ranking it is shared with), beyond a read-only memoryview
     of the array itself (the same floats, read in place: bisect on the array would make a
     numpy scalar per comparison)."""
-    if len(utilities) <= LIST_AT_ONCE:
+    if len(utilities) <= TUPLE_LIMIT:
         return tuple(utilities.tolist())
     return cast(Sequence[float], np.ascontiguousarray(utilities).data.toreadonly())
 

@@ -141,12 +141,13 @@ def measure(mode: str, parties: str, size: str, repeats: int, budget: float) -> 
         if floor.run() != mine:
             result.refused = f"the floor loop disagrees: {floor.run()} vs {mine}"
             return result
-        result.floor = min(per_run(floor.runs, calibrated(floor.runs, budget / 4))
-                           for _ in range(repeats))
-        chained_floor = Floor(scenario, ROUNDS, chained=True)
-        result.floor_chained = min(
-            per_run(chained_floor.runs, calibrated(chained_floor.runs, budget / 4))
-            for _ in range(repeats))
+
+        def quickest(loop: Floor) -> float:
+            return min(per_run(loop.runs, calibrated(loop.runs, budget / 4))
+                       for _ in range(repeats))
+
+        result.floor = quickest(floor)
+        result.floor_chained = quickest(Floor(scenario, ROUNDS, chained=True))
 
     def chained(count: int) -> object:
         return ours.run(count, chain=True)

@@ -87,8 +87,8 @@ class Floor:
         self.rounds = rounds
         self.chained = chained
         self.names = scenario.party_ids
-        #: The moves the last chained run recorded.
-        self.recorded = 0
+        #: The last chained run's record.
+        self.chain: _Chain | None = None
         self.parties = [_Party(analysis, party, exponent)
                         for party, exponent in zip(scenario.party_ids, LINEUP, strict=False)]
 
@@ -96,7 +96,7 @@ class Floor:
         """One negotiation: the agreed terms (``None``: none) and its number of rounds."""
         parties, count = self.parties, len(self.parties)
         standing, proposer, accepted = -1, -1, 0
-        chain = _Chain(self.space, self.names) if self.chained else None
+        chain = self.chain = _Chain(self.space, self.names) if self.chained else None
         for round_ in range(self.rounds):
             t = min(1.0, (round_ + 1) / (self.rounds + 1))
             for number, party in enumerate(parties):
@@ -107,7 +107,6 @@ class Floor:
                         chain.move(round_, number, None)
                     accepted += 1
                     if accepted == count - 1:
-                        self.recorded = 0 if chain is None else chain.seq
                         return dict(self.space.terms(standing)), round_ + 1
                     continue
                 start = bisect.bisect_left(party.sorted_utility, low)
@@ -115,7 +114,6 @@ class Floor:
                 proposer, accepted = number, 0
                 if chain is not None:
                     chain.move(round_, number, standing)
-        self.recorded = 0 if chain is None else chain.seq
         return None, self.rounds
 
     def runs(self, count: int) -> None:

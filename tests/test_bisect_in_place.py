@@ -1,10 +1,11 @@
-"""Rule-based agents bisect a long ranking (more than ``LIST_AT_ONCE`` outcomes) through a
+"""Rule-based agents bisect a long ranking (more than ``TUPLE_LIMIT`` outcomes) through a
 read-only memoryview of its array, a short one through a tuple: every strategy makes the
 same moves either way, with three parties, and after a blocked proposal has made a Bidder
 its own, boolean-masked copy of the ranking (``Bidder.forbid``)."""
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from collections.abc import Sequence
 
@@ -12,7 +13,7 @@ import anyio
 import pytest
 
 from agents import STRATEGIES, make_agent, rule_based
-from agents.rule_based import _RANKINGS, LIST_AT_ONCE, Bidder
+from agents.rule_based import _RANKINGS, TUPLE_LIMIT, Bidder
 from negotiation.analysis import SpaceAnalysis
 from negotiation.events import deterministic_lines
 from negotiation.model import RedLine, Scenario
@@ -61,13 +62,13 @@ def test_every_strategy_moves_alike_bisecting_a_view_or_a_tuple(
     monkeypatch.setattr(Bidder, "forbid", noting)
     in_place = [transcript(scenario, lineup, seed) for lineup in lineups for seed in (0, 1)]
     assert forbidden["memoryview"] > 0 and forbidden["tuple"] == 0
-    monkeypatch.setattr(rule_based, "LIST_AT_ONCE", 10**6)  # every ranking as a tuple
+    monkeypatch.setattr(rule_based, "TUPLE_LIMIT", 10**6)  # every ranking as a tuple
     as_tuples = [transcript(scenario, lineup, seed) for lineup in lineups for seed in (0, 1)]
     assert forbidden["tuple"] == forbidden["memoryview"]
     assert in_place == as_tuples
     assert all(len(lines) > 3 for lines in in_place)
     assert any('"red_line_crossed"' in line for lines in in_place for line in lines)
-    assert LIST_AT_ONCE < 9**5
+    assert TUPLE_LIMIT < 9**5
 
 
 def test_the_shared_view_cannot_be_written_through() -> None:
@@ -77,9 +78,10 @@ def test_the_shared_view_cannot_be_written_through() -> None:
     analysis = SpaceAnalysis(scenario)
     transcript(scenario, ("boulware", "conceder"), 0, analysis)
     ranking = _RANKINGS[analysis.functions["p0"]]
-    assert len(ranking.ascending) > LIST_AT_ONCE
+    assert len(ranking.ascending) > TUPLE_LIMIT
     view = ranking.searchable
     assert isinstance(view, memoryview) and view.readonly
+    assert len(gc.get_referents(view)) <= 1  # the collector walks no floats through it
     with pytest.raises(TypeError):
         view[0] = 2.0
     with pytest.raises(ValueError, match="read-only"):

@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents import make_agent, rule_based
-from agents.rule_based import _RANKINGS, LIST_AT_ONCE
+from agents import make_agent
 from negotiation import pareto as pareto_module
 from negotiation.analysis import SpaceAnalysis, pareto_mask
 from negotiation.events import deterministic_lines
@@ -144,35 +143,6 @@ def _domain(issues: int, options: int, parties: int) -> Scenario:
                 "values": {f"i{k}": {"scores": {o: round(float(rng.random()), 3)
                                                 for o in names}}
                            for k in range(issues)}}} for p in range(parties)]})
-
-
-def test_a_long_ranking_bisected_in_place_makes_the_moves_a_tuple_makes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A ranking longer than LIST_AT_ONCE is bisected through a read-only view of its array
-    (no list of every utility for the collector to walk): the same choices, ties included,
-    as bisecting a tuple of the same floats, so the same transcript."""
-    scenario = _domain(4, 9, 2)  # 6,561 outcomes, ties among the 3-decimal scores
-
-    async def run(analysis: SpaceAnalysis) -> list[str]:
-        agents = {party: make_agent(spec, party=party, seed=0)
-                  for party, spec in zip(scenario.party_ids, ("boulware", "conceder"),
-                                         strict=True)}
-        with TranscriptWriter(None) as writer:
-            await Negotiation(scenario, analysis=analysis).run(
-                agents, seed=0, writer=writer, specs=dict.fromkeys(agents, "x"))
-            return deterministic_lines(writer.events)
-
-    analysis = SpaceAnalysis(scenario)
-    in_place = anyio.run(run, analysis)
-    ranking = _RANKINGS[analysis.functions["p0"]]
-    assert len(ranking.ascending) > LIST_AT_ONCE
-    assert type(ranking.searchable) is memoryview and ranking.searchable.readonly
-    assert len(gc.get_referents(ranking.searchable)) <= 1  # the collector visits no floats
-    monkeypatch.setattr(rule_based, "LIST_AT_ONCE", 10**6)  # every ranking as a tuple
-    relisted = SpaceAnalysis(scenario)  # new utility functions: new rankings
-    listed = anyio.run(run, relisted)
-    assert type(_RANKINGS[relisted.functions["p0"]].searchable) is tuple
-    assert in_place == listed and len(in_place) > 4
 
 
 @pytest.mark.parametrize("shape", ["cube", "ties", "simplex", "line"])
